@@ -1,0 +1,13 @@
+// vilbert-ts's tensor engine: libtorch through the project's N-API addon.
+export { Tensor, callOp, op, opList, operatorSchema, type Scalar, type TensorOrScalar, type ValuesIndices } from './tensor.js';
+export { type DType, type AnyTypedArray, BYTES_PER_ELEMENT, isFloating } from './dtype.js';
+export {
+  tensor, zeros, ones, full, empty, rand, randn, randint, arange, zerosLike, onesLike, cat, stack, where,
+  type CreateOptions,
+} from './creation.js';
+export { scope, scopeDepth } from './scope.js';
+export { noGrad, enableGrad, inferenceMode, isGradEnabled, isInferenceModeEnabled } from './autograd.js';
+export { manualSeed, getRngState, setRngState, getNumThreads, setNumThreads, liveTensors, buildInfo } from './runtime.js';
+export { Module, ModuleList, Parameter, StateDictError, type StateDict, type LoadResult, type ShapeMismatch } from './module.js';
+export * as F from './functional.js';
+export * as nn from './nn.js';
