@@ -1,0 +1,45 @@
+// Weight files as engine tensors: any supported format in, safetensors or
+// torch .bin out. The byte-level readers live beside this file.
+import { readFileBytes } from './file-io.js';
+import * as torch from '../torch/index.js';
+import type { RawTensor } from './raw-tensor.js';
+import { parseSafetensors, writeSafetensors } from './safetensors.js';
+import { parseTorchCheckpoint, findStateDict, writeTorchStateDict } from './torch-checkpoint.js';
+
+export type WeightFormat = 'safetensors' | 'torch';
+
+/** Tells a file's format from its first bytes (zip 'PK', legacy pickle 0x80, else safetensors). */
+export function detectFormat(bytes: Uint8Array): WeightFormat {
+  if (bytes.length >= 2 && bytes[0] === 0x50 && bytes[1] === 0x4b) return 'torch';
+  if (bytes.length >= 1 && bytes[0] === 0x80) return 'torch';
+  return 'safetensors';
+}
+
+/** The raw tensors of a weight file in any supported format, by content (not extension). */
+export function readRawWeights(path: string): Map<string, RawTensor> {
+  const bytes = readFileBytes(path);
+  if (detectFormat(bytes) === 'safetensors') return parseSafetensors(bytes, path).tensors;
+  return findStateDict(parseTorchCheckpoint(bytes, path).object, path);
+}
+
+export function rawToTensor(raw: RawTensor): torch.Tensor {
+  return torch.tensor(raw.data, { dtype: raw.dtype, shape: raw.shape });
+}
+
+export function tensorToRaw(tensor: torch.Tensor): RawTensor {
+  const array = tensor.toArray();
+  return { dtype: tensor.dtype, shape: tensor.shape, data: new Uint8Array(array.buffer, array.byteOffset, array.byteLength) };
+}
+
+/** A weight file as kept tensors (the caller disposes them). */
+export function readWeights(path: string): Map<string, torch.Tensor> {
+  const tensors = new Map<string, torch.Tensor>();
+  for (const [key, raw] of readRawWeights(path)) tensors.set(key, rawToTensor(raw).keep());
+  return tensors;
+}
+
+export function writeWeights(path: string, tensors: Map<string, torch.Tensor>, format: WeightFormat, metadata: Record<string, string> = {}): void {
+  const raw = new Map<string, RawTensor>([...tensors].map(([key, tensor]) => [key, tensorToRaw(tensor)]));
+  if (format === 'safetensors') writeSafetensors(path, raw, metadata);
+  else writeTorchStateDict(path, raw);
+}
