@@ -56,6 +56,7 @@ function sameShape(a: number[], b: number[]): boolean {
 export abstract class Module {
   training = true;
   readonly #buffers = new Map<string, { tensor: Tensor; persistent: boolean }>();
+  readonly #forwardHooks: ((module: Module, output: unknown) => void)[] = [];
 
   /**
    * Runs this module's forward inside its own scope, as PyTorch's __call__
@@ -64,8 +65,24 @@ export abstract class Module {
    * reference counting keeps it, which matters for speed (memory reuse) as much
    * as for peak memory.
    */
-  call<M extends { forward(...args: never[]): unknown }>(this: M, ...args: Parameters<M['forward']>): ReturnType<M['forward']> {
-    return scope(() => this.forward(...args)) as ReturnType<M['forward']>;
+  call<M extends Module & { forward(...args: never[]): unknown }>(this: M, ...args: Parameters<M['forward']>): ReturnType<M['forward']> {
+    const output = scope(() => this.forward(...args)) as ReturnType<M['forward']>;
+    for (const hook of this.#forwardHooks) hook(this, output);
+    return output;
+  }
+
+  /**
+   * Calls hook(module, output) after each call() of this module (PyTorch's
+   * register_forward_hook); the output lives in the caller's scope, so a hook
+   * that wants to keep a tensor keeps a detached copy. Returns the remover.
+   */
+  registerForwardHook(hook: (module: this, output: unknown) => void): () => void {
+    const registered = hook as (module: Module, output: unknown) => void;
+    this.#forwardHooks.push(registered);
+    return () => {
+      const index = this.#forwardHooks.indexOf(registered);
+      if (index >= 0) this.#forwardHooks.splice(index, 1);
+    };
   }
 
   /** Child modules in assignment order; containers override this to name children by index. */
@@ -99,10 +116,16 @@ export abstract class Module {
     return result;
   }
 
+  /** Each parameter once, under its first name (a tied weight appears once, as in PyTorch). */
   namedParameters(): [string, Parameter][] {
     const result: [string, Parameter][] = [];
+    const seen = new Set<Parameter>();
     for (const [path, module] of this.namedModules()) {
-      for (const [name, parameter] of module.ownParameters()) result.push([path === '' ? name : `${path}.${name}`, parameter]);
+      for (const [name, parameter] of module.ownParameters()) {
+        if (seen.has(parameter)) continue;
+        seen.add(parameter);
+        result.push([path === '' ? name : `${path}.${name}`, parameter]);
+      }
     }
     return result;
   }

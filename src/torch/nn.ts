@@ -1,5 +1,5 @@
 // The basic layers, with PyTorch's parameter names and default initialisation.
-import { Module, Parameter } from './module.js';
+import { Module, ModuleList, Parameter } from './module.js';
 import { empty, ones, zeros } from './creation.js';
 import { noGrad } from './autograd.js';
 import * as F from './functional.js';
@@ -34,11 +34,15 @@ export class Linear extends Module {
   constructor(
     readonly inFeatures: number,
     readonly outFeatures: number,
-    options: LayerOptions & { bias?: boolean } = {},
+    options: LayerOptions & { bias?: boolean; tiedWeight?: Parameter } = {},
   ) {
     super();
     const bound = 1 / Math.sqrt(inFeatures);
-    this.weight = uniformParameter([outFeatures, inFeatures], bound, options);
+    if (options.tiedWeight && (options.tiedWeight.size(0) !== outFeatures || options.tiedWeight.size(1) !== inFeatures)) {
+      throw new RangeError(`Linear(${inFeatures}, ${outFeatures}): tied weight has shape [${options.tiedWeight.shape.join(', ')}]`);
+    }
+    // A tied weight is shared with another module (e.g. the MLM decoder and the word embeddings).
+    this.weight = options.tiedWeight ?? uniformParameter([outFeatures, inFeatures], bound, options);
     this.bias = options.bias === false ? null : uniformParameter([outFeatures], bound, options);
   }
 
@@ -105,5 +109,21 @@ export class Dropout extends Module {
 
   forward(input: Tensor): Tensor {
     return F.dropout(input, this.p, this.training);
+  }
+}
+
+/** Modules applied in order; their state-dict keys are their indices (nn.Sequential). */
+export class Sequential extends ModuleList<Module & { forward(input: Tensor): Tensor }> {
+  forward(input: Tensor): Tensor {
+    let output = input;
+    for (const module of this.items) output = module.call(output);
+    return output;
+  }
+}
+
+/** Exact (erf) GeLU as a parameterless module, for Sequential heads. */
+export class GeLU extends Module {
+  forward(input: Tensor): Tensor {
+    return F.gelu(input);
   }
 }

@@ -1,0 +1,353 @@
+// Runs every comparison it can between this implementation and a folder of
+// reference outputs laid out like the parity fixtures (config.json, weights in
+// up to three formats, inputs / forward / pretrain / train_step safetensors).
+// Tensors that exist in the folder but that nothing here checks are reported
+// as unchecked, so a missing comparison can never pass silently.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import * as torch from '../torch/index.js';
+import { readSafetensors } from '../io/safetensors.js';
+import type { RawTensor } from '../io/raw-tensor.js';
+import { rawToTensor, readWeights } from '../io/weights.js';
+import { loadConfig } from '../model/config.js';
+import type { BertInputs } from '../model/bert-model.js';
+import { BertForMultiModalPreTraining, VILBertForVLTasks } from '../model/vilbert.js';
+import { compare, type Tolerance, TOLERANCES } from './compare.js';
+
+export const WEIGHT_FILES = {
+  safetensors: 'weights_vltasks.safetensors',
+  torch_legacy: 'weights_vltasks.torch_legacy.bin',
+  torch_zip: 'weights_vltasks.torch_zip.bin',
+} as const;
+
+export type WeightVariant = keyof typeof WEIGHT_FILES;
+export type Family = 'forward' | 'debug' | 'nlvr2' | 'pretrain' | 'train_step' | 'optimizer';
+export const FAMILIES: readonly Family[] = ['forward', 'debug', 'nlvr2', 'pretrain', 'train_step', 'optimizer'];
+
+export interface ParityRow {
+  family: Family;
+  name: string;
+  ok: boolean;
+  maxAbsDiff: number;
+  bound: string;
+  problem?: string;
+}
+
+export interface ParityReport {
+  weights: string;
+  rows: ParityRow[];
+  /** Reference tensors that were not compared, with the reason. */
+  unchecked: { family: Family; name: string; reason: string }[];
+}
+
+export interface ParityOptions {
+  weights?: WeightVariant;
+  /** Families not to check (their tensors are then neither compared nor reported as unchecked). */
+  skip?: ReadonlySet<Family>;
+  onProgress?: (message: string) => void;
+}
+
+function familyOf(file: string, key: string): Family {
+  if (file === 'pretrain') return 'pretrain';
+  if (file === 'train_step') return 'train_step';
+  if (file === 'optimizer') return 'optimizer';
+  if (key.startsWith('nlvr2.')) return 'nlvr2';
+  return key.includes('.debug.') ? 'debug' : 'forward';
+}
+
+class Checker {
+  readonly rows: ParityRow[] = [];
+  readonly pending = new Map<string, { family: Family; file: string; raw: RawTensor }>();
+
+  constructor(readonly skip: ReadonlySet<Family>) {}
+
+  add(file: string, tensors: Map<string, RawTensor>): void {
+    for (const [key, raw] of tensors) {
+      const family = familyOf(file, key);
+      if (!this.skip.has(family)) this.pending.set(`${file}:${key}`, { family, file, raw });
+    }
+  }
+
+  has(file: string, key: string): boolean {
+    return this.pending.has(`${file}:${key}`);
+  }
+
+  check(file: string, key: string, got: torch.Tensor | undefined, tolerance: Tolerance): void {
+    const entry = this.pending.get(`${file}:${key}`);
+    if (!entry) return;
+    this.pending.delete(`${file}:${key}`);
+    if (got === undefined) {
+      this.rows.push({ family: entry.family, name: `${file}:${key}`, ok: false, maxAbsDiff: Number.NaN, bound: '-', problem: 'not produced' });
+      return;
+    }
+    this.rows.push({ family: entry.family, name: `${file}:${key}`, ...compare(got, entry.raw, tolerance) });
+  }
+}
+
+/** Keeps a detached handle on every tensor a hook sees (scopes would free them). */
+function keepTensor(tensor: torch.Tensor): torch.Tensor {
+  return tensor.detach().keep();
+}
+
+export function verifyParity(dir: string, options: ParityOptions = {}): ParityReport {
+  const variant = options.weights ?? 'safetensors';
+  const skip = options.skip ?? new Set<Family>();
+  const progress = options.onProgress ?? (() => {});
+  const path = (name: string) => join(dir, name);
+  const load = (name: string) => (existsSync(path(`${name}.safetensors`)) ? readSafetensors(path(`${name}.safetensors`)).tensors : new Map<string, RawTensor>());
+  const inputsRaw = load('inputs');
+  const checker = new Checker(skip);
+  checker.add('forward', load('forward'));
+  checker.add('pretrain', load('pretrain'));
+  checker.add('train_step', load('train_step'));
+  checker.add('optimizer', load('optimizer'));
+
+  const inputs = new Map<string, torch.Tensor>();
+  const input = (key: string): torch.Tensor => {
+    let tensor = inputs.get(key);
+    if (!tensor) {
+      const raw = inputsRaw.get(key);
+      if (!raw) throw new Error(`${path('inputs.safetensors')}: missing input '${key}'`);
+      tensor = rawToTensor(raw).keep();
+      inputs.set(key, tensor);
+    }
+    return tensor;
+  };
+
+  progress(`loading ${WEIGHT_FILES[variant]}`);
+  const weights = readWeights(path(WEIGHT_FILES[variant]));
+  const configPath = path('config.json');
+  try {
+    if (!skip.has('forward') || !skip.has('debug') || !skip.has('nlvr2')) {
+      const { config } = loadConfig(configPath, { task_specific_tokens: true, visual_target: 0, v_target_size: 1601 });
+      const model = new VILBertForVLTasks(config);
+      model.loadStateDict(weights);
+      model.eval();
+      checkForwards(model, checker, input, progress);
+      checkNlvr2(model, checker, input);
+      model.dispose();
+    }
+    if (!skip.has('pretrain')) {
+      const { config } = loadConfig(configPath, { visual_target: 0, v_target_size: 1601 });
+      const model = new BertForMultiModalPreTraining(config);
+      model.loadStateDict(weights, { strict: false });
+      model.eval();
+      checkPretraining(model, checker, input, progress);
+      model.dispose();
+    }
+  } finally {
+    for (const tensor of weights.values()) tensor.dispose();
+    for (const tensor of inputs.values()) tensor.dispose();
+  }
+  const unchecked = [...checker.pending.entries()].map(([name, entry]) => ({
+    family: entry.family,
+    name,
+    reason: entry.family === 'train_step' || entry.family === 'optimizer' ? 'training losses and optimiser are not implemented yet' : 'no comparison for this tensor',
+  }));
+  return { weights: WEIGHT_FILES[variant], rows: checker.rows, unchecked };
+}
+
+const HEADS = [
+  'vil_prediction', 'vil_prediction_gqa', 'vil_logit', 'vil_binary_prediction', 'vil_tri_prediction',
+  'vision_prediction', 'vision_logit', 'linguisic_prediction', 'linguisic_logit',
+] as const;
+
+function baseInputs(input: (key: string) => torch.Tensor, taskIds: torch.Tensor | null): BertInputs {
+  return {
+    inputIds: input('base.question'),
+    imageFeatures: input('base.features'),
+    imageLocations: input('base.spatials'),
+    tokenTypeIds: input('base.segment_ids'),
+    attentionMask: input('base.input_mask'),
+    imageAttentionMask: input('base.image_mask'),
+    taskIds,
+  };
+}
+
+function taskIdsPresent(checker: Checker): number[] {
+  const ids = new Set<number>();
+  for (const [name] of checker.pending) {
+    const match = /^forward:t(\d+)\./.exec(name);
+    if (match) ids.add(Number(match[1]));
+  }
+  return [...ids].sort((a, b) => a - b);
+}
+
+function checkForwards(model: VILBertForVLTasks, checker: Checker, input: (key: string) => torch.Tensor, progress: (m: string) => void): void {
+  for (const task of taskIdsPresent(checker)) {
+    progress(`forward, task ${task}`);
+    const prefix = `t${task}.`;
+    const debug = new Map<string, torch.Tensor>();
+    const removers = checker.has('forward', `${prefix}debug.embeddings_t`) ? attachDebugHooks(model, debug) : [];
+    torch.scope(() =>
+      torch.noGrad(() => {
+        const out = model.call(baseInputs(input, input(`eval.task_ids.t${task}`)));
+        for (const head of HEADS) checker.check('forward', `${prefix}${head}`, out[head], TOLERANCES.forward);
+        checker.check('forward', `${prefix}sequence_output_t`, out.bert.sequenceOutputText, TOLERANCES.forward);
+        checker.check('forward', `${prefix}sequence_output_v`, out.bert.sequenceOutputImage, TOLERANCES.forward);
+        checker.check('forward', `${prefix}pooled_output_t`, out.bert.pooledText, TOLERANCES.forward);
+        checker.check('forward', `${prefix}pooled_output_v`, out.bert.pooledImage, TOLERANCES.forward);
+        checker.check('forward', `${prefix}pooled_output_fused`, out.pooled_output_fused, TOLERANCES.forward);
+      }),
+    );
+    for (const remove of removers) remove();
+    for (const [name, tensor] of debug) {
+      checker.check('forward', `${prefix}debug.${name}`, tensor, name.includes('attn_probs') ? TOLERANCES.attention : TOLERANCES.forward);
+      tensor.dispose();
+    }
+  }
+}
+
+function attachDebugHooks(model: VILBertForVLTasks, into: Map<string, torch.Tensor>): (() => void)[] {
+  const encoder = model.bert.encoder;
+  const removers = [
+    model.bert.embeddings.registerForwardHook((_, output) => into.set('embeddings_t', keepTensor(output as torch.Tensor))),
+    model.bert.v_embeddings.registerForwardHook((_, output) => into.set('embeddings_v', keepTensor(output as torch.Tensor))),
+  ];
+  const layerHook = (name: string) => (_: unknown, output: unknown) => {
+    const { output: states, probs } = output as { output: torch.Tensor; probs: torch.Tensor };
+    into.set(`${name}.output`, keepTensor(states));
+    into.set(`${name}.attn_probs`, keepTensor(probs));
+  };
+  encoder.layer.items.forEach((layer, i) => removers.push(layer.registerForwardHook(layerHook(`layer.${i}`))));
+  encoder.v_layer.items.forEach((layer, i) => removers.push(layer.registerForwardHook(layerHook(`v_layer.${i}`))));
+  encoder.c_layer.items.forEach((layer, i) =>
+    removers.push(
+      layer.registerForwardHook((_, output) => {
+        const mixed = output as { image: torch.Tensor; text: torch.Tensor; probsTextToImage: torch.Tensor; probsImageToText: torch.Tensor };
+        into.set(`c_layer.${i}.output_v`, keepTensor(mixed.image));
+        into.set(`c_layer.${i}.output_t`, keepTensor(mixed.text));
+        into.set(`c_layer.${i}.attn_probs_t2v`, keepTensor(mixed.probsTextToImage));
+        into.set(`c_layer.${i}.attn_probs_v2t`, keepTensor(mixed.probsImageToText));
+      }),
+    ),
+  );
+  return removers;
+}
+
+/**
+ * The NLVR2 paired forward: the dataset packs both images' regions into [Bp, 2R];
+ * the reference's 'nlvr' input processing views them as 2Bp rows of R regions
+ * and repeats the statement for both rows.
+ */
+export function nlvr2ModelInputs(pairs: {
+  question: torch.Tensor; features: torch.Tensor; spatials: torch.Tensor; imageMask: torch.Tensor;
+  inputMask: torch.Tensor; segmentIds: torch.Tensor; task: number;
+}): BertInputs {
+  const [Bp, T] = pairs.question.shape as [number, number];
+  const R = pairs.features.size(1) / 2;
+  const repeat = (x: torch.Tensor) => x.repeat(1, 2).view(2 * Bp, T);
+  return {
+    inputIds: repeat(pairs.question),
+    tokenTypeIds: repeat(pairs.segmentIds),
+    attentionMask: repeat(pairs.inputMask),
+    imageFeatures: pairs.features.view(2 * Bp, R, pairs.features.size(2)),
+    imageLocations: pairs.spatials.view(2 * Bp, R, 5),
+    imageAttentionMask: pairs.imageMask.view(2 * Bp, R),
+    taskIds: torch.full([2 * Bp, 1], pairs.task, { dtype: 'int64' }),
+  };
+}
+
+function checkNlvr2(model: VILBertForVLTasks, checker: Checker, input: (key: string) => torch.Tensor): void {
+  if (!checker.has('forward', 'nlvr2.vil_binary_prediction')) return;
+  torch.scope(() =>
+    torch.noGrad(() => {
+      const modelInputs = nlvr2ModelInputs({
+        question: input('nlvr2.question'),
+        features: input('nlvr2.features'),
+        spatials: input('nlvr2.spatials'),
+        imageMask: input('nlvr2.image_mask'),
+        inputMask: input('nlvr2.input_mask'),
+        segmentIds: input('nlvr2.segment_ids'),
+        task: 12,
+      });
+      checker.check('forward', 'nlvr2.model_in.question', modelInputs.inputIds, TOLERANCES.exact);
+      checker.check('forward', 'nlvr2.model_in.segment_ids', modelInputs.tokenTypeIds!, TOLERANCES.exact);
+      checker.check('forward', 'nlvr2.model_in.input_mask', modelInputs.attentionMask!, TOLERANCES.exact);
+      checker.check('forward', 'nlvr2.model_in.image_mask', modelInputs.imageAttentionMask!, TOLERANCES.exact);
+      checker.check('forward', 'nlvr2.model_in.task_ids', modelInputs.taskIds!, TOLERANCES.exact);
+      const out = model.call(modelInputs);
+      for (const head of HEADS) checker.check('forward', `nlvr2.${head}`, out[head], TOLERANCES.forward);
+    }),
+  );
+}
+
+/** train_concap's objective 1: no masked-word or masked-region targets on mismatched pairs. */
+export function dropMismatchedLabels(labels: torch.Tensor, isNext: torch.Tensor): torch.Tensor {
+  const aligned = isNext.eq(0).unsqueeze(1).to(labels.dtype); // [B, 1]
+  const kept = labels.mul(aligned);
+  return kept.maskedFill(kept.eq(0), -1);
+}
+
+function checkPretraining(
+  model: BertForMultiModalPreTraining,
+  checker: Checker,
+  input: (key: string) => torch.Tensor,
+  progress: (m: string) => void,
+): void {
+  progress('pre-training scores and losses');
+  const inputs: BertInputs = {
+    inputIds: input('pretrain.input_ids'),
+    imageFeatures: input('pretrain.image_feat'),
+    imageLocations: input('pretrain.image_loc'),
+    tokenTypeIds: input('pretrain.segment_ids'),
+    attentionMask: input('pretrain.input_mask'),
+    imageAttentionMask: input('pretrain.image_mask'),
+  };
+  torch.scope(() =>
+    torch.noGrad(() => {
+      const scores = model.scores(inputs);
+      checker.check('pretrain', 'scores.prediction_scores_t', scores.predictionScoresText, TOLERANCES.forward);
+      checker.check('pretrain', 'scores.prediction_scores_v', scores.predictionScoresImage, TOLERANCES.forward);
+      checker.check('pretrain', 'scores.seq_relationship_score', scores.seqRelationshipScore, TOLERANCES.forward);
+    }),
+  );
+  const isNext = input('pretrain.is_next');
+  const objectives = [
+    { name: 'obj0', lm: input('pretrain.lm_label_ids'), image: input('pretrain.image_label'), isNext, nspWeight: 1 },
+    {
+      name: 'obj1',
+      lm: dropMismatchedLabels(input('pretrain.lm_label_ids'), isNext).keep(),
+      image: dropMismatchedLabels(input('pretrain.image_label'), isNext).keep(),
+      isNext,
+      nspWeight: 1,
+    },
+    { name: 'obj2', lm: input('pretrain.lm_label_ids'), image: input('pretrain.image_label'), isNext: torch.zerosLike(isNext).keep(), nspWeight: 0 },
+  ];
+  checker.check('pretrain', 'obj1.lm_label_ids', objectives[1]!.lm, TOLERANCES.exact);
+  checker.check('pretrain', 'obj1.image_label', objectives[1]!.image, TOLERANCES.exact);
+  for (const objective of objectives) {
+    torch.scope(() => {
+      const losses = model.call(inputs, {
+        maskedLmLabels: objective.lm,
+        imageLabel: objective.image,
+        imageTarget: input('pretrain.image_target'),
+        nextSentenceLabel: objective.isNext,
+      });
+      const nextSentence = losses.nextSentenceLoss.mul(objective.nspWeight);
+      const total = losses.maskedLmLoss.add(losses.maskedImageLoss).add(nextSentence);
+      checker.check('pretrain', `${objective.name}.masked_lm_loss`, losses.maskedLmLoss, TOLERANCES.loss);
+      checker.check('pretrain', `${objective.name}.masked_img_loss`, losses.maskedImageLoss, TOLERANCES.loss);
+      checker.check('pretrain', `${objective.name}.next_sentence_loss`, nextSentence, TOLERANCES.loss);
+      checker.check('pretrain', `${objective.name}.loss`, total, TOLERANCES.loss);
+      const gradientKeys = [...checker.pending.keys()].filter((key) => key.startsWith(`pretrain:${objective.name}.grad.`));
+      if (gradientKeys.length > 0) {
+        model.zeroGrad(true);
+        total.backward();
+        const parameters = new Map(model.stateDict());
+        for (const key of gradientKeys) {
+          const name = key.slice(`pretrain:${objective.name}.grad.`.length);
+          checker.check('pretrain', `${objective.name}.grad.${name}`, parameters.get(name)?.grad ?? undefined, TOLERANCES.gradient);
+        }
+      }
+    });
+  }
+  for (const objective of objectives.slice(1)) {
+    if (objective.name === 'obj1') {
+      objective.lm.dispose();
+      objective.image.dispose();
+    } else {
+      objective.isNext.dispose();
+    }
+  }
+}
