@@ -2,6 +2,8 @@
 import { Command, CommanderError } from 'commander';
 import { registerInfo } from './info.js';
 import { registerSmoke } from './smoke.js';
+import { registerCheckpoints } from './checkpoints.js';
+import { registerVerifyParity } from './verify-parity.js';
 
 export function buildProgram(): Command {
   const program = new Command('vilbert')
@@ -9,7 +11,7 @@ export function buildProgram(): Command {
     .version(process.env.npm_package_version ?? '0.1.0')
     .showHelpAfterError()
     .exitOverride();
-  for (const register of [registerSmoke, registerInfo]) register(program);
+  for (const register of [registerSmoke, registerCheckpoints, registerVerifyParity, registerInfo]) register(program);
   for (const command of program.commands) command.showHelpAfterError().exitOverride();
   return program;
 }
@@ -18,7 +20,7 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<number> {
   try {
     await buildProgram().parseAsync(argv);
-    return 0;
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) {
       // commander already printed its message (or the help / version text).

@@ -23,7 +23,10 @@ export type VisualTarget = (typeof VISUAL_TARGETS)[number];
  * `int`s. "Dead" marks keys the reference stores but never reads.
  */
 export interface ViLBertConfig {
-  /** int, required (from_dict starts from `BertConfig(-1)`, so the default is an unusable -1). Rows of the word-embedding table and of the MLM decoder. */
+  /**
+   * int, required (from_dict starts from `BertConfig(-1)`, so the default is an unusable -1).
+   * Rows of the word-embedding table and of the MLM decoder.
+   */
   readonly vocab_size: number;
   /** int, default 768. Text hidden size H_t (embeddings, text layers, co-attention text side). */
   readonly hidden_size: number;
@@ -47,7 +50,10 @@ export interface ViLBertConfig {
   readonly initializer_range: number;
   /** int, default 2048. Size of the input region features. */
   readonly v_feature_size: number;
-  /** int, default 1601. Output size of the masked-region head; the reference's scripts overwrite it (1601 for visual_target 0, else 2048). */
+  /**
+   * int, default 1601. Output size of the masked-region head; the reference's scripts
+   * overwrite it (1601 for visual_target 0, else 2048).
+   */
   readonly v_target_size: number;
   /** int, default 768. Visual hidden size H_v. */
   readonly v_hidden_size: number;
@@ -75,7 +81,7 @@ export interface ViLBertConfig {
   readonly t_biattention_id: readonly number[];
   /** VisualTarget, default 0. Masked-region objective, also decides `v_target_size` in the scripts. */
   readonly visual_target: VisualTarget;
-  /** boolean, default false. After the first text block, broadcast a batch-1 text to the image batch size (retrieval eval). */
+  /** boolean, default false. After the first text block, broadcast a batch-1 text to the image batch (retrieval). */
   readonly fast_mode: boolean;
   /** int, default 0. Visual layers below this index run without gradient. */
   readonly fixed_v_layer: number;
@@ -126,7 +132,10 @@ export class ConfigError extends Error {
 
 /** Something accepted, as the reference accepts it, that the caller may want to hear about. */
 export interface ConfigWarning {
-  /** 'unknown-key': not a BertConfig attribute (the reference stores it and never reads it; so do we, by dropping it). 'ignored-key': a dead key whose value disagrees with the key that is read. */
+  /**
+   * 'unknown-key': not a BertConfig attribute (the reference stores it and never reads it; we drop it).
+   * 'ignored-key': a dead key whose value disagrees with the key that is read.
+   */
   readonly kind: 'unknown-key' | 'ignored-key';
   readonly source: string;
   readonly key: string;
@@ -259,7 +268,7 @@ export function parseConfig(json: unknown, source: string, overrides: Partial<Vi
   const config = Object.freeze(merged) as unknown as ViLBertConfig;
   checkConsistency(config, (key, problem) => new ConfigError(source, key, problem, origins.get(key)));
 
-  if (config.pooling_method !== undefined && false) {
+  if (config.pooling_method !== undefined && config.pooling_method !== config.fusion_method) {
     warnings.push({
       kind: 'ignored-key',
       source,
@@ -322,7 +331,8 @@ function checkConsistency(config: ViLBertConfig, fail: (key: Key, problem: strin
   if (config.in_batch_pairs && config.task_specific_tokens) {
     throw fail(
       'in_batch_pairs',
-      'cannot be combined with task_specific_tokens (the reference tiles the co-attention mask to the pre-task-token length)',
+      'cannot be combined with task_specific_tokens ' +
+        '(the reference tiles the co-attention mask to the length before the task token)',
     );
   }
   if (config.in_batch_pairs && config.dynamic_attention) {
@@ -369,7 +379,8 @@ export function bundledConfigNames(): string[] {
 export function bundledConfig(name: string, overrides: Partial<ViLBertConfig> = {}): ParsedConfig {
   const names = bundledConfigNames();
   if (!names.includes(name)) {
-    throw new ConfigError(`bundled config ${show(name)}`, undefined, `not found; bundled configs are ${names.join(', ')}`);
+    const problem = `not found; bundled configs are ${names.join(', ')}`;
+    throw new ConfigError(`bundled config ${show(name)}`, undefined, problem);
   }
   return loadConfig(join(bundledConfigDir(), `${name}.json`), overrides);
 }

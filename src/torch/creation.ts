@@ -9,6 +9,23 @@ export interface CreateOptions {
   requiresGrad?: boolean;
 }
 
+let defaultDevice: string | null = null;
+
+/**
+ * Runs fn with factory functions (zeros, empty, randn, ...) creating on `device`
+ * unless told otherwise. With 'meta' a model can be built without allocating
+ * memory, to read its parameter names and shapes.
+ */
+export function withDefaultDevice<T>(device: string, fn: () => T): T {
+  const previous = defaultDevice;
+  defaultDevice = device;
+  try {
+    return fn();
+  } finally {
+    defaultDevice = previous;
+  }
+}
+
 type NestedNumbers = number | boolean | bigint | NestedNumbers[];
 
 function inferShape(data: NestedNumbers): number[] {
@@ -83,7 +100,7 @@ export function tensor(data: NestedNumbers | AnyTypedArray, options: CreateOptio
 
 function factory(name: string, shape: number[], options: CreateOptions, ...leading: unknown[]): Tensor {
   const dtype = options.dtype === undefined ? null : dtypeCode(options.dtype);
-  const created = op(name, ...leading, shape, dtype, null, options.device ?? null);
+  const created = op(name, ...leading, shape, dtype, null, options.device ?? defaultDevice);
   if (options.requiresGrad) created.requiresGrad_(true);
   return created;
 }
@@ -98,7 +115,7 @@ export function ones(shape: number[], options: CreateOptions = {}): Tensor {
 
 export function full(shape: number[], value: number | boolean, options: CreateOptions = {}): Tensor {
   const dtype = options.dtype === undefined ? null : dtypeCode(options.dtype);
-  const created = op('full', shape, value, dtype, null, options.device ?? null);
+  const created = op('full', shape, value, dtype, null, options.device ?? defaultDevice);
   if (options.requiresGrad) created.requiresGrad_(true);
   return created;
 }
@@ -125,7 +142,7 @@ export function randint(low: number, high: number, shape: number[], options: Cre
 export function arange(start: number, end?: number, step = 1, options: CreateOptions = {}): Tensor {
   const [from, to] = end === undefined ? [0, start] : [start, end];
   const dtype = options.dtype === undefined ? null : dtypeCode(options.dtype);
-  return op('arange.start_step', from, to, step, dtype, null, options.device ?? null);
+  return op('arange.start_step', from, to, step, dtype, null, options.device ?? defaultDevice);
 }
 
 export function zerosLike(other: Tensor, options: CreateOptions = {}): Tensor {

@@ -7,6 +7,9 @@ import { fileURLToPath } from 'node:url';
 /** An opaque native tensor handle (an N-API external owning one at::Tensor). */
 export type Handle = { readonly __handle: unique symbol };
 
+/** An opaque read-only LMDB environment handle; closed by lmdbClose or its finaliser. */
+export type LmdbHandle = { readonly __lmdbHandle: unique symbol };
+
 export interface NativeAddon {
   fromBuffer(data: ArrayBufferView, shape: number[], dtype: number): Handle;
   toBuffer(handle: Handle): ArrayBuffer;
@@ -38,6 +41,11 @@ export interface NativeAddon {
   findOperator(name: string, overload: string): number;
   operatorSchema(id: number): string;
   callOperator(id: number, args: unknown[]): unknown;
+  lmdbOpen(path: string): LmdbHandle;
+  lmdbGet(env: LmdbHandle, key: Uint8Array): Buffer | null;
+  lmdbCount(env: LmdbHandle): number;
+  lmdbKeys(env: LmdbHandle): Buffer[];
+  lmdbClose(env: LmdbHandle): void;
 }
 
 function addonPath(): string {
