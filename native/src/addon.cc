@@ -5,6 +5,7 @@ namespace {
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   vt::initTensor(env, exports);
   vt::initDispatch(env, exports);
+  vt::initLmdb(env, exports);
   return exports;
 }
 

@@ -1,4 +1,4 @@
-// The compiled libtorch addon (native/), loaded once. Only src/torch talks to it.
+// The compiled addon (native/): libtorch tensors, and LMDB for the feature stores. Loaded once.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -1,0 +1,170 @@
+// Read-only LMDB environments (the image-feature stores), opened as the reference's Python
+// readers open them: readonly, lock=False, readahead=False, meminit=False, max_readers=1.
+// Every call runs in its own read transaction, as each `with env.begin()` block does there.
+#include "handle.h"
+
+#include <lmdb.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <string>
+
+namespace vt {
+namespace {
+
+const napi_type_tag kLmdbTag = {0x76696c62657274ULL, 0x74732d6c6d646231ULL};
+
+struct LmdbEnv {
+  MDB_env* env = nullptr;
+  MDB_dbi dbi = 0;
+  std::string path;
+};
+
+void closeEnv(LmdbEnv* store) {
+  if (store->env == nullptr) return;
+  mdb_env_close(store->env);
+  store->env = nullptr;
+}
+
+[[noreturn]] void fail(Napi::Env env, const std::string& path, const char* call, int rc) {
+  throw Napi::Error::New(env, "LMDB " + path + ": " + call + ": " + mdb_strerror(rc));
+}
+
+LmdbEnv* unwrapEnv(const Napi::Value& value) {
+  bool tagged = false;
+  if (value.IsExternal()) napi_check_object_type_tag(value.Env(), value, &kLmdbTag, &tagged);
+  if (!tagged) throw Napi::TypeError::New(value.Env(), "expected an LMDB environment handle");
+  LmdbEnv* store = value.As<Napi::External<LmdbEnv>>().Data();
+  if (store->env == nullptr) throw Napi::Error::New(value.Env(), "LMDB " + store->path + ": used after close()");
+  return store;
+}
+
+// A read transaction that is always aborted (read transactions commit nothing).
+class ReadTxn {
+ public:
+  ReadTxn(Napi::Env env, LmdbEnv* store) {
+    int rc = mdb_txn_begin(store->env, nullptr, MDB_RDONLY, &txn_);
+    if (rc != MDB_SUCCESS) fail(env, store->path, "mdb_txn_begin", rc);
+  }
+  ~ReadTxn() { mdb_txn_abort(txn_); }
+  ReadTxn(const ReadTxn&) = delete;
+  ReadTxn& operator=(const ReadTxn&) = delete;
+  MDB_txn* get() const { return txn_; }
+
+ private:
+  MDB_txn* txn_ = nullptr;
+};
+
+MDB_val keyOf(const Napi::Value& value) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(value.Env(), "LMDB key must be a Uint8Array");
+  auto bytes = value.As<Napi::Uint8Array>();
+  return MDB_val{bytes.ByteLength(), bytes.Data()};
+}
+
+Napi::Value lmdbOpen(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "lmdbOpen expects a path string");
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    // A store written with subdir=False (tensorpack's LMDBSerializer) is a single file.
+    struct stat status {};
+    unsigned int flags = MDB_RDONLY | MDB_NOLOCK | MDB_NORDAHEAD | MDB_NOMEMINIT;
+    if (stat(path.c_str(), &status) != 0) fail(env, path, "open", errno);
+    if (!S_ISDIR(status.st_mode)) flags |= MDB_NOSUBDIR;
+
+    auto* store = new LmdbEnv{nullptr, 0, path};
+    auto external = Napi::External<LmdbEnv>::New(env, store, [](Napi::Env, LmdbEnv* owned) {
+      closeEnv(owned);
+      delete owned;
+    });
+    napi_type_tag_object(env, external, &kLmdbTag);
+
+    int rc = mdb_env_create(&store->env);
+    if (rc != MDB_SUCCESS) {
+      store->env = nullptr;
+      fail(env, path, "mdb_env_create", rc);
+    }
+    rc = mdb_env_set_maxreaders(store->env, 1);
+    if (rc == MDB_SUCCESS) rc = mdb_env_open(store->env, path.c_str(), flags, 0444);
+    if (rc != MDB_SUCCESS) {
+      closeEnv(store);
+      fail(env, path, "mdb_env_open", rc);
+    }
+    MDB_txn* txn = nullptr;
+    rc = mdb_txn_begin(store->env, nullptr, MDB_RDONLY, &txn);
+    if (rc == MDB_SUCCESS) {
+      rc = mdb_dbi_open(txn, nullptr, 0, &store->dbi);
+      mdb_txn_abort(txn);
+    }
+    if (rc != MDB_SUCCESS) {
+      closeEnv(store);
+      fail(env, path, "mdb_dbi_open", rc);
+    }
+    return external;
+  });
+}
+
+Napi::Value lmdbGet(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    LmdbEnv* store = unwrapEnv(info[0]);
+    MDB_val key = keyOf(info[1]);
+    ReadTxn txn(env, store);
+    MDB_val value{};
+    int rc = mdb_get(txn.get(), store->dbi, &key, &value);
+    if (rc == MDB_NOTFOUND) return env.Null();
+    if (rc != MDB_SUCCESS) fail(env, store->path, "mdb_get", rc);
+    // The value points into the memory map, valid only inside the transaction: copy it.
+    return Napi::Buffer<uint8_t>::Copy(env, static_cast<const uint8_t*>(value.mv_data), value.mv_size);
+  });
+}
+
+Napi::Value lmdbCount(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    LmdbEnv* store = unwrapEnv(info[0]);
+    ReadTxn txn(env, store);
+    MDB_stat stat{};
+    int rc = mdb_stat(txn.get(), store->dbi, &stat);
+    if (rc != MDB_SUCCESS) fail(env, store->path, "mdb_stat", rc);
+    return Napi::Number::New(env, static_cast<double>(stat.ms_entries));
+  });
+}
+
+Napi::Value lmdbKeys(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    LmdbEnv* store = unwrapEnv(info[0]);
+    ReadTxn txn(env, store);
+    MDB_cursor* cursor = nullptr;
+    int rc = mdb_cursor_open(txn.get(), store->dbi, &cursor);
+    if (rc != MDB_SUCCESS) fail(env, store->path, "mdb_cursor_open", rc);
+    auto keys = Napi::Array::New(env);
+    MDB_val key{};
+    MDB_val value{};
+    uint32_t count = 0;
+    while ((rc = mdb_cursor_get(cursor, &key, &value, count == 0 ? MDB_FIRST : MDB_NEXT)) == MDB_SUCCESS) {
+      keys.Set(count++, Napi::Buffer<uint8_t>::Copy(env, static_cast<const uint8_t*>(key.mv_data), key.mv_size));
+    }
+    mdb_cursor_close(cursor);
+    if (rc != MDB_NOTFOUND) fail(env, store->path, "mdb_cursor_get", rc);
+    return keys;
+  });
+}
+
+Napi::Value lmdbClose(const Napi::CallbackInfo& info) {
+  bool tagged = false;
+  if (info[0].IsExternal()) napi_check_object_type_tag(info.Env(), info[0], &kLmdbTag, &tagged);
+  if (!tagged) throw Napi::TypeError::New(info.Env(), "lmdbClose expects an LMDB environment handle");
+  closeEnv(info[0].As<Napi::External<LmdbEnv>>().Data());
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void initLmdb(Napi::Env env, Napi::Object exports) {
+  exports.Set("lmdbOpen", Napi::Function::New(env, lmdbOpen));
+  exports.Set("lmdbGet", Napi::Function::New(env, lmdbGet));
+  exports.Set("lmdbCount", Napi::Function::New(env, lmdbCount));
+  exports.Set("lmdbKeys", Napi::Function::New(env, lmdbKeys));
+  exports.Set("lmdbClose", Napi::Function::New(env, lmdbClose));
+}
+
+}  // namespace vt

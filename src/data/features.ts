@@ -1,0 +1,281 @@
+// Region features of the downstream tasks: the reference's ImageFeaturesH5Reader over a
+// feature LMDB (spec/DATA_FORMATS.md §1), the GT-box merge of the pointing and
+// referring-expression datasets (§2), and truncation / padding to max_region_num.
+//
+// Arithmetic is float32 in the reference's order (numpy adds the rows of the mean one after
+// another; areas and normalised boxes are float32 ops), so every value is bit-exact. A
+// Float32Array element store rounds a double result to float32, which equals the float32
+// operation for +, -, * and / of float32 operands.
+import { LmdbReader } from '../io/lmdb.js';
+import { CheckpointFormatError, NUMPY_GLOBALS, PYTHON_DATA_GLOBALS, combineAllowLists, isRawTensor, unpickle } from '../io/index.js';
+import { describe } from '../io/pickle.js';
+
+/** Width of a detector (fc6) feature row. */
+export const FEATURE_WIDTH = 2048;
+/** Columns of a location row: x1, y1, x2, y2, area. */
+export const LOCATION_WIDTH = 5;
+/** The LMDB entry holding the pickled list of every image key. */
+export const KEYS_ENTRY = 'keys';
+
+const FEATURE_PICKLE_GLOBALS = combineAllowLists(PYTHON_DATA_GLOBALS, NUMPY_GLOBALS);
+
+/** A feature store that cannot be read: names the store's path and the image key. */
+export class FeatureStoreError extends Error {
+  override readonly name = 'FeatureStoreError';
+
+  constructor(readonly path: string, readonly problem: string, readonly key?: string) {
+    super(`${path}: ${key === undefined ? '' : `image '${key}': `}${problem}`);
+  }
+}
+
+/** Regions of one image, row 0 the whole-image region. Rows are row-major. */
+export interface Regions {
+  /** Number of rows, the whole-image row included (the reference's `num_boxes`). */
+  numBoxes: number;
+  /** [numBoxes, 2048]; row 0 is the mean of the stored rows. */
+  features: Float32Array;
+  /**
+   * [numBoxes, 5] `x1/W, y1/H, x2/W, y2/H, area/(W*H)`; row 0 `[0, 0, 1, 1, 1]`. The
+   * reader's `image_location`, which the datasets call `boxes` and return as `spatials`.
+   */
+  imageLocation: Float32Array;
+  /**
+   * [numBoxes, 5] pixel `x1, y1, x2, y2` and the same normalised area; row 0
+   * `[0, 0, W, H, W*H]`. The reader's `image_location_ori` (the datasets' `boxes_ori`,
+   * used for IoU targets). Float32: the reference's float64 holds float32 values here,
+   * except W*H, which is exact in float32 up to 2^24 pixels.
+   */
+  imageLocationOri: Float32Array;
+}
+
+/** What `ImageFeatureReader.get` returns: the regions and the image they belong to. */
+export interface ImageFeatures extends Regions {
+  /** The LMDB key (`str(image_id)`). */
+  key: string;
+  imageWidth: number;
+  imageHeight: number;
+}
+
+export interface ImageFeatureReaderOptions {
+  /**
+   * Keep every decoded image after its first read (the reference's `in_memory`). Cached
+   * results are shared between calls: do not write into them.
+   */
+  inMemory?: boolean;
+}
+
+/** A region-feature LMDB read as the reference's `ImageFeaturesH5Reader`. */
+export class ImageFeatureReader {
+  private readonly cache: Map<string, ImageFeatures> | undefined;
+
+  private constructor(
+    private readonly store: LmdbReader,
+    /** Image keys in the order of the `keys` entry, each mapped to its first position. */
+    private readonly keyIndex: Map<string, number>,
+    options: ImageFeatureReaderOptions,
+  ) {
+    this.cache = options.inMemory === true ? new Map() : undefined;
+  }
+
+  static open(path: string, options: ImageFeatureReaderOptions = {}): ImageFeatureReader {
+    const store = LmdbReader.open(path);
+    try {
+      return new ImageFeatureReader(store, readKeyIndex(store), options);
+    } catch (error) {
+      store.close();
+      throw error;
+    }
+  }
+
+  get path(): string {
+    return this.store.path;
+  }
+
+  /** Number of images listed in the `keys` entry. */
+  get length(): number {
+    return this.keyIndex.size;
+  }
+
+  /** The image keys, in `keys` order. */
+  keys(): string[] {
+    return [...this.keyIndex.keys()];
+  }
+
+  has(imageId: string | number): boolean {
+    return this.keyIndex.has(String(imageId));
+  }
+
+  /** The image's regions; its id is looked up as `str(image_id)` in the `keys` list. */
+  get(imageId: string | number): ImageFeatures {
+    const key = String(imageId);
+    const cached = this.cache?.get(key);
+    if (cached !== undefined) return cached;
+    if (!this.keyIndex.has(key)) throw new FeatureStoreError(this.path, `not in the store's '${KEYS_ENTRY}' list (${this.length} images)`, key);
+    const bytes = this.store.get(key);
+    if (bytes === null) throw new FeatureStoreError(this.path, `listed in '${KEYS_ENTRY}' but the LMDB has no entry for it`, key);
+    const features = decodeImage(bytes, this.path, key);
+    this.cache?.set(key, features);
+    return features;
+  }
+
+  close(): void {
+    this.store.close();
+    this.cache?.clear();
+  }
+}
+
+function readKeyIndex(store: LmdbReader): Map<string, number> {
+  const bytes = store.get(KEYS_ENTRY);
+  if (bytes === null) throw new FeatureStoreError(store.path, `no '${KEYS_ENTRY}' entry: not a region-feature LMDB`);
+  const keys = decodePickle(bytes, store.path, KEYS_ENTRY);
+  if (!Array.isArray(keys)) throw new FeatureStoreError(store.path, `'${KEYS_ENTRY}' holds a ${describe(keys)}, expected a list of bytes`);
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const index = new Map<string, number>();
+  keys.forEach((key: unknown, position) => {
+    if (!(key instanceof Uint8Array)) throw new FeatureStoreError(store.path, `'${KEYS_ENTRY}'[${position}] is a ${describe(key)}, expected bytes`);
+    let text: string;
+    try {
+      text = decoder.decode(key);
+    } catch {
+      throw new FeatureStoreError(store.path, `'${KEYS_ENTRY}'[${position}] is not UTF-8`);
+    }
+    // list.index() finds the first occurrence.
+    if (!index.has(text)) index.set(text, position);
+  });
+  return index;
+}
+
+function decodePickle(bytes: Uint8Array, path: string, key: string): unknown {
+  try {
+    return unpickle(bytes, { allow: FEATURE_PICKLE_GLOBALS, source: path });
+  } catch (error) {
+    const problem = error instanceof CheckpointFormatError ? error.problem : (error as Error).message;
+    throw new FeatureStoreError(path, `value is not a readable pickle: ${problem}`, key);
+  }
+}
+
+/** `int(value)` of the reference, for `image_h` / `image_w`; must be positive. */
+function positiveInt(item: Map<unknown, unknown>, field: string, path: string, key: string): number {
+  const value = item.get(field);
+  let result = Number.NaN;
+  if (typeof value === 'number' || typeof value === 'bigint') result = Math.trunc(Number(value));
+  else if (typeof value === 'string' && /^\s*[+-]?\d+\s*$/.test(value)) result = Number(value);
+  if (!Number.isSafeInteger(result) || result <= 0) {
+    throw new FeatureStoreError(path, `'${field}' is ${value === undefined ? 'missing' : JSON.stringify(typeof value === 'bigint' ? String(value) : value)}, expected a positive integer`, key);
+  }
+  return result;
+}
+
+/** A float32 array field reshaped to [rows, width] (numpy's `reshape(-1, width)` of a [..., width] array). */
+function float32Rows(item: Map<unknown, unknown>, field: string, width: number, path: string, key: string): { rows: number; data: Float32Array } {
+  const tensor = item.get(field);
+  if (!isRawTensor(tensor)) throw new FeatureStoreError(path, `'${field}' is ${tensor === undefined ? 'missing' : `a ${describe(tensor)}`}, expected a numpy array`, key);
+  const { dtype, shape } = tensor;
+  if (dtype !== 'float32') throw new FeatureStoreError(path, `'${field}' has dtype ${dtype}, expected float32`, key);
+  if (shape.length === 0 || shape[shape.length - 1] !== width) {
+    throw new FeatureStoreError(path, `'${field}' has shape [${shape.join(', ')}], expected [N, ${width}]`, key);
+  }
+  const bytes = tensor.data;
+  const data = bytes.byteOffset % 4 === 0
+    ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
+    : new Float32Array(bytes.slice().buffer);
+  return { rows: data.length / width, data };
+}
+
+function decodeImage(bytes: Uint8Array, path: string, key: string): ImageFeatures {
+  const item = decodePickle(bytes, path, key);
+  if (!(item instanceof Map)) throw new FeatureStoreError(path, `value is a ${describe(item)}, expected a dict`, key);
+  const imageHeight = positiveInt(item, 'image_h', path, key);
+  const imageWidth = positiveInt(item, 'image_w', path, key);
+  const stored = float32Rows(item, 'features', FEATURE_WIDTH, path, key);
+  const boxes = float32Rows(item, 'boxes', 4, path, key);
+  if (boxes.rows !== stored.rows) throw new FeatureStoreError(path, `'boxes' has ${boxes.rows} rows but 'features' has ${stored.rows}`, key);
+  return { key, imageWidth, imageHeight, ...regionsOf(stored.data, boxes.data, stored.rows, imageWidth, imageHeight) };
+}
+
+/** ImageFeaturesH5Reader.__getitem__ on decoded arrays: the mean row and the 5-d locations. */
+function regionsOf(stored: Float32Array, boxes: Float32Array, rows: number, width: number, height: number): Regions {
+  const numBoxes = rows + 1;
+  const features = new Float32Array(numBoxes * FEATURE_WIDTH); // [N+1, 2048]
+  features.set(stored, FEATURE_WIDTH);
+  const mean = features.subarray(0, FEATURE_WIDTH); // [2048]
+  for (let row = 0; row < rows; row++) {
+    const offset = row * FEATURE_WIDTH;
+    for (let column = 0; column < FEATURE_WIDTH; column++) mean[column]! += stored[offset + column]!;
+  }
+  for (let column = 0; column < FEATURE_WIDTH; column++) mean[column]! /= rows; // 0 rows: NaN, as numpy
+
+  const w = Math.fround(width);
+  const h = Math.fround(height);
+  const imageArea = Math.fround(width * height);
+  const imageLocation = new Float32Array(numBoxes * LOCATION_WIDTH); // [N+1, 5]
+  const imageLocationOri = new Float32Array(numBoxes * LOCATION_WIDTH); // [N+1, 5]
+  imageLocation.set([0, 0, 1, 1, 1]);
+  imageLocationOri.set([0, 0, width, height, width * height]);
+  for (let row = 0; row < rows; row++) {
+    const x1 = boxes[row * 4]!;
+    const y1 = boxes[row * 4 + 1]!;
+    const x2 = boxes[row * 4 + 2]!;
+    const y2 = boxes[row * 4 + 3]!;
+    const area = Math.fround(Math.fround(Math.fround(y2 - y1) * Math.fround(x2 - x1)) / imageArea);
+    imageLocationOri.set([x1, y1, x2, y2, area], (row + 1) * LOCATION_WIDTH);
+    imageLocation.set([x1 / w, y1 / h, x2 / w, y2 / h, area], (row + 1) * LOCATION_WIDTH);
+  }
+  return { numBoxes, features, imageLocation, imageLocationOri };
+}
+
+/**
+ * Detector regions followed by the GT regions without their whole-image row, as the
+ * refcoco*, FlickrGrounding, Visual7w and GuessWhatPointing datasets mix them
+ * (`num_boxes + gt_num_boxes - 1` rows). Cap the result with `truncateRegions`.
+ */
+export function mergeGtRegions(detector: Regions, groundTruth: Regions): Regions {
+  const gtRows = groundTruth.numBoxes - 1;
+  const concat = (first: Float32Array, second: Float32Array, width: number): Float32Array => {
+    const out = new Float32Array((detector.numBoxes + gtRows) * width);
+    out.set(first.subarray(0, detector.numBoxes * width));
+    out.set(second.subarray(width, groundTruth.numBoxes * width), detector.numBoxes * width);
+    return out;
+  };
+  return {
+    numBoxes: detector.numBoxes + gtRows,
+    features: concat(detector.features, groundTruth.features, FEATURE_WIDTH),
+    imageLocation: concat(detector.imageLocation, groundTruth.imageLocation, LOCATION_WIDTH),
+    imageLocationOri: concat(detector.imageLocationOri, groundTruth.imageLocationOri, LOCATION_WIDTH),
+  };
+}
+
+/** The first `min(numBoxes, maxRegionNum)` rows (views, no copy): row 0 and the first boxes. */
+export function truncateRegions(regions: Regions, maxRegionNum: number): Regions {
+  if (!Number.isSafeInteger(maxRegionNum) || maxRegionNum < 1) throw new RangeError(`max_region_num must be a positive integer, got ${maxRegionNum}`);
+  const numBoxes = Math.min(regions.numBoxes, maxRegionNum);
+  return {
+    numBoxes,
+    features: regions.features.subarray(0, numBoxes * FEATURE_WIDTH),
+    imageLocation: regions.imageLocation.subarray(0, numBoxes * LOCATION_WIDTH),
+    imageLocationOri: regions.imageLocationOri.subarray(0, numBoxes * LOCATION_WIDTH),
+  };
+}
+
+/** Regions as a dataset item holds them: truncated, zero-padded to maxRegionNum rows. */
+export interface PaddedRegions {
+  /** Real (kept) rows. */
+  numBoxes: number;
+  /** [maxRegionNum, 2048] */
+  features: Float32Array;
+  /** [maxRegionNum, 5] normalised locations (the datasets' `spatials`). */
+  spatials: Float32Array;
+  /** [maxRegionNum] 1 for real rows, 0 for padding (int64, as the reference's `long`). */
+  imageMask: BigInt64Array;
+}
+
+export function padRegions(regions: Regions, maxRegionNum: number): PaddedRegions {
+  const kept = truncateRegions(regions, maxRegionNum);
+  const features = new Float32Array(maxRegionNum * FEATURE_WIDTH);
+  const spatials = new Float32Array(maxRegionNum * LOCATION_WIDTH);
+  const imageMask = new BigInt64Array(maxRegionNum);
+  features.set(kept.features);
+  spatials.set(kept.imageLocation);
+  imageMask.fill(1n, 0, kept.numBoxes);
+  return { numBoxes: kept.numBoxes, features, spatials, imageMask };
+}

@@ -1,0 +1,205 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { LmdbError } from '../../src/io/lmdb.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
+import type { RawTensor } from '../../src/io/raw-tensor.js';
+import {
+  FEATURE_WIDTH, FeatureStoreError, ImageFeatureReader, mergeGtRegions, padRegions, truncateRegions, type ImageFeatures,
+} from '../../src/data/features.js';
+import { fixture } from '../io/fixtures.js';
+
+// Fixtures and goldens: test/fixtures/data/README.md.
+const STORES: Record<string, string> = {
+  vg: fixture('data', 'vg_resnext152_faster_rcnn_genome.lmdb'),
+  'refcoco+': fixture('data', 'refcoco+_resnext152_faster_rcnn_genome.lmdb'),
+  'refcoco+_gt': fixture('data', 'refcoco+_gt_resnext152_faster_rcnn_genome.lmdb'),
+  broken: fixture('data', 'broken.lmdb'),
+};
+
+interface ImageGolden { numBoxes: number; imageWidth: number; imageHeight: number; featuresSha256: string }
+interface SplitGolden {
+  store: string;
+  gtStore: string | null;
+  maxRegionNum: number;
+  items: Array<{ index: number; imageId: string; featuresSha256?: string }>;
+}
+
+const readerGoldens = readSafetensors(fixture('data', 'reader_expected.safetensors'));
+const readerMeta = JSON.parse(readerGoldens.metadata.stores!) as Record<string, { keys: string[]; entries: number; images: Record<string, ImageGolden> }>;
+const datasetGoldens = readSafetensors(fixture('data', 'dataset_expected.safetensors'));
+
+/** A golden tensor's elements (copied: safetensors views need not be aligned). */
+function golden(content: { tensors: Map<string, RawTensor> }, name: string): Float32Array | Float64Array | BigInt64Array {
+  const tensor = content.tensors.get(name);
+  assert.ok(tensor !== undefined, `golden ${name} is missing`);
+  const buffer = tensor.data.slice().buffer;
+  switch (tensor.dtype) {
+    case 'float32': return new Float32Array(buffer);
+    case 'float64': return new Float64Array(buffer);
+    case 'int64': return new BigInt64Array(buffer);
+    default: throw new Error(`unexpected golden dtype ${tensor.dtype}`);
+  }
+}
+
+const sha256 = (array: Float32Array): string => createHash('sha256').update(new Uint8Array(array.buffer, array.byteOffset, array.byteLength)).digest('hex');
+
+/** x[:, :8] of a [rows, 2048] matrix. */
+function head8(features: Float32Array): Float32Array {
+  const rows = features.length / FEATURE_WIDTH;
+  const out = new Float32Array(rows * 8);
+  for (let row = 0; row < rows; row++) out.set(features.subarray(row * FEATURE_WIDTH, row * FEATURE_WIDTH + 8), row * 8);
+  return out;
+}
+
+function assertRowSums(features: Float32Array, expected: Float64Array, what: string): void {
+  assert.equal(features.length / FEATURE_WIDTH, expected.length, `${what}: rows`);
+  expected.forEach((want, row) => {
+    let sum = 0;
+    for (const value of features.subarray(row * FEATURE_WIDTH, (row + 1) * FEATURE_WIDTH)) sum += value;
+    assert.ok(Math.abs(sum - want) <= 1e-6 * Math.abs(want), `${what}: row ${row} sums to ${sum}, expected ${want}`);
+  });
+}
+
+function withReader<T>(store: string, run: (reader: ImageFeatureReader) => T, options = {}): T {
+  const reader = ImageFeatureReader.open(STORES[store]!, options);
+  try {
+    return run(reader);
+  } finally {
+    reader.close();
+  }
+}
+
+function storeError(store: string, key: string | undefined, pattern: RegExp): (error: unknown) => boolean {
+  return (error: unknown) => error instanceof FeatureStoreError && error.path === STORES[store] && error.key === key && pattern.test(error.message)
+    && error.message.startsWith(`${STORES[store]}: ${key === undefined ? '' : `image '${key}': `}`);
+}
+
+describe('ImageFeatureReader: the reference ImageFeaturesH5Reader', () => {
+  for (const [store, meta] of Object.entries(readerMeta)) {
+    it(`${store}: keys, and every image bit-exact against numpy`, () => withReader(store, (reader) => {
+      assert.deepEqual(reader.keys(), meta.keys);
+      assert.equal(reader.length, meta.keys.length);
+      for (const [key, want] of Object.entries(meta.images)) {
+        const image = reader.get(key);
+        const prefix = `${store}/${key}/`;
+        assert.deepEqual(
+          { key: image.key, numBoxes: image.numBoxes, imageWidth: image.imageWidth, imageHeight: image.imageHeight },
+          { key, numBoxes: want.numBoxes, imageWidth: want.imageWidth, imageHeight: want.imageHeight },
+          prefix,
+        );
+        assert.equal(image.features.length, want.numBoxes * FEATURE_WIDTH);
+        assert.deepEqual(image.features.subarray(0, FEATURE_WIDTH), golden(readerGoldens, `${prefix}features.row0`), `${prefix} mean row`);
+        assert.deepEqual(head8(image.features), golden(readerGoldens, `${prefix}features.head8`), `${prefix} head8`);
+        assert.equal(sha256(image.features), want.featuresSha256, `${prefix} features`);
+        assert.deepEqual(image.imageLocation, golden(readerGoldens, `${prefix}imageLocation`), `${prefix} imageLocation`);
+        assert.deepEqual(image.imageLocationOri, golden(readerGoldens, `${prefix}imageLocationOri`), `${prefix} imageLocationOri`);
+      }
+    }));
+  }
+
+  it('reads pickle protocols 2, 3 and 4 and string image sizes alike', () => withReader('broken', (reader) => {
+    const protocol2 = reader.get('p2');
+    assert.deepEqual(reader.get('p4'), { ...protocol2, key: 'p4' });
+    assert.deepEqual(reader.get('strings'), { ...protocol2, key: 'strings' });
+  }));
+
+  it('looks numeric ids up as str(image_id)', () => withReader('vg', (reader) => {
+    assert.equal(reader.has(3), true);
+    assert.equal(reader.has('5'), false);
+    assert.deepEqual(reader.get(3), reader.get('3'));
+  }));
+
+  it('caches decoded images only with inMemory', () => {
+    withReader('vg', (reader) => assert.notEqual(reader.get('1'), reader.get('1')));
+    withReader('vg', (reader) => assert.equal(reader.get('1'), reader.get('1')), { inMemory: true });
+  });
+});
+
+describe('region merge, truncation and padding against the reference datasets (expected/)', () => {
+  for (const [split, text] of Object.entries(datasetGoldens.metadata)) {
+    const { store, gtStore, maxRegionNum, items } = JSON.parse(text) as SplitGolden;
+    it(`${split}: ${gtStore === null ? 'detector rows' : 'detector + GT rows'}, max_region_num ${maxRegionNum}`, () => {
+      const detector = ImageFeatureReader.open(STORES[store]!);
+      const groundTruth = gtStore === null ? undefined : ImageFeatureReader.open(STORES[gtStore]!);
+      try {
+        for (const { index, imageId, featuresSha256 } of items) {
+          const prefix = `${split}/${index}/`;
+          const image = detector.get(imageId);
+          const regions = groundTruth === undefined ? image : mergeGtRegions(image, groundTruth.get(imageId));
+          const padded = padRegions(regions, maxRegionNum);
+          assert.deepEqual(head8(padded.features), golden(datasetGoldens, `${prefix}features.head8`), `${prefix} head8`);
+          assertRowSums(padded.features, golden(datasetGoldens, `${prefix}features.rowsum`) as Float64Array, prefix);
+          assert.deepEqual(padded.spatials, golden(datasetGoldens, `${prefix}spatials`), `${prefix} spatials`);
+          assert.deepEqual(padded.imageMask, golden(datasetGoldens, `${prefix}image_mask`), `${prefix} image_mask`);
+          if (featuresSha256 !== undefined) {
+            assert.deepEqual(padded.features.subarray(0, FEATURE_WIDTH), golden(datasetGoldens, `${prefix}features.row0`), `${prefix} mean row`);
+            assert.equal(sha256(padded.features), featuresSha256, `${prefix} all features`);
+          }
+        }
+      } finally {
+        detector.close();
+        groundTruth?.close();
+      }
+    });
+  }
+
+  it('merges detector rows (whole-image row included) with GT rows 1.., then truncates', () => {
+    const detector = ImageFeatureReader.open(STORES['refcoco+']!);
+    const groundTruth = ImageFeatureReader.open(STORES['refcoco+_gt']!);
+    try {
+      const image = detector.get('581857');
+      const gt = groundTruth.get('581857');
+      const merged = mergeGtRegions(image, gt);
+      assert.equal(merged.numBoxes, image.numBoxes + gt.numBoxes - 1);
+      assert.deepEqual(merged.imageLocationOri.subarray(0, image.numBoxes * 5), image.imageLocationOri);
+      assert.deepEqual(merged.imageLocationOri.subarray(image.numBoxes * 5), gt.imageLocationOri.subarray(5));
+      assert.deepEqual(merged.features.subarray(image.numBoxes * FEATURE_WIDTH), gt.features.subarray(FEATURE_WIDTH));
+
+      const capped = truncateRegions(merged, image.numBoxes + 1);
+      assert.equal(capped.numBoxes, image.numBoxes + 1);
+      assert.deepEqual(capped.imageLocation, merged.imageLocation.subarray(0, (image.numBoxes + 1) * 5));
+      assert.equal(truncateRegions(merged, 1000).numBoxes, merged.numBoxes);
+    } finally {
+      detector.close();
+      groundTruth.close();
+    }
+  });
+
+  it('keeps the mean of all boxes in row 0 when truncating', () => withReader('vg', (reader) => {
+    const image: ImageFeatures = reader.get('4');
+    const kept = truncateRegions(image, 10);
+    assert.equal(kept.numBoxes, 10);
+    assert.deepEqual(kept.features, image.features.subarray(0, 10 * FEATURE_WIDTH));
+    const padded = padRegions(image, 10);
+    assert.deepEqual([...padded.imageMask], Array<bigint>(10).fill(1n));
+    assert.throws(() => truncateRegions(image, 0), /max_region_num must be a positive integer, got 0/);
+  }));
+});
+
+describe('ImageFeatureReader errors name the store and the image', () => {
+  it('a missing store', () => {
+    const missing = fixture('data', 'no-such-features.lmdb');
+    assert.throws(() => ImageFeatureReader.open(missing), (error: unknown) => error instanceof LmdbError && error.message.startsWith(`${missing}: `) && /No such file/.test(error.message));
+  });
+
+  it('a store without the keys entry', () => {
+    const plain = fixture('data', 'plain.lmdb');
+    assert.throws(() => ImageFeatureReader.open(plain), (error: unknown) => error instanceof FeatureStoreError && error.path === plain && /no 'keys' entry/.test(error.message));
+  });
+
+  const cases: Array<[string, string, RegExp]> = [
+    ['vg', '5', /not in the store's 'keys' list \(4 images\)/],
+    ['broken', 'listed_only', /listed in 'keys' but the LMDB has no entry for it/],
+    ['broken', 'corrupt', /value is not a readable pickle: truncated pickle: needs 24576 bytes at offset 336, only 4664 left/],
+    ['broken', 'wrong_width', /'features' has shape \[3, 1024\], expected \[N, 2048\]/],
+    ['broken', 'not_a_dict', /value is a tuple\/list, expected a dict/],
+    ['broken', 'boxes_mismatch', /'boxes' has 2 rows but 'features' has 3/],
+    ['broken', 'zero_height', /'image_h' is 0, expected a positive integer/],
+  ];
+  for (const [store, key, pattern] of cases) {
+    it(`${store} '${key}'`, () => withReader(store, (reader) => {
+      assert.throws(() => reader.get(key), storeError(store, key, pattern));
+    }));
+  }
+});

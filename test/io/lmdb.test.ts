@@ -1,0 +1,99 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { LmdbError, LmdbReader } from '../../src/io/lmdb.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
+import { fixture, toHex } from './fixtures.js';
+
+// Written by test/fixtures/data/make_data_fixtures.py with python-lmdb.
+const plain = JSON.parse(readSafetensors(fixture('data', 'reader_expected.safetensors')).metadata.plain!) as {
+  entries: number;
+  keysHex: string[];
+  sha256: Record<string, string>;
+};
+const PLAIN = fixture('data', 'plain.lmdb');
+const VG = fixture('data', 'vg_resnext152_faster_rcnn_genome.lmdb');
+
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+function lmdbError(path: string, pattern: RegExp): (error: unknown) => boolean {
+  return (error: unknown) => error instanceof LmdbError && error.path === path && error.message.startsWith(`${path}: `) && pattern.test(error.message);
+}
+
+describe('LmdbReader', () => {
+  it('reads a single-file store (subdir=False): size, keys in LMDB order, every value', () => {
+    const store = LmdbReader.open(PLAIN);
+    try {
+      assert.equal(store.size, plain.entries);
+      const keys = store.keys();
+      assert.deepEqual(keys.map(toHex), plain.keysHex);
+      for (const key of keys) assert.equal(sha256(store.get(key)!), plain.sha256[toHex(key)], toHex(key));
+      assert.equal(store.get('beta')!.length, 0);
+      assert.equal(new TextDecoder().decode(store.get('alpha')!), 'first value');
+      assert.equal(store.get(Uint8Array.of(0, 255, 0x62, 0x69, 0x6e))!.length, 256);
+      assert.equal(store.get('large')!.length, 20000);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('reads an environment directory (data.mdb, no lock file)', () => {
+    const store = LmdbReader.open(VG);
+    try {
+      assert.equal(store.size, 5);
+      assert.deepEqual(store.keys().map((key) => Buffer.from(key).toString()), ['1', '2', '3', '4', 'keys']);
+      // Python pickle protocol 4 starts with PROTO 4.
+      assert.deepEqual([...store.get('keys')!.subarray(0, 2)], [0x80, 4]);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('returns null for a missing key; an empty key is liblmdb\'s MDB_BAD_VALSIZE, as in python-lmdb', () => {
+    const store = LmdbReader.open(PLAIN);
+    try {
+      assert.equal(store.get('gamma'), null);
+      assert.throws(() => store.get(''), lmdbError(PLAIN, /^\S+: key '': mdb_get: MDB_BAD_VALSIZE/));
+    } finally {
+      store.close();
+    }
+  });
+
+  it('hands out copies that outlive close(); close is idempotent; use after close throws', () => {
+    const store = LmdbReader.open(PLAIN);
+    const value = store.get('large')!;
+    store.close();
+    store.close();
+    assert.equal(store.closed, true);
+    assert.equal(sha256(value), plain.sha256[Buffer.from('large').toString('hex')]);
+    assert.throws(() => store.get('alpha'), lmdbError(PLAIN, /key 'alpha': the store was used after close\(\)/));
+    assert.throws(() => store.size, lmdbError(PLAIN, /used after close/));
+    assert.throws(() => store.keys(), lmdbError(PLAIN, /used after close/));
+  });
+
+  it('names the path and liblmdb\'s reason for a missing or non-LMDB file', () => {
+    const missing = fixture('data', 'no-such-store.lmdb');
+    assert.throws(() => LmdbReader.open(missing), lmdbError(missing, /No such file or directory/));
+    const notLmdb = fixture('data', 'make_data_fixtures.py');
+    assert.throws(() => LmdbReader.open(notLmdb), lmdbError(notLmdb, /mdb_env_open: MDB_INVALID: File is not an LMDB file/));
+    const emptyDirectory = fixture('data');
+    assert.throws(() => LmdbReader.open(emptyDirectory), lmdbError(emptyDirectory, /mdb_env_open: No such file or directory/));
+  });
+
+  it('releases environments that were never closed when they are garbage-collected', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const openFiles = (): number => readdirSync('/proc/self/fd').length;
+    const before = openFiles();
+    for (let i = 0; i < 200; i++) LmdbReader.open(PLAIN).get('alpha');
+    assert.ok(openFiles() >= before + 200, 'each open store holds its file open');
+    for (let round = 0; round < 10 && openFiles() > before + 10; round++) {
+      gc();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.ok(openFiles() <= before + 10, `${openFiles() - before} stores are still open after GC`);
+  });
+});
