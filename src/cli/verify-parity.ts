@@ -27,11 +27,14 @@ export function registerVerifyParity(program: Command): void {
     .argument('<dir>', 'folder with config.json, weights_vltasks.*, inputs/forward/pretrain/train_step safetensors')
     .option('--weights <list>', 'weight files to load: all, or a comma list of safetensors, torch_legacy, torch_zip', weightList, ['safetensors'])
     .option('--skip <families>', `comma list of families not to check (${FAMILIES.join(', ')})`, familyList, [])
+    .option('--numerics <mode>', 'reference: LayerNorm/GeLU as the reference writes them (its float32 rounding); fused: the library default kernels', 'reference')
     .option('--quiet', 'print only mismatches, unchecked tensors and the summary', false)
-    .action((dir: string, options: { weights: WeightVariant[]; skip: Family[]; quiet: boolean }) => {
+    .action((dir: string, options: { weights: WeightVariant[]; skip: Family[]; quiet: boolean; numerics: string }) => {
+      if (options.numerics !== 'reference' && options.numerics !== 'fused') throw new Error(`--numerics must be reference or fused, got '${options.numerics}'`);
+      const numerics = options.numerics;
       let failures = 0;
       for (const weights of options.weights) {
-        const report = verifyParity(dir, { weights, skip: new Set(options.skip), onProgress: (message) => console.error(`.. ${message}`) });
+        const report = verifyParity(dir, { weights, skip: new Set(options.skip), numerics, onProgress: (message) => console.error(`.. ${message}`) });
         for (const row of report.rows) {
           if (options.quiet && row.ok) continue;
           const status = row.ok ? 'ok      ' : 'MISMATCH';

@@ -3,7 +3,7 @@
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import type { ViLBertConfig } from './config.js';
-import { type Activation, BertLayerNorm, activate } from './layers.js';
+import { type Activation, BertLayerNorm, GeLU, activate } from './layers.js';
 import { fuse } from './bert-model.js';
 
 const { nn } = torch;
@@ -100,7 +100,7 @@ export class SimpleClassifier extends torch.Module {
     super();
     this.logit_fc = new nn.Sequential([
       new nn.Linear(inFeatures, hidden),
-      new nn.GeLU(),
+      new GeLU(),
       new BertLayerNorm(hidden),
       new nn.Linear(hidden, outFeatures),
     ]);

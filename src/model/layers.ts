@@ -7,11 +7,41 @@ import type { ViLBertConfig } from './config.js';
 
 const { nn, F } = torch;
 
+/**
+ * How LayerNorm and GeLU are computed. 'fused' (default) uses libtorch's
+ * single kernels; 'reference' spells them out as the reference does without
+ * apex (mean, biased variance, x*0.5*(1+erf(x/sqrt 2))), which reproduces its
+ * float32 rounding exactly, at the cost of more kernels and memory traffic.
+ */
+export type Numerics = 'fused' | 'reference';
+let numerics: Numerics = 'fused';
+
+export function setNumerics(mode: Numerics): void {
+  numerics = mode;
+}
+
+export function getNumerics(): Numerics {
+  return numerics;
+}
+
 /** LayerNorm with the eps the reference uses everywhere (1e-12). */
 export class BertLayerNorm extends nn.LayerNorm {
   constructor(size: number) {
     super(size, 1e-12);
   }
+
+  override forward(input: Tensor): Tensor {
+    if (numerics === 'fused') return super.forward(input);
+    const mean = input.mean(-1, true);
+    const centered = input.sub(mean);
+    const variance = centered.pow(2).mean(-1, true);
+    return this.weight.mul(centered.div(variance.add(this.eps).sqrt())).add(this.bias);
+  }
+}
+
+function gelu(input: Tensor): Tensor {
+  if (numerics === 'fused') return F.gelu(input);
+  return input.mul(0.5).mul(input.div(Math.SQRT2).erf().add(1));
 }
 
 export type { Activation } from './config.js';
@@ -19,9 +49,16 @@ import type { Activation } from './config.js';
 
 export function activate(input: Tensor, activation: Activation): Tensor {
   switch (activation) {
-    case 'gelu': return F.gelu(input); // exact erf form
+    case 'gelu': return gelu(input); // exact erf form
     case 'relu': return F.relu(input);
     case 'swish': return torch.scope(() => input.mul(input.sigmoid()));
+  }
+}
+
+/** GeLU as a parameterless module (the SimpleClassifier's logit_fc.1), following the numerics setting. */
+export class GeLU extends torch.Module {
+  forward(input: Tensor): Tensor {
+    return gelu(input);
   }
 }
 

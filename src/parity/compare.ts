@@ -16,6 +16,8 @@ export const TOLERANCES = {
   loss: { atol: 1e-6, rtol: 1e-5 },
   gradient: { atol: 1e-6, rtol: 0, scaledAtol: 1e-4 },
   exact: { atol: 0, rtol: 0 },
+  optimizer: { atol: 1e-6, rtol: 0 },
+  moments: { atol: 1e-12, rtol: 0, scaledAtol: 1e-4 },
 } satisfies Record<string, Tolerance>;
 
 export interface Comparison {

@@ -3,7 +3,7 @@
 // up to three formats, inputs / forward / pretrain / train_step safetensors).
 // Tensors that exist in the folder but that nothing here checks are reported
 // as unchecked, so a missing comparison can never pass silently.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
 import { readSafetensors } from '../io/safetensors.js';
@@ -12,7 +12,11 @@ import { rawToTensor, readWeights } from '../io/weights.js';
 import { loadConfig } from '../model/config.js';
 import type { BertInputs } from '../model/bert-model.js';
 import { BertForMultiModalPreTraining, VILBertForVLTasks } from '../model/vilbert.js';
+import { getNumerics, type Numerics, setNumerics } from '../model/layers.js';
 import { compare, type Tolerance, TOLERANCES } from './compare.js';
+import { forwardTask, type TaskBatch, type TaskProcess, type TaskType } from '../tasks/task-step.js';
+import { AdamW, referenceParamGroups } from '../train/adamw.js';
+import { LambdaLR, epochDecay, warmupConstant, warmupLinear } from '../train/schedules.js';
 
 export const WEIGHT_FILES = {
   safetensors: 'weights_vltasks.safetensors',
@@ -45,6 +49,15 @@ export interface ParityOptions {
   /** Families not to check (their tensors are then neither compared nor reported as unchecked). */
   skip?: ReadonlySet<Family>;
   onProgress?: (message: string) => void;
+  /**
+   * 'reference' (default) computes LayerNorm and GeLU with the reference's own
+   * formulas, reproducing its float32 rounding; 'fused' checks the faster
+   * kernels the library uses by default. Forward outputs, losses and gradients
+   * agree within the fixture tolerances either way; the optimiser snapshots need
+   * 'reference', because Adam's first step (m / (sqrt(v) + eps)) turns float32
+   * rounding in near-cancelled gradients into parameter differences above 1e-6.
+   */
+  numerics?: Numerics;
 }
 
 function familyOf(file: string, key: string): Family {
@@ -70,6 +83,14 @@ class Checker {
 
   has(file: string, key: string): boolean {
     return this.pending.has(`${file}:${key}`);
+  }
+
+  /** A number of scalars.json: rows of their own (they are not tensors of the folder). */
+  checkScalar(family: Family, name: string, got: number, want: number, tolerance: Tolerance): void {
+    if (this.skip.has(family)) return;
+    const difference = Math.abs(got - want);
+    const ok = difference <= tolerance.atol + tolerance.rtol * Math.abs(want);
+    this.rows.push({ family, name: `scalars:${name}`, ok, maxAbsDiff: difference, bound: `atol ${tolerance.atol}, rtol ${tolerance.rtol}` });
   }
 
   check(file: string, key: string, got: torch.Tensor | undefined, tolerance: Tolerance): void {
@@ -117,6 +138,8 @@ export function verifyParity(dir: string, options: ParityOptions = {}): ParityRe
   progress(`loading ${WEIGHT_FILES[variant]}`);
   const weights = readWeights(path(WEIGHT_FILES[variant]));
   const configPath = path('config.json');
+  const previousNumerics = getNumerics();
+  setNumerics(options.numerics ?? 'reference');
   try {
     if (!skip.has('forward') || !skip.has('debug') || !skip.has('nlvr2')) {
       const { config } = loadConfig(configPath, { task_specific_tokens: true, visual_target: 0, v_target_size: 1601 });
@@ -125,6 +148,24 @@ export function verifyParity(dir: string, options: ParityOptions = {}): ParityRe
       model.eval();
       checkForwards(model, checker, input, progress);
       checkNlvr2(model, checker, input);
+      model.dispose();
+    }
+    const scalars = existsSync(path('scalars.json')) ? (JSON.parse(readFileSync(path('scalars.json'), 'utf8')) as Scalars) : undefined;
+    if (scalars && (!skip.has('train_step') || !skip.has('optimizer'))) {
+      const { config } = loadConfig(configPath, { task_specific_tokens: true, visual_target: 0, v_target_size: 1601 });
+      const model = new VILBertForVLTasks(config);
+      model.eval();
+      if (!skip.has('train_step')) {
+        model.loadStateDict(weights);
+        checkTrainSteps(model, checker, input, scalars, progress);
+      }
+      if (!skip.has('optimizer') && scalars.optimizer) {
+        for (const scenario of Object.keys(scalars.optimizer.scenarios)) {
+          model.loadStateDict(weights);
+          model.zeroGrad(true);
+          checkOptimizer(model, checker, input, scalars, scenario, progress);
+        }
+      }
       model.dispose();
     }
     if (!skip.has('pretrain')) {
@@ -136,13 +177,14 @@ export function verifyParity(dir: string, options: ParityOptions = {}): ParityRe
       model.dispose();
     }
   } finally {
+    setNumerics(previousNumerics);
     for (const tensor of weights.values()) tensor.dispose();
     for (const tensor of inputs.values()) tensor.dispose();
   }
   const unchecked = [...checker.pending.entries()].map(([name, entry]) => ({
     family: entry.family,
     name,
-    reason: entry.family === 'train_step' || entry.family === 'optimizer' ? 'training losses and optimiser are not implemented yet' : 'no comparison for this tensor',
+    reason: 'no comparison for this tensor',
   }));
   return { weights: WEIGHT_FILES[variant], rows: checker.rows, unchecked };
 }
@@ -350,4 +392,132 @@ function checkPretraining(
       objective.isNext.dispose();
     }
   }
+}
+
+interface TrainTaskScalars {
+  name: string;
+  type: TaskType;
+  process: TaskProcess;
+  task_token: number;
+  batch: Record<string, string>;
+  loss: number;
+  batch_score: number;
+  grad_is_none: string[];
+}
+
+interface OptimizerScalars {
+  tasks: string[];
+  base_lr: number;
+  loss_scale: Record<string, number>;
+  num_train_optimization_steps: number;
+  warmup_steps: number;
+  scenarios: Record<string, { steps: { step: number; iteration: number; task: string; loss_scaled: number; lr_used: { vil: number; base: number } }[] }>;
+}
+
+interface Scalars {
+  train: Record<string, TrainTaskScalars>;
+  optimizer?: OptimizerScalars;
+}
+
+function taskBatch(spec: TrainTaskScalars, input: (key: string) => torch.Tensor): TaskBatch {
+  const slots = Object.fromEntries(Object.entries(spec.batch).map(([slot, name]) => [slot, input(name)]));
+  return slots as unknown as TaskBatch;
+}
+
+function headName(type: TaskType): string {
+  return { 'VL-classifier': 'vil_prediction', 'VL-classifier-GQA': 'vil_prediction_gqa', 'VL-logit': 'vil_logit', 'V-logit': 'vision_logit', 'V-logit-mc': 'vision_logit', 'VL-binary-classifier': 'vil_binary_prediction', 'VL-tri-classifier': 'vil_tri_prediction' }[type];
+}
+
+/** Each task's loss, head output, reshaped model inputs and gradients (eval mode, as the fixtures). */
+function checkTrainSteps(model: VILBertForVLTasks, checker: Checker, input: (key: string) => torch.Tensor, scalars: Scalars, progress: (m: string) => void): void {
+  const parameters = new Map(model.namedParameters());
+  for (const [task, spec] of Object.entries(scalars.train)) {
+    progress(`training loss and gradients, ${task} (${spec.name})`);
+    torch.scope(() => {
+      model.zeroGrad(true);
+      const result = forwardTask(model, taskBatch(spec, input), { type: spec.type, process: spec.process, number: spec.task_token });
+      const inputs = result.prepared.inputs;
+      checker.check('train_step', `${task}.model_in.question`, inputs.inputIds, TOLERANCES.exact);
+      checker.check('train_step', `${task}.model_in.segment_ids`, inputs.tokenTypeIds ?? undefined, TOLERANCES.exact);
+      checker.check('train_step', `${task}.model_in.input_mask`, inputs.attentionMask ?? undefined, TOLERANCES.exact);
+      checker.check('train_step', `${task}.model_in.image_mask`, inputs.imageAttentionMask ?? undefined, TOLERANCES.exact);
+      checker.check('train_step', `${task}.model_in.task_ids`, inputs.taskIds ?? undefined, TOLERANCES.exact);
+      checker.check('train_step', `${task}.loss`, result.loss, TOLERANCES.loss);
+      checker.check('train_step', `${task}.head.${headName(spec.type)}`, result.output, TOLERANCES.forward);
+      checker.checkScalar('train_step', `train.${task}.batch_score`, result.score / result.prepared.batchSize, spec.batch_score, { atol: 1e-6, rtol: 0 }); // stored from a float32 score
+      result.loss.backward();
+      for (const key of [...checker.pending.keys()].filter((k) => k.startsWith(`train_step:${task}.grad.`))) {
+        const name = key.slice(`train_step:${task}.grad.`.length);
+        checker.check('train_step', `${task}.grad.${name}`, parameters.get(name)?.grad ?? undefined, TOLERANCES.gradient);
+      }
+      for (const name of spec.grad_is_none) {
+        const gradient = parameters.get(name)?.grad ?? null;
+        const largest = gradient === null ? 0 : gradient.abs().max().item();
+        checker.checkScalar('train_step', `train.${task}.grad_is_none.${name} (max |grad|)`, largest, 0, { atol: 0, rtol: 0 });
+      }
+    });
+  }
+  model.zeroGrad(true);
+}
+
+/** Replays train_tasks.py's loop for the fixture's tasks: one AdamW step per task, the schedule stepped after the first. */
+function checkOptimizer(model: VILBertForVLTasks, checker: Checker, input: (key: string) => torch.Tensor, scalars: Scalars, scenario: string, progress: (m: string) => void): void {
+  const spec = scalars.optimizer!;
+  progress(`optimiser replay, ${scenario}`);
+  const optimizer = new AdamW(referenceParamGroups(model, spec.base_lr));
+  const total = spec.num_train_optimization_steps;
+  let warmup: LambdaLR;
+  if (scenario === 'warmup_linear') {
+    warmup = new LambdaLR(optimizer.groups, warmupLinear(spec.warmup_steps, total));
+  } else if (scenario === 'mannul') {
+    warmup = new LambdaLR(optimizer.groups, warmupConstant(spec.warmup_steps));
+    new LambdaLR(optimizer.groups, epochDecay()); // constructing it resets every lr to initial x 1, as in the reference
+  } else {
+    throw new Error(`scalars.json: unknown optimizer scenario '${scenario}'`);
+  }
+  const parameters = new Map(model.namedParameters());
+  const vilGroup = optimizer.groups.find((group) => group.name.includes('vil_'))!;
+  const baseGroup = optimizer.groups.find((group) => !group.name.includes('vil_'))!;
+  let globalStep = 0;
+  const steps = spec.scenarios[scenario]!.steps;
+  const iterations = Math.max(...steps.map((step) => step.iteration)) + 1;
+  let stepIndex = 0;
+  for (let iteration = 0; iteration < iterations; iteration++) {
+    let firstTask = true;
+    for (const task of spec.tasks) {
+      const expected = steps[stepIndex]!;
+      const train = scalars.train[task]!;
+      torch.scope(() => {
+        const result = forwardTask(model, taskBatch(train, input), { type: train.type, process: train.process, number: train.task_token });
+        const scaled = result.loss.mul(spec.loss_scale[task]!);
+        checker.checkScalar('optimizer', `optimizer.${scenario}.step${stepIndex}.loss_scaled`, scaled.item(), expected.loss_scaled, TOLERANCES.loss);
+        checker.checkScalar('optimizer', `optimizer.${scenario}.step${stepIndex}.lr_used.vil`, vilGroup.lr, expected.lr_used.vil, { atol: 0, rtol: 1e-12 });
+        checker.checkScalar('optimizer', `optimizer.${scenario}.step${stepIndex}.lr_used.base`, baseGroup.lr, expected.lr_used.base, { atol: 0, rtol: 1e-12 });
+        scaled.backward();
+      });
+      optimizer.step();
+      model.zeroGrad();
+      if (firstTask && (globalStep < spec.warmup_steps || scenario === 'warmup_linear')) warmup.step();
+      if (firstTask) {
+        globalStep += 1;
+        firstTask = false;
+      }
+      const prefix = `${scenario}.step${stepIndex}.`;
+      for (const key of [...checker.pending.keys()].filter((k) => k.startsWith(`optimizer:${prefix}`))) {
+        const name = key.slice(`optimizer:${prefix}`.length);
+        checker.check('optimizer', `${prefix}${name}`, parameters.get(name), TOLERANCES.optimizer);
+      }
+      stepIndex += 1;
+    }
+  }
+  for (const kind of ['exp_avg', 'exp_avg_sq'] as const) {
+    const prefix = `${scenario}.final.${kind}.`;
+    for (const key of [...checker.pending.keys()].filter((k) => k.startsWith(`optimizer:${prefix}`))) {
+      const name = key.slice(`optimizer:${prefix}`.length);
+      const state = optimizer.stateOf(parameters.get(name)!);
+      checker.check('optimizer', `${prefix}${name}`, kind === 'exp_avg' ? state?.expAvg : state?.expAvgSq, TOLERANCES.moments);
+    }
+  }
+  optimizer.dispose();
+  model.zeroGrad(true);
 }

@@ -9,12 +9,10 @@ import { verifyParity, type WeightVariant } from '../../src/parity/verify-parity
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 
 const fixtures = fileURLToPath(new URL('../../../test/fixtures/parity', import.meta.url));
-// Training losses, gradients and optimiser steps need the training code (the training issue).
-const notYet = new Set(['train_step', 'optimizer'] as const);
 
 for (const weights of ['safetensors', 'torch_legacy', 'torch_zip'] as WeightVariant[]) {
-  test(`forward heads, per-layer outputs, NLVR2 pairs and pre-training match the reference (${weights} weights)`, () => {
-    const report = verifyParity(fixtures, { weights, skip: notYet });
+  test(`every fixture tensor matches the reference: forward heads, per-layer outputs, NLVR2, pre-training, task losses, gradients, optimiser steps (${weights} weights)`, () => {
+    const report = verifyParity(fixtures, { weights });
     const failed = report.rows.filter((row) => !row.ok).map((row) => `${row.name}: ${row.maxAbsDiff} ${row.problem ?? ''}`);
     assert.deepEqual(failed, []);
     assert.deepEqual(report.unchecked, []);
@@ -22,10 +20,13 @@ for (const weights of ['safetensors', 'torch_legacy', 'torch_zip'] as WeightVari
     for (const expected of [
       'forward:t1.vil_prediction', 'forward:t13.vision_logit', 'forward:t1.debug.c_layer.1.attn_probs_v2t',
       'forward:nlvr2.vil_binary_prediction', 'pretrain:obj1.masked_img_loss', 'pretrain:obj0.grad.bert.embeddings.word_embeddings.weight',
+      'train_step:TASK5.model_in.question', 'train_step:TASK12.grad.vil_binary_prediction.logit_fc.3.bias', 'train_step:TASK9.loss',
+      'optimizer:mannul.step3.vil_prediction.logit_fc.2.weight', 'optimizer:warmup_linear.final.exp_avg_sq.vision_logit.weight',
+      'scalars:optimizer.warmup_linear.step0.lr_used.vil',
     ]) {
       assert.ok(names.has(expected), `${expected} was compared`);
     }
-    assert.equal(report.rows.length, 84);
+    assert.equal(report.rows.length, 336);
   });
 }
 
@@ -49,9 +50,9 @@ test('a perturbed reference value is reported as a mismatch, and unknown tensors
   }
 });
 
-test('without --skip, the not-yet-implemented training families are reported as unchecked, never passed', () => {
-  const report = verifyParity(fixtures, { skip: new Set(['forward', 'debug', 'nlvr2', 'pretrain']) });
-  assert.equal(report.rows.length, 0);
-  assert.ok(report.unchecked.length > 100);
-  assert.ok(report.unchecked.every((item) => item.family === 'train_step' || item.family === 'optimizer'));
+test('the fused kernels (the library default) also match, except where Adam amplifies float32 rounding', () => {
+  const report = verifyParity(fixtures, { numerics: 'fused', skip: new Set(['optimizer']) });
+  assert.deepEqual(report.rows.filter((row) => !row.ok).map((row) => row.name), []);
+  assert.deepEqual(report.unchecked, []);
+  assert.equal(report.rows.length, 220, 'every row but the 116 of the optimiser family');
 });
