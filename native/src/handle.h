@@ -6,18 +6,14 @@
 
 namespace vt {
 
-// Every handle given to JavaScript owns one at::Tensor. dispose() releases the
-// tensor at once; the External's finalizer is only the safety net.
-struct Handle {
-  at::Tensor tensor;
-  int64_t reportedBytes = 0;
-};
-
+// Tensors given to JavaScript live in a slot table; JavaScript holds a BigInt
+// handle (generation << 32 | slot). dispose() frees the tensor and the slot at
+// once, so nothing waits for the garbage collector; a stale handle (its slot
+// reused or freed) is detected by the generation and refused.
 Napi::Value wrap(Napi::Env env, at::Tensor tensor);
 at::Tensor& unwrap(const Napi::Value& value, const char* what);
 bool isHandle(const Napi::Value& value);
 int64_t liveHandles();
-void release(Napi::Env env, Handle* handle);
 
 // Runs body and turns any libtorch or C++ exception into a JS Error, so that a
 // bad shape or index never aborts the process.

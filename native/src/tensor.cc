@@ -7,7 +7,6 @@
 #include <c10/core/InferenceMode.h>
 #include <torch/version.h>
 
-#include <atomic>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -15,8 +14,44 @@
 namespace vt {
 namespace {
 
-const napi_type_tag kHandleTag = {0x76696c62657274ULL, 0x74732d74656e736fULL};
-std::atomic<int64_t> gLive{0};
+struct Slot {
+  at::Tensor tensor;
+  uint32_t generation = 1;
+  int64_t reportedBytes = 0;
+};
+
+std::vector<Slot> gSlots;
+std::vector<uint32_t> gFreeSlots;
+int64_t gLive = 0;
+
+Slot* slotOf(const Napi::Value& value) {
+  if (!value.IsBigInt()) return nullptr;
+  bool lossless = true;
+  uint64_t handle = value.As<Napi::BigInt>().Uint64Value(&lossless);
+  uint64_t index = handle & 0xffffffffULL;
+  uint64_t generation = handle >> 32;
+  if (!lossless || index >= gSlots.size() || gSlots[index].generation != generation) return nullptr;
+  return &gSlots[index];
+}
+
+bool isStale(const Napi::Value& value) {
+  if (!value.IsBigInt()) return false;
+  bool lossless = true;
+  uint64_t handle = value.As<Napi::BigInt>().Uint64Value(&lossless);
+  uint64_t index = handle & 0xffffffffULL;
+  return lossless && index < gSlots.size() && (handle >> 32) != 0 && (handle >> 32) < gSlots[index].generation;
+}
+
+// Frees a slot's tensor; the generation moves on so old handles stay invalid.
+void release(Napi::Env env, Slot& slot, uint32_t index) {
+  if (!slot.tensor.defined()) return;
+  slot.tensor.reset();
+  Napi::MemoryManagement::AdjustExternalMemory(env, -slot.reportedBytes);
+  slot.reportedBytes = 0;
+  slot.generation += 1;
+  gFreeSlots.push_back(index);
+  --gLive;
+}
 std::vector<std::unique_ptr<c10::InferenceMode>> gInferenceModes;
 
 int64_t toInt64(const Napi::Value& value, const char* what) {
@@ -71,15 +106,21 @@ Napi::Value toBuffer(const Napi::CallbackInfo& info) {
   });
 }
 
+// Disposing twice, or a handle whose slot was already freed, is a no-op.
 Napi::Value dispose(const Napi::CallbackInfo& info) {
-  if (!isHandle(info[0])) throw Napi::TypeError::New(info.Env(), "dispose expects a tensor handle");
-  release(info.Env(), info[0].As<Napi::External<Handle>>().Data());
+  Slot* slot = slotOf(info[0]);
+  if (slot == nullptr) {
+    if (isStale(info[0])) return info.Env().Undefined();
+    throw Napi::TypeError::New(info.Env(), "dispose expects a tensor handle");
+  }
+  release(info.Env(), *slot, static_cast<uint32_t>(slot - gSlots.data()));
   return info.Env().Undefined();
 }
 
 Napi::Value isDisposed(const Napi::CallbackInfo& info) {
-  if (!isHandle(info[0])) throw Napi::TypeError::New(info.Env(), "isDisposed expects a tensor handle");
-  return Napi::Boolean::New(info.Env(), !info[0].As<Napi::External<Handle>>().Data()->tensor.defined());
+  if (slotOf(info[0]) != nullptr) return Napi::Boolean::New(info.Env(), false);
+  if (isStale(info[0])) return Napi::Boolean::New(info.Env(), true);
+  throw Napi::TypeError::New(info.Env(), "isDisposed expects a tensor handle");
 }
 
 Napi::Value shape(const Napi::CallbackInfo& info) {
@@ -251,43 +292,34 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-bool isHandle(const Napi::Value& value) {
-  if (!value.IsExternal()) return false;
-  bool tagged = false;
-  napi_check_object_type_tag(value.Env(), value, &kHandleTag, &tagged);
-  return tagged;
-}
+bool isHandle(const Napi::Value& value) { return slotOf(value) != nullptr; }
 
 Napi::Value wrap(Napi::Env env, at::Tensor tensor) {
-  auto* handle = new Handle{std::move(tensor), 0};
-  handle->reportedBytes = static_cast<int64_t>(handle->tensor.nbytes());
-  Napi::MemoryManagement::AdjustExternalMemory(env, handle->reportedBytes);
+  uint32_t index;
+  if (gFreeSlots.empty()) {
+    if (gSlots.size() >= 0xffffffffULL) throw Napi::RangeError::New(env, "too many live tensors");
+    index = static_cast<uint32_t>(gSlots.size());
+    gSlots.emplace_back();
+  } else {
+    index = gFreeSlots.back();
+    gFreeSlots.pop_back();
+  }
+  Slot& slot = gSlots[index];
+  slot.tensor = std::move(tensor);
+  slot.reportedBytes = static_cast<int64_t>(slot.tensor.nbytes());
+  Napi::MemoryManagement::AdjustExternalMemory(env, slot.reportedBytes);
   ++gLive;
-  auto external = Napi::External<Handle>::New(env, handle, [](Napi::Env finalEnv, Handle* owned) {
-    release(finalEnv, owned);
-    delete owned;
-  });
-  napi_type_tag_object(env, external, &kHandleTag);
-  return external;
-}
-
-void release(Napi::Env env, Handle* handle) {
-  if (!handle->tensor.defined()) return;
-  handle->tensor.reset();
-  Napi::MemoryManagement::AdjustExternalMemory(env, -handle->reportedBytes);
-  handle->reportedBytes = 0;
-  --gLive;
+  return Napi::BigInt::New(env, (static_cast<uint64_t>(slot.generation) << 32) | index);
 }
 
 at::Tensor& unwrap(const Napi::Value& value, const char* what) {
-  if (!isHandle(value)) throw Napi::TypeError::New(value.Env(), std::string(what) + " must be a Tensor");
-  Handle* handle = value.As<Napi::External<Handle>>().Data();
-  if (!handle->tensor.defined())
-    throw Napi::Error::New(value.Env(), std::string(what) + " was used after dispose()");
-  return handle->tensor;
+  Slot* slot = slotOf(value);
+  if (slot != nullptr) return slot->tensor;
+  if (isStale(value)) throw Napi::Error::New(value.Env(), std::string(what) + " was used after dispose()");
+  throw Napi::TypeError::New(value.Env(), std::string(what) + " must be a Tensor");
 }
 
-int64_t liveHandles() { return gLive.load(); }
+int64_t liveHandles() { return gLive; }
 
 void initTensor(Napi::Env env, Napi::Object exports) {
   exports.Set("fromBuffer", Napi::Function::New(env, fromBuffer));

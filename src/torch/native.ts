@@ -4,8 +4,8 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** An opaque native tensor handle (an N-API external owning one at::Tensor). */
-export type Handle = { readonly __handle: unique symbol };
+/** A native tensor handle: a BigInt naming a slot of the addon's tensor table (generation << 32 | slot). */
+export type Handle = bigint;
 
 /** An opaque read-only LMDB environment handle; closed by lmdbClose or its finaliser. */
 export type LmdbHandle = { readonly __lmdbHandle: unique symbol };

@@ -31,9 +31,14 @@ function toNative(value: unknown): unknown {
 
 function fromNative(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(fromNative);
-  if (typeof value === 'object' && value !== null) return new Tensor(value as Handle);
+  if (typeof value === 'bigint') return new Tensor(value);
   return value;
 }
+
+// The safety net: a tensor that becomes unreachable without dispose() is freed
+// when it is collected. dispose() unregisters it, so deterministic code leaves
+// nothing behind for the collector.
+const collected = new FinalizationRegistry<Handle>((handle) => native.dispose(handle));
 
 /** Calls the ATen operator `name[.overload]` with positional arguments in schema order. */
 export function callOp(qualified: string, ...args: unknown[]): unknown {
@@ -83,6 +88,7 @@ export class Tensor implements Owned {
   /** Wraps a native handle; library users create tensors with torch.tensor(), zeros(), ... */
   constructor(handle: Handle) {
     this.#handle = handle;
+    collected.register(this, handle, this);
     markOwned(this);
   }
 
@@ -122,6 +128,7 @@ export class Tensor implements Owned {
   /** Releases the native memory now; the tensor cannot be used afterwards. */
   dispose(): void {
     native.dispose(this.#handle);
+    collected.unregister(this);
   }
 
   get isDisposed(): boolean {

@@ -1,0 +1,48 @@
+// What a task dataset returns: per item the reference's `return (...)` tuple,
+// by name and in its order, as typed arrays (no engine tensors: batching
+// turns them into tensors).
+import type { ImageFeatureReader } from './features.js';
+import type { BertTokenizer } from '../text/index.js';
+import type { TaskConfig } from '../tasks/registry.js';
+
+export interface ItemTensor {
+  dtype: 'float32' | 'float64' | 'int64';
+  shape: number[];
+  data: Float32Array | Float64Array | BigInt64Array;
+}
+
+/** A tensor element, or a Python scalar the reference returns (question_id, image_id, target). */
+export type ItemValue = ItemTensor | number | string;
+
+export interface DatasetItem {
+  /** Element names in the reference's return order, e.g. features, spatials, image_mask, question, ... */
+  readonly order: readonly string[];
+  readonly values: Readonly<Record<string, ItemValue>>;
+}
+
+export interface TaskDataset {
+  readonly length: number;
+  /** Label count of classification tasks (len(label2ans)); 0 elsewhere. */
+  readonly numLabels: number;
+  item(index: number): DatasetItem;
+}
+
+export interface DatasetOptions {
+  task: TaskConfig;
+  /** Which split ('trainval', 'minval', 'train', 'val', 'dev', ...). */
+  split: string;
+  /** 'train' / 'val' build DatasetMapTrain classes; 'eval' the DatasetMapEval ones (retrieval ranking). */
+  phase: 'train' | 'val' | 'eval';
+  /** Working directory the registry's relative paths are resolved against (the reference's cwd). */
+  root: string;
+  tokenizer: BertTokenizer;
+  /** features_h5path1 (detector) and features_h5path2 (GT boxes) readers, null where the registry has ''. */
+  features: ImageFeatureReader | null;
+  gtFeatures: ImageFeatureReader | null;
+  /** --clean_train_sets (default true): drop items on test-set images where the reference does. */
+  cleanDatasets: boolean;
+  /** Write token caches into dataroot/cache as the reference does (default true). */
+  writeCache?: boolean;
+}
+
+export type DatasetFactory = (options: DatasetOptions) => TaskDataset;

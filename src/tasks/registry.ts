@@ -1,0 +1,69 @@
+// The task registry: the reference's vilbert_tasks.yml (bundled), or a file of the same shape.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import type { TaskProcess, TaskType } from './task-step.js';
+
+export interface TaskConfig {
+  /** 'TASK1' ... 'TASK18' */
+  key: string;
+  name: string;
+  type: TaskType;
+  loss: 'BCEWithLogitLoss' | 'CrossEntropyLoss';
+  process: TaskProcess;
+  task_id: number;
+  dataroot: string;
+  features_h5path1: string;
+  features_h5path2: string;
+  train_annotations_jsonpath: string;
+  val_annotations_jsonpath: string;
+  max_seq_length: number;
+  max_region_num: number;
+  batch_size: number;
+  eval_batch_size?: number;
+  train_split: string;
+  val_split: string;
+  lr: number;
+  num_epoch: number;
+}
+
+const REQUIRED: (keyof TaskConfig)[] = [
+  'name', 'type', 'loss', 'process', 'task_id', 'dataroot', 'features_h5path1', 'features_h5path2',
+  'max_seq_length', 'max_region_num', 'batch_size', 'train_split', 'val_split', 'lr', 'num_epoch',
+];
+
+export function bundledTasksPath(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++, dir = dirname(dir)) {
+    const candidate = join(dir, 'assets', 'tasks', 'vilbert_tasks.yml');
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new Error('vilbert-ts: assets/tasks/vilbert_tasks.yml is missing from the package');
+}
+
+/** Every task of a registry file, keyed 'TASK<n>'; errors name the file, task and key. */
+export function loadTaskRegistry(path = bundledTasksPath()): Map<string, TaskConfig> {
+  let document: unknown;
+  try {
+    document = parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new Error(`${path}: not a readable YAML task registry (${error instanceof Error ? error.message : String(error)})`);
+  }
+  if (typeof document !== 'object' || document === null) throw new Error(`${path}: expected a mapping of TASK<n> entries`);
+  const tasks = new Map<string, TaskConfig>();
+  for (const [key, value] of Object.entries(document)) {
+    if (!/^TASK\d+$/.test(key)) throw new Error(`${path}: '${key}' is not a task key (TASK<n>)`);
+    if (typeof value !== 'object' || value === null) throw new Error(`${path}: ${key} is not a mapping`);
+    const entry = value as Record<string, unknown>;
+    for (const field of REQUIRED) {
+      if (entry[field] === undefined) throw new Error(`${path}: ${key} has no '${field}'`);
+    }
+    const annotations = {
+      train_annotations_jsonpath: String(entry.train_annotations_jsonpath ?? ''),
+      val_annotations_jsonpath: String(entry.val_annotations_jsonpath ?? ''),
+    };
+    tasks.set(key, { ...(entry as Omit<TaskConfig, 'key'>), ...annotations, key, lr: Number(entry.lr) });
+  }
+  return tasks;
+}
