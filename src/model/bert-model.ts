@@ -101,17 +101,28 @@ export class BertEncoder extends torch.Module {
     let textMask = masks.text; // [B, 1, 1, T] additive
     let imageMask = masks.image; // [B, 1, 1, R] additive
     const all: EncoderOutput = { text: [], image: [] };
+    // States are released as soon as the next layer has replaced them (unless
+    // they are the caller's inputs or recorded outputs), as Python's reference
+    // counting does: the encoder's working set stays one layer deep.
+    const replace = (previous: Tensor, next: Tensor, input: Tensor, recorded: Tensor[]) => {
+      if (previous !== input && previous !== next && !recorded.includes(previous)) previous.dispose();
+      return next;
+    };
     const runText = (from: number, to: number) => {
       for (let index = from; index < to; index++) {
-        const run = () => this.layer.at(index).call(text, textMask).output;
-        text = index < config.fixed_t_layer ? torch.noGrad(run) : run();
+        const run = () => this.layer.at(index).call(text, textMask);
+        const { output, probs } = index < config.fixed_t_layer ? torch.noGrad(run) : run();
+        probs.dispose();
+        text = replace(text, output, textStates, all.text);
       }
     };
     const runImage = (from: number, to: number) => {
       for (let index = from; index < to; index++) {
         const textContext = { states: text, mask: masks.textMultiplicative };
-        const run = () => this.v_layer.at(index).call(image, imageMask, textContext).output;
-        image = index < config.fixed_v_layer ? torch.noGrad(run) : run();
+        const run = () => this.v_layer.at(index).call(image, imageMask, textContext);
+        const { output, probs } = index < config.fixed_v_layer ? torch.noGrad(run) : run();
+        probs.dispose();
+        image = replace(image, output, imageStates, all.image);
       }
     };
     let textStart = 0;
@@ -141,8 +152,10 @@ export class BertEncoder extends torch.Module {
       }
       if (config.with_coattention) {
         const mixed = this.c_layer.at(block).call(image, imageMask, text, textMask);
-        image = mixed.image;
-        text = mixed.text;
+        mixed.probsTextToImage.dispose();
+        mixed.probsImageToText.dispose();
+        image = replace(image, mixed.image, imageStates, all.image);
+        text = replace(text, mixed.text, textStates, all.text);
       }
       textStart = textEnd;
       imageStart = imageEnd;
