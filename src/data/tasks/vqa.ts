@@ -1,0 +1,366 @@
+// The answer-classification datasets: VQA (TASK1, VQAClassificationDataset), GenomeQA
+// (TASK2, GenomeQAClassificationDataset) and GQA (TASK15, GQAClassificationDataset).
+//
+// All three build the same entries (question id, image id, question, answer labels/scores),
+// tokenise the question to max_seq_length, cache the entries in
+// `<dataroot>/cache/<Task>_<split>_<L>[_cleaned].pkl`, and return
+// (features, spatials, image_mask, question, target, input_mask, segment_ids,
+// co_attention_mask, question_id) with `target = zeros(num_labels).scatter_(0, labels, scores)`.
+// They differ in where the questions come from, how the splits are cut and which splits
+// drop items on test-set images (spec: MANIFEST.md "Per task", oddities 3 and 4).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { NUMPY_GLOBALS, PYTHON_DATA_GLOBALS, combineAllowLists, unpickle } from '../../io/index.js';
+import { readFileBytes } from '../../io/file-io.js';
+import { readNpyIntegers } from '../../io/npy.js';
+import { describe } from '../../io/pickle.js';
+import { isRawTensor, type RawTensor } from '../../io/raw-tensor.js';
+import type { DatasetFactory, DatasetItem, DatasetOptions, ItemTensor, TaskDataset } from '../dataset.js';
+import { FEATURE_WIDTH, LOCATION_WIDTH, padRegions } from '../features.js';
+import { itemTensorFromRaw, rawTensor1d, readTokenCacheEntries, tokenCachePath, writeTokenCache } from '../token-cache.js';
+
+const RETURN_ORDER = [
+  'features', 'spatials', 'image_mask', 'question', 'target', 'input_mask', 'segment_ids', 'co_attention_mask', 'question_id',
+] as const;
+
+/** The classes' held-out tails: the last 3000 (VQA val, GQA) or 5000 (GenomeQA) sorted items. */
+const VQA_MINVAL_SIZE = 3000;
+const GQA_MINVAL_SIZE = 3000;
+const GENOME_VAL_SIZE = 5000;
+
+const TARGET_PICKLE_GLOBALS = combineAllowLists(PYTHON_DATA_GLOBALS, NUMPY_GLOBALS);
+
+/** `cache/trainval_ans2label.pkl` and `cache/trainval_label2ans.pkl`, shared by every split. */
+export interface AnswerVocabulary {
+  ans2label: Map<string, number>;
+  label2ans: string[];
+}
+
+/** A classification dataset also carries its answer vocabulary (to turn logits into answers). */
+export interface ClassificationDataset extends TaskDataset, AnswerVocabulary {}
+
+export function readAnswerVocabulary(dataroot: string): AnswerVocabulary {
+  const ans2labelPath = join(dataroot, 'cache', 'trainval_ans2label.pkl');
+  const label2ansPath = join(dataroot, 'cache', 'trainval_label2ans.pkl');
+  const ans2label = readPickle(ans2labelPath);
+  const label2ans = readPickle(label2ansPath);
+  if (!(ans2label instanceof Map) || ![...ans2label].every(([key, value]) => typeof key === 'string' && Number.isSafeInteger(value))) {
+    throw new Error(`${ans2labelPath}: expected a dict of answer -> label id, found a ${describe(ans2label)}`);
+  }
+  if (!Array.isArray(label2ans) || !label2ans.every((answer) => typeof answer === 'string')) {
+    throw new Error(`${label2ansPath}: expected a list of answers, found a ${describe(label2ans)}`);
+  }
+  return { ans2label: ans2label as Map<string, number>, label2ans: label2ans as string[] };
+}
+
+function readPickle(path: string): unknown {
+  return unpickle(readFileBytes(path), { allow: TARGET_PICKLE_GLOBALS, source: path });
+}
+
+/** A dict of a pickle or JSON file, read by key with errors naming the file and item. */
+type PyDict = Map<string, unknown>;
+
+function field(record: PyDict, key: string, where: string): unknown {
+  if (!record.has(key)) throw new Error(`${where}: no '${key}'`);
+  return record.get(key);
+}
+
+/** Python's `int(x)` of an id (int, or a decimal string such as GQA's "05451384"). */
+function pythonInt(value: unknown, where: string): number {
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return value;
+  if (typeof value === 'string' && /^\s*[+-]?\d+\s*$/.test(value)) {
+    const parsed = Number(value.trim());
+    if (Number.isSafeInteger(parsed)) return parsed;
+  }
+  throw new Error(`${where}: ${JSON.stringify(value)} is not an integer id`);
+}
+
+/** `sorted(items, key=lambda x: x["question_id"])`: stable; strings sort by code point, as Python's. */
+function sortedByQuestionId(items: PyDict[], where: string): PyDict[] {
+  const keyOf = (item: PyDict): number | string => {
+    const id = field(item, 'question_id', where);
+    if (typeof id !== 'number' && typeof id !== 'string') throw new Error(`${where}: question_id ${JSON.stringify(id)} is neither an int nor a str`);
+    return id;
+  };
+  const keyed = items.map((item) => ({ item, key: keyOf(item) }));
+  if (new Set(keyed.map(({ key }) => typeof key)).size > 1) throw new Error(`${where}: question ids mix ints and strs (Python cannot sort them)`);
+  return keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map(({ item }) => item);
+}
+
+/** Python's `items[:-n]` and `items[-n:]` (all of a list shorter than n goes to the tail). */
+const headWithoutLast = <T>(items: T[], n: number): T[] => items.slice(0, Math.max(0, items.length - n));
+const lastN = <T>(items: T[], n: number): T[] => items.slice(Math.max(0, items.length - n));
+
+function readRecordList(path: string): PyDict[] {
+  const value = readPickle(path);
+  if (!Array.isArray(value) || !value.every((item) => item instanceof Map)) throw new Error(`${path}: expected a list of dicts, found a ${describe(value)}`);
+  return value as PyDict[];
+}
+
+function readQuestions(path: string): PyDict[] {
+  const document = JSON.parse(new TextDecoder().decode(readFileBytes(path))) as { questions?: unknown };
+  if (!Array.isArray(document.questions)) throw new Error(`${path}: no 'questions' list`);
+  return document.questions.map((question: unknown, index) => {
+    if (typeof question !== 'object' || question === null) throw new Error(`${path}: questions[${index}] is not an object`);
+    return new Map(Object.entries(question));
+  });
+}
+
+/** An entry before tokenisation, with the reference's keys and key order. */
+interface RawEntry {
+  question_id: unknown;
+  image_id: unknown;
+  question: unknown;
+  answer: PyDict;
+}
+
+/** The image ids of `cache/<file>` when cleaning is on, else none. */
+function removedImageIds(dataroot: string, file: string, clean: boolean): Set<number> {
+  return new Set(clean ? readNpyIntegers(join(dataroot, 'cache', file)) : []);
+}
+
+/**
+ * The reference's assertion for unknown splits. Deviation: its answer-less splits (VQA
+ * `test` from the test2015 questions and `mteval`, GQA `test` from testdev_balanced_questions.json)
+ * are not implemented here and fail the same way.
+ */
+function splitNotRecognized(task: string, split: string, known: string[]): never {
+  throw new Error(`${task}: data split '${split}' is not recognized (supported: ${known.join(', ')})`);
+}
+
+/**
+ * VQA: questions from v2_OpenEnded_mscoco_<train|val>2014_questions.json, answers from
+ * cache/<train|val>_target.pkl, both sorted by question id and paired 1:1. trainval = train +
+ * val[:-3000], minval = val[-3000:]. Cleaning (coco_test_ids) only for splits named *train*,
+ * which includes trainval's val part.
+ */
+function loadVqaEntries(dataroot: string, split: string, clean: boolean): RawEntry[] {
+  const part = (name: 'train' | 'val'): { questions: PyDict[]; answers: PyDict[] } => {
+    const questionsPath = join(dataroot, `v2_OpenEnded_mscoco_${name}2014_questions.json`);
+    const answersPath = join(dataroot, 'cache', `${name}_target.pkl`);
+    return {
+      questions: sortedByQuestionId(readQuestions(questionsPath), questionsPath),
+      answers: sortedByQuestionId(readRecordList(answersPath), answersPath),
+    };
+  };
+  let questions: PyDict[];
+  let answers: PyDict[];
+  if (split === 'train' || split === 'val') {
+    ({ questions, answers } = part(split));
+  } else if (split === 'trainval') {
+    const train = part('train');
+    const val = part('val');
+    questions = [...train.questions, ...headWithoutLast(val.questions, VQA_MINVAL_SIZE)];
+    answers = [...train.answers, ...headWithoutLast(val.answers, VQA_MINVAL_SIZE)];
+  } else if (split === 'minval') {
+    const val = part('val');
+    questions = lastN(val.questions, VQA_MINVAL_SIZE);
+    answers = lastN(val.answers, VQA_MINVAL_SIZE);
+  } else {
+    return splitNotRecognized('VQA', split, ['train', 'val', 'trainval', 'minval']);
+  }
+  if (questions.length !== answers.length) throw new Error(`${dataroot}: split ${split} has ${questions.length} questions but ${answers.length} answers`);
+  const removed = removedImageIds(dataroot, 'coco_test_ids.npy', clean);
+  const entries: RawEntry[] = [];
+  questions.forEach((question, index) => {
+    const where = `${dataroot} split ${split} question ${index}`;
+    if (split.includes('train') && removed.has(pythonInt(field(question, 'image_id', where), where))) return;
+    const answer = answers[index]!;
+    for (const key of ['question_id', 'image_id']) {
+      if (field(question, key, where) !== field(answer, key, `${where} (answer)`)) {
+        throw new Error(`${where}: ${key} ${String(question.get(key))} of the question vs ${String(answer.get(key))} of its answer`);
+      }
+    }
+    // The reference pops the ids from the answer dict and keeps the rest (labels, scores).
+    const rest = new Map([...answer].filter(([key]) => key !== 'question_id' && key !== 'image_id'));
+    entries.push({ question_id: question.get('question_id'), image_id: question.get('image_id'), question: field(question, 'question', where), answer: rest });
+  });
+  return entries;
+}
+
+/**
+ * GenomeQA: cache/trainval_target.pkl sorted by question id; train = [:-5000], val =
+ * [-5000:]; cleaning (genome_test_ids) applies to both splits.
+ */
+function loadGenomeQaEntries(dataroot: string, split: string, clean: boolean): RawEntry[] {
+  const path = join(dataroot, 'cache', 'trainval_target.pkl');
+  const sorted = sortedByQuestionId(readRecordList(path), path);
+  let items: PyDict[];
+  if (split === 'train') items = headWithoutLast(sorted, GENOME_VAL_SIZE);
+  else if (split === 'val') items = lastN(sorted, GENOME_VAL_SIZE);
+  else return splitNotRecognized('GenomeQA', split, ['train', 'val']);
+  const removed = removedImageIds(dataroot, 'genome_test_ids.npy', clean);
+  const where = (item: PyDict): string => `${path} question ${String(item.get('question_id'))}`;
+  return items
+    .filter((item) => !removed.has(pythonInt(field(item, 'image_id', where(item)), where(item))))
+    .map((item) => ({ question_id: item.get('question_id'), image_id: item.get('image_id'), question: field(item, 'question', where(item)), answer: item }));
+}
+
+/**
+ * GQA: cache/<split>_target.pkl (train, val) or cache/trainval_target.pkl cut into trainval
+ * = [:-3000] and minval = [-3000:], after sorting by the *string* question id; the returned
+ * id is int(question_id). Cleaning (genome_test_ids) only for splits named *train*.
+ */
+function loadGqaEntries(dataroot: string, split: string, clean: boolean): RawEntry[] {
+  const file = split === 'train' || split === 'val' ? `${split}_target.pkl` : 'trainval_target.pkl';
+  const path = join(dataroot, 'cache', file);
+  if (!['train', 'val', 'trainval', 'minval'].includes(split)) return splitNotRecognized('GQA', split, ['train', 'val', 'trainval', 'minval']);
+  const sorted = sortedByQuestionId(readRecordList(path), path);
+  const items = split === 'trainval' ? headWithoutLast(sorted, GQA_MINVAL_SIZE) : split === 'minval' ? lastN(sorted, GQA_MINVAL_SIZE) : sorted;
+  const removed = removedImageIds(dataroot, 'genome_test_ids.npy', clean);
+  const where = (item: PyDict): string => `${path} question ${String(item.get('question_id'))}`;
+  return items
+    .filter((item) => !(split.includes('train') && removed.has(pythonInt(field(item, 'image_id', where(item)), where(item)))))
+    .map((item) => ({
+      question_id: pythonInt(item.get('question_id'), where(item)),
+      image_id: item.get('image_id'),
+      question: field(item, 'question', where(item)),
+      answer: item,
+    }));
+}
+
+/** tokenize() + tensorize(): the cache entry the reference pickles. */
+function cacheEntry(entry: RawEntry, options: DatasetOptions, where: string): PyDict {
+  if (typeof entry.question !== 'string') throw new Error(`${where}: question is a ${describe(entry.question)}, expected a str`);
+  const encoded = options.tokenizer.encodeSingleSentence(entry.question, options.task.max_seq_length);
+  const labels = field(entry.answer, 'labels', where);
+  const scores = field(entry.answer, 'scores', where);
+  if (!Array.isArray(labels) || !Array.isArray(scores) || !labels.every(Number.isSafeInteger) || !scores.every((score) => typeof score === 'number')) {
+    throw new Error(`${where}: labels / scores are not lists of ints / floats`);
+  }
+  // Empty answers become None: their target stays all zeros.
+  entry.answer.set('labels', labels.length > 0 ? rawTensor1d('int64', labels as number[]) : null);
+  entry.answer.set('scores', labels.length > 0 ? rawTensor1d('float32', scores as number[]) : null);
+  return new Map<string, unknown>([
+    ['question_id', entry.question_id], ['image_id', entry.image_id], ['question', entry.question], ['answer', entry.answer],
+    ['q_token', rawTensor1d('int64', encoded.inputIds)],
+    ['q_input_mask', rawTensor1d('int64', encoded.inputMask)],
+    ['q_segment_ids', rawTensor1d('int64', encoded.segmentIds)],
+  ]);
+}
+
+/** One entry as the item getter uses it. */
+interface QaEntry {
+  questionId: number;
+  imageId: number | string;
+  question: ItemTensor;
+  inputMask: ItemTensor;
+  segmentIds: ItemTensor;
+  /** null: no answer (all-zero target). */
+  labels: number[] | null;
+  scores: Float32Array | null;
+}
+
+function tokenTensor(entry: PyDict, key: string, maxSeqLength: number, where: string): ItemTensor {
+  const value = field(entry, key, where);
+  if (!isRawTensor(value) || value.dtype !== 'int64' || value.shape.length !== 1 || value.shape[0] !== maxSeqLength) {
+    throw new Error(`${where}: '${key}' is not an int64 tensor of ${maxSeqLength} tokens`);
+  }
+  return itemTensorFromRaw(value, `${where} '${key}'`);
+}
+
+function qaEntry(entry: PyDict, maxSeqLength: number, where: string): QaEntry {
+  const questionId = field(entry, 'question_id', where);
+  const imageId = field(entry, 'image_id', where);
+  if (!Number.isSafeInteger(questionId)) throw new Error(`${where}: question_id ${JSON.stringify(questionId)} is not an int`);
+  if (typeof imageId !== 'number' && typeof imageId !== 'string') throw new Error(`${where}: image_id ${JSON.stringify(imageId)} is neither an int nor a str`);
+  const answer = field(entry, 'answer', where);
+  if (!(answer instanceof Map)) throw new Error(`${where}: answer is a ${describe(answer)}, expected a dict`);
+  const labels = field(answer as PyDict, 'labels', `${where} answer`);
+  const scores = field(answer as PyDict, 'scores', `${where} answer`);
+  let labelList: number[] | null = null;
+  let scoreList: Float32Array | null = null;
+  if (labels !== null || scores !== null) {
+    if (!isRawTensor(labels) || !isRawTensor(scores) || labels.shape.length !== 1 || scores.shape.length !== 1 || labels.shape[0] !== scores.shape[0]) {
+      throw new Error(`${where}: answer labels / scores are not 1-D tensors of one length`);
+    }
+    labelList = Array.from(numericValues(labels, `${where} labels`), Number);
+    scoreList = Float32Array.from(numericValues(scores, `${where} scores`), Number);
+  }
+  return {
+    questionId: questionId as number,
+    imageId,
+    question: tokenTensor(entry, 'q_token', maxSeqLength, where),
+    inputMask: tokenTensor(entry, 'q_input_mask', maxSeqLength, where),
+    segmentIds: tokenTensor(entry, 'q_segment_ids', maxSeqLength, where),
+    labels: labelList,
+    scores: scoreList,
+  };
+}
+
+function numericValues(tensor: RawTensor, where: string): ArrayLike<number | bigint> {
+  const data = tensor.data.slice();
+  switch (tensor.dtype) {
+    case 'int64': return new BigInt64Array(data.buffer);
+    case 'int32': return new Int32Array(data.buffer);
+    case 'float32': return new Float32Array(data.buffer);
+    case 'float64': return new Float64Array(data.buffer);
+    default: throw new Error(`${where}: tensor of ${tensor.dtype}`);
+  }
+}
+
+type EntryLoader = (dataroot: string, split: string, clean: boolean) => RawEntry[];
+
+/** A DatasetFactory whose datasets also carry the answer vocabulary. */
+export type ClassificationDatasetFactory = (options: DatasetOptions) => ClassificationDataset;
+
+function classificationFactory(loadEntries: EntryLoader): ClassificationDatasetFactory {
+  return (options: DatasetOptions): ClassificationDataset => {
+    const { task, split } = options;
+    const dataroot = join(options.root, task.dataroot);
+    const vocabulary = readAnswerVocabulary(dataroot);
+    const reader = options.features;
+    if (reader === null) throw new Error(`${task.key} ${task.name}: features_h5path1 is required`);
+    const maxSeqLength = task.max_seq_length;
+    const maxRegionNum = task.max_region_num;
+    const cachePath = tokenCachePath(dataroot, { task: task.name, split, maxSeqLength, cleaned: options.cleanDatasets });
+
+    // As the reference: an existing cache wins over the annotation files.
+    let cached: PyDict[];
+    if (existsSync(cachePath)) {
+      cached = readTokenCacheEntries(cachePath);
+    } else {
+      cached = loadEntries(dataroot, split, options.cleanDatasets).map((entry, index) => cacheEntry(entry, options, `${task.name} ${split} entry ${index}`));
+      if (options.writeCache !== false) writeTokenCache(cachePath, cached);
+    }
+    const entries = cached.map((entry, index) => qaEntry(entry, maxSeqLength, `${cachePath} entry ${index}`));
+    const numLabels = vocabulary.ans2label.size;
+
+    const item = (index: number): DatasetItem => {
+      const entry = entries[index];
+      if (!Number.isInteger(index) || entry === undefined) throw new RangeError(`${task.name} ${split}: index ${index} outside [0, ${entries.length})`);
+      const regions = padRegions(reader.get(entry.imageId), maxRegionNum);
+      const target = new Float32Array(numLabels);
+      // scatter_: a label listed twice keeps its last score.
+      entry.labels?.forEach((label, position) => {
+        if (!Number.isInteger(label) || label < 0 || label >= numLabels) {
+          throw new RangeError(`${task.name} ${split} question ${entry.questionId}: label ${label} outside [0, ${numLabels})`);
+        }
+        target[label] = entry.scores![position]!;
+      });
+      const copy = (tensor: ItemTensor): ItemTensor => ({ ...tensor, shape: [...tensor.shape], data: tensor.data.slice() });
+      return {
+        order: RETURN_ORDER,
+        values: {
+          features: { dtype: 'float32', shape: [maxRegionNum, FEATURE_WIDTH], data: regions.features },
+          spatials: { dtype: 'float32', shape: [maxRegionNum, LOCATION_WIDTH], data: regions.spatials },
+          image_mask: { dtype: 'int64', shape: [maxRegionNum], data: regions.imageMask },
+          question: copy(entry.question),
+          target: { dtype: 'float32', shape: [numLabels], data: target },
+          input_mask: copy(entry.inputMask),
+          segment_ids: copy(entry.segmentIds),
+          co_attention_mask: { dtype: 'float32', shape: [maxRegionNum, maxSeqLength], data: new Float32Array(maxRegionNum * maxSeqLength) },
+          question_id: entry.questionId,
+        },
+      };
+    };
+    return { length: entries.length, numLabels, ans2label: vocabulary.ans2label, label2ans: vocabulary.label2ans, item };
+  };
+}
+
+/** TASK1 VQA: VQAClassificationDataset (splits trainval / minval; train, val). */
+export const vqaDataset = classificationFactory(loadVqaEntries) satisfies DatasetFactory;
+/** TASK2 GenomeQA: GenomeQAClassificationDataset (splits train / val). */
+export const genomeQaDataset = classificationFactory(loadGenomeQaEntries) satisfies DatasetFactory;
+/** TASK15 GQA: GQAClassificationDataset (splits trainval / minval; train, val). */
+export const gqaDataset = classificationFactory(loadGqaEntries) satisfies DatasetFactory;

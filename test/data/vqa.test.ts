@@ -1,0 +1,179 @@
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { ItemTensor } from '../../src/data/dataset.js';
+import { ImageFeatureReader } from '../../src/data/features.js';
+import {
+  genomeQaDataset, gqaDataset, readAnswerVocabulary, vqaDataset, type ClassificationDataset, type ClassificationDatasetFactory,
+} from '../../src/data/tasks/vqa.js';
+import { readTokenCacheEntries } from '../../src/data/token-cache.js';
+import { verifyDatasetSplit } from '../../src/data/verify-data.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
+import { loadTaskRegistry } from '../../src/tasks/registry.js';
+import { BertTokenizer } from '../../src/text/index.js';
+import { fixture } from '../io/fixtures.js';
+
+const EXPECTED = fixture('datasets', 'expected');
+
+interface SplitCase {
+  factory: ClassificationDatasetFactory;
+  taskKey: string;
+  split: string;
+  phase: 'train' | 'val';
+  folder: string;
+  /** Kit directories the task reads: its dataroot and feature LMDB. */
+  directories: string[];
+  /** Annotation files the reference ignores once a token cache exists. */
+  annotations: string[];
+}
+
+const VQA_DIRS = ['datasets/VQA', 'datasets/coco/features_100'];
+const VQA_ANNOTATIONS = [
+  'datasets/VQA/v2_OpenEnded_mscoco_train2014_questions.json', 'datasets/VQA/v2_OpenEnded_mscoco_val2014_questions.json',
+  'datasets/VQA/cache/train_target.pkl', 'datasets/VQA/cache/val_target.pkl',
+];
+const CASES: SplitCase[] = [
+  { factory: vqaDataset, taskKey: 'TASK1', split: 'trainval', phase: 'train', folder: 'TASK1_VQA/trainval__train__VQAClassificationDataset', directories: VQA_DIRS, annotations: VQA_ANNOTATIONS },
+  { factory: vqaDataset, taskKey: 'TASK1', split: 'minval', phase: 'val', folder: 'TASK1_VQA/minval__val__VQAClassificationDataset', directories: VQA_DIRS, annotations: VQA_ANNOTATIONS },
+  { factory: genomeQaDataset, taskKey: 'TASK2', split: 'train', phase: 'train', folder: 'TASK2_GenomeQA/train__train__GenomeQAClassificationDataset', directories: ['datasets/visual_genome'], annotations: ['datasets/visual_genome/cache/trainval_target.pkl'] },
+  { factory: genomeQaDataset, taskKey: 'TASK2', split: 'val', phase: 'val', folder: 'TASK2_GenomeQA/val__val__GenomeQAClassificationDataset', directories: ['datasets/visual_genome'], annotations: ['datasets/visual_genome/cache/trainval_target.pkl'] },
+  { factory: gqaDataset, taskKey: 'TASK15', split: 'trainval', phase: 'train', folder: 'TASK15_GQA/trainval__train__GQAClassificationDataset', directories: ['datasets/gqa'], annotations: ['datasets/gqa/cache/trainval_target.pkl'] },
+  { factory: gqaDataset, taskKey: 'TASK15', split: 'minval', phase: 'val', folder: 'TASK15_GQA/minval__val__GQAClassificationDataset', directories: ['datasets/gqa'], annotations: ['datasets/gqa/cache/trainval_target.pkl'] },
+];
+
+const scratchRoots: string[] = [];
+after(() => scratchRoots.forEach((root) => rmSync(root, { recursive: true, force: true })));
+
+/** A scratch copy of the kit directories (the loaders write their caches there). */
+function scratchKit(directories: string[]): string {
+  const root = mkdtempSync(join(tmpdir(), 'vilbert-vqa-'));
+  scratchRoots.push(root);
+  for (const directory of directories) cpSync(fixture('datasets', 'kit', directory), join(root, directory), { recursive: true });
+  return root;
+}
+
+function build(testCase: SplitCase, root: string, cleanDatasets = true, writeCache = true): ClassificationDataset {
+  const task = loadTaskRegistry().get(testCase.taskKey)!;
+  return testCase.factory({
+    task, split: testCase.split, phase: testCase.phase, root, cleanDatasets, writeCache,
+    tokenizer: BertTokenizer.bundled(),
+    features: ImageFeatureReader.open(resolve(root, task.features_h5path1)),
+    gtFeatures: null,
+  });
+}
+
+interface Meta { len: number; num_labels: number; saved_indices: number[]; cache_files_written: string[] }
+const metaOf = (folder: string): Meta => JSON.parse(readFileSync(join(EXPECTED, folder, 'meta.json'), 'utf8')) as Meta;
+
+/** verifyDatasetSplit, plus bit-exact targets and tokens (the shared check allows 1e-6 on floats). */
+function expectMatchesReference(dataset: ClassificationDataset, folder: string): void {
+  const check = verifyDatasetSplit(dataset, join(EXPECTED, folder));
+  assert.deepEqual(check.problems, [], folder);
+  const meta = metaOf(folder);
+  assert.equal(check.itemsChecked, meta.saved_indices.length);
+  assert.equal(dataset.numLabels, meta.num_labels);
+  for (const index of meta.saved_indices) {
+    const { tensors } = readSafetensors(join(EXPECTED, folder, `item_${String(index).padStart(4, '0')}.safetensors`));
+    const item = dataset.item(index);
+    for (const name of ['target', 'question', 'input_mask', 'segment_ids', 'spatials', 'image_mask']) {
+      const actual = item.values[name] as ItemTensor;
+      const bytes = Buffer.from(actual.data.buffer, actual.data.byteOffset, actual.data.byteLength);
+      assert.ok(bytes.equals(Buffer.from(tensors.get(name)!.data)), `${folder} item ${index} ${name} differs in its bits`);
+    }
+  }
+}
+
+describe('VQA / GenomeQA / GQA classification datasets', () => {
+  for (const testCase of CASES) {
+    it(`${testCase.folder}: every saved item equals the reference, built from the annotations`, () => {
+      const root = scratchKit(testCase.directories);
+      const dataset = build(testCase, root);
+      expectMatchesReference(dataset, testCase.folder);
+      // The cache the reference writes, at the same path.
+      for (const written of metaOf(testCase.folder).cache_files_written) assert.ok(existsSync(join(root, written)), written);
+
+      // A second load takes that cache and no longer needs the annotations.
+      for (const file of testCase.annotations) rmSync(join(root, file));
+      expectMatchesReference(build(testCase, root), testCase.folder);
+    });
+  }
+
+  const referenceCaches = CASES.filter((testCase) =>
+    metaOf(testCase.folder).cache_files_written.every((written) => existsSync(fixture('datasets', 'generated_caches', written))));
+
+  it('reads the token caches the reference wrote (annotations removed)', () => {
+    assert.equal(referenceCaches.length, 4); // VQA trainval, GenomeQA train/val, GQA trainval: the minval ones are > 200 KB
+    for (const testCase of referenceCaches) {
+      const root = scratchKit(testCase.directories);
+      for (const written of metaOf(testCase.folder).cache_files_written) cpSync(fixture('datasets', 'generated_caches', written), join(root, written));
+      for (const file of testCase.annotations) rmSync(join(root, file));
+      expectMatchesReference(build(testCase, root), testCase.folder);
+    }
+  });
+
+  it('our caches hold the reference entries: same keys, ids and tokens', () => {
+    for (const testCase of referenceCaches) {
+      const root = scratchKit(testCase.directories);
+      build(testCase, root);
+      for (const written of metaOf(testCase.folder).cache_files_written) {
+        const ours = readTokenCacheEntries(join(root, written));
+        const theirs = readTokenCacheEntries(fixture('datasets', 'generated_caches', written));
+        assert.equal(ours.length, theirs.length);
+        ours.forEach((entry, index) => {
+          const reference = theirs[index]!;
+          assert.deepEqual([...entry.keys()], [...reference.keys()]);
+          assert.deepEqual([...(entry.get('answer') as Map<string, unknown>).keys()], [...(reference.get('answer') as Map<string, unknown>).keys()]);
+          for (const key of ['question_id', 'image_id', 'question', 'q_token', 'q_input_mask', 'q_segment_ids']) {
+            assert.deepEqual(entry.get(key), reference.get(key), `${written} entry ${index} ${key}`);
+          }
+        });
+      }
+    }
+  });
+
+  it('loads the answer vocabularies of labels.json', () => {
+    for (const testCase of CASES) {
+      const labels = JSON.parse(readFileSync(join(EXPECTED, testCase.folder, 'labels.json'), 'utf8')) as { ans2label: Record<string, number>; label2ans: string[] };
+      const dataroot = fixture('datasets', 'kit', loadTaskRegistry().get(testCase.taskKey)!.dataroot);
+      const vocabulary = readAnswerVocabulary(dataroot);
+      assert.deepEqual(Object.fromEntries(vocabulary.ans2label), labels.ans2label);
+      assert.deepEqual(vocabulary.label2ans, labels.label2ans);
+    }
+    const gqa = build(CASES[4]!, scratchKit(CASES[4]!.directories));
+    assert.deepEqual(gqa.label2ans, readAnswerVocabulary(fixture('datasets', 'kit', 'datasets', 'gqa')).label2ans);
+    assert.equal(gqa.ans2label.get('left'), 2);
+  });
+
+  it('without cleaning keeps the test-image items, in caches named without _cleaned', () => {
+    const vqa = CASES[0]!;
+    const root = scratchKit(vqa.directories);
+    const dataset = build(vqa, root, false);
+    // Both trainval parts are cleaned: qid 42000 (train, test image 42) and 5000 (val part, image 5) stay.
+    assert.equal(dataset.length, 11);
+    // (the kit has no features for those test images: read the ids from the cache written)
+    const ids = readTokenCacheEntries(join(root, 'datasets/VQA/cache/VQA_trainval_23.pkl')).map((entry) => entry.get('question_id'));
+    assert.ok(ids.includes(42000) && ids.includes(5000));
+    assert.ok(!existsSync(join(root, 'datasets/VQA/cache/VQA_trainval_23_cleaned.pkl')));
+    // GenomeQA cleans both splits: its val keeps the 4996 fillers on image 10 only without cleaning.
+    const genomeVal = CASES[3]!;
+    const genomeRoot = scratchKit(genomeVal.directories);
+    assert.equal(build(genomeVal, genomeRoot, false, false).length, 5000);
+    assert.ok(!existsSync(join(genomeRoot, 'datasets/visual_genome/cache/GenomeQA_val_26.pkl')), 'writeCache: false writes nothing');
+  });
+
+  it('GQA cuts its splits after sorting the question ids as strings', () => {
+    const gqa = CASES[4]!;
+    const dataset = build(gqa, scratchKit(gqa.directories));
+    const ids = Array.from({ length: dataset.length }, (_, index) => dataset.item(index).values.question_id);
+    assert.deepEqual(ids, [5451384, 1003, 2, 201307251, 20968379]); // "05451384" < "1003" < "2" < ...
+  });
+
+  it('names the split it does not know', () => {
+    const vqa = CASES[0]!;
+    assert.throws(() => build({ ...vqa, split: 'test' }, scratchKit(vqa.directories)), /VQA: data split 'test' is not recognized/);
+    const genome = CASES[2]!;
+    assert.throws(() => build({ ...genome, split: 'trainval' }, scratchKit(genome.directories)), /GenomeQA: data split 'trainval' is not recognized/);
+  });
+});
