@@ -4,6 +4,7 @@ import { registerInfo } from './info.js';
 import { registerSmoke } from './smoke.js';
 import { registerCheckpoints } from './checkpoints.js';
 import { registerVerifyParity } from './verify-parity.js';
+import { registerVerifyData } from './verify-data.js';
 
 export function buildProgram(): Command {
   const program = new Command('vilbert')
@@ -11,7 +12,7 @@ export function buildProgram(): Command {
     .version(process.env.npm_package_version ?? '0.1.0')
     .showHelpAfterError()
     .exitOverride();
-  for (const register of [registerSmoke, registerCheckpoints, registerVerifyParity, registerInfo]) register(program);
+  for (const register of [registerSmoke, registerCheckpoints, registerVerifyParity, registerVerifyData, registerInfo]) register(program);
   for (const command of program.commands) command.showHelpAfterError().exitOverride();
   return program;
 }

@@ -29,25 +29,44 @@ function isTensor(value: ItemValue | undefined): value is ItemTensor {
   return typeof value === 'object' && value !== null && 'shape' in value;
 }
 
-function numbers(tensor: ItemTensor): number[] {
-  return Array.from(tensor.data as ArrayLike<number | bigint>, Number);
+/** Element i as a number (int64 elements converted; exact up to 2^53). */
+function valueAt(tensor: ItemTensor, index: number): number {
+  return Number(tensor.data[index]!);
 }
 
-/** Rows of the last dimension: [..., W] -> list of W-long arrays. */
-function lastDimRows(tensor: ItemTensor): number[][] {
+/** The elements as numbers, without copying float data. */
+function numbers(tensor: ItemTensor): ArrayLike<number> {
+  return tensor.data instanceof BigInt64Array ? Array.from(tensor.data, Number) : tensor.data;
+}
+
+/** Per row of the last dimension: reduce(row) -> one number (no per-row arrays for wide tensors). */
+function perRow(tensor: ItemTensor, reduce: (start: number, width: number) => number): number[] {
   const width = tensor.shape[tensor.shape.length - 1] ?? 1;
-  const values = numbers(tensor);
-  const rows: number[][] = [];
-  for (let i = 0; i < values.length; i += width) rows.push(values.slice(i, i + width));
-  return rows;
+  const result: number[] = [];
+  for (let start = 0; start < tensor.data.length; start += width) result.push(reduce(start, width));
+  return result;
+}
+
+function head8Values(tensor: ItemTensor): number[] {
+  const width = tensor.shape[tensor.shape.length - 1] ?? 1;
+  const result: number[] = [];
+  for (let start = 0; start < tensor.data.length; start += width) {
+    for (let i = 0; i < Math.min(8, width); i++) result.push(valueAt(tensor, start + i));
+  }
+  return result;
+}
+
+function isAllZero(tensor: ItemTensor, from = 0): boolean {
+  for (let i = from; i < tensor.data.length; i++) if (Number(tensor.data[i]) !== 0) return false;
+  return true;
 }
 
 function leadingRows(tensor: ItemTensor, rows: number): ItemTensor {
-  const perRow = tensor.shape.slice(1).reduce((a, b) => a * b, 1);
-  return { ...tensor, shape: [rows, ...tensor.shape.slice(1)], data: tensor.data.slice(0, rows * perRow) as ItemTensor['data'] };
+  const elementsPerRow = tensor.shape.slice(1).reduce((a, b) => a * b, 1);
+  return { ...tensor, shape: [rows, ...tensor.shape.slice(1)], data: tensor.data.subarray(0, rows * elementsPerRow) as ItemTensor['data'] };
 }
 
-function compareValues(name: string, actual: number[], expected: number[], relative: number, problems: string[]): void {
+function compareValues(name: string, actual: ArrayLike<number>, expected: ArrayLike<number>, relative: number, problems: string[]): void {
   if (actual.length !== expected.length) {
     problems.push(`${name}: ${actual.length} values, reference ${expected.length}`);
     return;
@@ -84,39 +103,58 @@ function checkElement(label: string, base: string, value: ItemValue | undefined,
   }
   if (dtype && dtype !== value.dtype) problems.push(`${label}: dtype ${value.dtype}, reference ${dtype}`);
   if (metadata[`${base}.omitted`]) {
-    if (numbers(value).some((v) => v !== 0)) problems.push(`${label}: the reference's is all zeros`);
+    if (!isAllZero(value)) problems.push(`${label}: the reference's is all zeros`);
     return;
   }
   let compared = value;
   const tailFrom = metadata[`${base}.zero_tail_from`];
   if (tailFrom !== undefined) {
     const rows = Number(tailFrom);
-    const perRow = value.shape.slice(1).reduce((a, b) => a * b, 1);
-    if (numbers(value).slice(rows * perRow).some((v) => v !== 0)) problems.push(`${label}: rows from ${rows} on must be zero`);
+    const elementsPerRow = value.shape.slice(1).reduce((a, b) => a * b, 1);
+    if (!isAllZero(value, rows * elementsPerRow)) problems.push(`${label}: rows from ${rows} on must be zero`);
     compared = leadingRows(value, rows);
   }
   const floating = compared.dtype !== 'int64';
   const plain = golden.get(base);
   if (plain) compareValues(label, numbers(compared), rawValues(plain), floating ? FLOAT_TOLERANCE : 0, problems);
   const head8 = golden.get(`${base}.head8`);
-  if (head8) compareValues(`${label}.head8`, lastDimRows(compared).flatMap((row) => row.slice(0, 8)), rawValues(head8), FLOAT_TOLERANCE, problems);
+  if (head8) compareValues(`${label}.head8`, head8Values(compared), rawValues(head8), FLOAT_TOLERANCE, problems);
   const rowsum = golden.get(`${base}.rowsum`);
   if (rowsum) {
-    const sums = lastDimRows(compared).map((row) => row.reduce((a, b) => a + b, 0));
+    const sums = perRow(compared, (start, width) => {
+      let sum = 0;
+      for (let i = start; i < start + width; i++) sum += valueAt(compared, i);
+      return sum;
+    });
     compareValues(`${label}.rowsum`, sums, rawValues(rowsum), ROWSUM_TOLERANCE, problems);
   }
   const argmax = golden.get(`${base}.argmax`);
-  if (argmax) {
-    const indices = lastDimRows(compared).map((row) => row.indexOf(Math.max(...row)));
-    compareValues(`${label}.argmax`, indices, rawValues(argmax), 0, problems);
-  }
   const max = golden.get(`${base}.max`);
-  if (max) compareValues(`${label}.max`, lastDimRows(compared).map((row) => Math.max(...row)), rawValues(max), FLOAT_TOLERANCE, problems);
+  if (argmax || max) {
+    // First index of the maximum, as numpy's argmax.
+    const best = perRow(compared, (start, width) => {
+      let at = start;
+      for (let i = start + 1; i < start + width; i++) if (valueAt(compared, i) > valueAt(compared, at)) at = i;
+      return at - start;
+    });
+    if (argmax) compareValues(`${label}.argmax`, best, rawValues(argmax), 0, problems);
+    const width = compared.shape[compared.shape.length - 1] ?? 1;
+    if (max) compareValues(`${label}.max`, best.map((at, row) => valueAt(compared, row * width + at)), rawValues(max), FLOAT_TOLERANCE, problems);
+  }
   if (!plain && !head8 && !rowsum) problems.push(`${label}: the reference file has nothing to compare it with`);
 }
 
 /** Checks a dataset against one expected/<split> folder: its length and every saved item. */
-export function verifyDatasetSplit(dataset: TaskDataset, expectedDir: string): SplitCheck {
+export interface VerifyOptions {
+  /**
+   * Called before each item with the seed the reference set before producing it
+   * (`rng_seed` of the item's metadata, for the sampling datasets), so that a
+   * dataset drawing from a reference-compatible random source can replay it.
+   */
+  beforeItem?: (index: number, rngSeed: number | undefined) => void;
+}
+
+export function verifyDatasetSplit(dataset: TaskDataset, expectedDir: string, options: VerifyOptions = {}): SplitCheck {
   const split = expectedDir.split('/').filter(Boolean).pop() ?? expectedDir;
   const problems: string[] = [];
   const meta = JSON.parse(readFileSync(join(expectedDir, 'meta.json'), 'utf8')) as SplitMeta;
@@ -127,6 +165,7 @@ export function verifyDatasetSplit(dataset: TaskDataset, expectedDir: string): S
     const file = join(expectedDir, `item_${String(index).padStart(4, '0')}.safetensors`);
     if (status?.status !== 'ok' || !existsSync(file)) continue; // the reference failed on this item; nothing to compare
     const { tensors, metadata } = readSafetensors(file);
+    options.beforeItem?.(index, metadata.rng_seed === undefined ? undefined : Number(metadata.rng_seed));
     let item;
     try {
       item = dataset.item(index);
@@ -148,6 +187,16 @@ export function verifyDatasetSplit(dataset: TaskDataset, expectedDir: string): S
   }
   if (itemsChecked === 0) problems.push('no item could be checked');
   return { split, ok: problems.length === 0, itemsChecked, problems };
+}
+
+/** Compares named values (one batch, say) with one golden safetensors file, element by element. */
+export function verifyTensorFile(values: Readonly<Record<string, ItemValue>>, file: string): string[] {
+  const problems: string[] = [];
+  const { tensors, metadata } = readSafetensors(file);
+  const order = (metadata.return_order ?? '').split(',').filter(Boolean);
+  if (order.length === 0) problems.push(`${file}: no return_order in its metadata`);
+  for (const name of order) checkElement(name, name, values[name], tensors, metadata, problems);
+  return problems;
 }
 
 /** The split folders of one task's expected/ directory. */
