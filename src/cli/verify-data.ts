@@ -8,8 +8,8 @@ import { ImageFeatureReader } from '../data/features.js';
 import { loadTaskRegistry } from '../tasks/registry.js';
 import { DATASET_CLASSES } from '../data/tasks/index.js';
 import { expectedSplits, verifyDatasetSplit, verifyTensorFile } from '../data/verify-data.js';
-import { ConceptCaptionsReader, ReferenceRandom } from '../data/concept-captions.js';
-import { ReferenceRandomSource, type RandomSource } from '../data/random-source.js';
+import { ConceptCaptionsReader } from '../data/concept-captions.js';
+import { ReferenceRandom, ReferenceRandomSource, type RandomSource } from '../data/random-source.js';
 
 export function registerVerifyData(program: Command): void {
   program

@@ -22,10 +22,11 @@ import { LmdbReader } from '../io/lmdb.js';
 import { CheckpointFormatError } from '../io/format-error.js';
 import { isRawTensor, type RawTensor } from '../io/raw-tensor.js';
 import type { BertTokenizer } from '../text/index.js';
-import type { ItemTensor } from './dataset.js';
+import { type ItemTensor, float32Tensor, int64Tensor } from './dataset.js';
 import { FEATURE_WIDTH, LOCATION_WIDTH } from './features.js';
 import { iou } from './iou.js';
 import { decodeMsgpackNumpy, type MsgpackValue } from './msgpack-numpy.js';
+import { type PretrainingRandomSource, ReferenceRandom } from './random-source.js';
 
 /** Regions per record (the reference's hard-coded region_len). */
 export const REGION_LEN = 36;
@@ -40,144 +41,6 @@ export type ConceptCaptionsTensorName = (typeof CONCEPT_CAPTIONS_ORDER)[number];
 
 const KEYS_ENTRY = '__keys__';
 const OVERLAP_THRESHOLD = Math.fround(0.4); // numpy compares the float32 IoUs with float32(0.4)
-
-// ---------------------------------------------------------------------------------------
-// Random draws
-
-/** The three kinds of draw the reference makes, named after the Python calls they stand for. */
-export interface PretrainingRandomSource {
-  /** `random.random()`: a double in [0, 1). */
-  random(): number;
-  /** `random.randint(a, b)`: an integer in [a, b]. */
-  randint(a: number, b: number): number;
-  /** `np.random.randint(n)`: an integer in [0, n). */
-  npRandint(n: number): number;
-}
-
-/** MT19937 as CPython's `_random` and numpy's `mt19937` implement it. */
-class Mt19937 {
-  private constructor(readonly words: Uint32Array, public index: number) {}
-
-  /** init_genrand (numpy `RandomState.seed(int)`). */
-  static fromSeed(seed: number): Mt19937 {
-    const words = new Uint32Array(624);
-    words[0] = seed >>> 0;
-    for (let i = 1; i < 624; i++) {
-      const previous = words[i - 1]!;
-      words[i] = Math.imul(1812433253, previous ^ (previous >>> 30)) + i;
-    }
-    return new Mt19937(words, 624);
-  }
-
-  /** init_by_array (CPython `random.seed(int)`, the key being the int's 32-bit words). */
-  static fromKey(key: readonly number[]): Mt19937 {
-    const generator = Mt19937.fromSeed(19650218);
-    const words = generator.words;
-    let i = 1;
-    let j = 0;
-    for (let k = Math.max(624, key.length); k > 0; k--) {
-      const previous = words[i - 1]!;
-      words[i] = (words[i]! ^ Math.imul(previous ^ (previous >>> 30), 1664525)) + key[j]! + j;
-      i++;
-      j++;
-      if (i >= 624) { words[0] = words[623]!; i = 1; }
-      if (j >= key.length) j = 0;
-    }
-    for (let k = 623; k > 0; k--) {
-      const previous = words[i - 1]!;
-      words[i] = (words[i]! ^ Math.imul(previous ^ (previous >>> 30), 1566083941)) - i;
-      i++;
-      if (i >= 624) { words[0] = words[623]!; i = 1; }
-    }
-    words[0] = 0x80000000;
-    return generator;
-  }
-
-  static fromState(state: MtState): Mt19937 {
-    if (state.words.length !== 624 || !(state.index >= 0 && state.index <= 624)) throw new RangeError('an MT19937 state is 624 words and an index in [0, 624]');
-    return new Mt19937(Uint32Array.from(state.words), state.index);
-  }
-
-  state(): MtState {
-    return { words: Array.from(this.words), index: this.index };
-  }
-
-  nextUint32(): number {
-    const words = this.words;
-    if (this.index >= 624) {
-      for (let k = 0; k < 624; k++) {
-        const y = (words[k]! & 0x80000000) | (words[(k + 1) % 624]! & 0x7fffffff);
-        words[k] = words[(k + 397) % 624]! ^ (y >>> 1) ^ (y & 1 ? 0x9908b0df : 0);
-      }
-      this.index = 0;
-    }
-    let y = words[this.index++]!;
-    y ^= y >>> 11;
-    y ^= (y << 7) & 0x9d2c5680;
-    y ^= (y << 15) & 0xefc60000;
-    y ^= y >>> 18;
-    return y >>> 0;
-  }
-}
-
-/** An MT19937 state as plain JSON data. */
-export interface MtState {
-  words: number[];
-  index: number;
-}
-
-/** Both generators' states, to save with a checkpoint and resume the exact sequence. */
-export interface ReferenceRandomState {
-  python: MtState;
-  numpy: MtState;
-}
-
-/** Python's `random` module and numpy's global legacy RandomState, seeded as `random.seed(S); np.random.seed(S)`. */
-export class ReferenceRandom implements PretrainingRandomSource {
-  private constructor(private readonly python: Mt19937, private readonly numpy: Mt19937) {}
-
-  static seeded(seed: number): ReferenceRandom {
-    if (!Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`seed must be an integer in [0, 2^32), got ${seed}`);
-    return new ReferenceRandom(Mt19937.fromKey([seed]), Mt19937.fromSeed(seed));
-  }
-
-  static fromState(state: ReferenceRandomState): ReferenceRandom {
-    return new ReferenceRandom(Mt19937.fromState(state.python), Mt19937.fromState(state.numpy));
-  }
-
-  state(): ReferenceRandomState {
-    return { python: this.python.state(), numpy: this.numpy.state() };
-  }
-
-  /** genrand_res53: 53 random bits from two words. */
-  random(): number {
-    const high = this.python.nextUint32() >>> 5;
-    const low = this.python.nextUint32() >>> 6;
-    return (high * 67108864 + low) / 9007199254740992;
-  }
-
-  /** randrange(a, b + 1): rejection sampling on getrandbits(bit_length(n)). */
-  randint(a: number, b: number): number {
-    const n = b - a + 1;
-    if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || n < 1 || n > 0xffffffff) throw new RangeError(`randint(${a}, ${b}): empty or unsupported range`);
-    const bits = 32 - Math.clz32(n);
-    let r: number;
-    do r = this.python.nextUint32() >>> (32 - bits); while (r >= n);
-    return a + r;
-  }
-
-  /** numpy's masked rejection sampling on 32-bit words (no draw when n is 1). */
-  npRandint(n: number): number {
-    if (!Number.isSafeInteger(n) || n < 1 || n > 0x100000000) throw new RangeError(`np.random.randint(${n}): unsupported bound`);
-    const range = n - 1;
-    if (range === 0) return 0;
-    if (range === 0xffffffff) return this.numpy.nextUint32();
-    const mask = 0xffffffff >>> Math.clz32(range);
-    let value: number;
-    do value = (this.numpy.nextUint32() & mask) >>> 0; while (value > range);
-    return value;
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 // Records
@@ -440,8 +303,6 @@ export interface ConceptCaptionsBatch {
   readonly imageIds: string[];
 }
 
-const int64 = (shape: number[], rows: readonly (readonly number[])[]): ItemTensor => ({ dtype: 'int64', shape, data: BigInt64Array.from(rows.flat(), BigInt) });
-
 /**
  * Stacks examples and prepends the global region: the mean of all 36 (masked) feature rows
  * divided by the number of rows not marked in masked_label (padding rows count; at least 1),
@@ -469,16 +330,16 @@ export function assembleBatch(examples: readonly ConceptCaptionsExample[]): Conc
     imageTarget.set(example.imageTarget, b * REGION_LEN * targetWidth);
   });
   const values: Record<ConceptCaptionsTensorName, ItemTensor> = {
-    input_ids: int64([B, seqLen], examples.map((e) => e.inputIds)),
-    input_mask: int64([B, seqLen], examples.map((e) => e.inputMask)),
-    segment_ids: int64([B, seqLen], examples.map((e) => e.segmentIds)),
-    lm_label_ids: int64([B, seqLen], examples.map((e) => e.lmLabelIds)),
-    is_next: int64([B], examples.map((e) => [e.isNext])),
-    image_feat: { dtype: 'float32', shape: [B, regions, FEATURE_WIDTH], data: imageFeat },
-    image_loc: { dtype: 'float32', shape: [B, regions, LOCATION_WIDTH], data: imageLoc },
-    image_target: { dtype: 'float32', shape: [B, REGION_LEN, targetWidth], data: imageTarget },
-    image_label: int64([B, REGION_LEN], examples.map((e) => e.imageLabel)),
-    image_mask: int64([B, regions], examples.map((e) => [1, ...e.imageMask])),
+    input_ids: int64Tensor([B, seqLen], examples.flatMap((e) => e.inputIds)),
+    input_mask: int64Tensor([B, seqLen], examples.flatMap((e) => e.inputMask)),
+    segment_ids: int64Tensor([B, seqLen], examples.flatMap((e) => e.segmentIds)),
+    lm_label_ids: int64Tensor([B, seqLen], examples.flatMap((e) => e.lmLabelIds)),
+    is_next: int64Tensor([B], examples.map((e) => e.isNext)),
+    image_feat: float32Tensor([B, regions, FEATURE_WIDTH], imageFeat),
+    image_loc: float32Tensor([B, regions, LOCATION_WIDTH], imageLoc),
+    image_target: float32Tensor([B, REGION_LEN, targetWidth], imageTarget),
+    image_label: int64Tensor([B, REGION_LEN], examples.flatMap((e) => e.imageLabel)),
+    image_mask: int64Tensor([B, regions], examples.flatMap((e) => [1, ...e.imageMask])),
   };
   return { order: CONCEPT_CAPTIONS_ORDER, values, imageIds: examples.map((e) => e.imageId) };
 }

@@ -11,6 +11,20 @@ export interface ItemTensor {
   data: Float32Array | Float64Array | BigInt64Array;
 }
 
+/** An int64 item tensor: a BigInt64Array is taken as it is, numbers are converted. */
+export function int64Tensor(shape: number[], values: ArrayLike<number> | BigInt64Array): ItemTensor {
+  return { dtype: 'int64', shape, data: values instanceof BigInt64Array ? values : BigInt64Array.from(Array.from(values), BigInt) };
+}
+
+export function float32Tensor(shape: number[], data: Float32Array): ItemTensor {
+  return { dtype: 'float32', shape, data };
+}
+
+/** The all-zero co_attention_mask every downstream dataset returns. */
+export function zeroCoAttentionMask(shape: number[]): ItemTensor {
+  return float32Tensor(shape, new Float32Array(shape.reduce((a, b) => a * b, 1)));
+}
+
 /** A tensor element, or a Python scalar the reference returns (question_id, image_id, target). */
 export type ItemValue = ItemTensor | number | string;
 

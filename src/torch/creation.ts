@@ -98,9 +98,10 @@ export function tensor(data: NestedNumbers | AnyTypedArray, options: CreateOptio
   return finish(new Tensor(native.fromBuffer(typedArrayOf(values, dtype), shape, dtypeCode(dtype))), options);
 }
 
-function factory(name: string, shape: number[], options: CreateOptions, ...leading: unknown[]): Tensor {
+/** Calls an ATen factory `name(...before, size, ...after, dtype, layout, device)`. */
+function factory(name: string, shape: number[], options: CreateOptions, before: unknown[] = [], after: unknown[] = []): Tensor {
   const dtype = options.dtype === undefined ? null : dtypeCode(options.dtype);
-  const created = op(name, ...leading, shape, dtype, null, options.device ?? defaultDevice);
+  const created = op(name, ...before, shape, ...after, dtype, null, options.device ?? defaultDevice);
   if (options.requiresGrad) created.requiresGrad_(true);
   return created;
 }
@@ -114,10 +115,7 @@ export function ones(shape: number[], options: CreateOptions = {}): Tensor {
 }
 
 export function full(shape: number[], value: number | boolean, options: CreateOptions = {}): Tensor {
-  const dtype = options.dtype === undefined ? null : dtypeCode(options.dtype);
-  const created = op('full', shape, value, dtype, null, options.device ?? defaultDevice);
-  if (options.requiresGrad) created.requiresGrad_(true);
-  return created;
+  return factory('full', shape, options, [], [value]);
 }
 
 export function empty(shape: number[], options: CreateOptions = {}): Tensor {
@@ -136,7 +134,7 @@ export function randn(shape: number[], options: CreateOptions = {}): Tensor {
 
 /** Integers uniform on [low, high), int64 unless dtype says otherwise. */
 export function randint(low: number, high: number, shape: number[], options: CreateOptions = {}): Tensor {
-  return factory('randint.low', shape, { dtype: 'int64', ...options }, low, high);
+  return factory('randint.low', shape, { dtype: 'int64', ...options }, [low, high]);
 }
 
 export function arange(start: number, end?: number, step = 1, options: CreateOptions = {}): Tensor {

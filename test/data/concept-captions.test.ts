@@ -7,10 +7,11 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { rawValues } from '../../src/parity/compare.js';
 import type { ItemTensor } from '../../src/data/dataset.js';
 import {
-  CONCEPT_CAPTIONS_ORDER, ConceptCaptionsError, ConceptCaptionsReader, REGION_LEN, ReferenceRandom,
+  CONCEPT_CAPTIONS_ORDER, ConceptCaptionsError, ConceptCaptionsReader, REGION_LEN,
   assembleBatch, jsonObjectValues, preprocessRecord,
-  type ConceptCaptionsBatch, type ConceptCaptionsRecord, type PreprocessOptions, type PretrainingRandomSource as RandomSource,
+  type ConceptCaptionsBatch, type ConceptCaptionsRecord, type PreprocessOptions,
 } from '../../src/data/concept-captions.js';
+import { type PretrainingRandomSource as RandomSource, ReferenceRandom } from '../../src/data/random-source.js';
 import { iou } from '../../src/data/iou.js';
 import { MsgpackExt, decodeMsgpack, decodeMsgpackNumpy } from '../../src/data/msgpack-numpy.js';
 import { BertTokenizer } from '../../src/text/index.js';

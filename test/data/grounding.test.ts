@@ -1,7 +1,6 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DatasetFactory, DatasetOptions, ItemTensor, TaskDataset } from '../../src/data/dataset.js';
 import { ImageFeatureReader } from '../../src/data/features.js';
@@ -13,9 +12,9 @@ import type { RawTensor } from '../../src/io/raw-tensor.js';
 import { loadTaskRegistry } from '../../src/tasks/registry.js';
 import { BertTokenizer } from '../../src/text/index.js';
 import { fixture } from '../io/fixtures.js';
+import { scratchKitForFile } from './kit.js';
 
 // The data kit and the reference loaders' outputs: test/fixtures/datasets/MANIFEST.md.
-const KIT = fixture('datasets', 'kit');
 const EXPECTED = fixture('datasets', 'expected');
 const REFERENCE_CACHES = fixture('datasets', 'generated_caches');
 /** What these tasks read under kit/: their datasets, and the COCO features GuessWhat uses. */
@@ -32,17 +31,6 @@ const TASKS: TaskCase[] = [
   { key: 'TASK4', expected: 'TASK4_Visual7w', factory: visual7wDataset },
   { key: 'TASK17', expected: 'TASK17_GuessWhatPointing', factory: guessWhatPointingDataset },
 ];
-
-const scratchDirs: string[] = [];
-after(() => scratchDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
-
-/** A scratch copy of the kit parts (tests never write into test/fixtures). */
-function scratchKit(): string {
-  const root = mkdtempSync(join(tmpdir(), 'vilbert-grounding-'));
-  scratchDirs.push(root);
-  for (const part of KIT_PARTS) cpSync(join(KIT, part), join(root, part), { recursive: true });
-  return root;
-}
 
 /** The readers of the latest build: each test is done with a dataset before it builds the next one. */
 const openReaders: ImageFeatureReader[] = [];
@@ -181,7 +169,7 @@ for (const task of TASKS) {
     for (const { dir, split } of expectedSplits(task)) {
       const name = dir.split('/').pop()!;
       it(`${name}: every saved item equals the reference's, and the token cache is written where the reference writes it`, () => {
-        const root = scratchKit();
+        const root = scratchKitForFile(KIT_PARTS);
         assertMatchesGoldens(build(task, root, split), dir);
         const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as { cache_files_written: string[] };
         for (const path of meta.cache_files_written) assert.ok(existsSync(join(root, path)), `${path} written`);
@@ -190,7 +178,7 @@ for (const task of TASKS) {
       });
 
       it(`${name}: reads the reference's own token cache instead of the annotations`, () => {
-        const root = scratchKit();
+        const root = scratchKitForFile(KIT_PARTS);
         const config = registry.get(task.key)!;
         const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as { cache_files_written: string[] };
         for (const path of meta.cache_files_written) cpSync(join(REFERENCE_CACHES, path), join(root, path));
@@ -208,20 +196,20 @@ for (const task of TASKS) {
 
 describe('ReferExpressionDataset inputs', () => {
   it('keeps test-set images without cleaning, and names the cache without _cleaned', () => {
-    const root = scratchKit();
+    const root = scratchKitForFile(KIT_PARTS);
     const refcoco = TASKS[0]!;
     assert.equal(build(refcoco, root, 'train', { cleanDatasets: false }).length, 9); // + the sentence on removed image 61
     assert.ok(existsSync(join(root, 'datasets/refcoco/cache/refcoco_train_20_101.pkl')));
   });
 
   it('selects the REFER API splits: test takes every test* ref', () => {
-    const root = scratchKit();
+    const root = scratchKitForFile(KIT_PARTS);
     assert.equal(build(TASKS[2]!, root, 'test', { writeCache: false }).length, 1); // refcocog's one 'test' ref
     assert.equal(build(TASKS[0]!, root, 'testA', { writeCache: false }).length, 1);
   });
 
   it('reads Python 2 pickles: str as UTF-8 bytes, or latin-1 where they are not UTF-8', () => {
-    const root = scratchKit();
+    const root = scratchKitForFile(KIT_PARTS);
     const ref = (refId: number, raw: string | Uint8Array) => ({
       image_id: 579818, split: 'val', sentences: [{ tokens: ['cafe'], raw, sent_id: refId, sent: 'cafe' }],
       file_name: 'x.jpg', category_id: 3, ann_id: 1706400, sent_ids: [refId], ref_id: refId,
@@ -235,11 +223,11 @@ describe('ReferExpressionDataset inputs', () => {
   });
 
   it('mteval takes the train refs on test-set images only', () => {
-    assert.equal(build(TASKS[0]!, scratchKit(), 'mteval', { writeCache: false }).length, 1); // image 61's one sentence
+    assert.equal(build(TASKS[0]!, scratchKitForFile(KIT_PARTS), 'mteval', { writeCache: false }).length, 1); // image 61's one sentence
   });
 
   it('rejects an unknown split and missing feature readers, naming the file or task', () => {
-    const root = scratchKit();
+    const root = scratchKitForFile(KIT_PARTS);
     assert.throws(() => build(TASKS[0]!, root, 'dev', { writeCache: false }), (error: unknown) => error instanceof GroundingDataError && /refs\(unc\)\.p.*no such split 'dev'/.test(error.message));
     assert.throws(() => build(TASKS[0]!, root, 'val', { gtFeatures: null }), (error: unknown) => error instanceof GroundingDataError && /TASK9.*features_h5path2/.test(error.message));
   });

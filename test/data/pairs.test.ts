@@ -1,7 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { DatasetFactory, ItemTensor, TaskDataset } from '../../src/data/dataset.js';
 import { ImageFeatureReader } from '../../src/data/features.js';
@@ -10,19 +9,9 @@ import { verifyDatasetSplit } from '../../src/data/verify-data.js';
 import { loadTaskRegistry } from '../../src/tasks/registry.js';
 import { BertTokenizer } from '../../src/text/index.js';
 import { fixture } from '../io/fixtures.js';
+import { scratchKit } from './kit.js';
 
 const EXPECTED = fixture('datasets', 'expected');
-
-/**
- * A scratch copy of the kit directories a task reads (the loaders may write caches there),
- * optionally with the token caches the reference wrote (generated_caches/) in place.
- */
-function scratchKit(directories: string[], referenceCaches: string[] = []): { root: string; dispose: () => void } {
-  const root = mkdtempSync(join(tmpdir(), 'vilbert-kit-'));
-  for (const directory of directories) cpSync(fixture('datasets', 'kit', directory), join(root, directory), { recursive: true });
-  for (const directory of referenceCaches) cpSync(fixture('datasets', 'generated_caches', directory), join(root, directory), { recursive: true });
-  return { root, dispose: () => rmSync(root, { recursive: true, force: true }) };
-}
 
 function build(factory: DatasetFactory, taskKey: string, split: string, phase: 'train' | 'val', root: string, cleanDatasets = true): TaskDataset {
   const task = loadTaskRegistry().get(taskKey)!;

@@ -1,7 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ItemTensor, TaskDataset } from '../../src/data/dataset.js';
 import { ImageFeatureReader } from '../../src/data/features.js';
@@ -13,19 +12,9 @@ import { rawValues } from '../../src/parity/compare.js';
 import { loadTaskRegistry } from '../../src/tasks/registry.js';
 import { BertTokenizer } from '../../src/text/index.js';
 import { fixture } from '../io/fixtures.js';
+import { scratchKit } from './kit.js';
 
 const EXPECTED = fixture('datasets', 'expected');
-
-/**
- * A scratch copy of the kit directories a task reads (the loaders may write caches there),
- * optionally with the token caches the reference wrote (generated_caches/) in place.
- */
-function scratchKit(directories: string[], referenceCaches: string[] = []): { root: string; dispose: () => void } {
-  const root = mkdtempSync(join(tmpdir(), 'vilbert-kit-'));
-  for (const directory of directories) cpSync(fixture('datasets', 'kit', directory), join(root, directory), { recursive: true });
-  for (const directory of referenceCaches) cpSync(fixture('datasets', 'generated_caches', directory), join(root, directory), { recursive: true });
-  return { root, dispose: () => rmSync(root, { recursive: true, force: true }) };
-}
 
 const TASKS = [
   { key: 'TASK7', folder: 'TASK7_RetrievalCOCO', directories: ['datasets/cocoRetreival', 'datasets/coco/features_100'] },

@@ -1,7 +1,6 @@
-import { describe, it, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ItemTensor } from '../../src/data/dataset.js';
 import { ImageFeatureReader } from '../../src/data/features.js';
@@ -14,6 +13,7 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadTaskRegistry } from '../../src/tasks/registry.js';
 import { BertTokenizer } from '../../src/text/index.js';
 import { fixture } from '../io/fixtures.js';
+import { scratchKitForFile } from './kit.js';
 
 const EXPECTED = fixture('datasets', 'expected');
 
@@ -42,17 +42,6 @@ const CASES: SplitCase[] = [
   { factory: gqaDataset, taskKey: 'TASK15', split: 'trainval', phase: 'train', folder: 'TASK15_GQA/trainval__train__GQAClassificationDataset', directories: ['datasets/gqa'], annotations: ['datasets/gqa/cache/trainval_target.pkl'] },
   { factory: gqaDataset, taskKey: 'TASK15', split: 'minval', phase: 'val', folder: 'TASK15_GQA/minval__val__GQAClassificationDataset', directories: ['datasets/gqa'], annotations: ['datasets/gqa/cache/trainval_target.pkl'] },
 ];
-
-const scratchRoots: string[] = [];
-after(() => scratchRoots.forEach((root) => rmSync(root, { recursive: true, force: true })));
-
-/** A scratch copy of the kit directories (the loaders write their caches there). */
-function scratchKit(directories: string[]): string {
-  const root = mkdtempSync(join(tmpdir(), 'vilbert-vqa-'));
-  scratchRoots.push(root);
-  for (const directory of directories) cpSync(fixture('datasets', 'kit', directory), join(root, directory), { recursive: true });
-  return root;
-}
 
 function build(testCase: SplitCase, root: string, cleanDatasets = true, writeCache = true): ClassificationDataset {
   const task = loadTaskRegistry().get(testCase.taskKey)!;
@@ -88,7 +77,7 @@ function expectMatchesReference(dataset: ClassificationDataset, folder: string):
 describe('VQA / GenomeQA / GQA classification datasets', () => {
   for (const testCase of CASES) {
     it(`${testCase.folder}: every saved item equals the reference, built from the annotations`, () => {
-      const root = scratchKit(testCase.directories);
+      const root = scratchKitForFile(testCase.directories);
       const dataset = build(testCase, root);
       expectMatchesReference(dataset, testCase.folder);
       // The cache the reference writes, at the same path.
@@ -106,7 +95,7 @@ describe('VQA / GenomeQA / GQA classification datasets', () => {
   it('reads the token caches the reference wrote (annotations removed)', () => {
     assert.equal(referenceCaches.length, 4); // VQA trainval, GenomeQA train/val, GQA trainval: the minval ones are > 200 KB
     for (const testCase of referenceCaches) {
-      const root = scratchKit(testCase.directories);
+      const root = scratchKitForFile(testCase.directories);
       for (const written of metaOf(testCase.folder).cache_files_written) cpSync(fixture('datasets', 'generated_caches', written), join(root, written));
       for (const file of testCase.annotations) rmSync(join(root, file));
       expectMatchesReference(build(testCase, root), testCase.folder);
@@ -115,7 +104,7 @@ describe('VQA / GenomeQA / GQA classification datasets', () => {
 
   it('our caches hold the reference entries: same keys, ids and tokens', () => {
     for (const testCase of referenceCaches) {
-      const root = scratchKit(testCase.directories);
+      const root = scratchKitForFile(testCase.directories);
       build(testCase, root);
       for (const written of metaOf(testCase.folder).cache_files_written) {
         const ours = readTokenCacheEntries(join(root, written));
@@ -141,14 +130,14 @@ describe('VQA / GenomeQA / GQA classification datasets', () => {
       assert.deepEqual(Object.fromEntries(vocabulary.ans2label), labels.ans2label);
       assert.deepEqual(vocabulary.label2ans, labels.label2ans);
     }
-    const gqa = build(CASES[4]!, scratchKit(CASES[4]!.directories));
+    const gqa = build(CASES[4]!, scratchKitForFile(CASES[4]!.directories));
     assert.deepEqual(gqa.label2ans, readAnswerVocabulary(fixture('datasets', 'kit', 'datasets', 'gqa')).label2ans);
     assert.equal(gqa.ans2label.get('left'), 2);
   });
 
   it('without cleaning keeps the test-image items, in caches named without _cleaned', () => {
     const vqa = CASES[0]!;
-    const root = scratchKit(vqa.directories);
+    const root = scratchKitForFile(vqa.directories);
     const dataset = build(vqa, root, false);
     // Both trainval parts are cleaned: qid 42000 (train, test image 42) and 5000 (val part, image 5) stay.
     assert.equal(dataset.length, 11);
@@ -158,22 +147,22 @@ describe('VQA / GenomeQA / GQA classification datasets', () => {
     assert.ok(!existsSync(join(root, 'datasets/VQA/cache/VQA_trainval_23_cleaned.pkl')));
     // GenomeQA cleans both splits: its val keeps the 4996 fillers on image 10 only without cleaning.
     const genomeVal = CASES[3]!;
-    const genomeRoot = scratchKit(genomeVal.directories);
+    const genomeRoot = scratchKitForFile(genomeVal.directories);
     assert.equal(build(genomeVal, genomeRoot, false, false).length, 5000);
     assert.ok(!existsSync(join(genomeRoot, 'datasets/visual_genome/cache/GenomeQA_val_26.pkl')), 'writeCache: false writes nothing');
   });
 
   it('GQA cuts its splits after sorting the question ids as strings', () => {
     const gqa = CASES[4]!;
-    const dataset = build(gqa, scratchKit(gqa.directories));
+    const dataset = build(gqa, scratchKitForFile(gqa.directories));
     const ids = Array.from({ length: dataset.length }, (_, index) => dataset.item(index).values.question_id);
     assert.deepEqual(ids, [5451384, 1003, 2, 201307251, 20968379]); // "05451384" < "1003" < "2" < ...
   });
 
   it('names the split it does not know', () => {
     const vqa = CASES[0]!;
-    assert.throws(() => build({ ...vqa, split: 'test' }, scratchKit(vqa.directories)), /VQA: data split 'test' is not recognized/);
+    assert.throws(() => build({ ...vqa, split: 'test' }, scratchKitForFile(vqa.directories)), /VQA: data split 'test' is not recognized/);
     const genome = CASES[2]!;
-    assert.throws(() => build({ ...genome, split: 'trainval' }, scratchKit(genome.directories)), /GenomeQA: data split 'trainval' is not recognized/);
+    assert.throws(() => build({ ...genome, split: 'trainval' }, scratchKitForFile(genome.directories)), /GenomeQA: data split 'trainval' is not recognized/);
   });
 });

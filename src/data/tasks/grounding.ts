@@ -10,11 +10,11 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PYTHON_DATA_GLOBALS, isRawTensor, unpickle } from '../../io/index.js';
-import { readNpyIntegers } from '../../io/npy.js';
 import { describe } from '../../io/pickle.js';
-import type { DatasetFactory, DatasetItem, DatasetOptions, ItemTensor, TaskDataset } from '../dataset.js';
+import { type DatasetFactory, type DatasetItem, type DatasetOptions, type ItemTensor, type TaskDataset, float32Tensor, int64Tensor, zeroCoAttentionMask } from '../dataset.js';
 import { LOCATION_WIDTH, mergeGtRegions, padRegions, type ImageFeatureReader, type Regions } from '../features.js';
 import { iou } from '../iou.js';
+import { readTestImageIds } from './pairs.js';
 import { itemTensorFromRaw, rawTensor1d, readTokenCacheEntries, tokenCachePath, writeTokenCache } from '../token-cache.js';
 
 /** A loader's input that does not hold what the reference expects: names the file and the key. */
@@ -62,7 +62,7 @@ function readers(options: DatasetOptions): { features: ImageFeatureReader; gtFea
 /** `[int(x) for x in np.load(dataroot/cache/<file>)]`, loaded as the reference does only when cleaning (or mteval). */
 function removedImageIds(dataroot: string, file: string, options: DatasetOptions): Set<number> {
   if (!options.cleanDatasets && options.split !== 'mteval') return new Set();
-  return new Set(readNpyIntegers(join(dataroot, 'cache', file)));
+  return readTestImageIds(dataroot, file);
 }
 
 /** The reference's cleaning rule: split 'train' drops removed images; 'mteval' keeps only them. */
@@ -122,15 +122,6 @@ function loadEntries(dataroot: string, options: DatasetOptions, build: () => Ann
   return records.map((record, index) => tokenizedEntry(record, seqLength, `${options.task.name} ${options.split} entry ${index}`));
 }
 
-function float32(shape: number[], data: Float32Array): ItemTensor {
-  return { dtype: 'float32', shape, data };
-}
-
-function int64(values: readonly number[] | BigInt64Array): ItemTensor {
-  const data = values instanceof BigInt64Array ? values : BigInt64Array.from(values, (value) => BigInt(value));
-  return { dtype: 'int64', shape: [data.length], data };
-}
-
 /** `[x, y, x + w, y + h]` of an [x, y, w, h] box, added in double as Python floats are. */
 function cornerBox(box: readonly number[]): number[] {
   return [box[0]!, box[1]!, box[0]! + box[2]!, box[1]! + box[3]!];
@@ -168,15 +159,15 @@ function groundingItem({ regions, target, entry, multipleChoiceIdx }: ItemParts,
   const { max_region_num: regionNum, max_seq_length: seqLength } = options.task;
   const padded = padRegions(regions, regionNum);
   const values = {
-    features: float32([regionNum, 2048], padded.features),
-    spatials: float32([regionNum, LOCATION_WIDTH], padded.spatials),
-    image_mask: { dtype: 'int64', shape: [regionNum], data: padded.imageMask } satisfies ItemTensor,
-    caption: int64(entry.token),
+    features: float32Tensor([regionNum, 2048], padded.features),
+    spatials: float32Tensor([regionNum, LOCATION_WIDTH], padded.spatials),
+    image_mask: int64Tensor([regionNum], padded.imageMask),
+    caption: int64Tensor([entry.token.length], entry.token),
     target,
-    input_mask: int64(entry.inputMask),
-    segment_ids: int64(entry.segmentIds),
+    input_mask: int64Tensor([entry.inputMask.length], entry.inputMask),
+    segment_ids: int64Tensor([entry.segmentIds.length], entry.segmentIds),
     ...(multipleChoiceIdx === undefined ? {} : { multiple_choice_idx: multipleChoiceIdx }),
-    co_attention_mask: float32([regionNum, seqLength], new Float32Array(regionNum * seqLength)),
+    co_attention_mask: zeroCoAttentionMask([regionNum, seqLength]),
     image_id: entry.imageId,
   };
   return { order: Object.keys(values), values };
@@ -353,7 +344,7 @@ export const referExpressionDataset: DatasetFactory = (options) => {
     const overlaps = regionOverlaps(regions, kept, cornerBox(entry.refBox));
     const target = new Float32Array(regionNum); // [R, 1]
     target.set(train ? threshold(overlaps) : overlaps);
-    return groundingItem({ regions, entry, target: float32([regionNum, 1], target) }, options);
+    return groundingItem({ regions, entry, target: float32Tensor([regionNum, 1], target) }, options);
   });
 };
 
@@ -417,7 +408,7 @@ export const visual7wDataset: DatasetFactory = (options) => {
     // are assumed to start at row 101 (100 detector boxes), whatever the image has.
     const overlaps = threshold(regionOverlaps(regions, regions.numBoxes, entry.refBox));
     const target = pickCandidates(overlaps, candidates, `${options.task.name} ${options.split} item ${index}`);
-    return groundingItem({ regions, entry, target: float32([candidates.length, 1], target), multipleChoiceIdx: int64(candidates) }, options);
+    return groundingItem({ regions, entry, target: float32Tensor([candidates.length, 1], target), multipleChoiceIdx: int64Tensor([candidates.length], candidates) }, options);
   });
 };
 
@@ -496,7 +487,7 @@ export const guessWhatPointingDataset: DatasetFactory = (options) => {
     target.set(threshold(regionOverlaps(regions, kept, entry.refBox)));
     const candidates = [...entry.mcIdx, ...new Array<number>(GUESSWHAT_CANDIDATES).fill(GUESSWHAT_CANDIDATES)].slice(0, GUESSWHAT_CANDIDATES);
     const picked = pickCandidates(target, candidates, `${options.task.name} ${options.split} item ${index}`);
-    return groundingItem({ regions, entry, target: float32([GUESSWHAT_CANDIDATES, 1], picked), multipleChoiceIdx: int64(candidates) }, options);
+    return groundingItem({ regions, entry, target: float32Tensor([GUESSWHAT_CANDIDATES, 1], picked), multipleChoiceIdx: int64Tensor([candidates.length], candidates) }, options);
   });
 };
 

@@ -3,13 +3,13 @@
 // NLVR2Dataset and VisualEntailmentDataset return them (MANIFEST: TASK12, TASK13).
 //
 // Also holds the small readers the sentence-based loaders share (JSON lines, Python `int()`
-// of an id, the item tensors), used by retrieval.ts too.
+// of an id, the test-set image ids), used by retrieval.ts, grounding.ts and vqa.ts too.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { readNpyIntegers } from '../../io/npy.js';
 import { type RawTensor, isRawTensor } from '../../io/raw-tensor.js';
 import { rawTensor1d, readTokenCacheEntries, tokenCachePath, writeTokenCache } from '../token-cache.js';
-import type { DatasetFactory, DatasetItem, DatasetOptions, ItemTensor, TaskDataset } from '../dataset.js';
+import { type DatasetFactory, type DatasetItem, type DatasetOptions, type TaskDataset, float32Tensor, int64Tensor, zeroCoAttentionMask } from '../dataset.js';
 import { FEATURE_WIDTH, type ImageFeatureReader, LOCATION_WIDTH, type PaddedRegions, type Regions, padRegions } from '../features.js';
 import type { EncodedSentence } from '../../text/index.js';
 
@@ -55,19 +55,6 @@ export function pythonInt(text: string, path: string, line: number): number {
 /** The `clean_datasets` list of test-set image ids (`cache/<prefix>_test_ids.npy`). */
 export function readTestImageIds(dataroot: string, file: string): Set<number> {
   return new Set(readNpyIntegers(join(dataroot, 'cache', file)));
-}
-
-export function int64Tensor(shape: number[], values: ArrayLike<number>): ItemTensor {
-  return { dtype: 'int64', shape, data: BigInt64Array.from(Array.from(values), BigInt) };
-}
-
-export function float32Tensor(shape: number[], data: Float32Array): ItemTensor {
-  return { dtype: 'float32', shape, data };
-}
-
-/** The all-zero co_attention_mask every downstream dataset returns. */
-export function zeroCoAttentionMask(shape: number[]): ItemTensor {
-  return float32Tensor(shape, new Float32Array(shape.reduce((a, b) => a * b, 1)));
 }
 
 /** `features_h5path1` of the task, which these loaders need. */
@@ -197,7 +184,7 @@ function pairDataset(options: DatasetOptions, entries: PairEntry[], numLabels: n
         values: {
           features: float32Tensor([regionRows, FEATURE_WIDTH], regions.features),
           spatials: float32Tensor([regionRows, LOCATION_WIDTH], regions.spatials),
-          image_mask: { dtype: 'int64', shape: [regionRows], data: regions.imageMask },
+          image_mask: int64Tensor([regionRows], regions.imageMask),
           question: int64Tensor([L], entry.sentence.inputIds),
           target: float32Tensor([numLabels], target),
           input_mask: int64Tensor([L], entry.sentence.inputMask),

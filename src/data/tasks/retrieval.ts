@@ -4,13 +4,13 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { NUMPY_GLOBALS, PYTHON_DATA_GLOBALS, type RawTensor, combineAllowLists, isRawTensor, unpickle } from '../../io/index.js';
-import type { DatasetFactory, DatasetItem, DatasetOptions, TaskDataset } from '../dataset.js';
+import { type DatasetFactory, type DatasetItem, type DatasetOptions, type TaskDataset, float32Tensor, int64Tensor, zeroCoAttentionMask } from '../dataset.js';
 import { FEATURE_WIDTH, LOCATION_WIDTH, padRegions, truncateRegions } from '../features.js';
 import { type RandomSource, ReferenceRandomSource } from '../random-source.js';
 import type { EncodedSentence } from '../../text/index.js';
 import { tokenCachePath } from '../token-cache.js';
 import {
-  DatasetInputError, cacheField, cachedEntries, cachedSentence, float32Tensor, sentenceForCache, int64Tensor, pythonInt, readJsonLines, readTestImageIds, requireFeatures, stringField, zeroCoAttentionMask,
+  DatasetInputError, cacheField, cachedEntries, cachedSentence, sentenceForCache, pythonInt, readJsonLines, readTestImageIds, requireFeatures, stringField,
 } from './pairs.js';
 
 /** The reference's fixed image buffer of the ranking dataset: a test set of up to 1000 images. */
@@ -182,7 +182,7 @@ export const retrievalDataset = (options: RetrievalOptions): TaskDataset => {
         values: {
           features: float32Tensor([4, R, FEATURE_WIDTH], stackSlots([positive.features, positive.features, randomFeatures, positive.features], new Float32Array(4 * R * FEATURE_WIDTH))),
           spatials: float32Tensor([4, R, LOCATION_WIDTH], stackSlots([positive.spatials, positive.spatials, randomSpatials, positive.spatials], new Float32Array(4 * R * LOCATION_WIDTH))),
-          image_mask: { dtype: 'int64', shape: [4, R], data: stackSlots([positive.imageMask, positive.imageMask, randomMask, positive.imageMask], new BigInt64Array(4 * R)) },
+          image_mask: int64Tensor([4, R], stackSlots([positive.imageMask, positive.imageMask, randomMask, positive.imageMask], new BigInt64Array(4 * R))),
           caption: int64Tensor([4, L], sentences.flatMap((sentence) => sentence.inputIds)),
           target: 0,
           input_mask: int64Tensor([4, L], sentences.flatMap((sentence) => sentence.inputMask)),
@@ -241,7 +241,7 @@ export const retrievalEvalDataset: DatasetFactory = (options) => {
         values: {
           features_all: float32Tensor([RANKING_HALF, R, FEATURE_WIDTH], half(allFeatures, imageIndex)),
           spatials_all: float32Tensor([RANKING_HALF, R, LOCATION_WIDTH], half(allSpatials, imageIndex)),
-          image_mask_all: { dtype: 'int64', shape: [RANKING_HALF, R], data: half(allMasks, imageIndex) },
+          image_mask_all: int64Tensor([RANKING_HALF, R], half(allMasks, imageIndex)),
           caption: int64Tensor([L], caption.sentence.inputIds),
           input_mask: int64Tensor([L], caption.sentence.inputMask),
           segment_ids: int64Tensor([L], caption.sentence.segmentIds),

@@ -12,11 +12,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NUMPY_GLOBALS, PYTHON_DATA_GLOBALS, combineAllowLists, unpickle } from '../../io/index.js';
 import { readFileBytes } from '../../io/file-io.js';
-import { readNpyIntegers } from '../../io/npy.js';
 import { describe } from '../../io/pickle.js';
 import { isRawTensor, type RawTensor } from '../../io/raw-tensor.js';
-import type { DatasetFactory, DatasetItem, DatasetOptions, ItemTensor, TaskDataset } from '../dataset.js';
+import { type DatasetFactory, type DatasetItem, type DatasetOptions, type ItemTensor, type TaskDataset, float32Tensor, int64Tensor, zeroCoAttentionMask } from '../dataset.js';
 import { FEATURE_WIDTH, LOCATION_WIDTH, padRegions } from '../features.js';
+import { readTestImageIds } from './pairs.js';
 import { itemTensorFromRaw, rawTensor1d, readTokenCacheEntries, tokenCachePath, writeTokenCache } from '../token-cache.js';
 
 const RETURN_ORDER = [
@@ -116,7 +116,7 @@ interface RawEntry {
 
 /** The image ids of `cache/<file>` when cleaning is on, else none. */
 function removedImageIds(dataroot: string, file: string, clean: boolean): Set<number> {
-  return new Set(clean ? readNpyIntegers(join(dataroot, 'cache', file)) : []);
+  return clean ? readTestImageIds(dataroot, file) : new Set();
 }
 
 /**
@@ -342,14 +342,14 @@ function classificationFactory(loadEntries: EntryLoader): ClassificationDatasetF
       return {
         order: RETURN_ORDER,
         values: {
-          features: { dtype: 'float32', shape: [maxRegionNum, FEATURE_WIDTH], data: regions.features },
-          spatials: { dtype: 'float32', shape: [maxRegionNum, LOCATION_WIDTH], data: regions.spatials },
-          image_mask: { dtype: 'int64', shape: [maxRegionNum], data: regions.imageMask },
+          features: float32Tensor([maxRegionNum, FEATURE_WIDTH], regions.features),
+          spatials: float32Tensor([maxRegionNum, LOCATION_WIDTH], regions.spatials),
+          image_mask: int64Tensor([maxRegionNum], regions.imageMask),
           question: copy(entry.question),
-          target: { dtype: 'float32', shape: [numLabels], data: target },
+          target: float32Tensor([numLabels], target),
           input_mask: copy(entry.inputMask),
           segment_ids: copy(entry.segmentIds),
-          co_attention_mask: { dtype: 'float32', shape: [maxRegionNum, maxSeqLength], data: new Float32Array(maxRegionNum * maxSeqLength) },
+          co_attention_mask: zeroCoAttentionMask([maxRegionNum, maxSeqLength]),
           question_id: entry.questionId,
         },
       };

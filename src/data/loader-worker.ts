@@ -1,0 +1,17 @@
+// The prefetching worker of TaskLoader.inWorker: opens the dataset once, then
+// answers {id, indices} with collated batches (their buffers transferred, not copied).
+import { parentPort, workerData } from 'node:worker_threads';
+import { openDataset, type DatasetSpec } from './dataset-spec.js';
+import { collate } from './loader.js';
+
+const { dataset } = openDataset(workerData as DatasetSpec);
+
+parentPort!.on('message', (message: { id: number; indices: number[] }) => {
+  try {
+    const batch = collate(message.indices.map((index) => dataset.item(index)), message.indices);
+    const transfer = Object.values(batch.values).flatMap((value) => (Array.isArray(value) ? [] : [value.data.buffer as ArrayBuffer]));
+    parentPort!.postMessage({ id: message.id, batch }, transfer);
+  } catch (error) {
+    parentPort!.postMessage({ id: message.id, error: error instanceof Error ? error.message : String(error) });
+  }
+});

@@ -1,0 +1,215 @@
+// Batches for training and evaluation: a deterministic, seedable and resumable
+// sampler, collation in the reference's tuple order, and prefetching in a worker
+// thread so that a training step does not wait for LMDB reads and decoding.
+import { Worker } from 'node:worker_threads';
+import { type DatasetItem, type ItemTensor, type ItemValue, type TaskDataset, int64Tensor } from './dataset.js';
+import { ReferenceRandomSource } from './random-source.js';
+import type { DatasetSpec } from './dataset-spec.js';
+
+export interface Batch {
+  /** Element names in the reference's tuple order. */
+  readonly order: readonly string[];
+  /** Each element stacked along a new leading batch dimension; Python ints become int64 [B]. */
+  readonly values: Readonly<Record<string, ItemTensor | string[]>>;
+  /** Dataset indices of the rows. */
+  readonly indices: readonly number[];
+}
+
+export interface SamplerState {
+  seed: number;
+  epoch: number;
+  /** Batches already taken in this epoch. */
+  position: number;
+}
+
+/**
+ * The order of each epoch: a permutation drawn from (seed, epoch) alone, so a
+ * saved {seed, epoch, position} restores the exact remaining order.
+ */
+export class BatchSampler {
+  #state: SamplerState;
+  #order: number[] = [];
+  #orderEpoch = -1;
+
+  constructor(
+    readonly datasetLength: number,
+    readonly batchSize: number,
+    readonly options: { shuffle: boolean; seed: number; dropLast?: boolean },
+  ) {
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
+    if (datasetLength < 1) throw new RangeError('cannot sample from an empty dataset');
+    this.#state = { seed: options.seed, epoch: 0, position: 0 };
+  }
+
+  /** Batches per epoch. */
+  get length(): number {
+    return this.options.dropLast ? Math.floor(this.datasetLength / this.batchSize) : Math.ceil(this.datasetLength / this.batchSize);
+  }
+
+  state(): SamplerState {
+    return { ...this.#state };
+  }
+
+  restore(state: SamplerState): void {
+    if (state.position < 0 || state.position > this.length) throw new RangeError(`sampler position ${state.position} outside 0..${this.length}`);
+    this.#state = { ...state };
+  }
+
+  #epochOrder(): number[] {
+    if (this.#orderEpoch !== this.#state.epoch) {
+      const order = Array.from({ length: this.datasetLength }, (_, i) => i);
+      if (this.options.shuffle) {
+        const random = new ReferenceRandomSource((this.#state.seed + this.#state.epoch * 0x9e3779b1) >>> 0);
+        for (let i = order.length - 1; i > 0; i--) {
+          const j = random.randint(0, i + 1);
+          [order[i], order[j]] = [order[j]!, order[i]!];
+        }
+      }
+      this.#order = order;
+      this.#orderEpoch = this.#state.epoch;
+    }
+    return this.#order;
+  }
+
+  /** The next batch's indices; an exhausted epoch starts the next one (the reference restarts its iterator). */
+  next(): number[] {
+    if (this.#state.position >= this.length) this.#state = { ...this.#state, epoch: this.#state.epoch + 1, position: 0 };
+    const start = this.#state.position * this.batchSize;
+    const indices = this.#epochOrder().slice(start, start + this.batchSize);
+    this.#state = { ...this.#state, position: this.#state.position + 1 };
+    return indices;
+  }
+}
+
+type TypedData = ItemTensor['data'];
+
+function isTensor(value: ItemValue): value is ItemTensor {
+  return typeof value === 'object' && value !== null && 'shape' in value;
+}
+
+/** Stacks items as torch's default_collate does: tensors along a new dim 0, ints to int64 [B]. */
+export function collate(items: readonly DatasetItem[], indices: readonly number[]): Batch {
+  const first = items[0];
+  if (!first) throw new RangeError('cannot collate an empty batch');
+  const values: Record<string, ItemTensor | string[]> = {};
+  for (const name of first.order) {
+    const column = items.map((item) => item.values[name]!);
+    const head = column[0]!;
+    if (typeof head === 'string') {
+      values[name] = column.map(String);
+    } else if (typeof head === 'number') {
+      values[name] = int64Tensor([column.length], column as number[]);
+    } else if (isTensor(head)) {
+      const size = head.data.length;
+      const Constructor = head.data.constructor as { new (length: number): TypedData };
+      const data = new Constructor(size * column.length);
+      column.forEach((value, row) => {
+        if (!isTensor(value) || value.data.length !== size || value.dtype !== head.dtype) {
+          throw new TypeError(`collate: element '${name}' of item ${indices[row]} is not a ${head.dtype} [${head.shape.join(', ')}] like item ${indices[0]}`);
+        }
+        (data as Float32Array).set(value.data as Float32Array, row * size);
+      });
+      values[name] = { dtype: head.dtype, shape: [column.length, ...head.shape], data };
+    }
+  }
+  return { order: first.order, values, indices };
+}
+
+export interface LoaderOptions {
+  batchSize: number;
+  shuffle: boolean;
+  seed: number;
+  dropLast?: boolean;
+  /** Batches prepared ahead in a worker thread (0: build each batch when asked, on this thread). */
+  prefetch?: number;
+}
+
+/** A source of batches: `next()` resolves to the following batch in sampler order. */
+export class TaskLoader {
+  readonly sampler: BatchSampler;
+  readonly #dataset: TaskDataset | null;
+  readonly #worker: Worker | null;
+  readonly #pending = new Map<number, { resolve: (batch: Batch) => void; reject: (error: Error) => void }>();
+  readonly #queue: Promise<Batch>[] = [];
+  #nextRequest = 0;
+  readonly #prefetch: number;
+
+  private constructor(length: number, options: LoaderOptions, dataset: TaskDataset | null, spec: DatasetSpec | null) {
+    this.sampler = new BatchSampler(length, options.batchSize, options);
+    this.#dataset = dataset;
+    this.#prefetch = spec ? Math.max(1, options.prefetch ?? 2) : 0;
+    this.#worker = spec ? new Worker(new URL('./loader-worker.js', import.meta.url), { workerData: spec }) : null;
+    this.#worker?.on('message', (message: { id: number; batch?: Batch; error?: string }) => {
+      const waiting = this.#pending.get(message.id);
+      this.#pending.delete(message.id);
+      if (message.batch) waiting?.resolve(message.batch);
+      else waiting?.reject(new Error(message.error ?? 'the loader worker failed'));
+    });
+    this.#worker?.on('error', (error) => {
+      for (const waiting of this.#pending.values()) waiting.reject(error);
+      this.#pending.clear();
+    });
+  }
+
+  /** Batches built on this thread from a dataset object. */
+  static inProcess(dataset: TaskDataset, options: LoaderOptions): TaskLoader {
+    return new TaskLoader(dataset.length, options, dataset, null);
+  }
+
+  /** Batches built and prefetched in a worker thread that opens the dataset from its spec. */
+  static inWorker(spec: DatasetSpec, length: number, options: LoaderOptions): TaskLoader {
+    return new TaskLoader(length, options, null, spec);
+  }
+
+  get length(): number {
+    return this.sampler.length;
+  }
+
+  #request(): Promise<Batch> {
+    const indices = this.sampler.next();
+    if (this.#dataset) {
+      const dataset = this.#dataset;
+      return Promise.resolve(collate(indices.map((index) => dataset.item(index)), indices));
+    }
+    const id = this.#nextRequest++;
+    return new Promise<Batch>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#worker!.postMessage({ id, indices });
+    });
+  }
+
+  /** The next batch. With prefetching, the following ones are already being built. */
+  next(): Promise<Batch> {
+    while (this.#queue.length < Math.max(1, this.#prefetch)) this.#queue.push(this.#request());
+    const batch = this.#queue.shift()!;
+    if (this.#prefetch > 0) this.#queue.push(this.#request());
+    return batch;
+  }
+
+  /**
+   * The sampler position of the next batch the caller will receive (prefetched
+   * batches not yet handed out are not counted), for checkpoints.
+   */
+  state(): SamplerState {
+    const state = this.sampler.state();
+    let { epoch, position } = state;
+    for (let i = 0; i < this.#queue.length; i++) {
+      if (position === 0) {
+        epoch -= 1;
+        position = this.sampler.length;
+      }
+      position -= 1;
+    }
+    return { seed: state.seed, epoch, position };
+  }
+
+  /** Continues from a saved state (drops prefetched batches). */
+  restore(state: SamplerState): void {
+    this.#queue.length = 0;
+    this.sampler.restore(state);
+  }
+
+  async close(): Promise<void> {
+    await this.#worker?.terminate();
+  }
+}
