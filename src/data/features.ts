@@ -6,6 +6,7 @@
 // another; areas and normalised boxes are float32 ops), so every value is bit-exact. A
 // Float32Array element store rounds a double result to float32, which equals the float32
 // operation for +, -, * and / of float32 operands.
+import { native } from '../torch/native.js';
 import { LmdbReader } from '../io/lmdb.js';
 import { CheckpointFormatError, NUMPY_GLOBALS, PYTHON_DATA_GLOBALS, combineAllowLists, isRawTensor, unpickle } from '../io/index.js';
 import { describe } from '../io/pickle.js';
@@ -198,12 +199,7 @@ function regionsOf(stored: Float32Array, boxes: Float32Array, rows: number, widt
   const numBoxes = rows + 1;
   const features = new Float32Array(numBoxes * FEATURE_WIDTH); // [N+1, 2048]
   features.set(stored, FEATURE_WIDTH);
-  const mean = features.subarray(0, FEATURE_WIDTH); // [2048]
-  for (let row = 0; row < rows; row++) {
-    const offset = row * FEATURE_WIDTH;
-    for (let column = 0; column < FEATURE_WIDTH; column++) mean[column]! += stored[offset + column]!;
-  }
-  for (let column = 0; column < FEATURE_WIDTH; column++) mean[column]! /= rows; // 0 rows: NaN, as numpy
+  native.meanRowsF32(stored, rows, FEATURE_WIDTH, features.subarray(0, FEATURE_WIDTH)); // row 0; 0 rows: NaN, as numpy
 
   const w = Math.fround(width);
   const h = Math.fround(height);
@@ -218,8 +214,17 @@ function regionsOf(stored: Float32Array, boxes: Float32Array, rows: number, widt
     const x2 = boxes[row * 4 + 2]!;
     const y2 = boxes[row * 4 + 3]!;
     const area = Math.fround(Math.fround(Math.fround(y2 - y1) * Math.fround(x2 - x1)) / imageArea);
-    imageLocationOri.set([x1, y1, x2, y2, area], (row + 1) * LOCATION_WIDTH);
-    imageLocation.set([x1 / w, y1 / h, x2 / w, y2 / h, area], (row + 1) * LOCATION_WIDTH);
+    const at = (row + 1) * LOCATION_WIDTH;
+    imageLocationOri[at] = x1;
+    imageLocationOri[at + 1] = y1;
+    imageLocationOri[at + 2] = x2;
+    imageLocationOri[at + 3] = y2;
+    imageLocationOri[at + 4] = area;
+    imageLocation[at] = x1 / w;
+    imageLocation[at + 1] = y1 / h;
+    imageLocation[at + 2] = x2 / w;
+    imageLocation[at + 3] = y2 / h;
+    imageLocation[at + 4] = area;
   }
   return { numBoxes, features, imageLocation, imageLocationOri };
 }

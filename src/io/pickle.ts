@@ -135,9 +135,11 @@ class Unpickler {
         case 0x8c: this.push(this.utf8(r.take(r.u8()))); break; // SHORT_BINUNICODE
         case 0x8d: this.push(this.utf8(r.take(r.u64()))); break; // BINUNICODE8
         case 0x56: this.push(this.rawUnicodeEscape(r.line())); break; // UNICODE
-        case 0x42: this.push(r.take(r.u32()).slice()); break; // BINBYTES
-        case 0x43: this.push(r.take(r.u8()).slice()); break; // SHORT_BINBYTES
-        case 0x8e: this.push(r.take(r.u64()).slice()); break; // BINBYTES8
+        // Python bytes are immutable: a view into the stream serves (numpy arrays of
+        // feature stores are ~1 MB each; a copy here was a measurable share of a read).
+        case 0x42: this.push(r.take(r.u32())); break; // BINBYTES
+        case 0x43: this.push(r.take(r.u8())); break; // SHORT_BINBYTES
+        case 0x8e: this.push(r.take(r.u64())); break; // BINBYTES8
         case 0x96: this.push(r.take(r.u64()).slice()); break; // BYTEARRAY8
         case 0x54: this.push(this.python2String(r.take(r.i32()))); break; // BINSTRING
         case 0x55: this.push(this.python2String(r.take(r.u8()))); break; // SHORT_BINSTRING

@@ -38,6 +38,8 @@ export interface NativeAddon {
   setNumThreads(threads: number): void;
   liveTensors(): number;
   buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string };
+  /** target[0:width] = mean over rows of source[rows, width], float32, rows summed in order. */
+  meanRowsF32(source: Float32Array, rows: number, width: number, target: Float32Array): void;
   findOperator(name: string, overload: string): number;
   operatorSchema(id: number): string;
   callOperator(id: number, args: unknown[]): unknown;
