@@ -56,3 +56,17 @@ test('the fused kernels (the library default) also match, except where Adam ampl
   assert.deepEqual(report.unchecked, []);
   assert.equal(report.rows.length, 220, 'every row but the 116 of the optimiser family');
 });
+
+const variant = fileURLToPath(new URL('../../../test/fixtures/parity-variant', import.meta.url));
+
+for (const numerics of ['reference', 'fused'] as const) {
+  test(`a folder generated from another config (layer counts, repeated biattention ids, fusion sum, batch 4) matches, ${numerics} numerics`, () => {
+    for (const weights of ['safetensors', 'torch_legacy', 'torch_zip'] as WeightVariant[]) {
+      const report = verifyParity(variant, { weights, numerics });
+      assert.deepEqual(report.rows.filter((row) => !row.ok).map((row) => row.name), [], weights);
+      assert.deepEqual(report.unchecked, []);
+      assert.equal(report.rows.length, 28);
+      assert.ok(report.rows.some((row) => row.name === 'forward:t9.vil_binary_prediction'));
+    }
+  });
+}
