@@ -3,6 +3,8 @@
 // Every call runs in its own read transaction, as each `with env.begin()` block does there.
 #include "handle.h"
 
+#include <cstring>
+
 #include <lmdb.h>
 #include <sys/stat.h>
 
@@ -118,6 +120,28 @@ Napi::Value lmdbGet(const Napi::CallbackInfo& info) {
   });
 }
 
+// lmdbGetInto(env, key, target: Uint8Array): copies the value into target and
+// returns its length; returns the length without copying when target is too
+// small (the caller grows it and asks again), or null when the key is missing.
+// Lets a reader reuse one scratch buffer instead of allocating per value.
+Napi::Value lmdbGetInto(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    LmdbEnv* store = unwrapEnv(info[0]);
+    MDB_val key = keyOf(info[1]);
+    if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      throw Napi::TypeError::New(env, "lmdbGetInto: the target must be a Uint8Array");
+    }
+    auto target = info[2].As<Napi::Uint8Array>();
+    ReadTxn txn(env, store);
+    MDB_val value{};
+    int rc = mdb_get(txn.get(), store->dbi, &key, &value);
+    if (rc == MDB_NOTFOUND) return env.Null();
+    if (rc != MDB_SUCCESS) fail(env, store->path, "mdb_get", rc);
+    if (value.mv_size <= target.ElementLength()) std::memcpy(target.Data(), value.mv_data, value.mv_size);
+    return Napi::Number::New(env, static_cast<double>(value.mv_size));
+  });
+}
+
 Napi::Value lmdbCount(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     LmdbEnv* store = unwrapEnv(info[0]);
@@ -162,6 +186,7 @@ Napi::Value lmdbClose(const Napi::CallbackInfo& info) {
 void initLmdb(Napi::Env env, Napi::Object exports) {
   exports.Set("lmdbOpen", Napi::Function::New(env, lmdbOpen));
   exports.Set("lmdbGet", Napi::Function::New(env, lmdbGet));
+  exports.Set("lmdbGetInto", Napi::Function::New(env, lmdbGetInto));
   exports.Set("lmdbCount", Napi::Function::New(env, lmdbCount));
   exports.Set("lmdbKeys", Napi::Function::New(env, lmdbKeys));
   exports.Set("lmdbClose", Napi::Function::New(env, lmdbClose));

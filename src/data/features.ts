@@ -111,13 +111,35 @@ export class ImageFeatureReader {
     const key = String(imageId);
     const cached = this.cache?.get(key);
     if (cached !== undefined) return cached;
-    if (!this.keyIndex.has(key)) throw new FeatureStoreError(this.path, `not in the store's '${KEYS_ENTRY}' list (${this.length} images)`, key);
-    const bytes = this.store.get(key);
-    if (bytes === null) throw new FeatureStoreError(this.path, `listed in '${KEYS_ENTRY}' but the LMDB has no entry for it`, key);
-    const features = decodeImage(bytes, this.path, key);
+    const features = decodeImage(this.#valueOf(key), this.path, key);
     this.cache?.set(key, features);
     return features;
   }
+
+  /** `padRegions(get(imageId), maxRegionNum)`, decoded straight into the padded arrays (one copy of the features, not two). */
+  getPadded(imageId: string | number, maxRegionNum: number): PaddedRegions {
+    if (this.cache) return padRegions(this.get(imageId), maxRegionNum);
+    if (!Number.isSafeInteger(maxRegionNum) || maxRegionNum < 1) throw new RangeError(`max_region_num must be a positive integer, got ${maxRegionNum}`);
+    const key = String(imageId);
+    const regions = decodeImage(this.#valueOf(key), this.path, key, maxRegionNum);
+    const imageMask = new BigInt64Array(maxRegionNum);
+    imageMask.fill(1n, 0, regions.numBoxes);
+    return { numBoxes: regions.numBoxes, features: regions.features, spatials: regions.imageLocation, imageMask };
+  }
+
+  /**
+   * The stored value, read into this reader's scratch buffer: decodeImage copies out
+   * everything it keeps, so one buffer serves every read (no 1 MB allocation per image).
+   */
+  #valueOf(key: string): Uint8Array {
+    if (!this.keyIndex.has(key)) throw new FeatureStoreError(this.path, `not in the store's '${KEYS_ENTRY}' list (${this.length} images)`, key);
+    const read = this.store.getInto(key, this.#scratch);
+    if (read === null) throw new FeatureStoreError(this.path, `listed in '${KEYS_ENTRY}' but the LMDB has no entry for it`, key);
+    this.#scratch = read.scratch;
+    return read.value;
+  }
+
+  #scratch: Uint8Array = new Uint8Array(1 << 20);
 
   close(): void {
     this.store.close();
@@ -167,8 +189,12 @@ function positiveInt(item: Map<unknown, unknown>, field: string, path: string, k
   return result;
 }
 
-/** A float32 array field reshaped to [rows, width] (numpy's `reshape(-1, width)` of a [..., width] array). */
-function float32Rows(item: Map<unknown, unknown>, field: string, width: number, path: string, key: string): { rows: number; data: Float32Array } {
+/**
+ * A float32 array field reshaped to [rows, width] (numpy's `reshape(-1, width)` of a
+ * [..., width] array), as its little-endian bytes: they may sit at any offset of the
+ * pickle, so callers copy them where they need aligned floats.
+ */
+function float32RowBytes(item: Map<unknown, unknown>, field: string, width: number, path: string, key: string): { rows: number; bytes: Uint8Array } {
   const tensor = item.get(field);
   if (!isRawTensor(tensor)) throw new FeatureStoreError(path, `'${field}' is ${tensor === undefined ? 'missing' : `a ${describe(tensor)}`}, expected a numpy array`, key);
   const { dtype, shape } = tensor;
@@ -176,39 +202,47 @@ function float32Rows(item: Map<unknown, unknown>, field: string, width: number, 
   if (shape.length === 0 || shape[shape.length - 1] !== width) {
     throw new FeatureStoreError(path, `'${field}' has shape [${shape.join(', ')}], expected [N, ${width}]`, key);
   }
-  const bytes = tensor.data;
-  const data = bytes.byteOffset % 4 === 0
-    ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
-    : new Float32Array(bytes.slice().buffer);
-  return { rows: data.length / width, data };
+  return { rows: tensor.data.byteLength / 4 / width, bytes: tensor.data };
 }
 
-function decodeImage(bytes: Uint8Array, path: string, key: string): ImageFeatures {
+function alignedFloats(bytes: Uint8Array): Float32Array {
+  return bytes.byteOffset % 4 === 0 ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) : new Float32Array(bytes.slice().buffer);
+}
+
+function decodeImage(bytes: Uint8Array, path: string, key: string, capacity?: number): ImageFeatures {
   const item = decodePickle(bytes, path, key);
   if (!(item instanceof Map)) throw new FeatureStoreError(path, `value is a ${describe(item)}, expected a dict`, key);
   const imageHeight = positiveInt(item, 'image_h', path, key);
   const imageWidth = positiveInt(item, 'image_w', path, key);
-  const stored = float32Rows(item, 'features', FEATURE_WIDTH, path, key);
-  const boxes = float32Rows(item, 'boxes', 4, path, key);
+  const stored = float32RowBytes(item, 'features', FEATURE_WIDTH, path, key);
+  const boxes = float32RowBytes(item, 'boxes', 4, path, key);
   if (boxes.rows !== stored.rows) throw new FeatureStoreError(path, `'boxes' has ${boxes.rows} rows but 'features' has ${stored.rows}`, key);
-  return { key, imageWidth, imageHeight, ...regionsOf(stored.data, boxes.data, stored.rows, imageWidth, imageHeight) };
+  return { key, imageWidth, imageHeight, ...regionsOf(stored.bytes, alignedFloats(boxes.bytes), stored.rows, imageWidth, imageHeight, capacity) };
 }
 
-/** ImageFeaturesH5Reader.__getitem__ on decoded arrays: the mean row and the 5-d locations. */
-function regionsOf(stored: Float32Array, boxes: Float32Array, rows: number, width: number, height: number): Regions {
-  const numBoxes = rows + 1;
-  const features = new Float32Array(numBoxes * FEATURE_WIDTH); // [N+1, 2048]
-  features.set(stored, FEATURE_WIDTH);
-  native.meanRowsF32(stored, rows, FEATURE_WIDTH, features.subarray(0, FEATURE_WIDTH)); // row 0; 0 rows: NaN, as numpy
+/**
+ * ImageFeaturesH5Reader.__getitem__ on decoded arrays: the mean row and the 5-d locations.
+ * With a capacity below N+1 (a dataset's max_region_num) only the first `capacity` rows are
+ * written, into zero-padded arrays of that many rows: `padRegions(get(id), R)` in one pass.
+ * The mean row is always the mean of all N stored rows.
+ */
+function regionsOf(storedBytes: Uint8Array, boxes: Float32Array, rows: number, width: number, height: number, capacity = rows + 1): Regions {
+  const numBoxes = Math.min(rows + 1, capacity);
+  const features = new Float32Array(capacity * FEATURE_WIDTH); // [capacity, 2048]
+  // The kept rows go straight to rows 1.. (a byte copy: the pickle's floats may be unaligned).
+  const keptBytes = (numBoxes - 1) * FEATURE_WIDTH * 4;
+  new Uint8Array(features.buffer, FEATURE_WIDTH * 4, keptBytes).set(storedBytes.subarray(0, keptBytes));
+  const all = numBoxes - 1 === rows ? features.subarray(FEATURE_WIDTH) : alignedFloats(storedBytes);
+  native.meanRowsF32(all, rows, FEATURE_WIDTH, features.subarray(0, FEATURE_WIDTH)); // row 0; 0 rows: NaN, as numpy
 
   const w = Math.fround(width);
   const h = Math.fround(height);
   const imageArea = Math.fround(width * height);
-  const imageLocation = new Float32Array(numBoxes * LOCATION_WIDTH); // [N+1, 5]
-  const imageLocationOri = new Float32Array(numBoxes * LOCATION_WIDTH); // [N+1, 5]
+  const imageLocation = new Float32Array(capacity * LOCATION_WIDTH); // [capacity, 5]
+  const imageLocationOri = new Float32Array(capacity * LOCATION_WIDTH); // [capacity, 5]
   imageLocation.set([0, 0, 1, 1, 1]);
   imageLocationOri.set([0, 0, width, height, width * height]);
-  for (let row = 0; row < rows; row++) {
+  for (let row = 0; row < numBoxes - 1; row++) {
     const x1 = boxes[row * 4]!;
     const y1 = boxes[row * 4 + 1]!;
     const x2 = boxes[row * 4 + 2]!;

@@ -101,8 +101,10 @@ export function collate(items: readonly DatasetItem[], indices: readonly number[
       values[name] = int64Tensor([column.length], column as number[]);
     } else if (isTensor(head)) {
       const size = head.data.length;
-      const Constructor = head.data.constructor as { new (length: number): TypedData };
-      const data = new Constructor(size * column.length);
+      // Every element is overwritten below, so the memory need not be zeroed first.
+      const bytes = Buffer.allocUnsafeSlow(size * column.length * head.data.BYTES_PER_ELEMENT);
+      const Constructor = head.data.constructor as { new (buffer: ArrayBuffer, offset: number, length: number): TypedData };
+      const data = new Constructor(bytes.buffer as ArrayBuffer, bytes.byteOffset, size * column.length);
       column.forEach((value, row) => {
         if (!isTensor(value) || value.data.length !== size || value.dtype !== head.dtype) {
           throw new TypeError(`collate: element '${name}' of item ${indices[row]} is not a ${head.dtype} [${head.shape.join(', ')}] like item ${indices[0]}`);

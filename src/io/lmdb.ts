@@ -45,6 +45,25 @@ export class LmdbReader {
     return LmdbReader.call(this.path, key, () => native.lmdbGet(env, keyBytes(key)));
   }
 
+  /**
+   * The value under `key` copied into `scratch` when it fits, else into a larger
+   * buffer allocated for it: returns a view of the value and the buffer to pass
+   * next time (so a reader reuses one buffer), or null when there is no value.
+   * The view is only valid until the buffer is reused.
+   */
+  getInto(key: string | Uint8Array, scratch: Uint8Array): { value: Uint8Array; scratch: Uint8Array } | null {
+    const env = this.env(key);
+    const bytes = keyBytes(key);
+    let buffer = scratch;
+    let length = LmdbReader.call(this.path, key, () => native.lmdbGetInto(env, bytes, buffer));
+    if (length === null) return null;
+    if (length > buffer.byteLength) {
+      buffer = new Uint8Array(Math.max(length, buffer.byteLength * 2));
+      length = LmdbReader.call(this.path, key, () => native.lmdbGetInto(env, bytes, buffer))!;
+    }
+    return { value: buffer.subarray(0, length), scratch: buffer };
+  }
+
   /** Every key in LMDB order (bytewise ascending), as copies. */
   keys(): Uint8Array[] {
     const env = this.env();

@@ -45,6 +45,8 @@ export interface NativeAddon {
   callOperator(id: number, args: unknown[]): unknown;
   lmdbOpen(path: string): LmdbHandle;
   lmdbGet(env: LmdbHandle, key: Uint8Array): Buffer | null;
+  /** Copies the value into target when it fits; returns its byte length (copied or not), or null when missing. */
+  lmdbGetInto(env: LmdbHandle, key: Uint8Array, target: Uint8Array): number | null;
   lmdbCount(env: LmdbHandle): number;
   lmdbKeys(env: LmdbHandle): Buffer[];
   lmdbClose(env: LmdbHandle): void;

@@ -203,3 +203,25 @@ describe('ImageFeatureReader errors name the store and the image', () => {
     }));
   }
 });
+
+it('getPadded(id, R) equals padRegions(get(id), R), truncated or padded, and keeps the mean of all boxes', () => {
+  for (const store of ['vg', 'refcoco+'] as const) {
+    const reader = ImageFeatureReader.open(STORES[store]!);
+    try {
+      for (const id of reader.keys()) {
+        const rows = reader.get(id).numBoxes;
+        for (const R of [1, 2, Math.max(1, rows - 3), rows, rows + 7]) {
+          const slow = padRegions(reader.get(id), R);
+          const fast = reader.getPadded(id, R);
+          assert.equal(fast.numBoxes, slow.numBoxes, `${store} ${id} R=${R}`);
+          assert.deepEqual(Buffer.from(fast.features.buffer, fast.features.byteOffset, fast.features.byteLength), Buffer.from(slow.features.buffer, slow.features.byteOffset, slow.features.byteLength), `${store} ${id} R=${R} features`);
+          assert.deepEqual(Array.from(fast.spatials), Array.from(slow.spatials), `${store} ${id} R=${R} spatials`);
+          assert.deepEqual(Array.from(fast.imageMask), Array.from(slow.imageMask), `${store} ${id} R=${R} mask`);
+        }
+      }
+      assert.throws(() => reader.getPadded(reader.keys()[0]!, 0), /max_region_num must be a positive integer/);
+    } finally {
+      reader.close();
+    }
+  }
+});

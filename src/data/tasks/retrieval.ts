@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { NUMPY_GLOBALS, PYTHON_DATA_GLOBALS, type RawTensor, combineAllowLists, isRawTensor, unpickle } from '../../io/index.js';
 import { type DatasetFactory, type DatasetItem, type DatasetOptions, type TaskDataset, float32Tensor, int64Tensor, zeroCoAttentionMask } from '../dataset.js';
-import { FEATURE_WIDTH, LOCATION_WIDTH, padRegions, truncateRegions } from '../features.js';
+import { FEATURE_WIDTH, LOCATION_WIDTH, truncateRegions } from '../features.js';
 import { type RandomSource, ReferenceRandomSource } from '../random-source.js';
 import type { EncodedSentence } from '../../text/index.js';
 import { tokenCachePath } from '../token-cache.js';
@@ -159,7 +159,7 @@ export const retrievalDataset = (options: RetrievalOptions): TaskDataset => {
       const caption = captions[index];
       if (caption === undefined) throw new RangeError(`${options.task.name} ${options.split}: index ${index} outside [0, ${captions.length})`);
       const { imageId } = caption;
-      const positive = padRegions(features.get(imageId), R);
+      const positive = features.getPadded(imageId, R);
       const randomCaption = captionOfImage(otherImage(imageId));
       const randomImage = features.get(otherImage(imageId));
       const hardImage = hardNegatives === null ? otherImage(imageId) : hardNegativeImage(hardNegatives, imageId);
@@ -214,7 +214,7 @@ export const retrievalEvalDataset: DatasetFactory = (options) => {
   const allSpatials = new Float32Array(RANKING_IMAGE_SLOTS * R * LOCATION_WIDTH); // [1000, R, 5]
   const allMasks = new BigInt64Array(RANKING_IMAGE_SLOTS * R); // [1000, R]
   imageIds.forEach((imageId, slot) => {
-    const padded = padRegions(features.get(imageId), R);
+    const padded = features.getPadded(imageId, R);
     allFeatures.set(padded.features, slot * R * FEATURE_WIDTH);
     allSpatials.set(padded.spatials, slot * R * LOCATION_WIDTH);
     allMasks.set(padded.imageMask, slot * R);

@@ -15,7 +15,7 @@ import { readFileBytes } from '../../io/file-io.js';
 import { describe } from '../../io/pickle.js';
 import { isRawTensor, type RawTensor } from '../../io/raw-tensor.js';
 import { type DatasetFactory, type DatasetItem, type DatasetOptions, type ItemTensor, type TaskDataset, float32Tensor, int64Tensor, zeroCoAttentionMask } from '../dataset.js';
-import { FEATURE_WIDTH, LOCATION_WIDTH, padRegions } from '../features.js';
+import { FEATURE_WIDTH, LOCATION_WIDTH } from '../features.js';
 import { readTestImageIds } from './pairs.js';
 import { itemTensorFromRaw, rawTensor1d, readTokenCacheEntries, tokenCachePath, writeTokenCache } from '../token-cache.js';
 
@@ -329,7 +329,7 @@ function classificationFactory(loadEntries: EntryLoader): ClassificationDatasetF
     const item = (index: number): DatasetItem => {
       const entry = entries[index];
       if (!Number.isInteger(index) || entry === undefined) throw new RangeError(`${task.name} ${split}: index ${index} outside [0, ${entries.length})`);
-      const regions = padRegions(reader.get(entry.imageId), maxRegionNum);
+      const regions = reader.getPadded(entry.imageId, maxRegionNum);
       const target = new Float32Array(numLabels);
       // scatter_: a label listed twice keeps its last score.
       entry.labels?.forEach((label, position) => {
