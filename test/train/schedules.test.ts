@@ -1,0 +1,67 @@
+// Schedules and the stop-and-go controller against the reference's own test vectors (spec/TRAINING.md).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { StopAndGo } from '../../src/train/stop-and-go.js';
+import { LambdaLR, epochDecay, warmupConstant, warmupLinear } from '../../src/train/schedules.js';
+import type { ParamGroup } from '../../src/train/adamw.js';
+
+test('stop-and-go: the reference test vector', () => {
+  const controller = new StopAndGo();
+  const scores = [10, 20, 30, 40, 50, 50, 50, 50, 49, 48, 50, 51, 52, 52, 52, 52, 52];
+  const stopped = scores.map((score) => {
+    controller.step(score);
+    return controller.inStop ? 1 : 0;
+  });
+  assert.deepEqual(stopped, [0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1]);
+});
+
+test('stop-and-go: state saves, restores and resets', () => {
+  const controller = new StopAndGo();
+  for (const score of [10, 20, 20, 20]) controller.step(score);
+  const saved = JSON.parse(JSON.stringify(controller.state())) as ReturnType<StopAndGo['state']>;
+  const copy = new StopAndGo();
+  copy.restore(saved);
+  for (const score of [19, 18, 25]) {
+    controller.step(score);
+    copy.step(score);
+    assert.deepEqual(copy.state(), controller.state());
+  }
+  controller.reset();
+  assert.equal(controller.state().best, Number.NEGATIVE_INFINITY);
+  assert.equal(controller.inStop, false);
+});
+
+function group(): ParamGroup {
+  return { name: 'p', parameter: undefined as never, lr: 1, initialLr: 1, weightDecay: 0 };
+}
+
+test("'mannul': the epoch decay's constructor resets warm-up, and the epoch-end step fires mid warm-up (reference: M=3, W=6, two tasks)", () => {
+  // train_tasks.py with lr 1: warm-up scheduler (constant after W) stepped after the first task of each
+  // iteration while global_step < W; the epoch decay constructed after it and stepped at each epoch end.
+  const groups = [group()];
+  const warmup = new LambdaLR(groups, warmupConstant(6));
+  const decay = new LambdaLR(groups, epochDecay());
+  const used: number[] = [];
+  let globalStep = 0;
+  for (let epoch = 0; epoch < 3; epoch++) {
+    for (let iteration = 0; iteration < 3; iteration++) {
+      for (let task = 0; task < 2; task++) {
+        used.push(groups[0]!.lr);
+        if (task === 0) {
+          if (globalStep < 6) warmup.step();
+          globalStep += 1;
+        }
+      }
+    }
+    decay.step();
+  }
+  const expected = [1, 1 / 6, 1 / 6, 2 / 6, 2 / 6, 3 / 6, 1, 4 / 6, 4 / 6, 5 / 6, 5 / 6, 1, 1, 1, 1, 1, 1, 1];
+  used.forEach((lr, i) => assert.ok(Math.abs(lr - expected[i]!) < 1e-12, `update ${i}: lr ${lr}, reference ${expected[i]}`));
+});
+
+test('warmup_linear rises to 1 at W, then falls to 0 at T; the epoch decay is 0.2 per milestone', () => {
+  const linear = warmupLinear(2, 10);
+  assert.deepEqual([0, 1, 2, 6, 10, 12].map(linear), [0, 0.5, 1, 0.5, 0, 0]);
+  const decay = epochDecay();
+  assert.deepEqual([0, 4, 5, 6, 7, 9].map((e) => Number(decay(e).toFixed(12))), [1, 1, 0.2, 0.2, 0.04, 0.04]);
+});
