@@ -1,9 +1,9 @@
 // The ViLBERT model configuration: the reference's BertConfig (vilbert/vilbert.py) as a
 // typed, validated, frozen object that keeps the original snake_case JSON keys.
 // Order of precedence: constructor defaults, then the JSON file, then `overrides`.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { assetPath } from '../assets.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** The reference's ACT2FN: exact-erf gelu, relu, swish (x * sigmoid(x)). */
 export const ACTIVATIONS = ['gelu', 'relu', 'swish'] as const;
@@ -359,12 +359,11 @@ export function loadConfig(path: string, overrides: Partial<ViLBertConfig> = {})
 const WEIGHT_NAME_SUFFIX = '_weight_name.json';
 
 function bundledConfigDir(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  // src/model (run from source) or dist/src/model (compiled): the package root is above either.
-  const candidates = [join(here, '..', '..', 'assets', 'configs'), join(here, '..', '..', '..', 'assets', 'configs')];
-  const found = candidates.find((candidate) => existsSync(candidate));
-  if (found === undefined) throw new ConfigError(candidates.join(' or '), undefined, 'bundled config folder not found');
-  return found;
+  try {
+    return assetPath('configs');
+  } catch (error) {
+    throw new ConfigError('assets/configs', undefined, (error as Error).message);
+  }
 }
 
 /** Names (file names without `.json`) of the model configs shipped in assets/configs, sorted. */

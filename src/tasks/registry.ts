@@ -1,7 +1,6 @@
 // The task registry: the reference's vilbert_tasks.yml (bundled), or a file of the same shape.
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { assetPath } from '../assets.js';
+import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import type { TaskProcess, TaskType } from './task-step.js';
 
@@ -34,12 +33,7 @@ const REQUIRED: (keyof TaskConfig)[] = [
 ];
 
 export function bundledTasksPath(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 4; i++, dir = dirname(dir)) {
-    const candidate = join(dir, 'assets', 'tasks', 'vilbert_tasks.yml');
-    if (existsSync(candidate)) return candidate;
-  }
-  throw new Error('vilbert-ts: assets/tasks/vilbert_tasks.yml is missing from the package');
+  return assetPath('tasks', 'vilbert_tasks.yml');
 }
 
 /** Every task of a registry file, keyed 'TASK<n>'; errors name the file, task and key. */

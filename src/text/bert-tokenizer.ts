@@ -10,9 +10,8 @@
 // save the ~150 lines of basic-tokenizer.ts and wordpiece.ts, behind a synthesised
 // tokenizer.json and a 0.x API, while the vocabulary checks and loader helpers are needed
 // either way.
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { assetPath } from '../assets.js';
+import { join } from 'node:path';
 import { basicTokenize, stripWhitespace } from './basic-tokenizer.js';
 import { type Vocab, VocabFormatError, readVocabFile } from './vocab.js';
 import { WordPiece } from './wordpiece.js';
@@ -24,7 +23,7 @@ export const CLS_TOKEN = '[CLS]';
 export const MASK_TOKEN = '[MASK]';
 const SPECIAL_TOKENS = [UNK_TOKEN, SEP_TOKEN, PAD_TOKEN, CLS_TOKEN, MASK_TOKEN] as const;
 
-const BUNDLED_VOCAB = join('assets', 'vocab', 'bert-base-uncased-vocab.txt');
+const BUNDLED_VOCAB = ['vocab', 'bert-base-uncased-vocab.txt'];
 
 /** Ids of the special tokens in the loaded vocabulary (bert-base-uncased: 0, 100, 101, 102, 103). */
 export interface SpecialTokenIds {
@@ -48,14 +47,11 @@ export interface EncodedSentence {
 let bundledTokenizer: BertTokenizer | undefined;
 
 function bundledVocabPath(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  // src/text (run from source) or dist/src/text (compiled): the package root is above either.
-  const candidates = [join(here, '..', '..', BUNDLED_VOCAB), join(here, '..', '..', '..', BUNDLED_VOCAB)];
-  const found = candidates.find((candidate) => existsSync(candidate));
-  if (found === undefined) {
-    throw new VocabFormatError(candidates.join(' or '), 'bundled vocabulary file not found');
+  try {
+    return assetPath(...BUNDLED_VOCAB);
+  } catch (error) {
+    throw new VocabFormatError(join('assets', ...BUNDLED_VOCAB), (error as Error).message);
   }
-  return found;
 }
 
 export class BertTokenizer {

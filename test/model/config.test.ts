@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import {
   ConfigError,
   bundledConfig,
@@ -13,16 +12,8 @@ import {
   parseConfig,
   type ViLBertConfig,
 } from '../../src/model/config.js';
+import { packageRoot } from '../io/fixtures.js';
 
-function packageRoot(): string {
-  let directory = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(directory, 'package.json'))) {
-    const parent = dirname(directory);
-    if (parent === directory) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    directory = parent;
-  }
-  return directory;
-}
 
 const ROOT = packageRoot();
 const CONFIG_DIR = join(ROOT, 'assets', 'configs');

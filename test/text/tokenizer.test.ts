@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { BertTokenizer } from '../../src/text/bert-tokenizer.js';
 import { VocabFormatError, parseVocab } from '../../src/text/vocab.js';
+import { packageRoot } from '../io/fixtures.js';
 
 interface TokenizerCase {
   text: string;
@@ -13,15 +13,6 @@ interface TokenizerCase {
   ids: number[];
 }
 
-function packageRoot(): string {
-  let directory = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(directory, 'package.json'))) {
-    const parent = dirname(directory);
-    if (parent === directory) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    directory = parent;
-  }
-  return directory;
-}
 
 const casesFile = join(packageRoot(), 'test', 'fixtures', 'text', 'tokenizer_cases.json');
 const cases = (JSON.parse(readFileSync(casesFile, 'utf8')) as { cases: TokenizerCase[] }).cases;

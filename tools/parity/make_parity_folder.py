@@ -15,19 +15,12 @@ import json
 import os
 import struct
 import sys
-import types
 
 import numpy as np
 import torch
 
-
-def stub_modules():
-    for name in ["boto3", "requests", "botocore", "botocore.exceptions", "tqdm", "tensorboardX"]:
-        module = types.ModuleType(name)
-        module.ClientError = Exception
-        module.tqdm = lambda *a, **k: None
-        module.SummaryWriter = object
-        sys.modules[name] = module
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'bench', 'reference'))
+from reference_stubs import stub_modules  # noqa: E402
 
 
 DTYPES = {np.dtype("float32"): "F32", np.dtype("int64"): "I64"}
