@@ -14,7 +14,7 @@ import type { BertInputs } from '../model/bert-model.js';
 import { BertForMultiModalPreTraining, VILBertForVLTasks } from '../model/vilbert.js';
 import { getNumerics, type Numerics, setNumerics } from '../model/layers.js';
 import { compare, type Tolerance, TOLERANCES } from './compare.js';
-import { forwardTask, type TaskBatch, type TaskProcess, type TaskType } from '../tasks/task-step.js';
+import { forwardTask, headOf, prepareBatch, type TaskBatch, type TaskProcess, type TaskType } from '../tasks/task-step.js';
 import { AdamW, referenceParamGroups } from '../train/adamw.js';
 import { LambdaLR, epochDecay, warmupConstant, warmupLinear } from '../train/schedules.js';
 
@@ -268,42 +268,17 @@ function attachDebugHooks(model: VILBertForVLTasks, into: Map<string, torch.Tens
   return removers;
 }
 
-/**
- * The NLVR2 paired forward: the dataset packs both images' regions into [Bp, 2R];
- * the reference's 'nlvr' input processing views them as 2Bp rows of R regions
- * and repeats the statement for both rows.
- */
-export function nlvr2ModelInputs(pairs: {
-  question: torch.Tensor; features: torch.Tensor; spatials: torch.Tensor; imageMask: torch.Tensor;
-  inputMask: torch.Tensor; segmentIds: torch.Tensor; task: number;
-}): BertInputs {
-  const [Bp, T] = pairs.question.shape as [number, number];
-  const R = pairs.features.size(1) / 2;
-  const repeat = (x: torch.Tensor) => x.repeat(1, 2).view(2 * Bp, T);
-  return {
-    inputIds: repeat(pairs.question),
-    tokenTypeIds: repeat(pairs.segmentIds),
-    attentionMask: repeat(pairs.inputMask),
-    imageFeatures: pairs.features.view(2 * Bp, R, pairs.features.size(2)),
-    imageLocations: pairs.spatials.view(2 * Bp, R, 5),
-    imageAttentionMask: pairs.imageMask.view(2 * Bp, R),
-    taskIds: torch.full([2 * Bp, 1], pairs.task, { dtype: 'int64' }),
-  };
-}
-
 function checkNlvr2(model: VILBertForVLTasks, checker: Checker, input: (key: string) => torch.Tensor): void {
   if (!checker.has('forward', 'nlvr2.vil_binary_prediction')) return;
   torch.scope(() =>
     torch.noGrad(() => {
-      const modelInputs = nlvr2ModelInputs({
-        question: input('nlvr2.question'),
-        features: input('nlvr2.features'),
-        spatials: input('nlvr2.spatials'),
-        imageMask: input('nlvr2.image_mask'),
-        inputMask: input('nlvr2.input_mask'),
-        segmentIds: input('nlvr2.segment_ids'),
-        task: 12,
-      });
+      // The NLVR2 paired forward: the reference's 'nlvr' input processing of the dataset's packed pairs.
+      const batch = {
+        question: input('nlvr2.question'), features: input('nlvr2.features'), spatials: input('nlvr2.spatials'),
+        image_mask: input('nlvr2.image_mask'), input_mask: input('nlvr2.input_mask'), segment_ids: input('nlvr2.segment_ids'),
+        target: input('target.nlvr2'),
+      };
+      const modelInputs = prepareBatch(batch, 'nlvr', 12).inputs;
       checker.check('forward', 'nlvr2.model_in.question', modelInputs.inputIds, TOLERANCES.exact);
       checker.check('forward', 'nlvr2.model_in.segment_ids', modelInputs.tokenTypeIds!, TOLERANCES.exact);
       checker.check('forward', 'nlvr2.model_in.input_mask', modelInputs.attentionMask!, TOLERANCES.exact);
@@ -425,9 +400,6 @@ function taskBatch(spec: TrainTaskScalars, input: (key: string) => torch.Tensor)
   return slots as unknown as TaskBatch;
 }
 
-function headName(type: TaskType): string {
-  return { 'VL-classifier': 'vil_prediction', 'VL-classifier-GQA': 'vil_prediction_gqa', 'VL-logit': 'vil_logit', 'V-logit': 'vision_logit', 'V-logit-mc': 'vision_logit', 'VL-binary-classifier': 'vil_binary_prediction', 'VL-tri-classifier': 'vil_tri_prediction' }[type];
-}
 
 /** Each task's loss, head output, reshaped model inputs and gradients (eval mode, as the fixtures). */
 function checkTrainSteps(model: VILBertForVLTasks, checker: Checker, input: (key: string) => torch.Tensor, scalars: Scalars, progress: (m: string) => void): void {
@@ -444,7 +416,7 @@ function checkTrainSteps(model: VILBertForVLTasks, checker: Checker, input: (key
       checker.check('train_step', `${task}.model_in.image_mask`, inputs.imageAttentionMask ?? undefined, TOLERANCES.exact);
       checker.check('train_step', `${task}.model_in.task_ids`, inputs.taskIds ?? undefined, TOLERANCES.exact);
       checker.check('train_step', `${task}.loss`, result.loss, TOLERANCES.loss);
-      checker.check('train_step', `${task}.head.${headName(spec.type)}`, result.output, TOLERANCES.forward);
+      checker.check('train_step', `${task}.head.${headOf(spec.type)}`, result.output, TOLERANCES.forward);
       checker.checkScalar('train_step', `train.${task}.batch_score`, result.score / result.prepared.batchSize, spec.batch_score, { atol: 1e-6, rtol: 0 }); // stored from a float32 score
       result.loss.backward();
       for (const key of [...checker.pending.keys()].filter((k) => k.startsWith(`train_step:${task}.grad.`))) {
