@@ -39,6 +39,12 @@ export interface TaskDataset {
   /** Label count of classification tasks (len(label2ans)); 0 elsewhere. */
   readonly numLabels: number;
   item(index: number): DatasetItem;
+  /**
+   * Restarts the dataset's random draws (retrieval negatives) from a seed. The
+   * loader calls it before each batch when asked to, so that a batch's draws
+   * depend on its sampler position alone and a resumed run draws the same.
+   */
+  reseed?(seed: number): void;
 }
 
 export interface DatasetOptions {

@@ -6,8 +6,9 @@ import { collate } from './loader.js';
 
 const { dataset } = openDataset(workerData as DatasetSpec);
 
-parentPort!.on('message', (message: { id: number; indices: number[] }) => {
+parentPort!.on('message', (message: { id: number; indices: number[]; seed: number | null }) => {
   try {
+    if (message.seed !== null) dataset.reseed?.(message.seed);
     const batch = collate(message.indices.map((index) => dataset.item(index)), message.indices);
     const transfer = Object.values(batch.values).flatMap((value) => (Array.isArray(value) ? [] : [value.data.buffer as ArrayBuffer]));
     parentPort!.postMessage({ id: message.id, batch }, transfer);

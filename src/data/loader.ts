@@ -124,6 +124,16 @@ export interface LoaderOptions {
   dropLast?: boolean;
   /** Batches prepared ahead in a worker thread (0: build each batch when asked, on this thread). */
   prefetch?: number;
+  /** Reseed the dataset's random draws before each batch from (seed, epoch, batch position): resumable draws. */
+  reseed?: boolean;
+}
+
+/** A 32-bit seed for one batch's random draws, from the sampler's seed and the batch's place in it. */
+export function batchSeed(state: SamplerState): number {
+  let hash = Math.imul(state.seed ^ 0x85ebca6b, 0xc2b2ae35) >>> 0;
+  hash = Math.imul(hash ^ (state.epoch + 0x27d4eb2f), 0x165667b1) >>> 0;
+  hash = Math.imul(hash ^ (state.position + 0x9e3779b9), 0x85ebca77) >>> 0;
+  return (hash ^ (hash >>> 16)) >>> 0;
 }
 
 /** A source of batches: `next()` resolves to the following batch in sampler order. */
@@ -135,10 +145,12 @@ export class TaskLoader {
   readonly #queue: Promise<Batch>[] = [];
   #nextRequest = 0;
   readonly #prefetch: number;
+  readonly #reseed: boolean;
 
   private constructor(length: number, options: LoaderOptions, dataset: TaskDataset | null, spec: DatasetSpec | null) {
     this.sampler = new BatchSampler(length, options.batchSize, options);
     this.#dataset = dataset;
+    this.#reseed = options.reseed ?? false;
     this.#prefetch = spec ? Math.max(1, options.prefetch ?? 2) : 0;
     this.#worker = spec ? new Worker(new URL('./loader-worker.js', import.meta.url), { workerData: spec }) : null;
     this.#worker?.on('message', (message: { id: number; batch?: Batch; error?: string }) => {
@@ -169,14 +181,16 @@ export class TaskLoader {
 
   #request(): Promise<Batch> {
     const indices = this.sampler.next();
+    const seed = this.#reseed ? batchSeed(this.sampler.state()) : null;
     if (this.#dataset) {
       const dataset = this.#dataset;
+      if (seed !== null) dataset.reseed?.(seed);
       return Promise.resolve(collate(indices.map((index) => dataset.item(index)), indices));
     }
     const id = this.#nextRequest++;
     return new Promise<Batch>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#worker!.postMessage({ id, indices });
+      this.#worker!.postMessage({ id, indices, seed });
     });
   }
 

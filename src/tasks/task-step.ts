@@ -151,6 +151,19 @@ function scoreAtArgmax(logits: Tensor, target: Tensor): number {
   return target.gather(1, logits.argmax(1, true)).sum().item();
 }
 
+/**
+ * Soft targets of a label map smaller than the head (the heads have the
+ * reference's fixed 3129 / 1533 outputs; a dataset with fewer answers, as the
+ * data kit or the synthetic world, would crash the reference): the missing
+ * answers get target 0. A larger label map cannot be trained and is refused.
+ */
+function padLabels(target: Tensor, width: number, type: TaskType): Tensor {
+  const labels = target.size(1);
+  if (labels === width) return target;
+  if (labels > width) throw new Error(`${type}: the dataset has ${labels} answers, the head has ${width} outputs`);
+  return torch.cat([target, torch.zeros([target.size(0), width - labels], { dtype: target.dtype })], 1);
+}
+
 /** The loss and batch score of one task type from the model outputs, as the reference computes them. */
 export function taskLoss(type: TaskType, outputs: VLTaskOutputs, prepared: PreparedBatch, multipleChoiceIds?: Tensor): TaskLoss {
   const target = prepared.target;
@@ -162,8 +175,10 @@ export function taskLoss(type: TaskType, outputs: VLTaskOutputs, prepared: Prepa
 function lossOfType(type: TaskType, head: Tensor, target: Tensor, prepared: PreparedBatch, multipleChoiceIds?: Tensor): Omit<TaskLoss, 'output'> {
   switch (type) {
     case 'VL-classifier':
-    case 'VL-classifier-GQA': // mean over all elements, times the classes: a per-sample sum
-      return { loss: F.binaryCrossEntropyWithLogits(head, target).mul(target.size(1)), score: scoreAtArgmax(head, target), logits: head };
+    case 'VL-classifier-GQA': { // mean over all elements, times the classes: a per-sample sum
+      const padded = padLabels(target, head.size(1), type);
+      return { loss: F.binaryCrossEntropyWithLogits(head, padded).mul(padded.size(1)), score: scoreAtArgmax(head, padded), logits: head };
+    }
     case 'VL-logit': {
       const logits = head.view(prepared.batchSize, prepared.numOptions); // [B, K]
       return { loss: F.crossEntropy(logits, target), score: logits.argmax(1).eq(target).sum().item(), logits };

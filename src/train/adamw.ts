@@ -21,24 +21,96 @@ export interface AdamWOptions {
   correctBias?: boolean;
 }
 
-interface Moments {
+export interface Moments {
   step: number;
   expAvg: Tensor;
   expAvgSq: Tensor;
 }
 
-export class AdamW {
+/**
+ * What a checkpoint needs of an optimiser: its groups (the schedules write their
+ * lr), one step, and its per-parameter state as tensors plus plain data.
+ */
+export interface Optimizer {
+  readonly groups: ParamGroup[];
+  step(): void;
+  /** Per parameter name: moments and step count (only parameters that were stepped). */
+  stateEntries(): Map<string, Readonly<Moments>>;
+  /** Plain data beyond the moments (RAdam's step-size buffer). */
+  extraState(): unknown;
+  /** Takes copies of the moments; names must be parameter names of the groups. */
+  loadState(entries: Map<string, Moments>, extra: unknown): void;
+  dispose(): void;
+}
+
+/** Moments by parameter name, shared by the optimisers here. */
+export class MomentStore {
+  readonly #state = new Map<Parameter, Moments>();
+
+  constructor(private readonly groups: readonly ParamGroup[]) {}
+
+  /** The parameter's moments, created as zeros on its first step. */
+  of(parameter: Parameter): Moments {
+    let state = this.#state.get(parameter);
+    if (!state) {
+      state = { step: 0, expAvg: torch.zerosLike(parameter).keep(), expAvgSq: torch.zerosLike(parameter).keep() };
+      this.#state.set(parameter, state);
+    }
+    return state;
+  }
+
+  get(parameter: Parameter): Readonly<Moments> | undefined {
+    return this.#state.get(parameter);
+  }
+
+  entries(): Map<string, Readonly<Moments>> {
+    const entries = new Map<string, Readonly<Moments>>();
+    for (const group of this.groups) {
+      const state = this.#state.get(group.parameter);
+      if (state) entries.set(group.name, state);
+    }
+    return entries;
+  }
+
+  load(entries: Map<string, Moments>): void {
+    const byName = new Map(this.groups.map((group) => [group.name, group]));
+    for (const name of entries.keys()) {
+      if (!byName.has(name)) throw new Error(`optimizer state names parameter '${name}', which is not trained by this model`);
+    }
+    this.dispose();
+    for (const [name, moments] of entries) {
+      const parameter = byName.get(name)!.parameter;
+      for (const [what, tensor] of [['exp_avg', moments.expAvg], ['exp_avg_sq', moments.expAvgSq]] as const) {
+        if (tensor.shape.join(',') !== parameter.shape.join(',')) {
+          throw new Error(`optimizer state ${name}.${what} has shape [${tensor.shape.join(', ')}], the parameter has [${parameter.shape.join(', ')}]`);
+        }
+      }
+      this.#state.set(parameter, { step: moments.step, expAvg: moments.expAvg.clone().keep(), expAvgSq: moments.expAvgSq.clone().keep() });
+    }
+  }
+
+  dispose(): void {
+    for (const state of this.#state.values()) {
+      state.expAvg.dispose();
+      state.expAvgSq.dispose();
+    }
+    this.#state.clear();
+  }
+}
+
+export class AdamW implements Optimizer {
   readonly groups: ParamGroup[];
   readonly betas: [number, number];
   readonly eps: number;
   readonly correctBias: boolean;
-  readonly #state = new Map<Parameter, Moments>();
+  readonly #state: MomentStore;
 
   constructor(groups: { name: string; parameter: Parameter; lr: number; weightDecay: number }[], options: AdamWOptions = {}) {
     this.groups = groups.map((group) => ({ ...group, initialLr: group.lr }));
     this.betas = options.betas ?? [0.9, 0.999];
     this.eps = options.eps ?? 1e-6;
     this.correctBias = options.correctBias ?? false;
+    this.#state = new MomentStore(this.groups);
   }
 
   step(): void {
@@ -48,11 +120,7 @@ export class AdamW {
         for (const group of this.groups) {
           const gradient = group.parameter.grad;
           if (gradient === null) continue;
-          let state = this.#state.get(group.parameter);
-          if (!state) {
-            state = { step: 0, expAvg: torch.zerosLike(group.parameter).keep(), expAvgSq: torch.zerosLike(group.parameter).keep() };
-            this.#state.set(group.parameter, state);
-          }
+          const state = this.#state.of(group.parameter);
           state.step += 1;
           state.expAvg.mul_(beta1).add_(gradient, 1 - beta1);
           state.expAvgSq.mul_(beta2).addcmul_(gradient, gradient, 1 - beta2);
@@ -71,12 +139,20 @@ export class AdamW {
     return this.#state.get(parameter);
   }
 
+  stateEntries(): Map<string, Readonly<Moments>> {
+    return this.#state.entries();
+  }
+
+  extraState(): unknown {
+    return null;
+  }
+
+  loadState(entries: Map<string, Moments>): void {
+    this.#state.load(entries);
+  }
+
   dispose(): void {
-    for (const state of this.#state.values()) {
-      state.expAvg.dispose();
-      state.expAvgSq.dispose();
-    }
-    this.#state.clear();
+    this.#state.dispose();
   }
 }
 

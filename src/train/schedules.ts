@@ -37,3 +37,114 @@ export class LambdaLR {
     for (const group of this.groups) group.lr = group.initialLr * factor;
   }
 }
+
+export const LR_SCHEDULERS = ['mannul', 'warmup_linear', 'automatic', 'cosine', 'cosine_warm'] as const;
+export type LrSchedulerName = (typeof LR_SCHEDULERS)[number];
+
+export interface LrPlanState {
+  /** Steps taken by the warm-up scheduler. */
+  warmupSteps: number;
+  /** Steps taken by the second scheduler (epochs for mannul, iterations for the cosines, reductions for automatic). */
+  secondSteps: number;
+  /** The factor the last scheduler to act applied (all groups share it). */
+  factor: number;
+  /** ReduceLROnPlateau bookkeeping (automatic only). */
+  plateau: { best: number; numBad: number; cooldownCounter: number };
+}
+
+/**
+ * The schedulers train_tasks.py builds for --lr_scheduler, driven at the points
+ * where its loop steps them. Each acts as a LambdaLR: it writes
+ * initialLr * lambda(its own count) into every group; the last to act wins.
+ * `automatic` crashes in the reference; here it reduces by 0.2 on a plateau of
+ * the mean validation score (patience 1, cooldown 1, threshold 0.001 relative),
+ * the settings the reference constructs, multiplying the warm-up factor.
+ */
+export class LrPlan {
+  readonly #warmup: LrLambda;
+  readonly #second: LrLambda | null;
+  #state: LrPlanState;
+
+  constructor(
+    readonly kind: LrSchedulerName,
+    readonly groups: ParamGroup[],
+    readonly steps: { warmup: number; total: number; iterationsPerEpoch: number; epochs: number },
+  ) {
+    if (!LR_SCHEDULERS.includes(kind)) throw new Error(`--lr_scheduler must be one of ${LR_SCHEDULERS.join(', ')}, got '${String(kind)}'`);
+    this.#warmup = kind === 'warmup_linear' ? warmupLinear(steps.warmup, steps.total) : warmupConstant(steps.warmup);
+    const period = steps.iterationsPerEpoch * steps.epochs;
+    this.#second = kind === 'mannul' ? epochDecay()
+      : kind === 'cosine' ? (k) => (1 + Math.cos((Math.PI * Math.min(k, period)) / period)) / 2
+        : kind === 'cosine_warm' ? (k) => (1 + Math.cos((Math.PI * (k % period)) / period)) / 2
+          : null;
+    this.#state = { warmupSteps: 0, secondSteps: 0, factor: 0, plateau: { best: Number.NEGATIVE_INFINITY, numBad: 0, cooldownCounter: 0 } };
+    // Construction order of the reference: the warm-up scheduler applies lambda(0), then a second one overrides it.
+    this.#apply(this.#warmup(0));
+    if (this.#second) this.#apply(this.#second(0));
+  }
+
+  #reduction(): number {
+    return this.kind === 'automatic' ? 0.2 ** this.#state.secondSteps : 1;
+  }
+
+  #apply(factor: number): void {
+    this.#state.factor = factor;
+    for (const group of this.groups) group.lr = group.initialLr * factor;
+  }
+
+  /** After the first task's optimiser step of an iteration (global step before its increment). */
+  afterFirstTaskStep(globalStep: number): void {
+    if (globalStep < this.steps.warmup || this.kind === 'warmup_linear') {
+      this.#state.warmupSteps += 1;
+      this.#apply(this.#warmup(this.#state.warmupSteps) * this.#reduction());
+    }
+  }
+
+  /** At the end of every iteration. */
+  endOfIteration(globalStep: number): void {
+    if ((this.kind === 'cosine' || this.kind === 'cosine_warm') && globalStep > this.steps.warmup) {
+      this.#state.secondSteps += 1;
+      this.#apply(this.#second!(this.#state.secondSteps));
+    }
+  }
+
+  /** At the end of an epoch; `meanValScore` drives `automatic`. */
+  endOfEpoch(meanValScore: number): void {
+    if (this.kind === 'mannul') {
+      this.#state.secondSteps += 1;
+      this.#apply(this.#second!(this.#state.secondSteps));
+    } else if (this.kind === 'automatic') {
+      const plateau = this.#state.plateau;
+      if (meanValScore > plateau.best * (1 + 0.001) || plateau.best === Number.NEGATIVE_INFINITY) {
+        plateau.best = meanValScore;
+        plateau.numBad = 0;
+      } else {
+        plateau.numBad += 1;
+      }
+      if (plateau.cooldownCounter > 0) {
+        plateau.cooldownCounter -= 1;
+        plateau.numBad = 0;
+      }
+      if (plateau.numBad > 1) {
+        this.#state.secondSteps += 1;
+        plateau.cooldownCounter = 1;
+        plateau.numBad = 0;
+        this.#apply(this.#warmup(this.#state.warmupSteps) * this.#reduction());
+      }
+    }
+  }
+
+  get factor(): number {
+    return this.#state.factor;
+  }
+
+  state(): LrPlanState {
+    return { ...this.#state, plateau: { ...this.#state.plateau } };
+  }
+
+  restore(state: LrPlanState): void {
+    // JSON writes -Infinity as null.
+    this.#state = { ...state, plateau: { ...state.plateau, best: state.plateau.best ?? Number.NEGATIVE_INFINITY } };
+    this.#apply(state.factor);
+  }
+}

@@ -67,7 +67,8 @@ export class StopAndGo {
     return { ...this.#state };
   }
 
+  /** Restores a saved state; a best of null is -Infinity as JSON writes it. */
   restore(state: StopAndGoState): void {
-    this.#state = { ...state };
+    this.#state = { ...state, best: state.best ?? Number.NEGATIVE_INFINITY };
   }
 }

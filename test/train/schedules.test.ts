@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StopAndGo } from '../../src/train/stop-and-go.js';
-import { LambdaLR, epochDecay, warmupConstant, warmupLinear } from '../../src/train/schedules.js';
+import { LambdaLR, LrPlan, type LrPlanState, epochDecay, warmupConstant, warmupLinear } from '../../src/train/schedules.js';
 import type { ParamGroup } from '../../src/train/adamw.js';
 
 test('stop-and-go: the reference test vector', () => {
@@ -64,4 +64,68 @@ test('warmup_linear rises to 1 at W, then falls to 0 at T; the epoch decay is 0.
   assert.deepEqual([0, 1, 2, 6, 10, 12].map(linear), [0, 0.5, 1, 0.5, 0, 0]);
   const decay = epochDecay();
   assert.deepEqual([0, 4, 5, 6, 7, 9].map((e) => Number(decay(e).toFixed(12))), [1, 1, 0.2, 0.2, 0.04, 0.04]);
+});
+
+/** The lr each task step of train_tasks.py's loop uses, driving an LrPlan as the trainer does. */
+function lrsUsed(kind: 'mannul' | 'warmup_linear', iterationsPerEpoch: number, epochs: number, tasks: number): number[][] {
+  const groups = [group()];
+  const total = iterationsPerEpoch * epochs;
+  const plan = new LrPlan(kind, groups, { warmup: 0.1 * total, total, iterationsPerEpoch, epochs });
+  let globalStep = 0;
+  const perEpoch: number[][] = [];
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    const used: number[] = [];
+    for (let step = 0; step < iterationsPerEpoch; step++) {
+      for (let task = 0; task < tasks; task++) {
+        used.push(groups[0]!.lr);
+        if (task === 0) {
+          plan.afterFirstTaskStep(globalStep);
+          globalStep += 1;
+        }
+      }
+      plan.endOfIteration(globalStep);
+    }
+    plan.endOfEpoch(0);
+    perEpoch.push(used);
+  }
+  return perEpoch;
+}
+
+test("LrPlan 'mannul' gives the reference's sequence (M=3, W=6, two tasks: 1, 1/6, 1/6, 1/3, 1/3, 1/2 | 1, 2/3, 2/3, 5/6, 5/6, 1 | 1 ...)", () => {
+  const epochs = lrsUsed('mannul', 3, 20, 2);
+  const close = (got: number[], want: number[]) => got.forEach((value, i) => assert.ok(Math.abs(value - want[i]!) < 1e-12, `${got.join(', ')} vs ${want.join(', ')}`));
+  close(epochs[0]!, [1, 1 / 6, 1 / 6, 2 / 6, 2 / 6, 3 / 6]);
+  close(epochs[1]!, [1, 4 / 6, 4 / 6, 5 / 6, 5 / 6, 1]);
+  assert.equal(epochs[2]![0], 1);
+  close(epochs[6]!.slice(0, 2), [0.2, 0.2]);
+  close(epochs[8]!.slice(0, 2), [0.04, 0.04]);
+});
+
+test("LrPlan 'warmup_linear': the first update uses lr 0, later tasks of an iteration the next value; decays to 0 at the end", () => {
+  const epochs = lrsUsed('warmup_linear', 5, 4, 3); // T = 20, W = 2
+  assert.deepEqual(epochs[0]!.slice(0, 6), [0, 0.5, 0.5, 0.5, 1, 1]);
+  const last = epochs[3]!;
+  assert.ok(Math.abs(last.at(-1)! - 0) < 1e-12, `last lr ${last.at(-1)}`);
+});
+
+test('LrPlan state restores the lr and continues identically (JSON round trip)', () => {
+  const groupsA = [group()];
+  const planA = new LrPlan('cosine', groupsA, { warmup: 2, total: 20, iterationsPerEpoch: 5, epochs: 4 });
+  for (let k = 0; k < 7; k++) {
+    planA.afterFirstTaskStep(k);
+    planA.endOfIteration(k + 1);
+  }
+  const saved = JSON.parse(JSON.stringify(planA.state())) as LrPlanState;
+  const groupsB = [group()];
+  const planB = new LrPlan('cosine', groupsB, { warmup: 2, total: 20, iterationsPerEpoch: 5, epochs: 4 });
+  planB.restore(saved);
+  assert.equal(groupsB[0]!.lr, groupsA[0]!.lr);
+  for (let k = 7; k < 12; k++) {
+    for (const plan of [planA, planB]) {
+      plan.afterFirstTaskStep(k);
+      plan.endOfIteration(k + 1);
+    }
+    assert.equal(groupsB[0]!.lr, groupsA[0]!.lr);
+  }
+  assert.throws(() => new LrPlan('linear' as never, groupsA, { warmup: 1, total: 2, iterationsPerEpoch: 1, epochs: 2 }), /--lr_scheduler must be one of/);
 });

@@ -95,7 +95,7 @@ export interface RetrievalOptions extends DatasetOptions {
  */
 export const retrievalDataset = (options: RetrievalOptions): TaskDataset => {
   const features = requireFeatures(options);
-  const random = options.random ?? new ReferenceRandomSource(0);
+  let random = options.random ?? new ReferenceRandomSource(0);
   const { max_seq_length: L, max_region_num: R } = options.task;
   const dataroot = resolve(options.root, options.task.dataroot);
   const train = options.split === 'train';
@@ -155,6 +155,9 @@ export const retrievalDataset = (options: RetrievalOptions): TaskDataset => {
   return {
     length: captions.length,
     numLabels: 1,
+    reseed(seed: number) {
+      random = new ReferenceRandomSource(seed);
+    },
     item(index: number): DatasetItem {
       const caption = captions[index];
       if (caption === undefined) throw new RangeError(`${options.task.name} ${options.split}: index ${index} outside [0, ${captions.length})`);

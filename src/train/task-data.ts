@@ -1,0 +1,75 @@
+// The training and validation loaders of each requested task, built as
+// train_tasks.py's LoadDatasets does: DatasetMapTrain classes, the task's
+// train_split and val_split, batch size // gradient accumulation, shuffled
+// training order, sequential validation.
+import { openDataset, type DatasetSpec } from '../data/dataset-spec.js';
+import { TaskLoader } from '../data/loader.js';
+import type { TaskConfig } from '../tasks/registry.js';
+import { DATASET_CLASSES, DATASET_MAP_EVAL, DATASET_MAP_TRAIN } from '../data/tasks/index.js';
+
+/** The DATASET_CLASSES name of the class DatasetMapTrain (train, val) or DatasetMapEval (eval) holds for the task. */
+export function datasetClassOf(task: TaskConfig, phase: 'train' | 'val' | 'eval'): string {
+  const map = phase === 'eval' ? DATASET_MAP_EVAL : DATASET_MAP_TRAIN;
+  const factory = map[task.name];
+  const className = Object.entries(DATASET_CLASSES).find(([, candidate]) => candidate === factory)?.[0];
+  if (!factory || !className) throw new Error(`${task.key}: no dataset for task name '${task.name}' (known: ${Object.keys(map).join(', ')})`);
+  return className;
+}
+
+/** The number in 'TASK<n>': the task token id and the id ForwardModels* use. */
+export function taskNumber(task: TaskConfig): number {
+  const number = Number(task.key.slice(4));
+  if (!Number.isInteger(number)) throw new Error(`task key '${task.key}' is not TASK<n>`);
+  return number;
+}
+
+/** Parses --tasks ('1-2-4'): the registry entries in the given order. */
+export function selectTasks(registry: Map<string, TaskConfig>, tasks: string, source: string): TaskConfig[] {
+  if (tasks.trim() === '') throw new Error('--tasks is empty: name the tasks to train, e.g. --tasks 1-2-4');
+  return tasks.split('-').map((part) => {
+    const task = registry.get(`TASK${part.trim()}`);
+    if (!task) throw new Error(`--tasks ${tasks}: TASK${part} is not in ${source} (it has ${[...registry.keys()].join(', ')})`);
+    return task;
+  });
+}
+
+export interface TaskLoaders {
+  task: TaskConfig;
+  number: number;
+  train: TaskLoader;
+  val: TaskLoader;
+}
+
+export interface LoaderSettings {
+  root: string;
+  cleanDatasets: boolean;
+  gradientAccumulation: number;
+  seed: number;
+  /** Prefetch in worker threads (the reference's num_workers > 0). */
+  workers: boolean;
+  /** Overrides every task's batch_size (a reduced batch for small machines); 0 keeps the registry's. */
+  batchSize: number;
+}
+
+function loaderOf(spec: DatasetSpec, settings: LoaderSettings, batchSize: number, shuffle: boolean, seed: number): TaskLoader {
+  const options = { batchSize, shuffle, seed, reseed: true, prefetch: 2 };
+  const opened = openDataset(spec);
+  if (!settings.workers) return TaskLoader.inProcess(opened.dataset, options);
+  const length = opened.dataset.length;
+  opened.close();
+  return TaskLoader.inWorker(spec, length, options);
+}
+
+export function buildTaskLoaders(tasks: TaskConfig[], settings: LoaderSettings): TaskLoaders[] {
+  return tasks.map((task, position) => {
+    const batchSize = Math.floor((settings.batchSize || task.batch_size) / settings.gradientAccumulation);
+    if (batchSize < 1) throw new Error(`${task.key} ${task.name}: batch size ${settings.batchSize || task.batch_size} // gradient_accumulation_steps ${settings.gradientAccumulation} is 0`);
+    const spec = (split: string, phase: 'train' | 'val'): DatasetSpec => ({
+      className: datasetClassOf(task, phase), task, split, phase, root: settings.root, cleanDatasets: settings.cleanDatasets,
+    });
+    const seed = (settings.seed * 7919 + position * 104729) >>> 0;
+    const train = loaderOf(spec(task.train_split, 'train'), settings, batchSize, true, seed);
+    const val = loaderOf(spec(task.val_split, 'val'), settings, batchSize, false, seed ^ 0x5bd1e995);
+    return { task, number: taskNumber(task), train, val };
+  });
+}

@@ -1,0 +1,298 @@
+// Multi-task training as train_tasks.py runs it (TRAINING.md A): every
+// iteration visits the tasks in --tasks order, each with its own batch,
+// backward pass and optimiser step; the schedule advances after the first
+// task's step; a task the stop-and-go controller paused is trained only every
+// train_iter_gap iterations; each task is evaluated every time the iteration
+// count passes a multiple of its own epoch length.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import * as torch from '../torch/index.js';
+import { loadConfig, bundledConfig, bundledConfigNames, type ViLBertConfig } from '../model/config.js';
+import { VILBertForVLTasks } from '../model/vilbert.js';
+import { loadPretrainedWeights } from '../model/pretrained.js';
+import { loadTaskRegistry, bundledTasksPath, type TaskConfig } from '../tasks/registry.js';
+import { forwardTask } from '../tasks/task-step.js';
+import { toTaskBatch } from '../tasks/batch.js';
+import { evaluateTask } from '../eval/evaluate.js';
+import type { SamplerState } from '../data/loader.js';
+import { AdamW, referenceParamGroups, type Optimizer } from './adamw.js';
+import { RAdam } from './radam.js';
+import { LrPlan, type LrPlanState, type LrSchedulerName } from './schedules.js';
+import { StopAndGo, type StopAndGoState } from './stop-and-go.js';
+import { loadTrainingCheckpoint, saveModelWeights, saveTrainingCheckpoint } from './checkpoint.js';
+import { buildTaskLoaders, selectTasks, type TaskLoaders } from './task-data.js';
+import { freezeTextLayers, visionScratchGroups } from './param-groups.js';
+import { assertFinite, RunLog, type TrainEvent } from './run-log.js';
+
+/** The flags of train_tasks.py (same names and defaults), plus this project's own. */
+export interface TrainTasksArgs {
+  bert_model: string;
+  from_pretrained: string;
+  output_dir: string;
+  config_file: string;
+  num_train_epochs: number;
+  train_iter_multiplier: number;
+  train_iter_gap: number;
+  warmup_proportion: number;
+  do_lower_case: boolean;
+  seed: number;
+  gradient_accumulation_steps: number;
+  num_workers: number;
+  save_name: string;
+  in_memory: boolean;
+  optim: 'AdamW' | 'RAdam';
+  tasks: string;
+  freeze: number;
+  vision_scratch: boolean;
+  lr_scheduler: LrSchedulerName;
+  resume_file: string;
+  dynamic_attention: boolean;
+  clean_train_sets: boolean;
+  visual_target: number;
+  task_specific_tokens: boolean;
+  /** Ours: a task registry replacing the bundled vilbert_tasks.yml. */
+  tasks_config: string;
+  /** Ours: the directory the registry's relative paths start from (the reference's working directory). */
+  datasets_root: string;
+  /** Ours: also checkpoint every N iterations (0: at epoch ends only, as the reference). */
+  checkpoint_every: number;
+  /** Ours: every task's batch size (0: the registry's). */
+  batch_size: number;
+  /** Ours: check every loss and gradient for NaN/Inf (stops the run, naming the tensor). */
+  check_finite: boolean;
+}
+
+export const TRAIN_TASKS_DEFAULTS: TrainTasksArgs = {
+  bert_model: 'bert-base-uncased', from_pretrained: 'bert-base-uncased', output_dir: 'save',
+  config_file: 'config/bert_base_6layer_6conect.json', num_train_epochs: 20, train_iter_multiplier: 1.0,
+  train_iter_gap: 4, warmup_proportion: 0.1, do_lower_case: true, seed: 0, gradient_accumulation_steps: 1,
+  num_workers: 16, save_name: '', in_memory: false, optim: 'AdamW', tasks: '', freeze: -1, vision_scratch: false,
+  lr_scheduler: 'mannul', resume_file: '', dynamic_attention: false, clean_train_sets: true, visual_target: 0,
+  task_specific_tokens: false, tasks_config: '', datasets_root: '.', checkpoint_every: 0, batch_size: 0, check_finite: true,
+};
+
+/** Everything besides tensors that a resumed run needs to continue exactly. */
+export interface TrainTasksState {
+  /** Where the next iteration starts. */
+  epoch: number;
+  step: number;
+  globalStep: number;
+  lrPlan: LrPlanState;
+  stopAndGo: Record<string, StopAndGoState>;
+  samplers: Record<string, { train: SamplerState; val: SamplerState }>;
+  /** Latest validation score per task (the 'automatic' schedule's input). */
+  valScores: Record<string, number>;
+}
+
+export interface TrainTasksResult {
+  status: 'finished' | 'interrupted';
+  runDir: string;
+  model: VILBertForVLTasks;
+  config: ViLBertConfig;
+  tasks: TaskConfig[];
+  /** Iterations run by this process (not counting a resumed run's earlier ones). */
+  iterations: number;
+  valScores: Record<string, number>;
+}
+
+export interface TrainTasksHooks {
+  onEvent?: (event: TrainEvent) => void;
+  /** Polled between iterations: true saves a checkpoint and stops (SIGINT). */
+  shouldStop?: () => boolean;
+}
+
+/** A bundled config name, a path, or the reference's 'config/<name>.json' resolved to the bundled copy. */
+export function resolveConfig(configFile: string, overrides: Partial<ViLBertConfig>) {
+  if (existsSync(configFile)) return loadConfig(configFile, overrides);
+  const stem = basename(configFile, extname(configFile));
+  if (bundledConfigNames().includes(stem)) return bundledConfig(stem, overrides);
+  throw new Error(`--config_file ${configFile}: no such file, and '${stem}' is not a bundled config (${bundledConfigNames().join(', ')})`);
+}
+
+/** `<output_dir>/<task names joined by ->_<config stem>[-<save_name>]`, the reference's savePath. */
+export function runDirectory(args: Pick<TrainTasksArgs, 'output_dir' | 'config_file' | 'save_name'>, tasks: TaskConfig[]): string {
+  const stem = basename(args.config_file, extname(args.config_file));
+  const name = `${tasks.map((task) => task.name).join('-')}_${stem}${args.save_name ? `-${args.save_name}` : ''}`;
+  return join(args.output_dir, name);
+}
+
+function buildOptimizer(args: TrainTasksArgs, model: VILBertForVLTasks, baseLr: number): Optimizer {
+  const groups = args.vision_scratch ? visionScratchGroups(model, baseLr, args.bert_model) : referenceParamGroups(model, baseLr);
+  if (args.optim === 'AdamW') return new AdamW(groups, { eps: 1e-6, correctBias: false });
+  if (args.optim === 'RAdam') return new RAdam(groups);
+  throw new Error(`--optim must be AdamW or RAdam, got '${String(args.optim)}'`);
+}
+
+/** Runs train_tasks.py's loop; returns when done, interrupted (checkpoint saved) or throws (no checkpoint overwritten). */
+export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = {}): Promise<TrainTasksResult> {
+  const emit = hooks.onEvent ?? (() => {});
+  const registryPath = args.tasks_config || bundledTasksPath();
+  const tasks = selectTasks(loadTaskRegistry(registryPath), args.tasks, registryPath);
+  torch.manualSeed(args.seed);
+
+  const baseLr = Math.min(...tasks.map((task) => task.lr));
+  const lossScale = new Map(tasks.map((task) => [task.key, task.lr / baseLr]));
+  const runDir = runDirectory(args, tasks);
+  mkdirSync(runDir, { recursive: true });
+
+  const { config, warnings } = resolveConfig(args.config_file, {
+    v_target_size: args.visual_target === 0 ? 1601 : 2048,
+    visual_target: args.visual_target as ViLBertConfig['visual_target'],
+    task_specific_tokens: args.task_specific_tokens,
+    dynamic_attention: args.dynamic_attention,
+    model: args.bert_model.includes('roberta') ? 'roberta' : 'bert',
+  });
+  for (const warning of warnings) emit({ kind: 'warning', message: warning.message });
+  writeFileSync(join(runDir, 'command.txt'), `${JSON.stringify(args, null, 2)}\n\n${JSON.stringify(config, null, 2)}\n`);
+
+  const loaders = buildTaskLoaders(tasks, {
+    root: args.datasets_root, cleanDatasets: args.clean_train_sets, gradientAccumulation: args.gradient_accumulation_steps,
+    seed: args.seed, workers: args.num_workers > 0, batchSize: args.batch_size,
+  });
+  const model = new VILBertForVLTasks(config);
+  const log = new RunLog(runDir, { command: process.argv.slice(1).join(' '), tasks, config, resumed: args.resume_file !== '' });
+  try {
+    if (args.from_pretrained && args.from_pretrained !== 'none') {
+      if (!existsSync(args.from_pretrained)) {
+        throw new Error(`--from_pretrained ${args.from_pretrained}: no such file (nothing is downloaded; pass a local .bin or .safetensors checkpoint, or 'none' to start from random weights)`);
+      }
+      const report = loadPretrainedWeights(model, args.from_pretrained);
+      emit({ kind: 'pretrained', file: args.from_pretrained, missingKeys: report.missingKeys, unexpectedKeys: report.unexpectedKeys });
+    }
+    if (args.freeze >= 0) freezeTextLayers(model, args.freeze, args.bert_model);
+    const optimizer = buildOptimizer(args, model, baseLr);
+
+    const taskNumIters = new Map(loaders.map(({ task, train }) => [task.key, train.length]));
+    const taskAveIter = new Map(loaders.map(({ task, train }) => [task.key, Math.trunc((tasks.at(-1)!.num_epoch * train.length * args.train_iter_multiplier) / args.num_train_epochs)]));
+    const iterationsPerEpoch = Math.max(...taskAveIter.values());
+    if (iterationsPerEpoch < 1) throw new Error(`--train_iter_multiplier ${args.train_iter_multiplier} and num_epoch leave 0 iterations per epoch`);
+    const totalSteps = Math.trunc((iterationsPerEpoch * args.num_train_epochs) / args.gradient_accumulation_steps);
+    const lrPlan = new LrPlan(args.lr_scheduler, optimizer.groups, {
+      warmup: args.warmup_proportion * totalSteps, total: totalSteps, iterationsPerEpoch, epochs: args.num_train_epochs,
+    });
+    const stops = new Map(tasks.map((task) => [task.key, new StopAndGo()]));
+
+    let state: TrainTasksState = { epoch: 0, step: 0, globalStep: 0, lrPlan: lrPlan.state(), stopAndGo: {}, samplers: {}, valScores: {} };
+    if (args.resume_file) {
+      state = loadTrainingCheckpoint<TrainTasksState>(args.resume_file, { model, optimizer, optimizerKind: args.optim });
+      lrPlan.restore(state.lrPlan);
+      for (const [key, stop] of stops) if (state.stopAndGo[key]) stop.restore(state.stopAndGo[key]);
+      for (const loader of loaders) {
+        const saved = state.samplers[loader.task.key];
+        if (!saved) throw new Error(`${args.resume_file}: no sampler state for ${loader.task.key} (was it saved by a run with other --tasks?)`);
+        loader.train.restore(saved.train);
+        loader.val.restore(saved.val);
+      }
+      log.resumeAt(state.epoch * iterationsPerEpoch + state.step);
+      emit({ kind: 'resumed', file: args.resume_file, epoch: state.epoch, step: state.step });
+    }
+    emit({ kind: 'setup', runDir, tasks, iterationsPerEpoch, epochs: args.num_train_epochs, totalSteps, startIteration: state.epoch * iterationsPerEpoch + state.step });
+
+    const snapshot = (epoch: number, step: number): TrainTasksState => ({
+      epoch, step, globalStep: state.globalStep, lrPlan: lrPlan.state(),
+      stopAndGo: Object.fromEntries([...stops].map(([key, stop]) => [key, stop.state()])),
+      samplers: Object.fromEntries(loaders.map((loader) => [loader.task.key, { train: loader.train.state(), val: loader.val.state() }])),
+      valScores: { ...state.valScores },
+    });
+    const checkpoint = (epoch: number, step: number) => {
+      saveTrainingCheckpoint(join(runDir, 'pytorch_ckpt_latest.safetensors'), { model, optimizer, optimizerKind: args.optim, trainer: snapshot(epoch, step) });
+      emit({ kind: 'checkpoint', path: join(runDir, 'pytorch_ckpt_latest.safetensors'), epoch, step });
+    };
+    const evaluate = async (loader: TaskLoaders, iterId: number) => {
+      model.eval();
+      const result = await evaluateTask(model, loader.val, { ...loader.task, number: loader.number }, { collectResults: false });
+      model.train();
+      const stop = stops.get(loader.task.key)!;
+      stop.step(result.score);
+      state.valScores[loader.task.key] = result.score;
+      log.validation(loader.task, iterId, result.loss, result.score, stop.inStop);
+      emit({ kind: 'eval', task: loader.task, iteration: iterId, loss: result.loss, score: result.score, inStop: stop.inStop });
+    };
+
+    let iterations = 0;
+    const accumulation = args.gradient_accumulation_steps;
+    for (let epoch = state.epoch; epoch < args.num_train_epochs; epoch++) {
+      model.train();
+      for (let step = epoch === state.epoch ? state.step : 0; step < iterationsPerEpoch; step++) {
+        // A macrotask turn, so that signal handlers (SIGINT) run between iterations.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (hooks.shouldStop?.() && (step % accumulation === 0)) {
+          checkpoint(epoch, step);
+          log.finish('stopped');
+          return { status: 'interrupted', runDir, model, config, tasks, iterations, valScores: state.valScores };
+        }
+        const iterId = step + epoch * iterationsPerEpoch;
+        let firstTask = true;
+        for (const loader of loaders) {
+          const { task } = loader;
+          if (stops.get(task.key)!.inStop && iterId % args.train_iter_gap !== 0) continue;
+          const batch = await loader.train.next();
+          const { loss, score, batchSize } = torch.scope(() => {
+            const taskBatch = toTaskBatch(batch);
+            const out = forwardTask(model, taskBatch, { type: task.type, process: task.process, number: loader.number });
+            const scaled = out.loss.mul(lossScale.get(task.key)! / accumulation);
+            const value = scaled.item();
+            if (args.check_finite) assertFinite(value, `iteration ${iterId} (epoch ${epoch}, step ${step}), ${task.key} ${task.name}: the loss`);
+            scaled.backward();
+            if (args.check_finite) checkGradients(model, `iteration ${iterId} (epoch ${epoch}, step ${step}), ${task.key} ${task.name}`);
+            return { loss: value, score: out.score, batchSize: out.prepared.batchSize };
+          });
+          if ((step + 1) % accumulation === 0) {
+            optimizer.step();
+            model.zeroGrad();
+            if (firstTask) {
+              lrPlan.afterFirstTaskStep(state.globalStep);
+              state.globalStep += 1;
+              firstTask = false;
+            }
+            const lr = optimizer.groups[0]?.lr ?? 0;
+            log.train(task, iterId, loss, score / batchSize, lr);
+            emit({ kind: 'train', task, iteration: iterId, epoch, step, loss, score: score / batchSize, lr });
+          }
+        }
+        lrPlan.endOfIteration(state.globalStep);
+        log.periodicSummary(step, accumulation, taskNumIters);
+        for (const loader of loaders) {
+          const lastIteration = epoch === args.num_train_epochs - 1 && step === iterationsPerEpoch - 1;
+          if ((iterId !== 0 && iterId % taskNumIters.get(loader.task.key)! === 0) || lastIteration) await evaluate(loader, iterId);
+        }
+        iterations += 1;
+        emit({ kind: 'iteration', iteration: iterId, epoch, step, globalStep: state.globalStep });
+        const next = step + 1;
+        if (args.checkpoint_every > 0 && (iterId + 1) % args.checkpoint_every === 0 && next % accumulation === 0 && next < iterationsPerEpoch) checkpoint(epoch, next);
+      }
+      const scores = Object.values(state.valScores);
+      lrPlan.endOfEpoch(scores.length ? scores.reduce((a, b) => a + b, 0) / scores.length : 0);
+      if (epoch === 5 || epoch === 7) for (const stop of stops.values()) stop.reset();
+      saveModelWeights(join(runDir, `pytorch_model_${epoch}.safetensors`), model);
+      checkpoint(epoch + 1, 0);
+      emit({ kind: 'epoch', epoch });
+    }
+    log.finish('finished');
+    return { status: 'finished', runDir, model, config, tasks, iterations, valScores: state.valScores };
+  } catch (error) {
+    log.finish('failed', error instanceof Error ? error.message : String(error));
+    model.dispose();
+    throw error;
+  } finally {
+    log.close();
+    await Promise.all(loaders.flatMap((loader) => [loader.train.close(), loader.val.close()]));
+  }
+}
+
+/** Names the first parameter whose gradient holds NaN or Inf. */
+function checkGradients(model: torch.Module, where: string): void {
+  torch.noGrad(() => torch.scope(() => {
+    const parameters = model.namedParameters();
+    const gradients = parameters.map(([, parameter]) => parameter.grad);
+    const present = gradients.filter((gradient): gradient is torch.Tensor => gradient !== null);
+    if (present.length === 0) return;
+    // One reduction over all gradients first; the per-tensor search only when it is not finite.
+    const total = torch.stack(present.map((gradient) => gradient.abs().sum())).sum().item();
+    if (Number.isFinite(total)) return;
+    parameters.forEach(([name], index) => {
+      const gradient = gradients[index];
+      if (gradient) assertFinite(gradient.abs().sum().item(), `${where}: the gradient of ${name}`);
+    });
+  }));
+}
