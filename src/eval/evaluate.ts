@@ -115,7 +115,7 @@ export async function evaluateTask(
             loss: forwarded.loss.item(),
             score: forwarded.score,
             batchSize: forwarded.prepared.batchSize,
-            outcomes: sampleOutcomes(task.type, forwarded.logits, forwarded.prepared.target),
+            outcomes: sampleOutcomes(task.type, forwarded.logits, forwarded.target),
           };
         } catch (error) {
           throw new Error(`${task.name} batch ${index} (items ${batch.indices[0]}..${batch.indices[batch.indices.length - 1]}): ${error instanceof Error ? error.message : String(error)}`, { cause: error });

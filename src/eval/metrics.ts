@@ -24,7 +24,7 @@ export interface SampleOutcomes {
 
 /**
  * The per-sample view of taskLoss's batch score, from the same `logits` and target
- * taskLoss uses (TaskLoss.logits, PreparedBatch.target): Σ score equals its score.
+ * taskLoss uses (TaskLoss.logits, TaskLoss.target): Σ score equals its score.
  * Ties go to the first index (torch.max).
  */
 export function sampleOutcomes(type: TaskType, logits: Tensor, target: Tensor): SampleOutcomes {
@@ -33,12 +33,9 @@ export function sampleOutcomes(type: TaskType, logits: Tensor, target: Tensor): 
       case 'VL-classifier':
       case 'VL-classifier-GQA':
       case 'VL-binary-classifier':
-      case 'VL-tri-classifier': { // logits [B, C], target [B, C'] with C' <= C
+      case 'VL-tri-classifier': { // logits [B, C], target [B, C] (taskLoss's, padded to the head)
         const predicted = logits.argmax(1, true); // [B, 1]
-        // A label map smaller than the head scores 0 on the answers it lacks, as taskLoss pads it.
-        const missing = logits.size(1) - target.size(1);
-        const padded = missing > 0 ? torch.cat([target, torch.zeros([target.size(0), missing], { dtype: target.dtype, device: target.device })], 1) : target;
-        return { predicted: predicted.toNumbers(), score: padded.gather(1, predicted).toNumbers() };
+        return { predicted: predicted.toNumbers(), score: target.gather(1, predicted).toNumbers() };
       }
       case 'VL-logit': { // logits [B, K], target [B] option index
         const predicted = logits.argmax(1); // [B]

@@ -144,6 +144,8 @@ export interface TaskLoss {
   output: Tensor;
   /** That output as the loss saw it (options as columns for VL-logit, the candidates for V-logit-mc). */
   logits: Tensor;
+  /** The target as the loss saw it (classifier targets padded to the head's width). */
+  target: Tensor;
 }
 
 /** Target value at the arg-max class, summed over the batch (compute_score_with_logits). */
@@ -161,7 +163,7 @@ function padLabels(target: Tensor, width: number, type: TaskType): Tensor {
   const labels = target.size(1);
   if (labels === width) return target;
   if (labels > width) throw new Error(`${type}: the dataset has ${labels} answers, the head has ${width} outputs`);
-  return torch.cat([target, torch.zeros([target.size(0), width - labels], { dtype: target.dtype })], 1);
+  return torch.cat([target, torch.zeros([target.size(0), width - labels], { dtype: target.dtype, device: target.device })], 1);
 }
 
 /** The loss and batch score of one task type from the model outputs, as the reference computes them. */
@@ -169,15 +171,15 @@ export function taskLoss(type: TaskType, outputs: VLTaskOutputs, prepared: Prepa
   const target = prepared.target;
   const head = outputs[headOf(type)];
   if (!head) throw new Error(`the forward did not compute ${headOf(type)}, needed by ${type}`);
-  return { ...lossOfType(type, head, target, prepared, multipleChoiceIds), output: head };
+  return { target, ...lossOfType(type, head, target, prepared, multipleChoiceIds), output: head };
 }
 
-function lossOfType(type: TaskType, head: Tensor, target: Tensor, prepared: PreparedBatch, multipleChoiceIds?: Tensor): Omit<TaskLoss, 'output'> {
+function lossOfType(type: TaskType, head: Tensor, target: Tensor, prepared: PreparedBatch, multipleChoiceIds?: Tensor): Omit<TaskLoss, 'output' | 'target'> & { target?: Tensor } {
   switch (type) {
     case 'VL-classifier':
     case 'VL-classifier-GQA': { // mean over all elements, times the classes: a per-sample sum
       const padded = padLabels(target, head.size(1), type);
-      return { loss: F.binaryCrossEntropyWithLogits(head, padded).mul(padded.size(1)), score: scoreAtArgmax(head, padded), logits: head };
+      return { loss: F.binaryCrossEntropyWithLogits(head, padded).mul(padded.size(1)), score: scoreAtArgmax(head, padded), logits: head, target: padded };
     }
     case 'VL-logit': {
       const logits = head.view(prepared.batchSize, prepared.numOptions); // [B, K]

@@ -31,7 +31,7 @@ async function direct(model: VILBertForVLTasks, dataset: TaskDataset, task: Eval
       lossSum += step.loss.item() * step.prepared.batchSize;
       score += step.score;
       count += step.prepared.batchSize;
-      sampleScore += sampleOutcomes(task.type, step.logits, step.prepared.target).score.reduce((a, b) => a + b, 0);
+      sampleScore += sampleOutcomes(task.type, step.logits, step.target).score.reduce((a, b) => a + b, 0);
     }));
   }
   model.train();

@@ -2,6 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as torch from '../../src/torch/index.js';
 import { descendingOrder, rankOf, retrievalMetrics, sampleOutcomes } from '../../src/eval/metrics.js';
+import { taskLoss, type PreparedBatch } from '../../src/tasks/task-step.js';
+import type { VLTaskOutputs } from '../../src/model/vilbert.js';
 
 const close = (actual: number[], expected: number[], tolerance = 1e-6) => {
   assert.equal(actual.length, expected.length);
@@ -19,11 +21,18 @@ describe('sampleOutcomes', () => {
     });
   });
 
-  it('a label map smaller than the head: predictions past it score 0, as taskLoss pads the target', () => {
+  it('a label map smaller than the head: taskLoss pads the target with zeros, so predictions past it score 0', () => {
     torch.scope(() => {
-      const outcomes = sampleOutcomes('VL-classifier', torch.tensor([[0, 1, 5, 0], [0, 2, 0, 0]]), torch.tensor([[0.3, 1.0], [0, 0.6]]));
+      const logits = torch.tensor([[0, 1, 5, 0], [0, 2, 0, 0]]);
+      const prepared = { target: torch.tensor([[0.3, 1.0], [0, 0.6]]), batchSize: 2, numOptions: 1, inputs: {} as PreparedBatch['inputs'] };
+      const loss = taskLoss('VL-classifier', { vil_prediction: logits } as VLTaskOutputs, prepared);
+      assert.deepEqual(loss.target.shape, [2, 4]);
+      const outcomes = sampleOutcomes('VL-classifier', loss.logits, loss.target);
       assert.deepEqual(outcomes.predicted, [2, 1]);
       close(outcomes.score, [0, 0.6]);
+      assert.equal(loss.score, Math.fround(0.6));
+      const wide = { ...prepared, target: torch.zeros([2, 5]) };
+      assert.throws(() => taskLoss('VL-classifier', { vil_prediction: logits } as VLTaskOutputs, wide), /the dataset has 5 answers, the head has 4 outputs/);
     });
   });
 
