@@ -8,6 +8,7 @@ import { registerVerifyData } from './verify-data.js';
 import { registerTrainTasks } from './train-tasks.js';
 import { registerReport } from './report.js';
 import { registerEval } from './eval.js';
+import { registerPredict } from './predict.js';
 
 export function buildProgram(): Command {
   const program = new Command('vilbert')
@@ -15,7 +16,7 @@ export function buildProgram(): Command {
     .version(process.env.npm_package_version ?? '0.1.0')
     .showHelpAfterError()
     .exitOverride();
-  for (const register of [registerSmoke, registerTrainTasks, registerEval, registerReport, registerCheckpoints, registerVerifyParity, registerVerifyData, registerInfo]) register(program);
+  for (const register of [registerSmoke, registerTrainTasks, registerEval, registerReport, registerPredict, registerCheckpoints, registerVerifyParity, registerVerifyData, registerInfo]) register(program);
   for (const command of program.commands) command.showHelpAfterError().exitOverride();
   return program;
 }

@@ -226,7 +226,13 @@ function decodeImage(bytes: Uint8Array, path: string, key: string, capacity?: nu
  * written, into zero-padded arrays of that many rows: `padRegions(get(id), R)` in one pass.
  * The mean row is always the mean of all N stored rows.
  */
-function regionsOf(storedBytes: Uint8Array, boxes: Float32Array, rows: number, width: number, height: number, capacity = rows + 1): Regions {
+/**
+ * Regions of `rows` stored [2048] feature rows (raw float32 bytes) and their pixel boxes:
+ * the mean row first, then the rows, with normalised and pixel 5-d locations; `capacity`
+ * rows are allocated (padding stays zero). The readers and the pipelines' passed-in
+ * arrays share it.
+ */
+export function regionsOf(storedBytes: Uint8Array, boxes: Float32Array, rows: number, width: number, height: number, capacity = rows + 1): Regions {
   const numBoxes = Math.min(rows + 1, capacity);
   const features = new Float32Array(capacity * FEATURE_WIDTH); // [capacity, 2048]
   // The kept rows go straight to rows 1.. (a byte copy: the pickle's floats may be unaligned).

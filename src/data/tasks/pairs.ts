@@ -260,7 +260,9 @@ export const nlvr2Dataset: DatasetFactory = (options) => {
   return pairDataset(options, entries, 2, 2 * options.task.max_region_num);
 };
 
-const ENTAILMENT_LABELS: Readonly<Record<string, number>> = { contradiction: 0, neutral: 1, entailment: 2 };
+/** SNLI-VE's gold labels in class-index order of vil_tri_prediction. */
+export const ENTAILMENT_CLASSES = ['contradiction', 'neutral', 'entailment'] as const;
+const ENTAILMENT_LABELS: Readonly<Record<string, number>> = Object.fromEntries(ENTAILMENT_CLASSES.map((name, index) => [name, index]));
 
 /** SNLI-VE (`VisualEntailmentDataset`): `snli_ve_<split>.jsonl`, train cleaned of Flickr30k test images. */
 export const visualEntailmentDataset: DatasetFactory = (options) => {
