@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ItemTensor } from '../../src/data/dataset.js';
 import { ImageFeatureReader } from '../../src/data/features.js';
@@ -161,8 +161,62 @@ describe('VQA / GenomeQA / GQA classification datasets', () => {
 
   it('names the split it does not know', () => {
     const vqa = CASES[0]!;
-    assert.throws(() => build({ ...vqa, split: 'test' }, scratchKitForFile(vqa.directories)), /VQA: data split 'test' is not recognized/);
+    assert.throws(() => build({ ...vqa, split: 'testdev' }, scratchKitForFile(vqa.directories)), /VQA: data split 'testdev' is not recognized \(supported: train, val, trainval, minval, test, mteval\)/);
     const genome = CASES[2]!;
     assert.throws(() => build({ ...genome, split: 'trainval' }, scratchKitForFile(genome.directories)), /GenomeQA: data split 'trainval' is not recognized/);
+  });
+
+  it("VQA 'test': the test2015 questions sorted by id, all-zero targets, a cache without answers", () => {
+    const vqa = CASES[0]!;
+    const root = scratchKitForFile(vqa.directories);
+    const questions = [
+      { image_id: 30, question: 'What is on the table?', question_id: 300002 },
+      { image_id: 9, question: 'Is it sunny?', question_id: 90001 },
+    ];
+    writeFileSync(join(root, 'datasets/VQA/v2_OpenEnded_mscoco_test2015_questions.json'), JSON.stringify({ info: {}, questions }));
+    const dataset = build({ ...vqa, split: 'test' }, root);
+    assert.equal(dataset.length, 2);
+    const tokenizer = BertTokenizer.bundled();
+    [questions[1]!, questions[0]!].forEach((question, index) => {
+      const item = dataset.item(index);
+      assert.equal(item.values.question_id, question.question_id);
+      const target = item.values.target as ItemTensor;
+      assert.ok((target.data as Float32Array).every((value) => value === 0));
+      const expected = tokenizer.encodeSingleSentence(question.question, 23).inputIds;
+      assert.deepEqual(Array.from(((item.values.question as ItemTensor).data as BigInt64Array), Number), Array.from(expected));
+    });
+    const cached = readTokenCacheEntries(join(root, 'datasets/VQA/cache/VQA_test_23_cleaned.pkl'));
+    assert.deepEqual([...cached[0]!.keys()], ['image_id', 'question', 'question_id', 'q_token', 'q_input_mask', 'q_segment_ids']);
+    // Read back from the cache it wrote.
+    assert.equal(build({ ...vqa, split: 'test' }, root).item(1).values.question_id, 300002);
+  });
+
+  it("VQA 'mteval': the training questions on the cleaning list's images, with their answers, cleaning flag or not", () => {
+    const vqa = CASES[0]!;
+    for (const clean of [true, false]) {
+      const root = scratchKitForFile(vqa.directories);
+      const dataset = build({ ...vqa, split: 'mteval' }, root, clean);
+      assert.equal(dataset.length, 1, 'the kit has one training question on a coco_test_ids image (42)');
+      // Image 42 has no features in the kit's store, so the entry is checked in the token cache.
+      const [entry] = readTokenCacheEntries(join(root, `datasets/VQA/cache/VQA_mteval_23${clean ? '_cleaned' : ''}.pkl`));
+      assert.equal(entry!.get('question_id'), 42000);
+      const labels = (entry!.get('answer') as Map<string, { data: Uint8Array }>).get('labels')!;
+      assert.deepEqual(Array.from(new BigInt64Array(labels.data.slice().buffer), Number), [9]);
+    }
+  });
+
+  it("GQA 'test': testdev_balanced_questions.json in file order, int question ids, string image ids", () => {
+    const gqa = CASES[4]!;
+    const root = scratchKitForFile(gqa.directories);
+    writeFileSync(join(root, 'datasets/gqa/testdev_balanced_questions.json'), JSON.stringify({
+      20968558: { imageId: '2354786', question: 'Is the sky blue?', types: {} },
+      201307251: { imageId: '2368326', question: 'What color is the car?' },
+    }));
+    const dataset = build({ ...gqa, split: 'test' }, root);
+    assert.equal(dataset.length, 2);
+    assert.deepEqual([0, 1].map((index) => dataset.item(index).values.question_id), [20968558, 201307251]);
+    assert.ok(((dataset.item(1).values.target as ItemTensor).data as Float32Array).every((value) => value === 0));
+    const cached = readTokenCacheEntries(join(root, 'datasets/gqa/cache/GQA_test_26_cleaned.pkl'));
+    assert.deepEqual([...cached[0]!.entries()].slice(0, 3), [['question_id', 20968558], ['image_id', '2354786'], ['question', 'Is the sky blue?']]);
   });
 });

@@ -111,7 +111,17 @@ interface RawEntry {
   question_id: unknown;
   image_id: unknown;
   question: unknown;
-  answer: PyDict;
+  /** null for the answer-less test splits. */
+  answer: PyDict | null;
+  /** Test splits: the entry's keys as the reference keeps them (VQA keeps the whole question dict). */
+  keys?: PyDict;
+}
+
+/** VQA test: the test2015 question dicts themselves, sorted by question id, no answers. */
+function testEntries(questions: PyDict[], where: string): RawEntry[] {
+  return questions.map((question, index) => ({
+    question_id: question.get('question_id'), image_id: question.get('image_id'), question: field(question, 'question', `${where} question ${index}`), answer: null, keys: question,
+  }));
 }
 
 /** The image ids of `cache/<file>` when cleaning is on, else none. */
@@ -119,11 +129,7 @@ function removedImageIds(dataroot: string, file: string, clean: boolean): Set<nu
   return clean ? readTestImageIds(dataroot, file) : new Set();
 }
 
-/**
- * The reference's assertion for unknown splits. Deviation: its answer-less splits (VQA
- * `test` from the test2015 questions and `mteval`, GQA `test` from testdev_balanced_questions.json)
- * are not implemented here and fail the same way.
- */
+/** The reference's assertion for unknown splits, naming the ones it knows. */
 function splitNotRecognized(task: string, split: string, known: string[]): never {
   throw new Error(`${task}: data split '${split}' is not recognized (supported: ${known.join(', ')})`);
 }
@@ -156,8 +162,23 @@ function loadVqaEntries(dataroot: string, split: string, clean: boolean): RawEnt
     const val = part('val');
     questions = lastN(val.questions, VQA_MINVAL_SIZE);
     answers = lastN(val.answers, VQA_MINVAL_SIZE);
+  } else if (split === 'test') {
+    const path = join(dataroot, 'v2_OpenEnded_mscoco_test2015_questions.json');
+    return testEntries(sortedByQuestionId(readQuestions(path), path), path);
+  } else if (split === 'mteval') {
+    // The training questions on the cleaning list's (test-set) images, whatever --clean_train_sets says.
+    const train = part('train');
+    const onTestImages = readTestImageIds(dataroot, 'coco_test_ids.npy');
+    return train.questions.flatMap((question, index) => {
+      const where = `${dataroot} split mteval question ${index}`;
+      if (!onTestImages.has(pythonInt(field(question, 'image_id', where), where))) return [];
+      const answer = train.answers[index];
+      if (answer === undefined) throw new Error(`${where}: no answer at this position of cache/train_target.pkl`);
+      const rest = new Map([...answer].filter(([key]) => key !== 'question_id' && key !== 'image_id'));
+      return [{ question_id: question.get('question_id'), image_id: question.get('image_id'), question: field(question, 'question', where), answer: rest }];
+    });
   } else {
-    return splitNotRecognized('VQA', split, ['train', 'val', 'trainval', 'minval']);
+    return splitNotRecognized('VQA', split, ['train', 'val', 'trainval', 'minval', 'test', 'mteval']);
   }
   if (questions.length !== answers.length) throw new Error(`${dataroot}: split ${split} has ${questions.length} questions but ${answers.length} answers`);
   const removed = removedImageIds(dataroot, 'coco_test_ids.npy', clean);
@@ -202,9 +223,10 @@ function loadGenomeQaEntries(dataroot: string, split: string, clean: boolean): R
  * id is int(question_id). Cleaning (genome_test_ids) only for splits named *train*.
  */
 function loadGqaEntries(dataroot: string, split: string, clean: boolean): RawEntry[] {
+  if (split === 'test') return loadGqaTestEntries(dataroot);
   const file = split === 'train' || split === 'val' ? `${split}_target.pkl` : 'trainval_target.pkl';
   const path = join(dataroot, 'cache', file);
-  if (!['train', 'val', 'trainval', 'minval'].includes(split)) return splitNotRecognized('GQA', split, ['train', 'val', 'trainval', 'minval']);
+  if (!['train', 'val', 'trainval', 'minval'].includes(split)) return splitNotRecognized('GQA', split, ['train', 'val', 'trainval', 'minval', 'test']);
   const sorted = sortedByQuestionId(readRecordList(path), path);
   const items = split === 'trainval' ? headWithoutLast(sorted, GQA_MINVAL_SIZE) : split === 'minval' ? lastN(sorted, GQA_MINVAL_SIZE) : sorted;
   const removed = removedImageIds(dataroot, 'genome_test_ids.npy', clean);
@@ -219,10 +241,33 @@ function loadGqaEntries(dataroot: string, split: string, clean: boolean): RawEnt
     }));
 }
 
+/**
+ * GQA test: testdev_balanced_questions.json, `{question_id: {imageId, question, ...}}` in
+ * file order; question_id int(key), image_id the string imageId, no answers.
+ */
+function loadGqaTestEntries(dataroot: string): RawEntry[] {
+  const path = join(dataroot, 'testdev_balanced_questions.json');
+  const document = JSON.parse(new TextDecoder().decode(readFileBytes(path))) as unknown;
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new Error(`${path}: expected an object of question ids`);
+  return Object.entries(document as Record<string, unknown>).map(([key, value]) => {
+    const where = `${path} question ${key}`;
+    if (typeof value !== 'object' || value === null) throw new Error(`${where}: not an object`);
+    const record = new Map(Object.entries(value));
+    const entry = { question_id: pythonInt(key, where), image_id: field(record, 'imageId', where), question: field(record, 'question', where) };
+    return { ...entry, answer: null, keys: new Map(Object.entries(entry)) };
+  });
+}
+
 /** tokenize() + tensorize(): the cache entry the reference pickles. */
 function cacheEntry(entry: RawEntry, options: DatasetOptions, where: string): PyDict {
   if (typeof entry.question !== 'string') throw new Error(`${where}: question is a ${describe(entry.question)}, expected a str`);
   const encoded = options.tokenizer.encodeSingleSentence(entry.question, options.task.max_seq_length);
+  const tokens: [string, unknown][] = [
+    ['q_token', rawTensor1d('int64', encoded.inputIds)],
+    ['q_input_mask', rawTensor1d('int64', encoded.inputMask)],
+    ['q_segment_ids', rawTensor1d('int64', encoded.segmentIds)],
+  ];
+  if (entry.answer === null) return new Map<string, unknown>([...(entry.keys ?? []), ...tokens]);
   const labels = field(entry.answer, 'labels', where);
   const scores = field(entry.answer, 'scores', where);
   if (!Array.isArray(labels) || !Array.isArray(scores) || !labels.every(Number.isSafeInteger) || !scores.every((score) => typeof score === 'number')) {
@@ -232,10 +277,7 @@ function cacheEntry(entry: RawEntry, options: DatasetOptions, where: string): Py
   entry.answer.set('labels', labels.length > 0 ? rawTensor1d('int64', labels as number[]) : null);
   entry.answer.set('scores', labels.length > 0 ? rawTensor1d('float32', scores as number[]) : null);
   return new Map<string, unknown>([
-    ['question_id', entry.question_id], ['image_id', entry.image_id], ['question', entry.question], ['answer', entry.answer],
-    ['q_token', rawTensor1d('int64', encoded.inputIds)],
-    ['q_input_mask', rawTensor1d('int64', encoded.inputMask)],
-    ['q_segment_ids', rawTensor1d('int64', encoded.segmentIds)],
+    ['question_id', entry.question_id], ['image_id', entry.image_id], ['question', entry.question], ['answer', entry.answer], ...tokens,
   ]);
 }
 
@@ -264,7 +306,8 @@ function qaEntry(entry: PyDict, maxSeqLength: number, where: string): QaEntry {
   const imageId = field(entry, 'image_id', where);
   if (!Number.isSafeInteger(questionId)) throw new Error(`${where}: question_id ${JSON.stringify(questionId)} is not an int`);
   if (typeof imageId !== 'number' && typeof imageId !== 'string') throw new Error(`${where}: image_id ${JSON.stringify(imageId)} is neither an int nor a str`);
-  const answer = field(entry, 'answer', where);
+  // Test entries have no answer (their target stays all zeros).
+  const answer = entry.has('answer') ? field(entry, 'answer', where) : new Map([['labels', null], ['scores', null]]);
   if (!(answer instanceof Map)) throw new Error(`${where}: answer is a ${describe(answer)}, expected a dict`);
   const labels = field(answer as PyDict, 'labels', `${where} answer`);
   const scores = field(answer as PyDict, 'scores', `${where} answer`);
@@ -358,9 +401,9 @@ function classificationFactory(loadEntries: EntryLoader): ClassificationDatasetF
   };
 }
 
-/** TASK1 VQA: VQAClassificationDataset (splits trainval / minval; train, val). */
+/** TASK1 VQA: VQAClassificationDataset (splits trainval / minval; train, val; test, mteval). */
 export const vqaDataset = classificationFactory(loadVqaEntries) satisfies DatasetFactory;
 /** TASK2 GenomeQA: GenomeQAClassificationDataset (splits train / val). */
 export const genomeQaDataset = classificationFactory(loadGenomeQaEntries) satisfies DatasetFactory;
-/** TASK15 GQA: GQAClassificationDataset (splits trainval / minval; train, val). */
+/** TASK15 GQA: GQAClassificationDataset (splits trainval / minval; train, val; test). */
 export const gqaDataset = classificationFactory(loadGqaEntries) satisfies DatasetFactory;
