@@ -282,32 +282,51 @@ Napi::Value liveTensors(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(liveHandles()));
 }
 
-// The reference's global region: np.sum(features, axis=0) / n in float32, each
-// column summed row by row (numpy's order for this layout). A kernel of its own
-// because the JavaScript loop was the feature reader's main cost; the compiler
-// vectorises across columns, which keeps every column's additions in order.
-Napi::Value meanRowsF32(const Napi::CallbackInfo& info) {
+// The feature reader's regions in one pass over the stored rows: target row 0 gets
+// the reference's global region, np.sum(features, axis=0) / n in float32 (each
+// column summed row by row, numpy's order for this layout; the compiler vectorises
+// across columns, which keeps every column's additions in order), rows 1..keep the
+// first `keep` source rows. The source bytes may be unaligned (they sit inside a
+// pickle), so each row is copied with memcpy and summed from the aligned copy.
+#if defined(__GNUC__) && !defined(__clang__)
+#define VT_VECTORISE __attribute__((optimize("O3")))
+#else
+#define VT_VECTORISE
+#endif
+
+// sum[c] += row[c]. Restrict pointers and O3 let GCC vectorise it (the addon builds
+// at -O2, which does not); 2.5x faster measured on the feature reader.
+VT_VECTORISE static void addRow(float* __restrict sum, const float* __restrict row, int64_t width) {
+  for (int64_t column = 0; column < width; ++column) sum[column] += row[column];
+}
+
+Napi::Value copyRowsWithMeanF32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
-      !info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    throw Napi::TypeError::New(env, "meanRowsF32(source: Float32Array, rows, width, target: Float32Array)");
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+      !info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw Napi::TypeError::New(env, "copyRowsWithMeanF32(source: Uint8Array, rows, width, keep, target: Float32Array)");
   }
-  auto source = info[0].As<Napi::Float32Array>();
-  auto target = info[3].As<Napi::Float32Array>();
+  auto source = info[0].As<Napi::Uint8Array>();
+  auto target = info[4].As<Napi::Float32Array>();
   int64_t rows = toInt64(info[1], "rows");
   int64_t width = toInt64(info[2], "width");
-  if (rows < 0 || width < 0 || static_cast<size_t>(rows * width) > source.ElementLength() || static_cast<size_t>(width) > target.ElementLength()) {
-    throw Napi::RangeError::New(env, "meanRowsF32: rows x width exceeds the source, or width the target");
+  int64_t keep = toInt64(info[3], "keep");
+  if (rows < 0 || width <= 0 || keep < 0 || keep > rows || static_cast<size_t>(rows * width * 4) > source.ByteLength() ||
+      static_cast<size_t>((keep + 1) * width) > target.ElementLength()) {
+    throw Napi::RangeError::New(env, "copyRowsWithMeanF32: rows x width exceeds the source, or keep + 1 rows the target");
   }
-  const float* in = source.Data();
+  const uint8_t* in = source.Data();
   float* out = target.Data();
-  std::fill(out, out + width, 0.0f);
+  std::vector<float> sum(static_cast<size_t>(width), 0.0f);
+  std::vector<float> scratch(static_cast<size_t>(width));
+  const size_t rowBytes = static_cast<size_t>(width) * 4;
   for (int64_t row = 0; row < rows; ++row) {
-    const float* line = in + row * width;
-    for (int64_t column = 0; column < width; ++column) out[column] += line[column];
+    float* line = row < keep ? out + (row + 1) * width : scratch.data();
+    std::memcpy(line, in + row * rowBytes, rowBytes);
+    addRow(sum.data(), line, width);
   }
   const float count = static_cast<float>(rows);
-  for (int64_t column = 0; column < width; ++column) out[column] /= count;
+  for (int64_t column = 0; column < width; ++column) out[column] = sum[column] / count;
   return env.Undefined();
 }
 
@@ -379,7 +398,7 @@ void initTensor(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, setNumThreads));
   exports.Set("liveTensors", Napi::Function::New(env, liveTensors));
   exports.Set("buildInfo", Napi::Function::New(env, buildInfo));
-  exports.Set("meanRowsF32", Napi::Function::New(env, meanRowsF32));
+  exports.Set("copyRowsWithMeanF32", Napi::Function::New(env, copyRowsWithMeanF32));
 }
 
 }  // namespace vt

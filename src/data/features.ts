@@ -226,20 +226,15 @@ function decodeImage(bytes: Uint8Array, path: string, key: string, capacity?: nu
  * written, into zero-padded arrays of that many rows: `padRegions(get(id), R)` in one pass.
  * The mean row is always the mean of all N stored rows.
  */
-/**
- * Regions of `rows` stored [2048] feature rows (raw float32 bytes) and their pixel boxes:
- * the mean row first, then the rows, with normalised and pixel 5-d locations; `capacity`
- * rows are allocated (padding stays zero). The readers and the pipelines' passed-in
- * arrays share it.
- */
+/** The readers and the pipelines' passed-in arrays share this. */
 export function regionsOf(storedBytes: Uint8Array, boxes: Float32Array, rows: number, width: number, height: number, capacity = rows + 1): Regions {
   const numBoxes = Math.min(rows + 1, capacity);
-  const features = new Float32Array(capacity * FEATURE_WIDTH); // [capacity, 2048]
-  // The kept rows go straight to rows 1.. (a byte copy: the pickle's floats may be unaligned).
-  const keptBytes = (numBoxes - 1) * FEATURE_WIDTH * 4;
-  new Uint8Array(features.buffer, FEATURE_WIDTH * 4, keptBytes).set(storedBytes.subarray(0, keptBytes));
-  const all = numBoxes - 1 === rows ? features.subarray(FEATURE_WIDTH) : alignedFloats(storedBytes);
-  native.meanRowsF32(all, rows, FEATURE_WIDTH, features.subarray(0, FEATURE_WIDTH)); // row 0; 0 rows: NaN, as numpy
+  // [capacity, 2048], not zeroed: rows 0..numBoxes-1 are written below, the padding rows cleared.
+  const bytes = Buffer.allocUnsafeSlow(capacity * FEATURE_WIDTH * 4);
+  const features = new Float32Array(bytes.buffer, bytes.byteOffset, capacity * FEATURE_WIDTH);
+  // Row 0 the mean of all stored rows (0 rows: NaN, as numpy), rows 1.. the kept ones, in one pass.
+  native.copyRowsWithMeanF32(storedBytes, rows, FEATURE_WIDTH, numBoxes - 1, features);
+  features.fill(0, numBoxes * FEATURE_WIDTH);
 
   const w = Math.fround(width);
   const h = Math.fround(height);

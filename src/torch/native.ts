@@ -10,6 +10,22 @@ export type Handle = bigint;
 /** An opaque read-only LMDB environment handle; closed by lmdbClose or its finaliser. */
 export type LmdbHandle = { readonly __lmdbHandle: unique symbol };
 
+/** An opaque c10d process group handle (Gloo, with its TCPStore); released by distDestroy or its finaliser. */
+export type DistGroupHandle = { readonly __distGroupHandle: unique symbol };
+
+export interface DistInitOptions {
+  rank: number;
+  worldSize: number;
+  /** Where rank 0 runs the TCPStore server. */
+  masterAddr: string;
+  masterPort: number;
+  /** Bound on connecting, the rendezvous and each collective. */
+  timeoutMs: number;
+  /** Network interface for Gloo's connections (GLOO_SOCKET_IFNAME); else hostname; else this machine's hostname. */
+  interface?: string;
+  hostname?: string;
+}
+
 export interface NativeAddon {
   fromBuffer(data: ArrayBufferView, shape: number[], dtype: number): Handle;
   toBuffer(handle: Handle): ArrayBuffer;
@@ -39,7 +55,7 @@ export interface NativeAddon {
   liveTensors(): number;
   buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string };
   /** target[0:width] = mean over rows of source[rows, width], float32, rows summed in order. */
-  meanRowsF32(source: Float32Array, rows: number, width: number, target: Float32Array): void;
+  copyRowsWithMeanF32(source: Uint8Array, rows: number, width: number, keep: number, target: Float32Array): void;
   findOperator(name: string, overload: string): number;
   operatorSchema(id: number): string;
   callOperator(id: number, args: unknown[]): unknown;
@@ -50,6 +66,17 @@ export interface NativeAddon {
   lmdbCount(env: LmdbHandle): number;
   lmdbKeys(env: LmdbHandle): Buffer[];
   lmdbClose(env: LmdbHandle): void;
+  /** Creates a new store (a directory with data.mdb, or one file when subdir is false), all pairs in one write transaction. */
+  lmdbWrite(path: string, keys: Uint8Array[], values: Uint8Array[], mapSize: number, subdir: boolean): void;
+  /** Joins a Gloo process group; rejects with an Error naming the rank and master address on failure or timeout. */
+  distInit(options: DistInitOptions): Promise<DistGroupHandle>;
+  /** Sums each tensor over all ranks, in place (one collective per tensor, enqueued in call order). */
+  distAllreduce(group: DistGroupHandle, tensors: Handle[]): Promise<void>;
+  /** Copies root's tensors into every rank's, in place. */
+  distBroadcast(group: DistGroupHandle, tensors: Handle[], root: number): Promise<void>;
+  distBarrier(group: DistGroupHandle): Promise<void>;
+  /** Releases the group (waits for work in flight, bounded by the timeout); twice is a no-op. */
+  distDestroy(group: DistGroupHandle): void;
 }
 
 function addonPath(): string {
