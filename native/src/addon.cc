@@ -24,6 +24,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   vt::initTensor(env, exports);
   vt::initDispatch(env, exports);
   vt::initLmdb(env, exports);
+  vt::initDistributed(env, exports);
   return exports;
 }
 

@@ -34,5 +34,6 @@ Napi::Value guarded(const Napi::CallbackInfo& info, Body body) {
 void initTensor(Napi::Env env, Napi::Object exports);
 void initDispatch(Napi::Env env, Napi::Object exports);
 void initLmdb(Napi::Env env, Napi::Object exports);
+void initDistributed(Napi::Env env, Napi::Object exports);
 
 }  // namespace vt

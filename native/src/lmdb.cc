@@ -1,6 +1,8 @@
 // Read-only LMDB environments (the image-feature stores), opened as the reference's Python
 // readers open them: readonly, lock=False, readahead=False, meminit=False, max_readers=1.
 // Every call runs in its own read transaction, as each `with env.begin()` block does there.
+// lmdbWrite creates a new store in one write transaction (how the reference's converters
+// write theirs).
 #include "handle.h"
 
 #include <cstring>
@@ -181,6 +183,65 @@ Napi::Value lmdbClose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// lmdbWrite(path, keys: Uint8Array[], values: Uint8Array[], mapSize, subdir): a new
+// environment (a directory holding data.mdb, or with subdir false a single file), no lock
+// file, every pair put in one write transaction. Nothing is left open on failure.
+Napi::Value lmdbWrite(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "lmdbWrite expects a path string");
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    if (!info[1].IsArray() || !info[2].IsArray()) throw Napi::TypeError::New(env, "lmdbWrite expects arrays of keys and values");
+    auto keys = info[1].As<Napi::Array>();
+    auto values = info[2].As<Napi::Array>();
+    if (keys.Length() != values.Length()) throw Napi::TypeError::New(env, "lmdbWrite: as many values as keys are needed");
+    if (!info[3].IsNumber() || info[3].As<Napi::Number>().DoubleValue() < 1) throw Napi::TypeError::New(env, "lmdbWrite: mapSize must be a positive number");
+    if (!info[4].IsBoolean()) throw Napi::TypeError::New(env, "lmdbWrite: subdir must be a boolean");
+    for (uint32_t i = 0; i < keys.Length(); i++) {
+      Napi::Value value = values.Get(i);
+      keyOf(keys.Get(i));
+      if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+        throw Napi::TypeError::New(env, "LMDB value must be a Uint8Array");
+    }
+    size_t mapSize = static_cast<size_t>(info[3].As<Napi::Number>().DoubleValue());
+    unsigned int flags = MDB_NOLOCK | MDB_NOSYNC | (info[4].As<Napi::Boolean>().Value() ? 0 : MDB_NOSUBDIR);
+
+    LmdbEnv store{nullptr, 0, path};
+    int rc = mdb_env_create(&store.env);
+    if (rc != MDB_SUCCESS) {
+      store.env = nullptr;
+      fail(env, path, "mdb_env_create", rc);
+    }
+    // Closes the environment (aborting an open transaction first) on every way out.
+    struct Closer {
+      LmdbEnv* store;
+      MDB_txn* txn = nullptr;
+      ~Closer() {
+        if (txn != nullptr) mdb_txn_abort(txn);
+        closeEnv(store);
+      }
+    } closer{&store};
+    rc = mdb_env_set_mapsize(store.env, mapSize);
+    if (rc != MDB_SUCCESS) fail(env, path, "mdb_env_set_mapsize", rc);
+    rc = mdb_env_open(store.env, path.c_str(), flags, 0644);
+    if (rc != MDB_SUCCESS) fail(env, path, "mdb_env_open", rc);
+    rc = mdb_txn_begin(store.env, nullptr, 0, &closer.txn);
+    if (rc != MDB_SUCCESS) fail(env, path, "mdb_txn_begin", rc);
+    rc = mdb_dbi_open(closer.txn, nullptr, 0, &store.dbi);
+    if (rc != MDB_SUCCESS) fail(env, path, "mdb_dbi_open", rc);
+    for (uint32_t i = 0; i < keys.Length(); i++) {
+      MDB_val key = keyOf(keys.Get(i));
+      auto bytes = values.Get(i).As<Napi::Uint8Array>();
+      MDB_val value{bytes.ByteLength(), bytes.Data()};
+      rc = mdb_put(closer.txn, store.dbi, &key, &value, 0);
+      if (rc != MDB_SUCCESS) fail(env, path, "mdb_put", rc);
+    }
+    rc = mdb_txn_commit(closer.txn);
+    closer.txn = nullptr;  // committed or not, the transaction is gone
+    if (rc != MDB_SUCCESS) fail(env, path, "mdb_txn_commit", rc);
+    return env.Undefined();
+  });
+}
+
 }  // namespace
 
 void initLmdb(Napi::Env env, Napi::Object exports) {
@@ -190,6 +251,7 @@ void initLmdb(Napi::Env env, Napi::Object exports) {
   exports.Set("lmdbCount", Napi::Function::New(env, lmdbCount));
   exports.Set("lmdbKeys", Napi::Function::New(env, lmdbKeys));
   exports.Set("lmdbClose", Napi::Function::New(env, lmdbClose));
+  exports.Set("lmdbWrite", Napi::Function::New(env, lmdbWrite));
 }
 
 }  // namespace vt

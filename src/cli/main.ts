@@ -9,6 +9,8 @@ import { registerTrainTasks } from './train-tasks.js';
 import { registerReport } from './report.js';
 import { registerEval } from './eval.js';
 import { registerPredict } from './predict.js';
+import { registerLaunch } from './launch.js';
+import { registerMakeWorld } from './make-world.js';
 
 export function buildProgram(): Command {
   const program = new Command('vilbert')
@@ -16,7 +18,7 @@ export function buildProgram(): Command {
     .version(process.env.npm_package_version ?? '0.1.0')
     .showHelpAfterError()
     .exitOverride();
-  for (const register of [registerSmoke, registerTrainTasks, registerEval, registerReport, registerPredict, registerCheckpoints, registerVerifyParity, registerVerifyData, registerInfo]) register(program);
+  for (const register of [registerSmoke, registerTrainTasks, registerEval, registerReport, registerPredict, registerMakeWorld, registerLaunch, registerCheckpoints, registerVerifyParity, registerVerifyData, registerInfo]) register(program);
   for (const command of program.commands) command.showHelpAfterError().exitOverride();
   return program;
 }

@@ -1,5 +1,8 @@
-// Read-only LMDB stores (the region-feature LMDBs) through the native addon's liblmdb
-// binding. Values and keys come back as copies, so they stay valid after close().
+// LMDB stores (the region-feature LMDBs) through the native addon's liblmdb binding: read
+// through LmdbReader (values and keys come back as copies, so they stay valid after
+// close()), written once, whole, by writeLmdb.
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { native, type LmdbHandle } from '../torch/native.js';
 
 /** An LMDB failure: the store's path, the key concerned (if any) and liblmdb's reason. */
@@ -36,13 +39,13 @@ export class LmdbReader {
   }
 
   static open(path: string): LmdbReader {
-    return new LmdbReader(path, LmdbReader.call(path, undefined, () => native.lmdbOpen(path)));
+    return new LmdbReader(path, nativeCall(path, undefined, () => native.lmdbOpen(path)));
   }
 
   /** The value stored under `key` (a copy), or null when there is none. */
   get(key: string | Uint8Array): Uint8Array | null {
     const env = this.env(key);
-    return LmdbReader.call(this.path, key, () => native.lmdbGet(env, keyBytes(key)));
+    return nativeCall(this.path, key, () => native.lmdbGet(env, keyBytes(key)));
   }
 
   /**
@@ -55,11 +58,11 @@ export class LmdbReader {
     const env = this.env(key);
     const bytes = keyBytes(key);
     let buffer = scratch;
-    let length = LmdbReader.call(this.path, key, () => native.lmdbGetInto(env, bytes, buffer));
+    let length = nativeCall(this.path, key, () => native.lmdbGetInto(env, bytes, buffer));
     if (length === null) return null;
     if (length > buffer.byteLength) {
       buffer = new Uint8Array(Math.max(length, buffer.byteLength * 2));
-      length = LmdbReader.call(this.path, key, () => native.lmdbGetInto(env, bytes, buffer))!;
+      length = nativeCall(this.path, key, () => native.lmdbGetInto(env, bytes, buffer))!;
     }
     return { value: buffer.subarray(0, length), scratch: buffer };
   }
@@ -67,13 +70,13 @@ export class LmdbReader {
   /** Every key in LMDB order (bytewise ascending), as copies. */
   keys(): Uint8Array[] {
     const env = this.env();
-    return LmdbReader.call(this.path, undefined, () => native.lmdbKeys(env));
+    return nativeCall(this.path, undefined, () => native.lmdbKeys(env));
   }
 
   /** Number of entries in the store. */
   get size(): number {
     const env = this.env();
-    return LmdbReader.call(this.path, undefined, () => native.lmdbCount(env));
+    return nativeCall(this.path, undefined, () => native.lmdbCount(env));
   }
 
   get closed(): boolean {
@@ -91,15 +94,69 @@ export class LmdbReader {
     if (this.handle === null) throw new LmdbError(this.path, 'the store was used after close()', key === undefined ? undefined : keyLabel(key));
     return this.handle;
   }
+}
 
-  /** Runs a native call; its errors (which already name the path) become LmdbErrors. */
-  private static call<T>(path: string, key: string | Uint8Array | undefined, run: () => T): T {
-    try {
-      return run();
-    } catch (error) {
-      const message = (error as Error).message;
-      const problem = message.startsWith(`LMDB ${path}: `) ? message.slice(`LMDB ${path}: `.length) : message;
-      throw new LmdbError(path, problem, key === undefined ? undefined : keyLabel(key));
-    }
+/** Runs a native call; its errors (which already name the path) become LmdbErrors. */
+function nativeCall<T>(path: string, key: string | Uint8Array | undefined, run: () => T): T {
+  try {
+    return run();
+  } catch (error) {
+    const message = (error as Error).message;
+    const problem = message.startsWith(`LMDB ${path}: `) ? message.slice(`LMDB ${path}: `.length) : message;
+    throw new LmdbError(path, problem, key === undefined ? undefined : keyLabel(key));
+  }
+}
+
+export interface LmdbWriteOptions {
+  /**
+   * true (default): `path` is a directory holding `data.mdb`, as the reference's feature LMDBs;
+   * false: `path` is the data file itself (tensorpack's `subdir=False` stores).
+   */
+  subdir?: boolean;
+}
+
+/** liblmdb's page size on the platforms we build for; only used to size the map. */
+const PAGE = 4096;
+
+/**
+ * A map large enough for the entries: every value on its own overflow pages (what large
+ * values get), plus room for the leaf and branch pages and the copy-on-write of one commit.
+ */
+function mapSizeFor(keys: readonly Uint8Array[], values: readonly Uint8Array[]): number {
+  let pages = 0;
+  values.forEach((value, i) => {
+    pages += Math.ceil((value.byteLength + keys[i]!.byteLength + 64) / PAGE) + 1;
+  });
+  return (2 * pages + 64) * PAGE;
+}
+
+/**
+ * Writes a new LMDB store at `path` holding `entries` (string keys are UTF-8), in one write
+ * transaction and without a lock file, as the reference's converters leave their stores;
+ * LmdbReader.open reads it. `path` must not exist yet, and does not after a failure. The
+ * file's bytes depend only on the entries and their order.
+ */
+export function writeLmdb(path: string, entries: Iterable<readonly [string | Uint8Array, Uint8Array]>, options: LmdbWriteOptions = {}): void {
+  const subdir = options.subdir ?? true;
+  if (existsSync(path)) throw new LmdbError(path, 'already exists: writeLmdb creates a new store');
+  const keys: Uint8Array[] = [];
+  const values: Uint8Array[] = [];
+  const seen = new Set<string>();
+  for (const [key, value] of entries) {
+    const bytes = keyBytes(key);
+    const label = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+    if (seen.has(label)) throw new LmdbError(path, 'the key is given twice', keyLabel(key));
+    if (!(value instanceof Uint8Array)) throw new LmdbError(path, 'the value is not a Uint8Array', keyLabel(key));
+    seen.add(label);
+    keys.push(bytes);
+    values.push(value);
+  }
+  mkdirSync(subdir ? path : dirname(path), { recursive: true });
+  try {
+    nativeCall(path, undefined, () => native.lmdbWrite(path, keys, values, mapSizeFor(keys, values), subdir));
+  } catch (error) {
+    // No half-written store is left behind (the path did not exist before).
+    rmSync(path, { recursive: true, force: true });
+    throw error;
   }
 }

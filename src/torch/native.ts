@@ -54,7 +54,7 @@ export interface NativeAddon {
   setNumThreads(threads: number): void;
   liveTensors(): number;
   buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string };
-  /** target[0:width] = mean over rows of source[rows, width], float32, rows summed in order. */
+  /** target row 0 = mean over the rows of source [rows, width] (float32, rows summed in order), rows 1..keep = source rows 0..keep-1. */
   copyRowsWithMeanF32(source: Uint8Array, rows: number, width: number, keep: number, target: Float32Array): void;
   findOperator(name: string, overload: string): number;
   operatorSchema(id: number): string;
