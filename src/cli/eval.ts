@@ -1,43 +1,31 @@
 // `vilbert eval-tasks` (eval_tasks.py) and `vilbert eval-retrieval` (eval_retrieval.py):
 // the reference's flags, defaults and output files.
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
-import { type Command, InvalidArgumentError } from 'commander';
+import { join } from 'node:path';
+import type { Command } from 'commander';
 import * as torch from '../torch/index.js';
 import { openDataset } from '../data/dataset-spec.js';
 import type { TaskDataset } from '../data/dataset.js';
 import { TaskLoader } from '../data/loader.js';
 import { DATASET_CLASSES, DATASET_MAP_EVAL } from '../data/tasks/index.js';
-import { type ViLBertConfig, bundledConfig, bundledConfigNames, loadConfig } from '../model/config.js';
+import type { ViLBertConfig } from '../model/config.js';
+import { configFromFlags, type ConfigFlags } from '../model/from-flags.js';
 import { loadPretrainedWeights } from '../model/pretrained.js';
 import { BertForMultiModalPreTraining, VILBertForVLTasks } from '../model/vilbert.js';
 import { type TaskConfig, loadTaskRegistry } from '../tasks/registry.js';
+import { selectTasks as selectRegistryTasks, taskNumber } from '../train/task-data.js';
 import { evaluateTask } from '../eval/evaluate.js';
 import { evaluateRetrieval } from '../eval/retrieval.js';
+import {
+  addCommonFlags, addModelVariantFlags, addTaskDataFlags, float, positiveInteger, refuseUnsupported,
+  type CommonFlagSettings, type CommonFlags, type TaskDataFlags,
+} from './flags.js';
 
-interface CommonOptions {
-  bert_model: string;
-  from_pretrained: string;
-  output_dir: string;
-  config_file: string;
-  no_cuda: boolean;
-  do_lower_case: boolean;
-  local_rank: number;
-  seed: number;
-  fp16: boolean;
-  loss_scale: number;
-  num_workers: number;
-  save_name: string;
+interface CommonOptions extends CommonFlags, TaskDataFlags {
   use_chunk: number;
   batch_size: number;
-  tasks: string;
-  in_memory: boolean;
-  baseline: boolean;
   split: string;
-  clean_train_sets: boolean;
   task_specific_tokens: boolean;
-  tasks_config?: string;
-  datasets_root: string;
 }
 
 interface EvalTasksOptions extends CommonOptions {
@@ -52,79 +40,30 @@ interface EvalRetrievalOptions extends CommonOptions {
 
 const RETRIEVAL_TASKS = new Set(['RetrievalCOCO', 'RetrievalFlickr30k']);
 
-function integer(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed)) throw new InvalidArgumentError('expected an integer');
-  return parsed;
-}
-
-function positiveInteger(value: string): number {
-  const parsed = integer(value);
-  if (parsed < 1) throw new InvalidArgumentError('expected a positive integer');
-  return parsed;
-}
-
-function float(value: string): number {
-  const parsed = Number(value);
-  if (value.trim() === '' || !Number.isFinite(parsed)) throw new InvalidArgumentError('expected a number');
-  return parsed;
-}
-
-/** argparse's type=bool: bool(str), so any non-empty value (even "False") is true. */
-const pythonBool = (value: string): boolean => value !== '';
+/** The eval scripts' settings of the flags every reference script has. */
+const COMMON: CommonFlagSettings = {
+  fromPretrained: { default: 'bert-base-uncased', help: 'weights to evaluate (.bin in either torch format, or .safetensors), loaded as the reference\'s from_pretrained' },
+  outputDir: 'results',
+  configFile: 'config/bert_config.json',
+  seed: 42,
+  numWorkers: { default: 16, help: 'no effect: batches are built in this process' },
+  fp16: 'unused',
+};
 
 /** The flags eval_tasks.py and eval_retrieval.py share, with their defaults. */
-function addCommonFlags(command: Command, batchSizeDefault: number): Command {
-  return command
-    .option('--bert_model <name>', 'tokenizer of the reference; a name containing "roberta" sets config.model = "roberta" (the bundled uncased vocabulary is always used)', 'bert-base-uncased')
-    .option('--from_pretrained <file>', 'weights to evaluate (.bin in either torch format, or .safetensors), loaded as the reference\'s from_pretrained', 'bert-base-uncased')
-    .option('--output_dir <dir>', 'root of the results directory', 'results')
-    .option('--config_file <file>', 'model config JSON; a missing path whose name is a bundled config (e.g. config/bert_base_6layer_6conect.json) uses the bundled one', 'config/bert_config.json')
-    .option('--no_cuda', 'run on the CPU even when libtorch has CUDA', false)
-    .option('--do_lower_case <bool>', 'accepted for compatibility: the bundled tokenizer is uncased (Python bool(): any non-empty value is true)', pythonBool, true)
-    .option('--local_rank <n>', 'distributed rank; only -1 (no distribution) is supported', integer, -1)
-    .option('--seed <n>', 'random seed', integer, 42)
-    .option('--fp16', 'no effect (unused by the reference\'s evaluation)', false)
-    .option('--loss_scale <x>', 'no effect (fp16 only)', float, 0)
-    .option('--num_workers <n>', 'no effect: batches are built in this process', integer, 16)
-    .option('--save_name <name>', 'suffix of the results directory name', '')
+function addEvalFlags(command: Command, batchSizeDefault: number): Command {
+  return addTaskDataFlags(addCommonFlags(command, COMMON), '1-12')
     .option('--use_chunk <x>', 'no effect (unused by the reference)', float, 0)
     .option('--batch_size <n>', 'evaluation batch size of every task', positiveInteger, batchSizeDefault)
-    .option('--tasks <ids>', 'task numbers joined by "-", e.g. 1-12', '')
-    .option('--in_memory <bool>', 'no effect: feature LMDBs are memory-mapped (Python bool())', pythonBool, false)
-    .option('--baseline', 'the single-stream baseline (not runnable in the reference; refused)', false)
     .option('--split <name>', 'split to evaluate instead of each task\'s val_split (e.g. test, testA)', '')
-    .option('--clean_train_sets <bool>', 'drop test-set images where the datasets do and use the _cleaned caches (Python bool(): any non-empty value is true)', pythonBool, true)
-    .option('--task_specific_tokens', 'the model has task tokens (config.task_specific_tokens = true); the multi-task checkpoint needs it', false)
-    .option('--tasks_config <file>', 'task registry (default: the bundled vilbert_tasks.yml)')
-    .option('--datasets_root <dir>', 'directory the registry\'s relative paths resolve against (the reference\'s working directory)', '.');
+    .option('--task_specific_tokens', 'the model has task tokens (config.task_specific_tokens = true); the multi-task checkpoint needs it', false);
 }
 
-function refuseUnsupported(options: CommonOptions): void {
-  if (options.local_rank !== -1) throw new Error(`--local_rank ${options.local_rank}: distributed evaluation is not supported (use -1)`);
-  if (options.baseline) throw new Error('--baseline: the single-stream baseline is not runnable in the reference and not implemented here');
-}
-
-/** The config file, or the bundled config of the same name when the path does not exist. */
-function readModelConfig(path: string, overrides: Partial<ViLBertConfig>): ViLBertConfig {
-  const parsed = existsSync(path)
-    ? loadConfig(path, overrides)
-    : (() => {
-      const name = basename(path).replace(/\.json$/, '');
-      if (!bundledConfigNames().includes(name)) {
-        throw new Error(`--config_file ${path}: no such file, and no bundled config '${name}' (bundled: ${bundledConfigNames().join(', ')})`);
-      }
-      return bundledConfig(name, overrides);
-    })();
+/** The config file with the flags' edits; its warnings go to stderr. */
+function readModelConfig(flags: ConfigFlags, extra: Partial<ViLBertConfig> = {}): ViLBertConfig {
+  const parsed = configFromFlags(flags, extra);
   for (const warning of parsed.warnings) console.error(`warning: ${warning.message}`);
   return parsed.config;
-}
-
-function commonOverrides(options: CommonOptions): Partial<ViLBertConfig> {
-  return {
-    ...(options.bert_model.includes('roberta') ? { model: 'roberta' as const } : {}),
-    ...(options.task_specific_tokens ? { task_specific_tokens: true } : {}),
-  };
 }
 
 function deviceFor(options: CommonOptions): string {
@@ -144,14 +83,8 @@ function loadModel<M extends torch.Module>(options: CommonOptions, build: () => 
 
 /** `--tasks 1-12` as registry entries, in the order given. */
 function selectTasks(options: CommonOptions): { key: string; number: number; task: TaskConfig }[] {
-  if (options.tasks === '') throw new Error('--tasks is required, e.g. --tasks 1-12');
-  const registry = loadTaskRegistry(options.tasks_config);
-  return options.tasks.split('-').map((id) => {
-    const key = `TASK${id}`;
-    const task = registry.get(key);
-    if (!task) throw new Error(`--tasks: ${key} is not in the task registry (${options.tasks_config ?? 'bundled vilbert_tasks.yml'}; it has ${[...registry.keys()].join(', ')})`);
-    return { key, number: Number(id), task };
-  });
+  const tasks = selectRegistryTasks(loadTaskRegistry(options.tasks_config), options.tasks, options.tasks_config ?? 'bundled vilbert_tasks.yml');
+  return tasks.map((task) => ({ key: task.key, number: taskNumber(task), task }));
 }
 
 /** DatasetMapEval's dataset for a task, opened from the registry paths. */
@@ -194,19 +127,14 @@ function resultWriter(savePath: string): (split: string, label: string, results:
 }
 
 async function runEvalTasks(options: EvalTasksOptions): Promise<void> {
-  refuseUnsupported(options);
+  refuseUnsupported(options, COMMON);
   const selected = selectTasks(options);
   for (const { key, task } of selected) {
     if (RETRIEVAL_TASKS.has(task.name)) throw new Error(`${key} ${task.name}: image retrieval is ranked by \`vilbert eval-retrieval\``);
   }
   const savePath = join(options.output_dir, `${options.from_pretrained.split('/').pop()}-${options.save_name}`);
   mkdirSync(savePath, { recursive: true });
-  const config = readModelConfig(options.config_file, {
-    ...commonOverrides(options),
-    ...(options.dynamic_attention ? { dynamic_attention: true } : {}),
-    visual_target: options.visual_target as ViLBertConfig['visual_target'],
-    v_target_size: options.visual_target === 0 ? 1601 : 2048,
-  });
+  const config = readModelConfig(options);
   const model = loadModel(options, () => new VILBertForVLTasks(config));
   const evalTxt = join(savePath, 'eval.txt');
   writeFileSync(evalTxt, '');
@@ -235,7 +163,7 @@ async function runEvalTasks(options: EvalTasksOptions): Promise<void> {
 }
 
 function runEvalRetrieval(options: EvalRetrievalOptions): void {
-  refuseUnsupported(options);
+  refuseUnsupported(options, COMMON);
   if (options.batch_size !== 1) throw new Error(`--batch_size ${options.batch_size}: retrieval ranks one caption at a time (the reference requires 1); --chunk_size sets images per forward`);
   if (options.zero_shot && options.task_specific_tokens) throw new Error('--zero_shot scores with the pre-training model, which has no task tokens: drop --task_specific_tokens');
   const selected = selectTasks(options);
@@ -246,7 +174,7 @@ function runEvalRetrieval(options: EvalRetrievalOptions): void {
   const from = options.from_pretrained;
   const savePath = join(options.output_dir, from.includes('/') ? from.split('/')[1]! : from);
   mkdirSync(savePath, { recursive: true });
-  const config = readModelConfig(options.config_file, { ...commonOverrides(options), fast_mode: true });
+  const config = readModelConfig({ config_file: options.config_file, bert_model: options.bert_model, task_specific_tokens: options.task_specific_tokens }, { fast_mode: true });
   const model = options.zero_shot
     ? loadModel(options, () => new BertForMultiModalPreTraining(config))
     : loadModel(options, () => new VILBertForVLTasks(config));
@@ -269,13 +197,11 @@ function runEvalRetrieval(options: EvalRetrievalOptions): void {
 }
 
 export function registerEval(program: Command): void {
-  addCommonFlags(program.command('eval-tasks'), 30)
+  addModelVariantFlags(addEvalFlags(program.command('eval-tasks'), 30))
     .description('evaluate a model on tasks of the registry (eval_tasks.py): loss and score per task in <output_dir>/<weights name>-<save_name>/eval.txt, predictions in <split>_result.json')
-    .option('--dynamic_attention', 'config.dynamic_attention = true', false)
-    .option('--visual_target <n>', 'masked-region target of the checkpoint: 0 class distributions (v_target_size 1601), 1 or 2 features (2048)', integer, 0)
     .action((options: EvalTasksOptions) => runEvalTasks(options));
 
-  addCommonFlags(program.command('eval-retrieval'), 1)
+  addEvalFlags(program.command('eval-retrieval'), 1)
     .description('rank every test caption against the test images (eval_retrieval.py): R@1/5/10, median and mean rank; top-20 images per caption in <output_dir>/<run>/<split>_result.json')
     .option('--zero_shot', 'score pairs with the pre-training alignment head (a pre-trained, not fine-tuned, checkpoint)', false)
     .option('--chunk_size <n>', 'images per forward pass (not in the reference, which runs 500)', positiveInteger, 500)

@@ -207,3 +207,10 @@ export class BertForMultiModalPreTraining extends torch.Module {
     return perRegion.mul(masked).sum().div(masked.sum().clamp(1));
   }
 }
+
+/** train_concap's objective 1: no masked-word or masked-region targets on mismatched pairs. */
+export function dropMismatchedLabels(labels: Tensor, isNext: Tensor): Tensor {
+  const aligned = isNext.eq(0).unsqueeze(1).to(labels.dtype); // [B, 1]
+  const kept = labels.mul(aligned);
+  return kept.maskedFill(kept.eq(0), -1);
+}

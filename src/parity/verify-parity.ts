@@ -11,7 +11,7 @@ import type { RawTensor } from '../io/raw-tensor.js';
 import { rawToTensor, readWeights } from '../io/weights.js';
 import { loadConfig } from '../model/config.js';
 import type { BertInputs } from '../model/bert-model.js';
-import { BertForMultiModalPreTraining, VILBertForVLTasks } from '../model/vilbert.js';
+import { BertForMultiModalPreTraining, VILBertForVLTasks, dropMismatchedLabels } from '../model/vilbert.js';
 import { getNumerics, type Numerics, setNumerics } from '../model/layers.js';
 import { compare, type Tolerance, TOLERANCES } from './compare.js';
 import { forwardTask, headOf, prepareBatch, type TaskBatch, type TaskProcess, type TaskType } from '../tasks/task-step.js';
@@ -290,12 +290,6 @@ function checkNlvr2(model: VILBertForVLTasks, checker: Checker, input: (key: str
   );
 }
 
-/** train_concap's objective 1: no masked-word or masked-region targets on mismatched pairs. */
-export function dropMismatchedLabels(labels: torch.Tensor, isNext: torch.Tensor): torch.Tensor {
-  const aligned = isNext.eq(0).unsqueeze(1).to(labels.dtype); // [B, 1]
-  const kept = labels.mul(aligned);
-  return kept.maskedFill(kept.eq(0), -1);
-}
 
 function checkPretraining(
   model: BertForMultiModalPreTraining,

@@ -33,8 +33,8 @@ export function freezeTextLayers(model: torch.Module, upTo: number, bertModel: s
   return frozen;
 }
 
-/** Like referenceParamGroups, but weights a BERT checkpoint does not provide train at 1e-4 ('vil_' heads too). */
-export function visionScratchGroups(model: torch.Module, baseLr: number, bertModel: string) {
+/** Like referenceParamGroups, but weights a BERT checkpoint does not provide train at the head lr (1e-4), as the 'vil_' heads. */
+export function visionScratchGroups(model: torch.Module, baseLr: number, bertModel: string, headLr = 1e-4) {
   const names = bertWeightNames(bertModel);
   return model
     .namedParameters()
@@ -42,7 +42,7 @@ export function visionScratchGroups(model: torch.Module, baseLr: number, bertMod
     .map(([name, parameter]) => ({
       name,
       parameter,
-      lr: name.includes('vil_') || !bertInitialised(name, names) ? 1e-4 : baseLr,
+      lr: name.includes('vil_') || !bertInitialised(name, names) ? headLr : baseLr,
       weightDecay: NO_DECAY.some((pattern) => name.includes(pattern)) ? 0 : 0.01,
     }));
 }

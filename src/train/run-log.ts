@@ -6,6 +6,7 @@ import { existsSync, openSync, closeSync, writeSync, readFileSync } from 'node:f
 import { join } from 'node:path';
 import { MetricsLog } from '../report/metrics-log.js';
 import { writeFileAtomic } from '../report/atomic-file.js';
+import * as torch from '../torch/index.js';
 import type { TaskConfig } from '../tasks/registry.js';
 
 /** A loss or gradient that is NaN or infinite; the message names the iteration, task and tensor. */
@@ -15,6 +16,33 @@ export class TrainingDivergedError extends Error {
 
 export function assertFinite(value: number, what: string): void {
   if (!Number.isFinite(value)) throw new TrainingDivergedError(`${what} is ${value}; stopping without saving (the last checkpoint is kept)`);
+}
+
+/** Throws naming the first parameter whose gradient holds NaN or Inf. */
+export function checkFiniteGradients(model: torch.Module, where: string): void {
+  torch.noGrad(() => torch.scope(() => {
+    const parameters = model.namedParameters();
+    const gradients = parameters.map(([, parameter]) => parameter.grad);
+    const present = gradients.filter((gradient): gradient is torch.Tensor => gradient !== null);
+    if (present.length === 0) return;
+    // One reduction over all gradients first; the per-tensor search only when it is not finite.
+    const total = torch.stack(present.map((gradient) => gradient.abs().sum())).sum().item();
+    if (Number.isFinite(total)) return;
+    parameters.forEach(([name], index) => {
+      const gradient = gradients[index];
+      if (gradient) assertFinite(gradient.abs().sum().item(), `${where}: the gradient of ${name}`);
+    });
+  }));
+}
+
+/** Python's '%.{precision}g' (the reference's out.txt lr): exponent form below 1e-4 or from 10^precision, trailing zeros dropped. */
+export function formatG(value: number, precision = 6): string {
+  if (value === 0 || !Number.isFinite(value)) return value === 0 ? '0' : String(value).toLowerCase().replace('infinity', 'inf');
+  const [mantissa, exponentText] = value.toExponential(precision - 1).split('e') as [string, string];
+  const exponent = Number(exponentText);
+  const strip = (text: string) => (text.includes('.') ? text.replace(/\.?0+$/, '') : text);
+  if (exponent < -4 || exponent >= precision) return `${strip(mantissa)}e${exponent < 0 ? '-' : '+'}${String(Math.abs(exponent)).padStart(2, '0')}`;
+  return strip(value.toFixed(Math.max(0, precision - 1 - exponent)));
 }
 
 export type TrainEvent =
@@ -48,7 +76,7 @@ export class RunLog {
   readonly #running = new Map<string, Running & { task: TaskConfig }>();
   readonly #info: Record<string, unknown>;
 
-  constructor(runDir: string, info: { command: string; tasks: TaskConfig[]; config: unknown; resumed: boolean }) {
+  constructor(runDir: string, info: { command: string; tasks: { key: string; name: string; type: string }[]; config: unknown; resumed: boolean }) {
     this.#runDir = runDir;
     const metricsPath = join(runDir, 'metrics.jsonl');
     this.metrics = new MetricsLog(metricsPath, { append: info.resumed && existsSync(metricsPath) });
@@ -69,7 +97,8 @@ export class RunLog {
     writeFileAtomic(join(this.#runDir, 'run.json'), `${JSON.stringify(this.#info, null, 2)}\n`);
   }
 
-  #line(text: string): void {
+  /** One line of out.txt. */
+  line(text: string): void {
     const bytes = Buffer.from(`${text}\n`);
     for (let written = 0; written < bytes.length;) written += writeSync(this.#outFd, bytes, written, bytes.length - written);
   }
@@ -98,7 +127,7 @@ export class RunLog {
     this.metrics.scalar(`val/${name}_loss`, iteration, loss);
     this.metrics.scalar(`val/${name}_score`, iteration, score);
     this.metrics.scalar(`val/${name}_early_stop`, iteration, inStop ? 1 : 0);
-    this.#line(`Validation [${name}]: loss ${loss.toFixed(3)} score ${(100 * score).toFixed(3)}`);
+    this.line(`Validation [${name}]: loss ${loss.toFixed(3)} score ${(100 * score).toFixed(3)}`);
   }
 
   /** Every 20 iterations, the reference's summary line per task that ran (averages since the last one). */
@@ -109,10 +138,10 @@ export class RunLog {
       if (running.count === 0) continue;
       const iterations = taskIterations.get(key) ?? 1;
       const taskStep = running.steps * accumulation;
-      parts.push(`[${displayName(running.task)}]: iter ${taskStep} Ep: ${(taskStep / iterations).toFixed(2)} loss ${(running.loss / running.count).toFixed(3)} score ${(running.score / running.count).toFixed(3)} lr ${Number((running.lr / running.count).toPrecision(6))}`);
+      parts.push(`[${displayName(running.task)}]: iter ${taskStep} Ep: ${(taskStep / iterations).toFixed(2)} loss ${(running.loss / running.count).toFixed(3)} score ${(running.score / running.count).toFixed(3)} lr ${formatG(running.lr / running.count)}`);
       running.loss = running.score = running.lr = running.count = 0;
     }
-    if (parts.length) this.#line(parts.join(' '));
+    if (parts.length) this.line(parts.join(' '));
   }
 
   finish(status: 'finished' | 'stopped' | 'failed', message?: string): void {

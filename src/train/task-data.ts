@@ -23,12 +23,13 @@ export function taskNumber(task: TaskConfig): number {
   return number;
 }
 
-/** Parses --tasks ('1-2-4'): the registry entries in the given order. */
+/** Parses --tasks ('1-2-4'): the registry entries in the given order. `source` names the registry in errors. */
 export function selectTasks(registry: Map<string, TaskConfig>, tasks: string, source: string): TaskConfig[] {
-  if (tasks.trim() === '') throw new Error('--tasks is empty: name the tasks to train, e.g. --tasks 1-2-4');
+  if (tasks.trim() === '') throw new Error('--tasks is required: name the tasks by number joined by -, e.g. --tasks 1-2-4');
   return tasks.split('-').map((part) => {
-    const task = registry.get(`TASK${part.trim()}`);
-    if (!task) throw new Error(`--tasks ${tasks}: TASK${part} is not in ${source} (it has ${[...registry.keys()].join(', ')})`);
+    const key = `TASK${part.trim()}`;
+    const task = registry.get(key);
+    if (!task) throw new Error(`--tasks: ${key} is not in the task registry ${source} (it has ${[...registry.keys()].join(', ')})`);
     return task;
   });
 }

@@ -4,10 +4,11 @@
 // task's step; a task the stop-and-go controller paused is trained only every
 // train_iter_gap iterations; each task is evaluated every time the iteration
 // count passes a multiple of its own epoch length.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import * as torch from '../torch/index.js';
-import { loadConfig, bundledConfig, bundledConfigNames, type ViLBertConfig } from '../model/config.js';
+import type { ViLBertConfig } from '../model/config.js';
+import { configFromFlags, pretrainedWeightsFile } from '../model/from-flags.js';
 import { VILBertForVLTasks } from '../model/vilbert.js';
 import { loadPretrainedWeights } from '../model/pretrained.js';
 import { loadTaskRegistry, bundledTasksPath, type TaskConfig } from '../tasks/registry.js';
@@ -22,7 +23,7 @@ import { StopAndGo, type StopAndGoState } from './stop-and-go.js';
 import { loadTrainingCheckpoint, saveModelWeights, saveTrainingCheckpoint } from './checkpoint.js';
 import { buildTaskLoaders, selectTasks, type TaskLoaders } from './task-data.js';
 import { freezeTextLayers, visionScratchGroups } from './param-groups.js';
-import { assertFinite, RunLog, type TrainEvent } from './run-log.js';
+import { assertFinite, checkFiniteGradients, RunLog, type TrainEvent } from './run-log.js';
 
 /** The flags of train_tasks.py (same names and defaults), plus this project's own. */
 export interface TrainTasksArgs {
@@ -60,6 +61,8 @@ export interface TrainTasksArgs {
   batch_size: number;
   /** Ours: check every loss and gradient for NaN/Inf (stops the run, naming the tensor). */
   check_finite: boolean;
+  /** Ours: lr of the 'vil_' heads (and of --vision_scratch weights); the reference fixes it at 1e-4. */
+  head_lr: number;
 }
 
 export const TRAIN_TASKS_DEFAULTS: TrainTasksArgs = {
@@ -68,7 +71,7 @@ export const TRAIN_TASKS_DEFAULTS: TrainTasksArgs = {
   train_iter_gap: 4, warmup_proportion: 0.1, do_lower_case: true, seed: 0, gradient_accumulation_steps: 1,
   num_workers: 16, save_name: '', in_memory: false, optim: 'AdamW', tasks: '', freeze: -1, vision_scratch: false,
   lr_scheduler: 'mannul', resume_file: '', dynamic_attention: false, clean_train_sets: true, visual_target: 0,
-  task_specific_tokens: false, tasks_config: '', datasets_root: '.', checkpoint_every: 0, batch_size: 0, check_finite: true,
+  task_specific_tokens: false, tasks_config: '', datasets_root: '.', checkpoint_every: 0, batch_size: 0, check_finite: true, head_lr: 1e-4,
 };
 
 /** Everything besides tensors that a resumed run needs to continue exactly. */
@@ -101,14 +104,6 @@ export interface TrainTasksHooks {
   shouldStop?: () => boolean;
 }
 
-/** A bundled config name, a path, or the reference's 'config/<name>.json' resolved to the bundled copy. */
-export function resolveConfig(configFile: string, overrides: Partial<ViLBertConfig>) {
-  if (existsSync(configFile)) return loadConfig(configFile, overrides);
-  const stem = basename(configFile, extname(configFile));
-  if (bundledConfigNames().includes(stem)) return bundledConfig(stem, overrides);
-  throw new Error(`--config_file ${configFile}: no such file, and '${stem}' is not a bundled config (${bundledConfigNames().join(', ')})`);
-}
-
 /** `<output_dir>/<task names joined by ->_<config stem>[-<save_name>]`, the reference's savePath. */
 export function runDirectory(args: Pick<TrainTasksArgs, 'output_dir' | 'config_file' | 'save_name'>, tasks: TaskConfig[]): string {
   const stem = basename(args.config_file, extname(args.config_file));
@@ -117,7 +112,7 @@ export function runDirectory(args: Pick<TrainTasksArgs, 'output_dir' | 'config_f
 }
 
 function buildOptimizer(args: TrainTasksArgs, model: VILBertForVLTasks, baseLr: number): Optimizer {
-  const groups = args.vision_scratch ? visionScratchGroups(model, baseLr, args.bert_model) : referenceParamGroups(model, baseLr);
+  const groups = args.vision_scratch ? visionScratchGroups(model, baseLr, args.bert_model, args.head_lr) : referenceParamGroups(model, baseLr, args.head_lr);
   if (args.optim === 'AdamW') return new AdamW(groups, { eps: 1e-6, correctBias: false });
   if (args.optim === 'RAdam') return new RAdam(groups);
   throw new Error(`--optim must be AdamW or RAdam, got '${String(args.optim)}'`);
@@ -135,13 +130,7 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
   const runDir = runDirectory(args, tasks);
   mkdirSync(runDir, { recursive: true });
 
-  const { config, warnings } = resolveConfig(args.config_file, {
-    v_target_size: args.visual_target === 0 ? 1601 : 2048,
-    visual_target: args.visual_target as ViLBertConfig['visual_target'],
-    task_specific_tokens: args.task_specific_tokens,
-    dynamic_attention: args.dynamic_attention,
-    model: args.bert_model.includes('roberta') ? 'roberta' : 'bert',
-  });
+  const { config, warnings } = configFromFlags(args);
   for (const warning of warnings) emit({ kind: 'warning', message: warning.message });
   writeFileSync(join(runDir, 'command.txt'), `${JSON.stringify(args, null, 2)}\n\n${JSON.stringify(config, null, 2)}\n`);
 
@@ -152,12 +141,10 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
   const model = new VILBertForVLTasks(config);
   const log = new RunLog(runDir, { command: process.argv.slice(1).join(' '), tasks, config, resumed: args.resume_file !== '' });
   try {
-    if (args.from_pretrained && args.from_pretrained !== 'none') {
-      if (!existsSync(args.from_pretrained)) {
-        throw new Error(`--from_pretrained ${args.from_pretrained}: no such file (nothing is downloaded; pass a local .bin or .safetensors checkpoint, or 'none' to start from random weights)`);
-      }
-      const report = loadPretrainedWeights(model, args.from_pretrained);
-      emit({ kind: 'pretrained', file: args.from_pretrained, missingKeys: report.missingKeys, unexpectedKeys: report.unexpectedKeys });
+    const weights = pretrainedWeightsFile(args.from_pretrained);
+    if (weights) {
+      const report = loadPretrainedWeights(model, weights);
+      emit({ kind: 'pretrained', file: weights, missingKeys: report.missingKeys, unexpectedKeys: report.unexpectedKeys });
     }
     if (args.freeze >= 0) freezeTextLayers(model, args.freeze, args.bert_model);
     const optimizer = buildOptimizer(args, model, baseLr);
@@ -234,7 +221,7 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
             const value = scaled.item();
             if (args.check_finite) assertFinite(value, `iteration ${iterId} (epoch ${epoch}, step ${step}), ${task.key} ${task.name}: the loss`);
             scaled.backward();
-            if (args.check_finite) checkGradients(model, `iteration ${iterId} (epoch ${epoch}, step ${step}), ${task.key} ${task.name}`);
+            if (args.check_finite) checkFiniteGradients(model, `iteration ${iterId} (epoch ${epoch}, step ${step}), ${task.key} ${task.name}`);
             return { loss: value, score: out.score, batchSize: out.prepared.batchSize };
           });
           if ((step + 1) % accumulation === 0) {
@@ -278,21 +265,4 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
     log.close();
     await Promise.all(loaders.flatMap((loader) => [loader.train.close(), loader.val.close()]));
   }
-}
-
-/** Names the first parameter whose gradient holds NaN or Inf. */
-function checkGradients(model: torch.Module, where: string): void {
-  torch.noGrad(() => torch.scope(() => {
-    const parameters = model.namedParameters();
-    const gradients = parameters.map(([, parameter]) => parameter.grad);
-    const present = gradients.filter((gradient): gradient is torch.Tensor => gradient !== null);
-    if (present.length === 0) return;
-    // One reduction over all gradients first; the per-tensor search only when it is not finite.
-    const total = torch.stack(present.map((gradient) => gradient.abs().sum())).sum().item();
-    if (Number.isFinite(total)) return;
-    parameters.forEach(([name], index) => {
-      const gradient = gradients[index];
-      if (gradient) assertFinite(gradient.abs().sum().item(), `${where}: the gradient of ${name}`);
-    });
-  }));
 }
