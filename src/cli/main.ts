@@ -6,6 +6,7 @@ import { registerCheckpoints } from './checkpoints.js';
 import { registerVerifyParity } from './verify-parity.js';
 import { registerVerifyData } from './verify-data.js';
 import { registerTrainTasks } from './train-tasks.js';
+import { registerDemo } from './demo.js';
 import { registerTrainConcap } from './train-concap.js';
 import { registerReport } from './report.js';
 import { registerEval } from './eval.js';
@@ -19,7 +20,7 @@ export function buildProgram(): Command {
     .version(process.env.npm_package_version ?? '0.1.0')
     .showHelpAfterError()
     .exitOverride();
-  for (const register of [registerSmoke, registerTrainTasks, registerTrainConcap, registerEval, registerReport, registerPredict, registerMakeWorld, registerLaunch, registerCheckpoints, registerVerifyParity, registerVerifyData, registerInfo]) register(program);
+  for (const register of [registerDemo, registerSmoke, registerTrainTasks, registerTrainConcap, registerEval, registerReport, registerPredict, registerMakeWorld, registerLaunch, registerCheckpoints, registerVerifyParity, registerVerifyData, registerInfo]) register(program);
   for (const command of program.commands) command.showHelpAfterError().exitOverride();
   return program;
 }

@@ -54,7 +54,7 @@ export function registerTrainTasks(program: Command): void {
 export async function runTrainTasks(args: TrainTasksArgs, display: { quiet: boolean }): Promise<number> {
   const view = display.quiet ? null : new TrainingView();
   try {
-    const result = await withInterrupt((shouldStop) => trainTasks(args, { onEvent: (event) => (view ? show(view, event) : undefined), shouldStop }));
+    const result = await withInterrupt((shouldStop) => trainTasks(args, { onEvent: (event) => (view ? showTrainEvent(view, event) : undefined), shouldStop }));
     view?.stop();
     result.model.dispose();
     if (result.status === 'interrupted') return interruptedExitCode(result.runDir);
@@ -71,7 +71,8 @@ export async function runTrainTasks(args: TrainTasksArgs, display: { quiet: bool
   }
 }
 
-function show(view: TrainingView, event: TrainEvent): void {
+/** Draws a train-tasks event. */
+export function showTrainEvent(view: TrainingView, event: TrainEvent): void {
   switch (event.kind) {
     case 'setup':
       view.print(`run directory ${event.runDir}: ${event.tasks.length} tasks, ${event.iterationsPerEpoch} iterations per epoch, ${event.epochs} epochs`);

@@ -34,6 +34,7 @@ export function createVqaPipeline(task: 'vqa' | 'gqa', model: string | ModelFold
     const { padded } = context.image(image, 'image');
     const values = context.forward([{ sentence, regions: [padded] }], head); // [1, answers]
     context.report({ status: 'progress', task, done: 1, total: 1 });
-    return rankIndices(values).slice(0, topk).map((label) => ({ answer: labels[label]!, score: sigmoid(values[label]!) }));
+    // Outputs past the label list (a head wider than the trained answers) are never answers.
+    return rankIndices(values, labels.length).slice(0, topk).map((label) => ({ answer: labels[label]!, score: sigmoid(values[label]!) }));
   });
 }

@@ -94,7 +94,7 @@ describe('a broken model folder names the file and key at fault', () => {
     ['a misspelt setting', editJson(TASKS_FILE, (json) => { (json.vqa as Record<string, unknown>).max_seq_len = 23; }), /tasks\.json: vqa\.max_seq_len: unknown setting/],
     ['a task token without a row', editJson(TASKS_FILE, (json) => { (json.vqa as Record<string, unknown>).task_id = 20; }), /tasks\.json: vqa\.task_id: 20 has no row in the task-token table/],
     ['a text longer than the position table', editJson(TASKS_FILE, (json) => { (json.vqa as Record<string, unknown>).max_seq_length = 65; }), /tasks\.json: vqa\.max_seq_length: 65 is outside 2\.\.64/],
-    ['too few answers', editJson(LABELS_FILE, (json) => { json.vil_prediction = ['yes', 'no']; }), /labels\.json: vil_prediction: has 2 labels but the model's head has 3129 classes/],
+    ['too many answers', editJson(LABELS_FILE, (json) => { json.vil_prediction = Array.from({ length: 3130 }, (_, i) => `answer ${i}`); }), /labels\.json: vil_prediction: has 3130 labels but the model's head has 3129 classes/],
     ['no answers for a labelled pipeline', editJson(LABELS_FILE, (json) => { delete json.vil_prediction_gqa; }), /labels\.json: vil_prediction_gqa: missing: tasks\.json has the 'gqa' pipeline/],
     ['an unknown head', editJson(LABELS_FILE, (json) => { json.vil_logit = ['x']; }), /labels\.json: vil_logit: not a head with named classes/],
     ['an empty weights file', (dir) => truncateSync(join(dir, WEIGHTS_FILE), 0), /model\.safetensors/],
@@ -145,11 +145,15 @@ describe('modelFolderFromCheckpoint', () => {
     }
   });
 
-  it('refuses answer lists of the wrong size, a labels folder without any, and a checkpoint without the task heads', () => {
+  it('takes an answer list shorter than the head, refuses a labels folder without any and a checkpoint without the task heads', () => {
     const bin = checkpoint(saved.model, 'model.bin');
+    // The kit's VQA answer list has 24 answers, the head 3129 outputs: the pipelines rank the 24.
+    const short = join(scratch.dir, 'short-labels');
+    modelFolderFromCheckpoint({ checkpoint: bin, config: configFile(scratch.dir), labelsFrom: KIT, out: short });
+    const folder = loadModelFolder(short);
+    assert.equal(folder.labels.vil_prediction?.length, 24);
+    folder.model.dispose();
     const out = join(scratch.dir, 'refused');
-    // The kit's VQA answer list has 24 answers, not the head's 3129.
-    assert.throws(() => modelFolderFromCheckpoint({ checkpoint: bin, config: configFile(scratch.dir), labelsFrom: KIT, out }), /labels\.json: vil_prediction: has 24 labels but the model's head has 3129 classes/);
     assert.throws(() => modelFolderFromCheckpoint({ checkpoint: bin, config: configFile(scratch.dir), labelsFrom: scratch.dir, out }), /no answer list found \(looked for .*datasets\/VQA\/cache\/trainval_label2ans\.pkl and .*datasets\/gqa\/cache\/trainval_label2ans\.pkl\)/);
     const other = tinyModel(3, tinyConfig());
     const pretrained = checkpoint(other, 'pretrained.bin', (key) => !key.startsWith('vil_') && !key.startsWith('vision_logit'));

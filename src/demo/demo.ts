@@ -1,0 +1,170 @@
+// The embedded default: generate (or reuse) the synthetic world, train a small
+// ViLBERT on its 12 tasks with train-tasks, evaluate every task against its
+// chance level, save a model folder for the pipelines, and write the report
+// with pictures made through those pipelines.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { assetPath } from '../assets.js';
+import { openDataset } from '../data/dataset-spec.js';
+import { TaskLoader } from '../data/loader.js';
+import { evaluateTask } from '../eval/evaluate.js';
+import { evaluateRetrieval } from '../eval/retrieval.js';
+import type { VILBertForVLTasks } from '../model/vilbert.js';
+import { saveModelFolder, type TaskTable } from '../pipelines/model-folder.js';
+import { writeReport } from '../report/html.js';
+import { generateWorld, type WorldInfo } from '../synthetic/index.js';
+import { loadTaskRegistry, type TaskConfig } from '../tasks/registry.js';
+import { datasetClassOf, taskNumber } from '../train/task-data.js';
+import { TRAIN_TASKS_DEFAULTS, trainTasks, type TrainTasksHooks } from '../train/train-tasks.js';
+import { writeDemoExamples } from './examples.js';
+
+/** The 12 tasks of the 12-in-1 command, in its order. */
+export const DEMO_TASKS = '1-2-4-7-8-9-10-11-12-13-15-17';
+
+export interface DemoOptions {
+  /** Folder for the world, the run, the model folder and the report. */
+  dir: string;
+  seed: number;
+  /** Passes over the largest task (the registry's num_epoch of every task). */
+  epochs: number;
+  /** lr of every task and of the heads (a model trained from scratch). */
+  lr: number;
+  /** World size knobs (see make-world); defaults otherwise. */
+  world?: Parameters<typeof generateWorld>[1];
+  hooks?: TrainTasksHooks & { onStage?: (stage: string) => void };
+}
+
+export const DEMO_DEFAULTS: Omit<DemoOptions, 'dir'> = { seed: 0, epochs: 12, lr: 1e-3 };
+
+export interface DemoTaskResult {
+  key: string;
+  task: string;
+  type: string;
+  metric: string;
+  score: number;
+  chance: number;
+  count: number;
+  extra: Record<string, number>;
+}
+
+export interface DemoResult {
+  status: 'finished' | 'interrupted';
+  runDir: string;
+  modelDir: string;
+  reportPath: string | null;
+  results: DemoTaskResult[];
+  seconds: { world: number; training: number; evaluation: number; report: number };
+}
+
+/** The world's registry with the demo's training settings (its paths stay relative to the world). */
+function demoRegistry(worldRegistry: string, out: string, options: Pick<DemoOptions, 'epochs' | 'lr'>): string {
+  const entries: Record<string, unknown> = {};
+  for (const [key, task] of loadTaskRegistry(worldRegistry)) {
+    const { key: _key, ...fields } = task;
+    entries[key] = { ...fields, lr: options.lr, num_epoch: options.epochs };
+  }
+  const path = join(out, 'demo_tasks.yml');
+  writeFileSync(path, stringify(entries));
+  return path;
+}
+
+/** Every task's validation metric: the in-training evaluation's score, R@1 over all images for retrieval. */
+async function evaluateAll(model: VILBertForVLTasks, tasks: TaskConfig[], root: string, world: WorldInfo): Promise<DemoTaskResult[]> {
+  const results: DemoTaskResult[] = [];
+  for (const task of tasks) {
+    const chance = world.tasks[task.key]?.chance ?? Number.NaN;
+    const number = taskNumber(task);
+    if (task.name.startsWith('Retrieval')) {
+      const opened = openDataset({ className: datasetClassOf(task, 'eval'), task, split: task.val_split, phase: 'eval', root, cleanDatasets: true });
+      try {
+        const ranking = evaluateRetrieval(model, opened.dataset, { taskNumber: number });
+        const { r1, r5, r10, medr, meanr } = ranking.metrics;
+        results.push({ key: task.key, task: task.name, type: task.type, metric: 'R@1', score: r1 / 100, chance, count: ranking.numCaptions, extra: { 'R@5': r5 / 100, 'R@10': r10 / 100, medr, meanr, images: ranking.numImages } });
+      } finally {
+        opened.close();
+      }
+      continue;
+    }
+    const opened = openDataset({ className: datasetClassOf(task, 'val'), task, split: task.val_split, phase: 'val', root, cleanDatasets: true });
+    try {
+      const loader = TaskLoader.inProcess(opened.dataset, { batchSize: task.eval_batch_size ?? task.batch_size, shuffle: false, seed: 0 });
+      const evaluation = await evaluateTask(model, loader, { ...task, number }, { collectResults: false });
+      const [metric] = Object.keys(evaluation.metrics);
+      results.push({ key: task.key, task: task.name, type: task.type, metric: metric ?? 'score', score: evaluation.score, chance, count: evaluation.count, extra: {} });
+    } finally {
+      opened.close();
+    }
+  }
+  return results;
+}
+
+/** The model folder the pipelines read: which task token and input sizes each pipeline uses. */
+function pipelineTasks(tasks: TaskConfig[]): TaskTable {
+  const settings = (key: string) => {
+    const task = tasks.find((candidate) => candidate.key === key);
+    if (!task) throw new Error(`the demo registry has no ${key}`);
+    return { task_id: taskNumber(task), max_seq_length: task.max_seq_length, max_region_num: task.max_region_num, name: task.name };
+  };
+  return { vqa: settings('TASK1'), gqa: settings('TASK15'), ground: settings('TASK9'), retrieve: settings('TASK7'), verify: settings('TASK12'), entail: settings('TASK13') };
+}
+
+export async function runDemo(options: DemoOptions): Promise<DemoResult> {
+  const dir = resolve(options.dir);
+  mkdirSync(dir, { recursive: true });
+  const stage = options.hooks?.onStage ?? (() => {});
+  const clock = () => performance.now() / 1000;
+
+  let started = clock();
+  stage('world');
+  const world = generateWorld(join(dir, 'world'), { seed: options.seed, ...options.world });
+  const worldSeconds = clock() - started;
+
+  started = clock();
+  stage('training');
+  const registry = demoRegistry(world.registryPath, dir, options);
+  const trained = await trainTasks({
+    ...TRAIN_TASKS_DEFAULTS,
+    tasks: DEMO_TASKS, tasks_config: registry, datasets_root: world.root, config_file: assetPath('demo', 'vilbert_demo.json'),
+    from_pretrained: 'none', task_specific_tokens: true, lr_scheduler: 'warmup_linear', head_lr: options.lr,
+    // Stop-and-go pauses a task whose score has not moved yet; a model trained from scratch needs every step.
+    train_iter_gap: 1, num_train_epochs: 1, num_workers: 0, output_dir: join(dir, 'runs'), save_name: 'demo', seed: options.seed,
+  }, options.hooks);
+  const trainingSeconds = clock() - started;
+  const { model, config, tasks, runDir } = trained;
+  try {
+    if (trained.status === 'interrupted') {
+      return { status: 'interrupted', runDir, modelDir: '', reportPath: null, results: [], seconds: { world: worldSeconds, training: trainingSeconds, evaluation: 0, report: 0 } };
+    }
+    started = clock();
+    stage('evaluation');
+    const results = await evaluateAll(model, tasks, world.root, world.info);
+    writeFileSync(join(runDir, 'eval.json'), `${JSON.stringify(results, null, 2)}\n`);
+    const evaluationSeconds = clock() - started;
+
+    started = clock();
+    stage('report');
+    const modelDir = join(dir, 'model');
+    const labels = labelLists(tasks, world.root);
+    saveModelFolder(modelDir, { model, config, labels, tasks: pipelineTasks(tasks) });
+    await writeDemoExamples({ runDir, modelDir, tasks, root: world.root, scenesPath: join(world.root, world.info.scenes) });
+    const reportPath = writeReport(runDir, { title: 'vilbert-ts demo: 12 tasks on the synthetic world' });
+    return { status: 'finished', runDir, modelDir, reportPath, results, seconds: { world: worldSeconds, training: trainingSeconds, evaluation: evaluationSeconds, report: clock() - started } };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** The answer lists of the VQA and GQA heads, from the datasets' label maps. */
+function labelLists(tasks: TaskConfig[], root: string) {
+  const labelsOf = (key: string): string[] => {
+    const task = tasks.find((candidate) => candidate.key === key)!;
+    const opened = openDataset({ className: datasetClassOf(task, 'val'), task, split: task.val_split, phase: 'val', root, cleanDatasets: true });
+    try {
+      return [...((opened.dataset as { label2ans?: readonly string[] }).label2ans ?? [])];
+    } finally {
+      opened.close();
+    }
+  };
+  return { vil_prediction: labelsOf('TASK1'), vil_prediction_gqa: labelsOf('TASK15') };
+}
