@@ -1,7 +1,8 @@
 // Whole-file reads and chunked writes for checkpoint files. fs.readFileSync stops at 2 GiB;
 // these go up to the largest Buffer, and a writer streams tensors from their own buffers
 // instead of joining a file-sized copy first.
-import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { constants } from 'node:buffer';
 import { CheckpointFormatError } from './format-error.js';
 
@@ -30,5 +31,37 @@ export function writeChunks(path: string, chunks: readonly Uint8Array[]): void {
     }
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * Writes a file through `write(temporaryPath)` (a name beside `path`), fsyncs it and
+ * renames it over `path`: a reader sees the old file or the complete new one, and a
+ * process killed on the way leaves the old one valid.
+ */
+export function writeAtomically(path: string, write: (temporaryPath: string) => void): void {
+  const temporary = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  try {
+    write(temporary);
+    const fd = openSync(temporary, 'r+');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temporary, path);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw error;
+  }
+  try {
+    const directory = openSync(dirname(path), 'r');
+    try {
+      fsyncSync(directory);
+    } finally {
+      closeSync(directory);
+    }
+  } catch {
+    // Directories cannot be fsynced on every platform; the rename is still atomic.
   }
 }

@@ -4,10 +4,9 @@
 // positions, the generator state). Every file is written under a temporary
 // name, synced and renamed, so the previous checkpoint stays valid until the
 // new one is complete.
-import { closeSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
-import { dirname } from 'node:path';
 import * as torch from '../torch/index.js';
 import { readRawWeights, rawToTensor, tensorToRaw } from '../io/weights.js';
+import { writeAtomically } from '../io/file-io.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { RawTensor } from '../io/raw-tensor.js';
 import type { Moments, Optimizer } from './adamw.js';
@@ -16,34 +15,6 @@ import type { Moments, Optimizer } from './adamw.js';
 const STATE_KEY = 'vilbert_training_state';
 const MODEL_PREFIX = 'model.';
 const OPTIMIZER_PREFIX = 'optimizer.';
-
-/** Writes a file through `write(temporaryPath)`, then fsyncs and renames it over `path`. */
-export function writeAtomically(path: string, write: (temporaryPath: string) => void): void {
-  const temporary = `${path}.tmp-${process.pid}`;
-  try {
-    write(temporary);
-    const fd = openSync(temporary, 'r+');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temporary, path);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw error;
-  }
-  try {
-    const directory = openSync(dirname(path), 'r');
-    try {
-      fsyncSync(directory);
-    } finally {
-      closeSync(directory);
-    }
-  } catch {
-    // Directories cannot be fsynced on every platform; the rename is still atomic.
-  }
-}
 
 /** A model's state dict as safetensors (the per-epoch pytorch_model_<epoch> files). */
 export function saveModelWeights(path: string, model: torch.Module, metadata: Record<string, string> = {}): void {
