@@ -3,6 +3,7 @@
 // Each command adds its own flags after these.
 import { type Command, InvalidArgumentError } from 'commander';
 import { setNumThreads } from '../torch/index.js';
+import { DEFAULT_TIMEOUT_MS, readLaunchEnvironment } from '../distributed/index.js';
 
 /**
  * The reference parses its `type=bool` flags with Python's bool(str), so any non-empty
@@ -59,6 +60,8 @@ export interface CommonFlagSettings {
   numWorkers: { default: number; help: string };
   /** 'refused' where the reference crashes with it (training), 'unused' where it ignores it (evaluation). */
   fp16: 'refused' | 'unused';
+  /** The command runs under `vilbert launch` (the trainers): --local_rank is then accepted. */
+  distributed?: boolean;
 }
 
 export function addCommonFlags(command: Command, settings: CommonFlagSettings): Command {
@@ -69,7 +72,9 @@ export function addCommonFlags(command: Command, settings: CommonFlagSettings): 
     .option('--config_file <file>', 'model config JSON; a missing path whose name is a bundled config (e.g. config/bert_base_6layer_6conect.json) uses the bundled one', settings.configFile)
     .option('--no_cuda', 'run on the CPU even when libtorch has CUDA (training always runs on the CPU)', false)
     .option('--do_lower_case <bool>', `accepted for compatibility: the bundled tokenizer is uncased (${BOOLEAN_VALUES})`, parseBoolean, true)
-    .option('--local_rank <n>', 'distributed rank; only -1 (a single process) is supported', integer, -1)
+    .option('--local_rank <n>', settings.distributed
+      ? 'not needed: under vilbert launch each worker reads its rank from LOCAL_RANK (torch.distributed.launch --use_env); a value other than -1 must equal it'
+      : 'distributed rank; only -1 (a single process) is supported', integer, -1)
     .option('--seed <n>', 'random seed', integer, settings.seed)
     .option('--fp16', settings.fp16 === 'refused' ? 'refused: half precision does not run in the reference either' : 'no effect (unused by the reference)', false)
     .option('--loss_scale <x>', 'no effect (fp16 only, as in the reference)', float, 0)
@@ -111,9 +116,33 @@ export function applyThreads(options: { threads?: number }): void {
   if (options.threads !== undefined) setNumThreads(options.threads);
 }
 
-/** Throws, naming the flag, for what the reference cannot run either (and distribution, not available yet). */
-export function refuseUnsupported(options: Pick<CommonFlags, 'fp16' | 'baseline' | 'local_rank'>, settings: Pick<CommonFlagSettings, 'fp16'>): void {
+/** --dist_timeout, of the commands that run under `vilbert launch`. */
+export function addDistTimeoutFlag(command: Command): Command {
+  return command.option('--dist_timeout <minutes>', 'distributed runs: how long connecting to rank 0 and each collective may wait for the other processes', positiveNumber, DEFAULT_TIMEOUT_MS / 60_000);
+}
+
+function positiveNumber(value: string): number {
+  const parsed = float(value);
+  if (parsed <= 0) throw new InvalidArgumentError('expected a positive number');
+  return parsed;
+}
+
+/**
+ * Throws, naming the flag, for what the reference cannot run either, and for a --local_rank
+ * that the launch environment does not confirm (distributed commands) or at all (the others).
+ */
+export function refuseUnsupported(
+  options: Pick<CommonFlags, 'fp16' | 'baseline' | 'local_rank'>,
+  settings: Pick<CommonFlagSettings, 'fp16' | 'distributed'>,
+  env: NodeJS.ProcessEnv = process.env,
+): void {
   if (options.fp16 && settings.fp16 === 'refused') throw new Error('--fp16 is not supported (half precision does not run in the reference either)');
   if (options.baseline) throw new Error('--baseline is not supported (the reference\'s single-stream baseline does not run)');
-  if (options.local_rank !== -1) throw new Error(`--local_rank ${options.local_rank}: distributed runs are not available yet; leave it at -1`);
+  if (options.local_rank === -1) return;
+  if (!settings.distributed) throw new Error(`--local_rank ${options.local_rank}: distributed runs are not available for this command; leave it at -1`);
+  const launch = readLaunchEnvironment(env);
+  if (launch === null) {
+    throw new Error(`--local_rank ${options.local_rank}: distributed runs are not available without the launcher's environment (WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT); start the workers with vilbert launch --nproc_per_node N <command> ..., which sets it (--local_rank is then not needed)`);
+  }
+  if (launch.localRank !== options.local_rank) throw new Error(`--local_rank ${options.local_rank} differs from LOCAL_RANK ${launch.localRank} of the launch environment; leave it out`);
 }

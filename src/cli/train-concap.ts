@@ -3,10 +3,11 @@
 import type { Command } from 'commander';
 import { CONCAP_NAME, TRAIN_CONCAP_DEFAULTS, trainConcap, type ConcapEvent, type ConcapLosses, type TrainConcapArgs } from '../train/train-concap.js';
 import {
-  BOOLEAN_VALUES, addCommonFlags, addModelVariantFlags, addThreadsFlag, applyThreads, float, integer, parseBoolean, positiveInteger, refuseUnsupported,
+  BOOLEAN_VALUES, addCommonFlags, addDistTimeoutFlag, addModelVariantFlags, addThreadsFlag, applyThreads, float, integer, parseBoolean, positiveInteger, refuseUnsupported,
   type CommonFlagSettings,
 } from './flags.js';
 import { TrainingView, interruptedExitCode, withInterrupt } from './training-view.js';
+import { initDistributed } from '../distributed/index.js';
 
 const d = TRAIN_CONCAP_DEFAULTS;
 
@@ -20,6 +21,7 @@ const COMMON: CommonFlagSettings = {
   seed: d.seed,
   numWorkers: { default: 25, help: 'no effect: batches are built in this process, in LMDB key order' },
   fp16: 'refused',
+  distributed: true,
 };
 
 interface CliOptions extends TrainConcapArgs {
@@ -28,13 +30,14 @@ interface CliOptions extends TrainConcapArgs {
   local_rank: number;
   threads?: number;
   quiet: boolean;
+  dist_timeout: number;
 }
 
 export function registerTrainConcap(program: Command): void {
   const command = program
     .command('train-concap')
     .description('pre-training on Conceptual Captions as train_concap.py (masked words and regions, image-caption alignment), validation after each epoch');
-  addThreadsFlag(addModelVariantFlags(addCommonFlags(command, COMMON)))
+  addDistTimeoutFlag(addThreadsFlag(addModelVariantFlags(addCommonFlags(command, COMMON))))
     .option('--file_path <dir>', 'folder with training_feat_all.lmdb, validation_feat_all.lmdb, caption_train.json and caption_val.json', d.file_path)
     .option('--max_seq_length <n>', 'caption length with [CLS] and [SEP]', positiveInteger, d.max_seq_length)
     .option('--train_batch_size <n>', 'batch of one optimiser step (divided by --gradient_accumulation_steps per forward pass)', positiveInteger, d.train_batch_size)
@@ -65,18 +68,24 @@ export function registerTrainConcap(program: Command): void {
 const formatLosses = (losses: ConcapLosses) =>
   `masked_t ${losses.maskedLm.toFixed(4)} masked_v ${losses.maskedImage.toFixed(4)} NSP ${losses.nextSentence.toFixed(4)}`;
 
-/** Runs pre-training with bars on a terminal (plain lines otherwise); returns the exit code. */
-export async function runTrainConcap(args: TrainConcapArgs, display: { quiet: boolean }): Promise<number> {
-  const view = display.quiet ? null : new TrainingView();
+/**
+ * Runs pre-training with bars on a terminal (plain lines otherwise); returns the exit code.
+ * Under `vilbert launch` this process is one rank of the run, and only rank 0 draws and reports.
+ */
+export async function runTrainConcap(args: TrainConcapArgs, display: { quiet: boolean; dist_timeout: number }): Promise<number> {
+  const parallel = await initDistributed({ timeoutMs: display.dist_timeout * 60_000 });
+  const quiet = display.quiet || !parallel.isMain;
+  const view = quiet ? null : new TrainingView();
   try {
-    const result = await withInterrupt((shouldStop) => trainConcap(args, { onEvent: (event) => (view ? show(view, event) : undefined), shouldStop }));
+    const result = await withInterrupt((shouldStop) => trainConcap(args, { onEvent: (event) => (view ? show(view, event) : undefined), shouldStop, parallel }));
     view?.stop();
     result.model.dispose();
-    if (result.status === 'interrupted') return interruptedExitCode(result.runDir);
-    if (!display.quiet) console.log(`run directory: ${result.runDir}`);
+    if (result.status === 'interrupted') return parallel.isMain ? interruptedExitCode(result.runDir) : 130;
+    if (!quiet) console.log(`run directory: ${result.runDir}`);
     return 0;
   } finally {
     view?.stop();
+    parallel.destroy();
   }
 }
 

@@ -5,10 +5,11 @@ import { LR_SCHEDULERS } from '../train/schedules.js';
 import { trainTasks, TRAIN_TASKS_DEFAULTS, type TrainTasksArgs } from '../train/train-tasks.js';
 import { displayName, type TrainEvent } from '../train/run-log.js';
 import {
-  BOOLEAN_VALUES, addCommonFlags, addModelVariantFlags, addTaskDataFlags, addThreadsFlag, applyThreads, float, integer, parseBoolean, refuseUnsupported,
+  BOOLEAN_VALUES, addCommonFlags, addDistTimeoutFlag, addModelVariantFlags, addTaskDataFlags, addThreadsFlag, applyThreads, float, integer, parseBoolean, refuseUnsupported,
   type CommonFlagSettings,
 } from './flags.js';
 import { TrainingView, interruptedExitCode, withInterrupt } from './training-view.js';
+import { initDistributed } from '../distributed/index.js';
 
 const d = TRAIN_TASKS_DEFAULTS;
 
@@ -19,13 +20,14 @@ const COMMON: CommonFlagSettings = {
   seed: d.seed,
   numWorkers: { default: d.num_workers, help: 'above 0: each task\'s batches are built and prefetched in a worker thread' },
   fp16: 'refused',
+  distributed: true,
 };
 
 export function registerTrainTasks(program: Command): void {
   const command = program
     .command('train-tasks')
     .description('multi-task training and fine-tuning as train_tasks.py (round-robin over tasks, dynamic stop-and-go, per-task evaluation)');
-  addThreadsFlag(addModelVariantFlags(addTaskDataFlags(addCommonFlags(command, COMMON), '1-2-4-7-8-9-10-11-12-13-15-17')))
+  addDistTimeoutFlag(addThreadsFlag(addModelVariantFlags(addTaskDataFlags(addCommonFlags(command, COMMON), '1-2-4-7-8-9-10-11-12-13-15-17'))))
     .option('--num_train_epochs <n>', 'outer epochs (one epoch = the largest task\'s batches)', integer, d.num_train_epochs)
     .option('--train_iter_multiplier <x>', 'scales the iterations per epoch', float, d.train_iter_multiplier)
     .option('--train_iter_gap <n>', 'a stopped task still trains when iteration % gap == 0', integer, d.train_iter_gap)
@@ -43,22 +45,27 @@ export function registerTrainTasks(program: Command): void {
     .option('--batch_size <n>', 'every task\'s batch size (0: the registry\'s batch_size)', integer, d.batch_size)
     .option('--check_finite <bool>', `stop on a NaN/Inf loss or gradient, naming it (${BOOLEAN_VALUES})`, parseBoolean, d.check_finite)
     .option('--quiet', 'no progress bars or summaries', false)
-    .action(async (options: TrainTasksArgs & { fp16: boolean; baseline: boolean; local_rank: number; threads?: number; quiet: boolean }) => {
+    .action(async (options: TrainTasksArgs & { fp16: boolean; baseline: boolean; local_rank: number; threads?: number; quiet: boolean; dist_timeout: number }) => {
       refuseUnsupported(options, COMMON);
       applyThreads(options);
       process.exitCode = await runTrainTasks({ ...d, ...options }, options);
     });
 }
 
-/** Runs training with bars on a terminal (plain lines otherwise); returns the exit code. */
-export async function runTrainTasks(args: TrainTasksArgs, display: { quiet: boolean }): Promise<number> {
-  const view = display.quiet ? null : new TrainingView();
+/**
+ * Runs training with bars on a terminal (plain lines otherwise); returns the exit code. Under
+ * `vilbert launch` this process is one rank of the run, and only rank 0 draws and reports.
+ */
+export async function runTrainTasks(args: TrainTasksArgs, display: { quiet: boolean; dist_timeout: number }): Promise<number> {
+  const parallel = await initDistributed({ timeoutMs: display.dist_timeout * 60_000 });
+  const quiet = display.quiet || !parallel.isMain;
+  const view = quiet ? null : new TrainingView();
   try {
-    const result = await withInterrupt((shouldStop) => trainTasks(args, { onEvent: (event) => (view ? showTrainEvent(view, event) : undefined), shouldStop }));
+    const result = await withInterrupt((shouldStop) => trainTasks(args, { onEvent: (event) => (view ? showTrainEvent(view, event) : undefined), shouldStop, parallel }));
     view?.stop();
     result.model.dispose();
-    if (result.status === 'interrupted') return interruptedExitCode(result.runDir);
-    if (!display.quiet) {
+    if (result.status === 'interrupted') return parallel.isMain ? interruptedExitCode(result.runDir) : 130;
+    if (!quiet) {
       console.log(`run directory: ${result.runDir}`);
       for (const task of result.tasks) {
         const score = result.valScores[task.key];
@@ -68,6 +75,7 @@ export async function runTrainTasks(args: TrainTasksArgs, display: { quiet: bool
     return 0;
   } finally {
     view?.stop();
+    parallel.destroy();
   }
 }
 

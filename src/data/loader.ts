@@ -22,11 +22,20 @@ export interface SamplerState {
   position: number;
 }
 
+/** What TaskLoader needs of a sampler: BatchSampler, or a ShardedBatchSampler on one rank. */
+export interface Sampler {
+  /** Batches per epoch. */
+  readonly length: number;
+  next(): number[];
+  state(): SamplerState;
+  restore(state: SamplerState): void;
+}
+
 /**
  * The order of each epoch: a permutation drawn from (seed, epoch) alone, so a
  * saved {seed, epoch, position} restores the exact remaining order.
  */
-export class BatchSampler {
+export class BatchSampler implements Sampler {
   #state: SamplerState;
   #order: number[] = [];
   #orderEpoch = -1;
@@ -126,6 +135,8 @@ export interface LoaderOptions {
   prefetch?: number;
   /** Reseed the dataset's random draws before each batch from (seed, epoch, batch position): resumable draws. */
   reseed?: boolean;
+  /** Used instead of BatchSampler(length, batchSize, options), e.g. a ShardedBatchSampler. */
+  sampler?: Sampler;
 }
 
 /** A 32-bit seed for one batch's random draws, from the sampler's seed and the batch's place in it. */
@@ -138,7 +149,7 @@ export function batchSeed(state: SamplerState): number {
 
 /** A source of batches: `next()` resolves to the following batch in sampler order. */
 export class TaskLoader {
-  readonly sampler: BatchSampler;
+  readonly sampler: Sampler;
   readonly #dataset: TaskDataset | null;
   readonly #worker: Worker | null;
   readonly #pending = new Map<number, { resolve: (batch: Batch) => void; reject: (error: Error) => void }>();
@@ -148,7 +159,7 @@ export class TaskLoader {
   readonly #reseed: boolean;
 
   private constructor(length: number, options: LoaderOptions, dataset: TaskDataset | null, spec: DatasetSpec | null) {
-    this.sampler = new BatchSampler(length, options.batchSize, options);
+    this.sampler = options.sampler ?? new BatchSampler(length, options.batchSize, options);
     this.#dataset = dataset;
     this.#reseed = options.reseed ?? false;
     this.#prefetch = spec ? Math.max(1, options.prefetch ?? 2) : 0;

@@ -119,10 +119,10 @@ export class DataParallel {
     return this.#group;
   }
 
-  /** Each rank's share of a global batch, truncated as the reference divides it. */
-  localBatchSize(globalBatchSize: number): number {
+  /** Each rank's share of a global batch, truncated as the reference divides it; `what` names the batch in the error. */
+  localBatchSize(globalBatchSize: number, what = `a batch size of ${globalBatchSize}`): number {
     const local = Math.trunc(globalBatchSize / this.worldSize);
-    if (local < 1) throw new RangeError(`a batch size of ${globalBatchSize} cannot be split over ${this.worldSize} processes`);
+    if (local < 1) throw new RangeError(`${what} cannot be split over ${this.worldSize} processes`);
     return local;
   }
 
@@ -183,6 +183,28 @@ export class DataParallel {
     }
   }
 
+  /**
+   * sumOverRanks in the same collective that makes every rank throw when any rank failed:
+   * that rank throws its own error, the others `othersError()`. No rank is then left
+   * waiting in a collective that the failed one never joins.
+   */
+  async sumOverRanksOrThrow(failure: Error | null, values: number[], othersError: () => Error): Promise<number[]> {
+    const [failed, ...sums] = await this.sumOverRanks([failure === null ? 0 : 1, ...values]);
+    if (failed! > 0) throw failure ?? othersError();
+    return sums;
+  }
+
+  /**
+   * Throws unless a checkpoint saved by a run of `savedWorldSize` processes can continue
+   * here: its sampler positions count the batches of each of its processes.
+   */
+  checkResumable(savedWorldSize: number, checkpoint: string): void {
+    if (savedWorldSize === this.worldSize) return;
+    const plural = (count: number) => `${count} process${count === 1 ? '' : 'es'}`;
+    const how = savedWorldSize === 1 ? 'without vilbert launch' : `under vilbert launch with ${plural(savedWorldSize)} in all (--nnodes x --nproc_per_node)`;
+    throw new Error(`${checkpoint}: saved by a run of ${plural(savedWorldSize)}, this run has ${plural(this.worldSize)}; its data positions count per-process batches, so resume it ${how}`);
+  }
+
   /** True on every rank when flag is true on any: how ranks agree to stop at the same step. */
   async someRank(flag: boolean): Promise<boolean> {
     const [count] = await this.sumOverRanks([flag ? 1 : 0]);
@@ -208,6 +230,39 @@ export class DataParallel {
       return JSON.parse(new TextDecoder().decode(payload.toArray() as Uint8Array)) as T;
     } finally {
       payload.dispose();
+    }
+  }
+
+  /** Rank 0's numbers on every rank (float64; NaN and Infinity survive, unlike JSON). */
+  async broadcastNumbers(values: number[]): Promise<number[]> {
+    if (this.#group === null || values.length === 0) return [...values];
+    const tensor = torch.tensor(Float64Array.from(values)).keep();
+    try {
+      await this.#group.broadcast([tensor]);
+      return Array.from(tensor.toArray() as Float64Array);
+    } finally {
+      tensor.dispose();
+    }
+  }
+
+  /** Every rank's value (any JSON value) on every rank, indexed by rank. */
+  async gatherValues<T>(value: T): Promise<T[]> {
+    const group = this.#group;
+    if (group === null) return [value];
+    const bytes = new TextEncoder().encode(JSON.stringify(value));
+    const lengths = await this.sumOverRanks(Array.from({ length: this.worldSize }, (_, rank) => (rank === this.rank ? bytes.length : 0)));
+    const offsets = lengths.map((_, rank) => lengths.slice(0, rank).reduce((sum, length) => sum + length, 0));
+    // Each rank fills its own slice of zeros: the sum over ranks is every slice at once.
+    const all = new Uint8Array(offsets.at(-1)! + lengths.at(-1)!);
+    all.set(bytes, offsets[this.rank]);
+    const tensor = torch.tensor(all).keep();
+    try {
+      await group.allreduce([tensor]);
+      const gathered = tensor.toArray() as Uint8Array;
+      const decoder = new TextDecoder();
+      return lengths.map((length, rank) => JSON.parse(decoder.decode(gathered.subarray(offsets[rank], offsets[rank]! + length))) as T);
+    } finally {
+      tensor.dispose();
     }
   }
 
@@ -244,6 +299,17 @@ export class DataParallel {
     } finally {
       for (const flat of flats) flat.dispose();
     }
+  }
+}
+
+/** Runs `check`; an error of class `type` that it throws is returned instead (null if none), e.g. for sumOverRanksOrThrow. */
+export function caught<E extends Error>(type: abstract new (...args: never[]) => E, check: () => void): E | null {
+  try {
+    check();
+    return null;
+  } catch (error) {
+    if (error instanceof type) return error;
+    throw error;
   }
 }
 

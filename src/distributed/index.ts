@@ -3,7 +3,7 @@
 // says how to run it and how the trainers use it.
 export { ProcessGroup, type ProcessGroupOptions } from './process-group.js';
 export {
-  DataParallel, initDistributed, DEFAULT_BUCKET_BYTES, DEFAULT_TIMEOUT_MS, type DataParallelOptions, type InitDistributedOptions,
+  DataParallel, initDistributed, caught, DEFAULT_BUCKET_BYTES, DEFAULT_TIMEOUT_MS, type DataParallelOptions, type InitDistributedOptions,
 } from './data-parallel.js';
 export { ShardedBatchSampler, type ShardOptions } from './sampler.js';
 export { readLaunchEnvironment, launchVariables, isLoopback, type LaunchEnvironment } from './environment.js';

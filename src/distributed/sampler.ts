@@ -6,7 +6,7 @@
 // BatchSampler's for the same (seed, epoch): with per-rank batch b, the union of the
 // ranks' k-th batches is the k-th batch of BatchSampler(N, W * b) wherever no padding
 // is involved.
-import { BatchSampler, type SamplerState } from '../data/loader.js';
+import { BatchSampler, type Sampler, type SamplerState } from '../data/loader.js';
 
 export interface ShardOptions {
   shuffle: boolean;
@@ -17,8 +17,8 @@ export interface ShardOptions {
   worldSize: number;
 }
 
-/** A BatchSampler over one rank's shard: the same surface (length, next, state, restore). */
-export class ShardedBatchSampler {
+/** A BatchSampler over one rank's shard, for TaskLoader's `sampler` option. */
+export class ShardedBatchSampler implements Sampler {
   /** Indices per rank and epoch, padding included. */
   readonly samplesPerRank: number;
   readonly #permutation: BatchSampler;

@@ -18,6 +18,11 @@ export function assertFinite(value: number, what: string): void {
   if (!Number.isFinite(value)) throw new TrainingDivergedError(`${what} is ${value}; stopping without saving (the last checkpoint is kept)`);
 }
 
+/** A not-finite loss or gradient seen on another rank: every rank stops at the same step. */
+export function divergedElsewhere(where: string): TrainingDivergedError {
+  return new TrainingDivergedError(`${where}: a loss or gradient is not finite on another rank (its error names it); stopping without saving (the last checkpoint is kept)`);
+}
+
 /** Throws naming the first parameter whose gradient holds NaN or Inf. */
 export function checkFiniteGradients(model: torch.Module, where: string): void {
   torch.noGrad(() => torch.scope(() => {

@@ -1,9 +1,11 @@
 // The training and validation loaders of each requested task, built as
 // train_tasks.py's LoadDatasets does: DatasetMapTrain classes, the task's
-// train_split and val_split, batch size // gradient accumulation, shuffled
-// training order, sequential validation.
+// train_split and val_split, batch size // gradient accumulation // world size,
+// shuffled training order (this rank's shard of it in a distributed run),
+// sequential validation over the whole split on every rank.
 import { openDataset, type DatasetSpec } from '../data/dataset-spec.js';
-import { TaskLoader } from '../data/loader.js';
+import { TaskLoader, type LoaderOptions, type Sampler } from '../data/loader.js';
+import type { DataParallel } from '../distributed/index.js';
 import type { TaskConfig } from '../tasks/registry.js';
 import { DATASET_CLASSES, DATASET_MAP_EVAL, DATASET_MAP_TRAIN } from '../data/tasks/index.js';
 
@@ -50,27 +52,36 @@ export interface LoaderSettings {
   workers: boolean;
   /** Overrides every task's batch_size (a reduced batch for small machines); 0 keeps the registry's. */
   batchSize: number;
+  /** A distributed run: batches are divided by its world size and training batches sharded over its ranks. */
+  parallel?: DataParallel;
 }
 
-function loaderOf(spec: DatasetSpec, settings: LoaderSettings, batchSize: number, shuffle: boolean, seed: number): TaskLoader {
-  const options = { batchSize, shuffle, seed, reseed: true, prefetch: 2 };
+/** A loader over the dataset of `spec`; `sampler` (given the dataset's length) replaces the plain BatchSampler. */
+function loaderOf(spec: DatasetSpec, settings: LoaderSettings, options: LoaderOptions, sampler?: (length: number) => Sampler): TaskLoader {
   const opened = openDataset(spec);
-  if (!settings.workers) return TaskLoader.inProcess(opened.dataset, options);
   const length = opened.dataset.length;
+  const withSampler = sampler ? { ...options, sampler: sampler(length) } : options;
+  if (!settings.workers) return TaskLoader.inProcess(opened.dataset, withSampler);
   opened.close();
-  return TaskLoader.inWorker(spec, length, options);
+  return TaskLoader.inWorker(spec, length, withSampler);
 }
 
 export function buildTaskLoaders(tasks: TaskConfig[], settings: LoaderSettings): TaskLoaders[] {
+  const parallel = settings.parallel;
   return tasks.map((task, position) => {
-    const batchSize = Math.floor((settings.batchSize || task.batch_size) / settings.gradientAccumulation);
-    if (batchSize < 1) throw new Error(`${task.key} ${task.name}: batch size ${settings.batchSize || task.batch_size} // gradient_accumulation_steps ${settings.gradientAccumulation} is 0`);
+    const globalBatch = settings.batchSize || task.batch_size;
+    const accumulated = Math.floor(globalBatch / settings.gradientAccumulation);
+    const what = `${task.key} ${task.name}: batch size ${globalBatch} // gradient_accumulation_steps ${settings.gradientAccumulation}`;
+    if (accumulated < 1) throw new Error(`${what} is 0`);
+    const batchSize = parallel ? parallel.localBatchSize(accumulated, `${what} = ${accumulated}`) : accumulated;
     const spec = (split: string, phase: 'train' | 'val'): DatasetSpec => ({
       className: datasetClassOf(task, phase), task, split, phase, root: settings.root, cleanDatasets: settings.cleanDatasets,
     });
     const seed = (settings.seed * 7919 + position * 104729) >>> 0;
-    const train = loaderOf(spec(task.train_split, 'train'), settings, batchSize, true, seed);
-    const val = loaderOf(spec(task.val_split, 'val'), settings, batchSize, false, seed ^ 0x5bd1e995);
+    const options = { batchSize, reseed: true, prefetch: 2 };
+    const shard = parallel && parallel.worldSize > 1 ? (length: number) => parallel.shardedSampler(length, batchSize, { shuffle: true, seed }) : undefined;
+    const train = loaderOf(spec(task.train_split, 'train'), settings, { ...options, shuffle: true, seed }, shard);
+    const val = loaderOf(spec(task.val_split, 'val'), settings, { ...options, shuffle: false, seed: seed ^ 0x5bd1e995 });
     return { task, number: taskNumber(task), train, val };
   });
 }

@@ -4,6 +4,10 @@
 // losses; AdamW with bias correction steps on accumulation boundaries after the linear
 // warm-up schedule has stepped; each epoch ends with a validation pass over the
 // validation LMDB, the epoch's weights and a checkpoint.
+//
+// In a distributed run (docs/DISTRIBUTED.md) rank r trains on batches r, r + W, ... of the
+// training LMDB, gradients are averaged before each optimiser step, every rank runs the
+// whole validation pass, and only rank 0 writes files and emits events.
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import * as torch from '../torch/index.js';
@@ -18,10 +22,11 @@ import { itemToTensor } from '../tasks/batch.js';
 import { dropMismatchedLabels } from '../model/vilbert.js';
 import { BertTokenizer } from '../text/index.js';
 import { writeReport } from '../report/html.js';
+import { DataParallel, caught } from '../distributed/index.js';
 import { AdamW, referenceParamGroups } from './adamw.js';
 import { LambdaLR, warmupLinear } from './schedules.js';
 import { loadTrainingCheckpoint, readCheckpointState, saveModelWeights, saveTrainingCheckpoint } from './checkpoint.js';
-import { assertFinite, checkFiniteGradients, formatG, RunLog, type TrainEvent } from './run-log.js';
+import { assertFinite, checkFiniteGradients, divergedElsewhere, formatG, RunLog, TrainingDivergedError, type TrainEvent } from './run-log.js';
 
 /** The flags of train_concap.py that change what it computes (same names and defaults), plus this project's own. */
 export interface TrainConcapArgs {
@@ -97,10 +102,14 @@ export interface TrainConcapState {
   /** The run's shape, checked on resume (the schedule depends on them). */
   batchSize: number;
   totalSteps: number;
-  /** The masking draws of the training and validation readers. */
+  /** The masking draws of the training and validation readers (rank 0's; validation draws alike on every rank). */
   trainRandom: ReferenceRandomState;
   valRandom: ReferenceRandomState;
   summary: RunningSummary;
+  /** Processes of the run that saved it (batchSize is per process); absent means 1. */
+  worldSize?: number;
+  /** The training draws of ranks 1 .. worldSize - 1, each of which masks its own batches. */
+  otherTrainRandom?: ReferenceRandomState[];
 }
 
 export interface TrainConcapResult {
@@ -114,8 +123,10 @@ export interface TrainConcapResult {
 
 export interface TrainConcapHooks {
   onEvent?: (event: ConcapEvent) => void;
-  /** Polled between iterations: true saves a checkpoint and stops (SIGINT). */
+  /** Polled between iterations: true saves a checkpoint and stops (SIGINT); in a distributed run, true on any rank stops all. */
   shouldStop?: () => boolean;
+  /** The distributed run this process is a rank of (initDistributed(); the caller destroys it); absent: a single process. */
+  parallel?: DataParallel;
 }
 
 /** `<output_dir>/<config stem>[-<save_name>]`, the reference's savePath. */
@@ -160,11 +171,16 @@ function toModelBatch(batch: ConceptCaptionsBatch, objective: number): { inputs:
 
 /** Runs train_concap.py's loop; returns when done, interrupted (checkpoint saved) or throws (no checkpoint overwritten). */
 export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks = {}): Promise<TrainConcapResult> {
-  const emit = hooks.onEvent ?? (() => {});
+  const dp = hooks.parallel ?? new DataParallel(null, 0);
+  // Rank 0 speaks for the run: the other ranks' events would repeat its own.
+  const emit = (dp.isMain ? hooks.onEvent : undefined) ?? (() => {});
   checkArgs(args);
-  torch.manualSeed(args.seed);
+  torch.manualSeed(args.seed); // every rank alike, as the reference seeds them
   const runDir = concapRunDirectory(args);
-  mkdirSync(runDir, { recursive: true });
+  const resumed = args.resume_file ? readCheckpointState<TrainConcapState>(args.resume_file).trainer : null;
+  // Before any file is touched: a checkpoint of another world size is refused.
+  if (resumed) dp.checkResumable(resumed.worldSize ?? 1, args.resume_file);
+  if (dp.isMain) mkdirSync(runDir, { recursive: true });
 
   const coattention = args.without_coattention ? { with_coattention: false } : {};
   let parsed = configFromFlags(args, coattention);
@@ -175,31 +191,40 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
   }
   const { config, warnings } = parsed;
   for (const warning of warnings) emit({ kind: 'warning', message: warning.message });
-  writeFileSync(join(runDir, 'command.txt'), `${JSON.stringify(args, null, 2)}\n\n${JSON.stringify(config, null, 2)}\n`);
+  if (dp.isMain) writeFileSync(join(runDir, 'command.txt'), `${JSON.stringify(args, null, 2)}\n\n${JSON.stringify(config, null, 2)}\n`);
 
-  const batchSize = Math.floor(args.train_batch_size / args.gradient_accumulation_steps);
-  if (batchSize < 1) throw new Error(`--train_batch_size ${args.train_batch_size} // --gradient_accumulation_steps ${args.gradient_accumulation_steps} is 0`);
-  const resumed = args.resume_file ? readCheckpointState<TrainConcapState>(args.resume_file).trainer : null;
+  const accumulated = Math.floor(args.train_batch_size / args.gradient_accumulation_steps);
+  const batchFlags = `--train_batch_size ${args.train_batch_size} // --gradient_accumulation_steps ${args.gradient_accumulation_steps}`;
+  if (accumulated < 1) throw new Error(`${batchFlags} is 0`);
+  // As the reference: each process's batch is the accumulation-divided one // world size.
+  const batchSize = dp.localBatchSize(accumulated, `${batchFlags} = ${accumulated}`);
   const tokenizer = tokenizerFor(args.bert_model);
   const readerOptions = { tokenizer, batchSize, seqLen: args.max_seq_length, objective: args.objective, visualTarget: args.visual_target };
   // Both streams start from the seed: the reference's validation loader draws from the seeded
   // main process, its training workers from forked copies of the same state.
-  const trainRandom = resumed ? ReferenceRandom.fromState(resumed.trainRandom) : ReferenceRandom.seeded(args.seed);
+  const trainRandom = resumed ? ReferenceRandom.fromState(savedTrainRandom(resumed, dp.rank, args.resume_file)) : ReferenceRandom.seeded(args.seed);
   const valRandom = resumed ? ReferenceRandom.fromState(resumed.valRandom) : ReferenceRandom.seeded(args.seed);
   const train = ConceptCaptionsReader.open(args.file_path, { ...readerOptions, split: 'train', random: trainRandom });
   const val = openOrClose(() => ConceptCaptionsReader.open(args.file_path, { ...readerOptions, split: 'val', random: valRandom }), train);
   const model = new BertForMultiModalPreTraining(config);
-  const log = new RunLog(runDir, {
-    command: process.argv.slice(1).join(' '),
-    // run.json and the report know a run by its tasks; pre-training has this one.
-    tasks: [{ key: 'TASK0', name: CONCAP_NAME, type: 'pretraining' }],
-    config,
-    resumed: resumed !== null,
-  });
+  const log = dp.isMain
+    ? new RunLog(runDir, {
+      command: process.argv.slice(1).join(' '),
+      // run.json and the report know a run by its tasks; pre-training has this one.
+      tasks: [{ key: 'TASK0', name: CONCAP_NAME, type: 'pretraining' }],
+      config,
+      resumed: resumed !== null,
+    })
+    : null;
   let status: 'finished' | 'stopped' | 'failed' = 'failed';
   try {
     for (const reader of [train, val]) {
-      if (reader.length === 0) throw new Error(`${reader.path}: ${reader.numRecords} records make no batch of ${batchSize} (--train_batch_size // --gradient_accumulation_steps)`);
+      if (reader.length === 0) throw new Error(`${reader.path}: ${reader.numRecords} records make no batch of ${batchSize} (--train_batch_size // --gradient_accumulation_steps${dp.worldSize > 1 ? ' // world size' : ''})`);
+    }
+    const shard = trainingShard(train, dp);
+    if (shard.length === 0) throw new Error(`${train.path}: ${train.length} batches of ${batchSize} leave none for some of the ${dp.worldSize} processes`);
+    if (dp.worldSize > 1 && existsSync(join(args.file_path, 'training_feat_part_0.lmdb'))) {
+      emit({ kind: 'warning', message: `training_feat_part_<rank>.lmdb files are not read: rank r trains on batches r, r + ${dp.worldSize}, ... of training_feat_all.lmdb` });
     }
     const weightsFile = pretrainedWeightsFile(args.from_pretrained);
     if (weightsFile) {
@@ -210,14 +235,15 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
     // matches, so every parameter trains at --learning_rate; kept (docs/TRAINING.md).
     const optimizer = new AdamW(referenceParamGroups(model, args.learning_rate, args.learning_rate), { betas: [0.9, 0.98], eps: args.adam_epsilon, correctBias: true });
     const accumulation = args.gradient_accumulation_steps;
-    const batchesPerEpoch = train.length;
-    const totalSteps = Math.trunc(train.numRecords / batchSize / accumulation) * (args.num_train_epochs - args.start_epoch);
+    const batchesPerEpoch = shard.length;
+    const totalSteps = Math.trunc(shard.records / batchSize / accumulation) * (args.num_train_epochs - args.start_epoch);
     const scheduler = new LambdaLR(optimizer.groups, warmupLinear(args.warmup_proportion * totalSteps, totalSteps));
 
     let state: TrainConcapState = {
       epoch: Math.trunc(args.start_epoch), step: 0, globalStep: 0, batchSize, totalSteps,
       trainRandom: trainRandom.state(), valRandom: valRandom.state(),
       summary: { maskedLm: 0, maskedImage: 0, nextSentence: 0, lr: 0, count: 0, microBatches: 0 },
+      worldSize: dp.worldSize, otherTrainRandom: [],
     };
     if (resumed) {
       if (resumed.batchSize !== batchSize || resumed.totalSteps !== totalSteps) {
@@ -227,19 +253,26 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
       // LambdaLR's count is the number of optimiser steps: put it there and apply its lr.
       scheduler.lastEpoch = state.globalStep - 1;
       scheduler.step();
-      log.resumeAt(state.epoch * batchesPerEpoch + state.step);
+      log?.resumeAt(state.epoch * batchesPerEpoch + state.step);
       emit({ kind: 'resumed', file: args.resume_file, epoch: state.epoch, step: state.step });
     }
+    // Every rank continues from rank 0's weights (and all check that they built the same model).
+    await dp.broadcastParameters(model);
     const summary = state.summary;
     emit({ kind: 'setup', runDir, records: train.numRecords, batchesPerEpoch, epochs: Math.trunc(args.num_train_epochs), totalSteps, startIteration: state.epoch * batchesPerEpoch + state.step });
 
-    const checkpoint = (epoch: number, step: number) => {
-      const trainer: TrainConcapState = { ...state, epoch, step, trainRandom: trainRandom.state(), valRandom: valRandom.state(), summary: { ...summary } };
+    // Every rank takes part (each masks its own batches, so rank 0 saves all their draws); rank 0 writes.
+    const checkpoint = async (epoch: number, step: number) => {
+      const [first, ...others] = await dp.gatherValues(trainRandom.state());
+      if (!dp.isMain) return;
+      const trainer: TrainConcapState = {
+        ...state, epoch, step, trainRandom: first!, valRandom: valRandom.state(), summary: { ...summary }, worldSize: dp.worldSize, otherTrainRandom: others,
+      };
       const path = join(runDir, 'pytorch_ckpt_latest.safetensors');
       saveTrainingCheckpoint(path, { model, optimizer, optimizerKind: 'AdamW', trainer });
       emit({ kind: 'checkpoint', path, epoch, step });
     };
-    const taskNumIters = train.numRecords / batchSize;
+    const taskNumIters = shard.records / batchSize;
 
     let iterations = 0;
     for (let epoch = state.epoch; epoch < Math.trunc(args.num_train_epochs); epoch++) {
@@ -247,15 +280,16 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
       for (let step = epoch === state.epoch ? state.step : 0; step < batchesPerEpoch; step++) {
         // A macrotask turn, so that signal handlers (SIGINT) run between iterations.
         await new Promise((resolve) => setImmediate(resolve));
-        if (hooks.shouldStop?.() && step % accumulation === 0) {
-          checkpoint(epoch, step);
+        if (step % accumulation === 0 && await dp.someRank(hooks.shouldStop?.() ?? false)) {
+          await checkpoint(epoch, step);
           status = 'stopped';
+          await dp.barrier();
           return { status: 'interrupted', runDir, model, config, iterations };
         }
         const iterId = step + epoch * batchesPerEpoch;
         const where = `iteration ${iterId} (epoch ${epoch}, step ${step}), ${CONCAP_NAME}`;
-        const losses = torch.scope(() => {
-          const { inputs, labels } = toModelBatch(train.batch(step), args.objective);
+        const local = torch.scope(() => {
+          const { inputs, labels } = toModelBatch(shard.batch(step), args.objective);
           const out = model.call(inputs, labels);
           const maskedImage = out.maskedImageLoss.mul(args.img_weight);
           const nextSentence = args.objective === 2 ? out.nextSentenceLoss.mul(0) : out.nextSentenceLoss;
@@ -263,16 +297,23 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
           // gradients from it, in the reference as here: it is logged as 0 and trained on.
           const maskedLm = hasTargets(labels.maskedLmLabels) ? out.maskedLmLoss.item() : 0;
           const values: ConcapLosses = { maskedLm, maskedImage: maskedImage.item(), nextSentence: nextSentence.item() };
-          if (args.check_finite) {
-            assertFinite(values.maskedLm, `${where}: masked_loss_t`);
-            assertFinite(values.maskedImage, `${where}: masked_loss_v`);
-            assertFinite(values.nextSentence, `${where}: next_sentence_loss`);
-          }
-          out.maskedLmLoss.add(maskedImage).add(nextSentence).div(accumulation).backward();
-          if (args.check_finite) checkFiniteGradients(model, where);
-          return values;
+          const divergence = caught(TrainingDivergedError, () => {
+            if (args.check_finite) {
+              assertFinite(values.maskedLm, `${where}: masked_loss_t`);
+              assertFinite(values.maskedImage, `${where}: masked_loss_v`);
+              assertFinite(values.nextSentence, `${where}: next_sentence_loss`);
+            }
+            out.maskedLmLoss.add(maskedImage).add(nextSentence).div(accumulation).backward();
+            if (args.check_finite) checkFiniteGradients(model, where);
+          });
+          return { values, divergence };
         });
+        // One collective: every rank stops if one diverged, and the log gets the mean of the ranks' losses.
+        const sums = await dp.sumOverRanksOrThrow(local.divergence, [local.values.maskedLm, local.values.maskedImage, local.values.nextSentence], () => divergedElsewhere(where));
+        const [maskedLm, maskedImage, nextSentence] = sums.map((sum) => sum / dp.worldSize) as [number, number, number];
+        const losses: ConcapLosses = { maskedLm, maskedImage, nextSentence };
         if ((step + 1) % accumulation === 0) {
+          await dp.averageGradients(model);
           // As the reference: the schedule steps first, so update g uses lambda(g + 1).
           scheduler.step();
           optimizer.step();
@@ -280,11 +321,11 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
           state.globalStep += 1;
           const lr = optimizer.groups[0]?.lr ?? 0;
           const tag = (name: string) => `train/${CONCAP_NAME}_${name}`;
-          log.metrics.scalar(tag('masked_loss_t'), iterId, losses.maskedLm);
-          log.metrics.scalar(tag('masked_loss_v'), iterId, losses.maskedImage);
-          log.metrics.scalar(tag('next_sentence_loss'), iterId, losses.nextSentence);
-          log.metrics.scalar(tag('loss'), iterId, losses.maskedLm + losses.maskedImage + losses.nextSentence);
-          log.metrics.scalar(tag('lr'), iterId, lr);
+          log?.metrics.scalar(tag('masked_loss_t'), iterId, losses.maskedLm);
+          log?.metrics.scalar(tag('masked_loss_v'), iterId, losses.maskedImage);
+          log?.metrics.scalar(tag('next_sentence_loss'), iterId, losses.nextSentence);
+          log?.metrics.scalar(tag('loss'), iterId, losses.maskedLm + losses.maskedImage + losses.nextSentence);
+          log?.metrics.scalar(tag('lr'), iterId, lr);
           summary.maskedLm += losses.maskedLm;
           summary.maskedImage += losses.maskedImage;
           summary.nextSentence += losses.nextSentence;
@@ -295,47 +336,79 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
         }
         if (step !== 0 && step % (20 * accumulation) === 0 && summary.count > 0) {
           const mean = (sum: number) => (sum / summary.count).toFixed(3);
-          log.line(`[${CONCAP_NAME}]: iter ${summary.microBatches} Ep: ${(summary.microBatches / taskNumIters).toFixed(2)} masked_t ${mean(summary.maskedLm)} masked_v ${mean(summary.maskedImage)} NSP ${mean(summary.nextSentence)} lr ${formatG(summary.lr / summary.count)}`);
+          log?.line(`[${CONCAP_NAME}]: iter ${summary.microBatches} Ep: ${(summary.microBatches / taskNumIters).toFixed(2)} masked_t ${mean(summary.maskedLm)} masked_v ${mean(summary.maskedImage)} NSP ${mean(summary.nextSentence)} lr ${formatG(summary.lr / summary.count)}`);
           Object.assign(summary, { maskedLm: 0, maskedImage: 0, nextSentence: 0, lr: 0, count: 0 });
         }
         iterations += 1;
         emit({ kind: 'iteration', iteration: iterId, epoch, step });
         const next = step + 1;
-        if (args.checkpoint_every > 0 && (iterId + 1) % args.checkpoint_every === 0 && next % accumulation === 0 && next < batchesPerEpoch) checkpoint(epoch, next);
+        if (args.checkpoint_every > 0 && (iterId + 1) % args.checkpoint_every === 0 && next % accumulation === 0 && next < batchesPerEpoch) await checkpoint(epoch, next);
       }
       // A partial accumulation at the epoch's end is dropped (the reference carries it into the next epoch), so the epoch-end checkpoint is exact.
       model.zeroGrad();
       const lastIteration = (epoch + 1) * batchesPerEpoch - 1;
+      // Every rank runs the whole pass (the same batches and draws everywhere); rank 0 logs it.
       const result = validate(model, val, args.img_weight);
       const tag = (name: string) => `val/${CONCAP_NAME}_${name}`;
-      log.metrics.scalar(tag('mask_t'), lastIteration, result.losses.maskedLm);
-      log.metrics.scalar(tag('maks_v'), lastIteration, result.losses.maskedImage);
-      log.metrics.scalar(tag('nsp'), lastIteration, result.losses.nextSentence);
-      log.metrics.scalar(tag('loss'), lastIteration, result.losses.maskedLm + result.losses.maskedImage + result.losses.nextSentence);
-      log.metrics.scalar(tag('score'), lastIteration, result.alignmentAccuracy);
-      log.line(`Validation [${CONCAP_NAME}]: masked_t ${result.losses.maskedLm.toFixed(3)} masked_v ${result.losses.maskedImage.toFixed(3)} NSP ${result.losses.nextSentence.toFixed(3)}`);
+      log?.metrics.scalar(tag('mask_t'), lastIteration, result.losses.maskedLm);
+      log?.metrics.scalar(tag('maks_v'), lastIteration, result.losses.maskedImage);
+      log?.metrics.scalar(tag('nsp'), lastIteration, result.losses.nextSentence);
+      log?.metrics.scalar(tag('loss'), lastIteration, result.losses.maskedLm + result.losses.maskedImage + result.losses.nextSentence);
+      log?.metrics.scalar(tag('score'), lastIteration, result.alignmentAccuracy);
+      log?.line(`Validation [${CONCAP_NAME}]: masked_t ${result.losses.maskedLm.toFixed(3)} masked_v ${result.losses.maskedImage.toFixed(3)} NSP ${result.losses.nextSentence.toFixed(3)}`);
       emit({ kind: 'validation', epoch, iteration: lastIteration, ...result });
-      saveModelWeights(join(runDir, `pytorch_model_${epoch}.safetensors`), model);
-      checkpoint(epoch + 1, 0);
+      if (dp.isMain) saveModelWeights(join(runDir, `pytorch_model_${epoch}.safetensors`), model);
+      await checkpoint(epoch + 1, 0);
       emit({ kind: 'epoch', epoch });
     }
+    await dp.barrier(); // no rank leaves while another still expects a collective
     status = 'finished';
     return { status: 'finished', runDir, model, config, iterations };
   } catch (error) {
-    log.finish('failed', error instanceof Error ? error.message : String(error));
+    log?.finish('failed', error instanceof Error ? error.message : String(error));
     model.dispose();
     throw error;
   } finally {
-    if (status !== 'failed') log.finish(status);
-    log.close();
+    if (status !== 'failed') log?.finish(status);
+    log?.close();
     train.close();
     val.close();
     try {
-      writeReport(runDir);
+      if (dp.isMain) writeReport(runDir);
     } catch (error) {
       emit({ kind: 'warning', message: `report.html not written: ${error instanceof Error ? error.message : String(error)}` });
     }
   }
+}
+
+/** This rank's training batches, per epoch. */
+interface TrainingShard {
+  /** Batches per epoch, the same on every rank. */
+  length: number;
+  /** Records in them, as the reference counts a rank's part file (num_dataset). */
+  records: number;
+  batch(step: number): ConceptCaptionsBatch;
+}
+
+/**
+ * Rank r's batches r, r + W, ... of the training LMDB, as many on every rank (the last
+ * length % W batches are left out). The reference reads one training_feat_part_<r>.lmdb per
+ * rank instead; a world of one is the whole LMDB in order.
+ */
+function trainingShard(train: ConceptCaptionsReader, dp: DataParallel): TrainingShard {
+  const { rank, worldSize } = dp;
+  return {
+    length: Math.floor(train.length / worldSize),
+    records: Math.floor(train.numRecords / worldSize),
+    batch: (step) => train.batch(step * worldSize + rank),
+  };
+}
+
+/** This rank's training draws from a checkpoint (one entry per rank of the run that saved it). */
+function savedTrainRandom(saved: TrainConcapState, rank: number, path: string): ReferenceRandomState {
+  const state = [saved.trainRandom, ...(saved.otherTrainRandom ?? [])][rank];
+  if (!state) throw new Error(`${path}: no training draws saved for rank ${rank}`);
+  return state;
 }
 
 /** Whether a label tensor has any position to predict (not -1). */

@@ -4,6 +4,11 @@
 // task's step; a task the stop-and-go controller paused is trained only every
 // train_iter_gap iterations; each task is evaluated every time the iteration
 // count passes a multiple of its own epoch length.
+//
+// In a distributed run (docs/DISTRIBUTED.md) every rank trains on its shard of
+// each batch, gradients are averaged before each optimiser step, every rank
+// evaluates the whole validation split and takes rank 0's scores, and only rank
+// 0 writes files and emits events.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import * as torch from '../torch/index.js';
@@ -16,14 +21,15 @@ import { forwardTask } from '../tasks/task-step.js';
 import { toTaskBatch } from '../tasks/batch.js';
 import { evaluateTask } from '../eval/evaluate.js';
 import type { SamplerState } from '../data/loader.js';
+import { DataParallel, caught } from '../distributed/index.js';
 import { AdamW, referenceParamGroups, type Optimizer } from './adamw.js';
 import { RAdam } from './radam.js';
 import { LrPlan, type LrPlanState, type LrSchedulerName } from './schedules.js';
 import { StopAndGo, type StopAndGoState } from './stop-and-go.js';
-import { loadTrainingCheckpoint, saveModelWeights, saveTrainingCheckpoint } from './checkpoint.js';
+import { loadTrainingCheckpoint, readCheckpointState, saveModelWeights, saveTrainingCheckpoint } from './checkpoint.js';
 import { buildTaskLoaders, selectTasks, type TaskLoaders } from './task-data.js';
 import { freezeTextLayers, visionScratchGroups } from './param-groups.js';
-import { assertFinite, checkFiniteGradients, RunLog, type TrainEvent } from './run-log.js';
+import { assertFinite, checkFiniteGradients, divergedElsewhere, RunLog, TrainingDivergedError, type TrainEvent } from './run-log.js';
 
 /** The flags of train_tasks.py (same names and defaults), plus this project's own. */
 export interface TrainTasksArgs {
@@ -85,6 +91,8 @@ export interface TrainTasksState {
   samplers: Record<string, { train: SamplerState; val: SamplerState }>;
   /** Latest validation score per task (the 'automatic' schedule's input). */
   valScores: Record<string, number>;
+  /** Processes of the run that saved it (the sampler positions count each one's batches); absent means 1. */
+  worldSize?: number;
 }
 
 export interface TrainTasksResult {
@@ -100,8 +108,10 @@ export interface TrainTasksResult {
 
 export interface TrainTasksHooks {
   onEvent?: (event: TrainEvent) => void;
-  /** Polled between iterations: true saves a checkpoint and stops (SIGINT). */
+  /** Polled between iterations: true saves a checkpoint and stops (SIGINT); in a distributed run, true on any rank stops all. */
   shouldStop?: () => boolean;
+  /** The distributed run this process is a rank of (initDistributed(); the caller destroys it); absent: a single process. */
+  parallel?: DataParallel;
 }
 
 /** `<output_dir>/<task names joined by ->_<config stem>[-<save_name>]`, the reference's savePath. */
@@ -120,26 +130,33 @@ function buildOptimizer(args: TrainTasksArgs, model: VILBertForVLTasks, baseLr: 
 
 /** Runs train_tasks.py's loop; returns when done, interrupted (checkpoint saved) or throws (no checkpoint overwritten). */
 export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = {}): Promise<TrainTasksResult> {
-  const emit = hooks.onEvent ?? (() => {});
+  const dp = hooks.parallel ?? new DataParallel(null, 0);
+  // Rank 0 speaks for the run: the other ranks' events would repeat its own.
+  const emit = (dp.isMain ? hooks.onEvent : undefined) ?? (() => {});
   const registryPath = args.tasks_config || bundledTasksPath();
   const tasks = selectTasks(loadTaskRegistry(registryPath), args.tasks, registryPath);
-  torch.manualSeed(args.seed);
+  torch.manualSeed(args.seed); // every rank alike, as the reference seeds them
 
   const baseLr = Math.min(...tasks.map((task) => task.lr));
   const lossScale = new Map(tasks.map((task) => [task.key, task.lr / baseLr]));
   const runDir = runDirectory(args, tasks);
-  mkdirSync(runDir, { recursive: true });
+  // Before any file is touched: a checkpoint of another world size is refused.
+  if (args.resume_file) dp.checkResumable(readCheckpointState<TrainTasksState>(args.resume_file).trainer.worldSize ?? 1, args.resume_file);
+  if (dp.isMain) mkdirSync(runDir, { recursive: true });
 
   const { config, warnings } = configFromFlags(args);
   for (const warning of warnings) emit({ kind: 'warning', message: warning.message });
-  writeFileSync(join(runDir, 'command.txt'), `${JSON.stringify(args, null, 2)}\n\n${JSON.stringify(config, null, 2)}\n`);
+  if (dp.isMain) writeFileSync(join(runDir, 'command.txt'), `${JSON.stringify(args, null, 2)}\n\n${JSON.stringify(config, null, 2)}\n`);
 
+  // Rank 0 opens the datasets first: it writes the token caches that the other ranks then read.
+  if (!dp.isMain) await dp.barrier();
   const loaders = buildTaskLoaders(tasks, {
     root: args.datasets_root, cleanDatasets: args.clean_train_sets, gradientAccumulation: args.gradient_accumulation_steps,
-    seed: args.seed, workers: args.num_workers > 0, batchSize: args.batch_size,
+    seed: args.seed, workers: args.num_workers > 0, batchSize: args.batch_size, parallel: dp,
   });
+  if (dp.isMain) await dp.barrier();
   const model = new VILBertForVLTasks(config);
-  const log = new RunLog(runDir, { command: process.argv.slice(1).join(' '), tasks, config, resumed: args.resume_file !== '' });
+  const log = dp.isMain ? new RunLog(runDir, { command: process.argv.slice(1).join(' '), tasks, config, resumed: args.resume_file !== '' }) : null;
   try {
     const weights = pretrainedWeightsFile(args.from_pretrained);
     if (weights) {
@@ -159,7 +176,7 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
     });
     const stops = new Map(tasks.map((task) => [task.key, new StopAndGo()]));
 
-    let state: TrainTasksState = { epoch: 0, step: 0, globalStep: 0, lrPlan: lrPlan.state(), stopAndGo: {}, samplers: {}, valScores: {} };
+    let state: TrainTasksState = { epoch: 0, step: 0, globalStep: 0, lrPlan: lrPlan.state(), stopAndGo: {}, samplers: {}, valScores: {}, worldSize: dp.worldSize };
     if (args.resume_file) {
       state = loadTrainingCheckpoint<TrainTasksState>(args.resume_file, { model, optimizer, optimizerKind: args.optim });
       lrPlan.restore(state.lrPlan);
@@ -170,18 +187,22 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
         loader.train.restore(saved.train);
         loader.val.restore(saved.val);
       }
-      log.resumeAt(state.epoch * iterationsPerEpoch + state.step);
+      log?.resumeAt(state.epoch * iterationsPerEpoch + state.step);
       emit({ kind: 'resumed', file: args.resume_file, epoch: state.epoch, step: state.step });
     }
+    // Every rank continues from rank 0's weights (and all check that they built the same model).
+    await dp.broadcastParameters(model);
     emit({ kind: 'setup', runDir, tasks, iterationsPerEpoch, epochs: args.num_train_epochs, totalSteps, startIteration: state.epoch * iterationsPerEpoch + state.step });
 
     const snapshot = (epoch: number, step: number): TrainTasksState => ({
       epoch, step, globalStep: state.globalStep, lrPlan: lrPlan.state(),
       stopAndGo: Object.fromEntries([...stops].map(([key, stop]) => [key, stop.state()])),
       samplers: Object.fromEntries(loaders.map((loader) => [loader.task.key, { train: loader.train.state(), val: loader.val.state() }])),
-      valScores: { ...state.valScores },
+      valScores: { ...state.valScores }, worldSize: dp.worldSize,
     });
+    // Sampler positions, weights and moments are the same on every rank: rank 0's checkpoint serves all.
     const checkpoint = (epoch: number, step: number) => {
+      if (!dp.isMain) return;
       saveTrainingCheckpoint(join(runDir, 'pytorch_ckpt_latest.safetensors'), { model, optimizer, optimizerKind: args.optim, trainer: snapshot(epoch, step) });
       emit({ kind: 'checkpoint', path: join(runDir, 'pytorch_ckpt_latest.safetensors'), epoch, step });
     };
@@ -189,11 +210,13 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
       model.eval();
       const result = await evaluateTask(model, loader.val, { ...loader.task, number: loader.number }, { collectResults: false });
       model.train();
+      // Rank 0's numbers on every rank, so that stop-and-go and the lr plan decide alike everywhere.
+      const [loss, score] = (await dp.broadcastNumbers([result.loss, result.score])) as [number, number];
       const stop = stops.get(loader.task.key)!;
-      stop.step(result.score);
-      state.valScores[loader.task.key] = result.score;
-      log.validation(loader.task, iterId, result.loss, result.score, stop.inStop);
-      emit({ kind: 'eval', task: loader.task, iteration: iterId, loss: result.loss, score: result.score, inStop: stop.inStop });
+      stop.step(score);
+      state.valScores[loader.task.key] = score;
+      log?.validation(loader.task, iterId, loss, score, stop.inStop);
+      emit({ kind: 'eval', task: loader.task, iteration: iterId, loss, score, inStop: stop.inStop });
     };
 
     let iterations = 0;
@@ -203,9 +226,10 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
       for (let step = epoch === state.epoch ? state.step : 0; step < iterationsPerEpoch; step++) {
         // A macrotask turn, so that signal handlers (SIGINT) run between iterations.
         await new Promise((resolve) => setImmediate(resolve));
-        if (hooks.shouldStop?.() && (step % accumulation === 0)) {
+        if (step % accumulation === 0 && await dp.someRank(hooks.shouldStop?.() ?? false)) {
           checkpoint(epoch, step);
-          log.finish('stopped');
+          log?.finish('stopped');
+          await dp.barrier();
           return { status: 'interrupted', runDir, model, config, tasks, iterations, valScores: state.valScores };
         }
         const iterId = step + epoch * iterationsPerEpoch;
@@ -214,17 +238,25 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
           const { task } = loader;
           if (stops.get(task.key)!.inStop && iterId % args.train_iter_gap !== 0) continue;
           const batch = await loader.train.next();
-          const { loss, score, batchSize } = torch.scope(() => {
+          const where = `iteration ${iterId} (epoch ${epoch}, step ${step}), ${task.key} ${task.name}`;
+          const local = torch.scope(() => {
             const taskBatch = toTaskBatch(batch);
             const out = forwardTask(model, taskBatch, { type: task.type, process: task.process, number: loader.number });
             const scaled = out.loss.mul(lossScale.get(task.key)! / accumulation);
             const value = scaled.item();
-            if (args.check_finite) assertFinite(value, `iteration ${iterId} (epoch ${epoch}, step ${step}), ${task.key} ${task.name}: the loss`);
-            scaled.backward();
-            if (args.check_finite) checkFiniteGradients(model, `iteration ${iterId} (epoch ${epoch}, step ${step}), ${task.key} ${task.name}`);
-            return { loss: value, score: out.score, batchSize: out.prepared.batchSize };
+            const divergence = caught(TrainingDivergedError, () => {
+              if (args.check_finite) assertFinite(value, `${where}: the loss`);
+              scaled.backward();
+              if (args.check_finite) checkFiniteGradients(model, where);
+            });
+            return { loss: value, score: out.score, batchSize: out.prepared.batchSize, divergence };
           });
+          // One collective: every rank stops if one diverged, and the log gets the global batch's loss and score.
+          const [lossSum, scoreSum, rows] = (await dp.sumOverRanksOrThrow(local.divergence, [local.loss, local.score, local.batchSize], () => divergedElsewhere(where))) as [number, number, number];
+          const loss = lossSum / dp.worldSize; // the ranks' batches are of one size
+          const score = scoreSum / rows;
           if ((step + 1) % accumulation === 0) {
+            await dp.averageGradients(model);
             optimizer.step();
             model.zeroGrad();
             if (firstTask) {
@@ -233,12 +265,12 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
               firstTask = false;
             }
             const lr = optimizer.groups[0]?.lr ?? 0;
-            log.train(task, iterId, loss, score / batchSize, lr);
-            emit({ kind: 'train', task, iteration: iterId, epoch, step, loss, score: score / batchSize, lr });
+            log?.train(task, iterId, loss, score, lr);
+            emit({ kind: 'train', task, iteration: iterId, epoch, step, loss, score, lr });
           }
         }
         lrPlan.endOfIteration(state.globalStep);
-        log.periodicSummary(step, accumulation, taskNumIters);
+        log?.periodicSummary(step, accumulation, taskNumIters);
         for (const loader of loaders) {
           const lastIteration = epoch === args.num_train_epochs - 1 && step === iterationsPerEpoch - 1;
           if ((iterId !== 0 && iterId % taskNumIters.get(loader.task.key)! === 0) || lastIteration) await evaluate(loader, iterId);
@@ -251,18 +283,19 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
       const scores = Object.values(state.valScores);
       lrPlan.endOfEpoch(scores.length ? scores.reduce((a, b) => a + b, 0) / scores.length : 0);
       if (epoch === 5 || epoch === 7) for (const stop of stops.values()) stop.reset();
-      saveModelWeights(join(runDir, `pytorch_model_${epoch}.safetensors`), model);
+      if (dp.isMain) saveModelWeights(join(runDir, `pytorch_model_${epoch}.safetensors`), model);
       checkpoint(epoch + 1, 0);
       emit({ kind: 'epoch', epoch });
     }
-    log.finish('finished');
+    log?.finish('finished');
+    await dp.barrier(); // no rank leaves while another still expects a collective
     return { status: 'finished', runDir, model, config, tasks, iterations, valScores: state.valScores };
   } catch (error) {
-    log.finish('failed', error instanceof Error ? error.message : String(error));
+    log?.finish('failed', error instanceof Error ? error.message : String(error));
     model.dispose();
     throw error;
   } finally {
-    log.close();
+    log?.close();
     await Promise.all(loaders.flatMap((loader) => [loader.train.close(), loader.val.close()]));
   }
 }
