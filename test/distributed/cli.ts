@@ -108,9 +108,12 @@ program
     await run(options);
   });
 
-try {
-  await program.parseAsync(process.argv);
-} catch (error) {
-  process.stderr.write(`worker failed: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exitCode = 1;
+// node --test also loads this file, with no arguments: then it does nothing.
+if (process.argv.length > 2) {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (error) {
+    process.stderr.write(`worker failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  }
 }
