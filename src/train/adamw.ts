@@ -163,19 +163,20 @@ export class AdamW implements Optimizer {
 /** The reference's decay exclusions (substring match on the parameter name). */
 export const NO_DECAY = ['bias', 'LayerNorm.bias', 'LayerNorm.weight'];
 
-/**
- * One group per trainable parameter, as train_tasks.py builds them: lr 1e-4 for
- * names containing 'vil_', base_lr otherwise; weight decay 0.01 except names
- * containing a NO_DECAY substring.
- */
-export function referenceParamGroups(model: torch.Module, baseLr: number, headLr = 1e-4) {
+/** One group per trainable parameter with the lr `lrOf(name)`; weight decay 0.01 except names containing a NO_DECAY substring. */
+export function paramGroups(model: torch.Module, lrOf: (name: string) => number) {
   return model
     .namedParameters()
     .filter(([, parameter]) => parameter.requiresGrad)
     .map(([name, parameter]) => ({
       name,
       parameter,
-      lr: name.includes('vil_') ? headLr : baseLr,
+      lr: lrOf(name),
       weightDecay: NO_DECAY.some((pattern) => name.includes(pattern)) ? 0 : 0.01,
     }));
+}
+
+/** The groups train_tasks.py builds: lr 1e-4 (headLr) for names containing 'vil_', base_lr otherwise. */
+export function referenceParamGroups(model: torch.Module, baseLr: number, headLr = 1e-4) {
+  return paramGroups(model, (name) => (name.includes('vil_') ? headLr : baseLr));
 }

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { assetPath } from '../assets.js';
 import type * as torch from '../torch/index.js';
-import { NO_DECAY } from './adamw.js';
+import { paramGroups } from './adamw.js';
 
 /** The text-stream weight names a BERT checkpoint provides (config/<bert_model>_weight_name.json). */
 export function bertWeightNames(bertModel: string): Set<string> {
@@ -36,13 +36,5 @@ export function freezeTextLayers(model: torch.Module, upTo: number, bertModel: s
 /** Like referenceParamGroups, but weights a BERT checkpoint does not provide train at the head lr (1e-4), as the 'vil_' heads. */
 export function visionScratchGroups(model: torch.Module, baseLr: number, bertModel: string, headLr = 1e-4) {
   const names = bertWeightNames(bertModel);
-  return model
-    .namedParameters()
-    .filter(([, parameter]) => parameter.requiresGrad)
-    .map(([name, parameter]) => ({
-      name,
-      parameter,
-      lr: name.includes('vil_') || !bertInitialised(name, names) ? headLr : baseLr,
-      weightDecay: NO_DECAY.some((pattern) => name.includes(pattern)) ? 0 : 0.01,
-    }));
+  return paramGroups(model, (name) => (name.includes('vil_') || !bertInitialised(name, names) ? headLr : baseLr));
 }
