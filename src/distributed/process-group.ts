@@ -1,21 +1,11 @@
 // A c10d process group (Gloo over TCP) through the addon: the collectives that
 // data-parallel training needs. Every operation returns a Promise; all ranks must call
 // the same operations on tensors of the same shapes and dtypes, in the same order.
-import { native, type DistGroupHandle } from '../torch/native.js';
+import { native, type DistGroupHandle, type DistInitOptions } from '../torch/native.js';
 import type { Tensor } from '../torch/index.js';
 
-export interface ProcessGroupOptions {
-  rank: number;
-  worldSize: number;
-  masterAddr: string;
-  masterPort: number;
-  /** Bound on connecting, the rendezvous and each collective (torch's default: 30 minutes). */
-  timeoutMs: number;
-  /** Network interface for Gloo's connections (torch reads GLOO_SOCKET_IFNAME). */
-  interface?: string;
-  /** Address to bind Gloo's connections to, when no interface is named. */
-  hostname?: string;
-}
+/** Rank, world, master and timeout of a group (documented with the addon's type). */
+export type ProcessGroupOptions = DistInitOptions;
 
 export class ProcessGroup {
   #handle: DistGroupHandle | null;
