@@ -30,12 +30,13 @@ export function checkFiniteGradients(model: torch.Module, where: string): void {
     const gradients = parameters.map(([, parameter]) => parameter.grad);
     const present = gradients.filter((gradient): gradient is torch.Tensor => gradient !== null);
     if (present.length === 0) return;
-    // One reduction over all gradients first; the per-tensor search only when it is not finite.
-    const total = torch.stack(present.map((gradient) => gradient.abs().sum())).sum().item();
+    // One reduction over all gradients first (a NaN or Inf anywhere makes the sum non-finite;
+    // no abs(), which would allocate a copy of every gradient); the per-tensor search only then.
+    const total = torch.stack(present.map((gradient) => gradient.sum())).sum().item();
     if (Number.isFinite(total)) return;
     parameters.forEach(([name], index) => {
       const gradient = gradients[index];
-      if (gradient) assertFinite(gradient.abs().sum().item(), `${where}: the gradient of ${name}`);
+      if (gradient) assertFinite(gradient.sum().item(), `${where}: the gradient of ${name}`);
     });
   }));
 }
