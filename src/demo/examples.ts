@@ -103,7 +103,8 @@ export async function writeDemoExamples(options: { runDir: string; modelDir: str
       const imageId = String(values.image_id);
       if (seen.has(imageId) || !imageIds.includes(imageId)) continue;
       seen.add(imageId);
-      const caption = tokensToText(ints(values.caption).slice(0, ints(values.caption).length / 4), tokenizer);
+      const tokens = ints(values.caption); // [4, L]: slot 0 is the caption of its own image
+      const caption = tokensToText(tokens.slice(0, tokens.length / 4), tokenizer);
       const ranked = await retrieve(caption, imageIds.map((id) => ({ store: store(retrievalTask), imageId: id })), { topk: imageIds.length });
       retrievalExamples.push({ task: retrievalTask.name, caption, ranked: ranked.map((entry) => ({ image_id: imageIds[entry.index]!, score: entry.score })), truth: imageId });
     }
