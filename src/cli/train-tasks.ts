@@ -37,6 +37,7 @@ export function registerTrainTasks(program: Command): void {
     .option('--freeze <n>', 'freeze the embeddings and text layers 0..n (-1: none)', integer, d.freeze)
     .option('--vision_scratch', 'weights a BERT checkpoint does not provide train at the head lr (1e-4)', false)
     .option('--head_lr <x>', 'lr of the vil_ heads (the reference fixes 1e-4; a model trained from scratch may want more)', float, d.head_lr)
+    .option('--answer_bias_init <x>', 'initial bias of the VQA/GQA answer classifiers\' output layer where the checkpoint has none (the reference: 0; about -8 = -log 3129 lets a model trained from scratch skip pushing every answer down)', float, d.answer_bias_init)
     .option('--evaluation_interval <n>', 'unused, as in the reference', integer, 1)
     .addOption(new Option('--lr_scheduler <name>', 'learning-rate schedule').choices([...LR_SCHEDULERS]).default(d.lr_scheduler))
     .option('--resume_file <file>', 'continue from a pytorch_ckpt_latest.safetensors of this project', d.resume_file)

@@ -69,6 +69,8 @@ export interface TrainTasksArgs {
   check_finite: boolean;
   /** Ours: lr of the 'vil_' heads (and of --vision_scratch weights); the reference fixes it at 1e-4. */
   head_lr: number;
+  /** Ours: initial bias of the answer classifiers' last layer when training starts them afresh (the reference: 0). */
+  answer_bias_init: number;
 }
 
 export const TRAIN_TASKS_DEFAULTS: TrainTasksArgs = {
@@ -78,6 +80,7 @@ export const TRAIN_TASKS_DEFAULTS: TrainTasksArgs = {
   num_workers: 16, save_name: '', in_memory: false, optim: 'AdamW', tasks: '', freeze: -1, vision_scratch: false,
   lr_scheduler: 'mannul', resume_file: '', dynamic_attention: false, clean_train_sets: true, visual_target: 0,
   task_specific_tokens: false, tasks_config: '', datasets_root: '.', checkpoint_every: 0, batch_size: 0, check_finite: true, head_lr: 1e-4,
+  answer_bias_init: 0,
 };
 
 /** Everything besides tensors that a resumed run needs to continue exactly. */
@@ -128,6 +131,24 @@ function buildOptimizer(args: TrainTasksArgs, model: VILBertForVLTasks, baseLr: 
   throw new Error(`--optim must be AdamW or RAdam, got '${String(args.optim)}'`);
 }
 
+/** The answer classifiers' output layers: VQA / GenomeQA (3129 answers) and GQA (1533), trained with BCE over every answer. */
+export const ANSWER_BIAS_KEYS = ['vil_prediction.logit_fc.3.bias', 'vil_prediction_gqa.logit_fc.3.bias'] as const;
+
+/**
+ * Sets the answer classifiers' output bias to `value` where no checkpoint provided it. The
+ * reference starts it at 0, so every one of the 3129 sigmoids starts at 0.5 and the summed
+ * BCE at ~2170 per question; from random weights the first hundreds of steps then go to
+ * pushing every logit down. A bias near -log(answers) (the prior of a rare answer) starts
+ * there instead.
+ */
+export function initAnswerBias(model: VILBertForVLTasks, value: number, loaded: ReadonlySet<string>): void {
+  if (!Number.isFinite(value)) throw new RangeError(`--answer_bias_init must be a finite number, got ${value}`);
+  const parameters = new Map(model.namedParameters());
+  torch.noGrad(() => {
+    for (const key of ANSWER_BIAS_KEYS) if (!loaded.has(key)) parameters.get(key)?.fill_(value);
+  });
+}
+
 /** Runs train_tasks.py's loop; returns when done, interrupted (checkpoint saved) or throws (no checkpoint overwritten). */
 export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = {}): Promise<TrainTasksResult> {
   const dp = hooks.parallel ?? new DataParallel(null, 0);
@@ -159,10 +180,14 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
   const log = dp.isMain ? new RunLog(runDir, { command: process.argv.slice(1).join(' '), tasks, config, resumed: args.resume_file !== '' }) : null;
   try {
     const weights = pretrainedWeightsFile(args.from_pretrained);
+    let loadedKeys: ReadonlySet<string> = new Set();
     if (weights) {
       const report = loadPretrainedWeights(model, weights);
+      const missing = new Set(report.missingKeys);
+      loadedKeys = new Set(model.namedParameters().map(([key]) => key).filter((key) => !missing.has(key)));
       emit({ kind: 'pretrained', file: weights, missingKeys: report.missingKeys, unexpectedKeys: report.unexpectedKeys });
     }
+    if (args.answer_bias_init !== 0 && !args.resume_file) initAnswerBias(model, args.answer_bias_init, loadedKeys);
     if (args.freeze >= 0) freezeTextLayers(model, args.freeze, args.bert_model);
     const optimizer = buildOptimizer(args, model, baseLr);
 
