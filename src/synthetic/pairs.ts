@@ -9,7 +9,7 @@ import { touch, writeJsonLines, writeNpyInt64 } from './files.js';
 import { article, phrase } from './language.js';
 import { Random } from './random.js';
 import { captions } from './retrieval.js';
-import { boxCenter, type Scene, type ScenePool, type SceneObject } from './scenes.js';
+import { type Scene, type ScenePool, type SceneObject } from './scenes.js';
 import { CATEGORIES, COLORS, NUMBER_WORDS } from './vocabulary.js';
 
 // ---------------------------------------------------------------- NLVR2
@@ -115,39 +115,21 @@ export function nlvr2Key(split: 'train' | 'dev', index: number): string {
 type EntailmentLabel = 'entailment' | 'neutral' | 'contradiction';
 const ENTAILMENT_LABELS: readonly EntailmentLabel[] = ['entailment', 'neutral', 'contradiction'];
 
-const RELATIONS = [
-  { before: 'to the left of', after: 'to the right of', axis: 0 },
-  { before: 'above', after: 'below', axis: 1 },
-] as const;
-
-/** "red ball": hypotheses always name colour and shape, so the words do not tell a present object from an absent one. */
-const named = (object: { color: number; category: number }) => `${COLORS[object.color]!.name} ${CATEGORIES[object.category]!.name}`;
-
 /**
- * A hypothesis "the A is <relation> the B" with the wanted label: entailment when both exist
- * and the relation holds, contradiction when both exist and it does not, neutral when one of
- * them is not in the image (the premise says nothing about it). Null when the scene has no
- * pair far enough apart on the chosen axis.
+ * A hypothesis "there is a <shape> and a <colour> object" with the wanted label: entailment
+ * when the image shows both, contradiction when it shows the shape but nothing of that
+ * colour, neutral when it shows no such shape (the premise says nothing about it). The same
+ * words take every label in some image, so they alone say little. Null when the scene
+ * allows no such pair.
  */
 function hypothesis(random: Random, scene: Scene, label: EntailmentLabel): string | null {
-  const relation = random.choice(RELATIONS);
-  const extent = relation.axis === 0 ? scene.width : scene.height;
-  const pairs = scene.objects.flatMap((a) => scene.objects.filter((b) => boxCenter(a.box)[relation.axis]! < boxCenter(b.box)[relation.axis]! - 0.05 * extent).map((b) => [a, b] as const));
+  const hasShape = (category: number) => scene.objects.some((object) => object.category === category);
+  const hasColor = (color: number) => scene.objects.some((object) => object.color === color);
+  const fits = (category: number, color: number) => (label === 'neutral' ? !hasShape(category) : hasShape(category) && hasColor(color) === (label === 'entailment'));
+  const pairs = CATEGORIES.flatMap((_, category) => COLORS.map((_, color) => [category, color] as const)).filter(([category, color]) => fits(category, color));
   if (pairs.length === 0) return null;
-  const [first, second] = random.choice(pairs); // first is before second on the axis
-  if (label !== 'neutral') {
-    const sayBefore = random.bernoulli(0.5);
-    const [subject, reference] = sayBefore ? [first, second] : [second, first];
-    const holds = label === 'entailment';
-    const word = sayBefore === holds ? relation.before : relation.after;
-    return `the ${named(subject)} is ${word} the ${named(reference)}`;
-  }
-  const absent = Array.from({ length: CATEGORIES.length * COLORS.length }, (_, i) => ({ color: Math.floor(i / CATEGORIES.length), category: i % CATEGORIES.length }))
-    .filter((kind) => !scene.objects.some((object) => object.color === kind.color && object.category === kind.category));
-  const missing = random.choice(absent);
-  const present = random.choice([first, second]);
-  const word = random.bernoulli(0.5) ? relation.before : relation.after;
-  return random.bernoulli(0.5) ? `the ${named(present)} is ${word} the ${named(missing)}` : `the ${named(missing)} is ${word} the ${named(present)}`;
+  const [category, color] = random.choice(pairs);
+  return `there is ${article(CATEGORIES[category]!.name)} and ${article(COLORS[color]!.name)} object`;
 }
 
 /**
