@@ -7,10 +7,12 @@ import { showTrainEvent } from './train-tasks.js';
 
 /** The per-task table: metric, score and chance level, and whether the score is clearly above it. */
 export function resultTable(results: DemoTaskResult[]): string {
-  const header = ['task', 'name', 'metric', 'score', 'chance', ''];
+  const header = ['task', 'name', 'metric', 'score', 'chance', 'text only', ''];
   const rows = results.map((result) => [
     result.key, result.task, result.metric, (100 * result.score).toFixed(1), (100 * result.chance).toFixed(1),
-    result.score > result.chance + 0.05 ? 'above chance' : 'NOT above chance',
+    result.textOnly === undefined ? '-' : (100 * result.textOnly).toFixed(1),
+    (result.score > result.chance + 0.05 ? 'above chance' : 'NOT above chance')
+      + (result.textOnly !== undefined && result.score <= result.textOnly ? ', not above text only' : ''),
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
   return [header, ...rows].map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()).join('\n');
