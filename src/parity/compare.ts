@@ -16,7 +16,11 @@ export const TOLERANCES = {
   loss: { atol: 1e-6, rtol: 1e-5 },
   gradient: { atol: 1e-6, rtol: 0, scaledAtol: 1e-4 },
   exact: { atol: 0, rtol: 0 },
-  optimizer: { atol: 1e-6, rtol: 0 },
+  // Parameters after AdamW steps. Without bias correction, Adam's first steps turn float
+  // rounding in near-cancelled gradients into visible differences: on an AMD EPYC machine the
+  // reference numerics path differs from the fixtures (made on another CPU) by up to 1.4e-6
+  // in four snapshots of one weight, everything else within 1e-6.
+  optimizer: { atol: 2e-6, rtol: 0 },
   moments: { atol: 1e-12, rtol: 0, scaledAtol: 1e-4 },
 } satisfies Record<string, Tolerance>;
 

@@ -62,7 +62,9 @@ function loaderOutput(item: DatasetItem, process: TaskProcess, task: TaskConfig,
 }
 
 /** Within float32 rounding of values of this size (the loader's batch may hold other rows than the pipeline's). */
-const near = (actual: number, expected: number, what: string) => assert.ok(Math.abs(actual - expected) <= 1e-6 * Math.max(1, Math.abs(expected)), `${what}: ${actual} vs ${expected}`);
+// Relative 2e-6: the pipelines batch items differently from the one-item forward, and
+// OpenBLAS's blocking then changes float32 sums (1.3e-6 relative measured on an AMD EPYC).
+const near = (actual: number, expected: number, what: string) => assert.ok(Math.abs(actual - expected) <= 2e-6 * Math.max(1, Math.abs(expected)), `${what}: ${actual} vs ${expected}`);
 
 describe('pipelines score the kit\'s items as the model scores the loaders\' inputs', () => {
   it('vqa: VQA minval questions (images with 38 and 101 regions)', async () => {
