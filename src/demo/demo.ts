@@ -16,7 +16,7 @@ import { writeReport } from '../report/html.js';
 import { generateWorld, type WorldInfo } from '../synthetic/index.js';
 import { loadTaskRegistry, type TaskConfig } from '../tasks/registry.js';
 import { datasetClassOf, taskNumber } from '../train/task-data.js';
-import { TRAIN_TASKS_DEFAULTS, trainTasks, type TrainTasksHooks } from '../train/train-tasks.js';
+import { TRAIN_TASKS_DEFAULTS, trainTasks, type TrainTasksArgs, type TrainTasksHooks } from '../train/train-tasks.js';
 import { writeDemoExamples } from './examples.js';
 
 /** The 12 tasks of the 12-in-1 command, in its order. */
@@ -82,6 +82,17 @@ export function demoRegistry(worldRegistry: string, out: string, options: Pick<D
   return path;
 }
 
+/** The demo's train-tasks arguments: its small model from random weights, on a registry written by demoRegistry. */
+export function demoTrainArgs(run: { tasks: string; registry: string; worldRoot: string; lr: number; outputDir: string; saveName: string; seed: number }): TrainTasksArgs {
+  return {
+    ...TRAIN_TASKS_DEFAULTS,
+    tasks: run.tasks, tasks_config: run.registry, datasets_root: run.worldRoot, config_file: assetPath('demo', 'vilbert_demo.json'),
+    from_pretrained: 'none', task_specific_tokens: true, lr_scheduler: 'mannul', head_lr: run.lr, answer_bias_init: DEMO_ANSWER_BIAS,
+    // Stop-and-go pauses a task whose score has not moved yet; a model trained from scratch needs every step.
+    train_iter_gap: 1, num_train_epochs: 1, num_workers: 0, output_dir: run.outputDir, save_name: run.saveName, seed: run.seed,
+  };
+}
+
 /** Every task's validation metric: the in-training evaluation's score, R@1 over all images for retrieval. */
 async function evaluateAll(model: VILBertForVLTasks, tasks: TaskConfig[], root: string, world: WorldInfo): Promise<DemoTaskResult[]> {
   const results: DemoTaskResult[] = [];
@@ -137,13 +148,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   started = clock();
   stage('training');
   const registry = demoRegistry(world.registryPath, dir, options);
-  const trained = await trainTasks({
-    ...TRAIN_TASKS_DEFAULTS,
-    tasks: DEMO_TASKS, tasks_config: registry, datasets_root: world.root, config_file: assetPath('demo', 'vilbert_demo.json'),
-    from_pretrained: 'none', task_specific_tokens: true, lr_scheduler: 'mannul', head_lr: options.lr, answer_bias_init: DEMO_ANSWER_BIAS,
-    // Stop-and-go pauses a task whose score has not moved yet; a model trained from scratch needs every step.
-    train_iter_gap: 1, num_train_epochs: 1, num_workers: 0, output_dir: join(dir, 'runs'), save_name: 'demo', seed: options.seed,
-  }, options.hooks);
+  const trained = await trainTasks(demoTrainArgs({
+    tasks: DEMO_TASKS, registry, worldRoot: world.root, lr: options.lr, outputDir: join(dir, 'runs'), saveName: 'demo', seed: options.seed,
+  }), options.hooks);
   const trainingSeconds = clock() - started;
   const { model, config, tasks, runDir } = trained;
   try {

@@ -9,14 +9,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { assetPath } from '../../src/assets.js';
-import { demoRegistry, DEMO_ANSWER_BIAS, DEMO_DEFAULTS } from '../../src/demo/demo.js';
+import { demoRegistry, demoTrainArgs, DEMO_DEFAULTS } from '../../src/demo/demo.js';
 import { NUMPY_GLOBALS, PYTHON_DATA_GLOBALS, combineAllowLists, unpickle } from '../../src/io/index.js';
 import { pyFloat } from '../../src/io/pickle-numpy-writer.js';
 import { generateWorld, type GeneratedWorld } from '../../src/synthetic/index.js';
 import { writePickle } from '../../src/synthetic/files.js';
 import { Random } from '../../src/synthetic/random.js';
-import { TRAIN_TASKS_DEFAULTS, trainTasks } from '../../src/train/train-tasks.js';
+import { trainTasks } from '../../src/train/train-tasks.js';
 import { scratchDir } from './tiny-world.js';
 
 /** The default world; the pools GQA does not read kept small. */
@@ -61,12 +60,9 @@ function blankText(world: GeneratedWorld): void {
 async function trainGqa(world: GeneratedWorld, name: string): Promise<number> {
   const dir = join(world.root, '..');
   const registry = demoRegistry(world.registryPath, dir, { lr: DEMO_DEFAULTS.lr, epochs: 8 });
-  const trained = await trainTasks({
-    ...TRAIN_TASKS_DEFAULTS,
-    tasks: '15', tasks_config: registry, datasets_root: world.root, config_file: assetPath('demo', 'vilbert_demo.json'),
-    from_pretrained: 'none', task_specific_tokens: true, lr_scheduler: 'mannul', head_lr: DEMO_DEFAULTS.lr, answer_bias_init: DEMO_ANSWER_BIAS,
-    train_iter_gap: 1, num_train_epochs: 1, num_workers: 0, output_dir: join(dir, 'runs'), save_name: name, seed: 0,
-  });
+  const trained = await trainTasks(demoTrainArgs({
+    tasks: '15', registry, worldRoot: world.root, lr: DEMO_DEFAULTS.lr, outputDir: join(dir, 'runs'), saveName: name, seed: 0,
+  }));
   trained.model.dispose();
   return trained.valScores.TASK15!;
 }
