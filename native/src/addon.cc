@@ -25,6 +25,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   vt::initDispatch(env, exports);
   vt::initLmdb(env, exports);
   vt::initDistributed(env, exports);
+  vt::initOptim(env, exports);
+  vt::initRandom(env, exports);
   return exports;
 }
 

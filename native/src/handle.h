@@ -35,5 +35,7 @@ void initTensor(Napi::Env env, Napi::Object exports);
 void initDispatch(Napi::Env env, Napi::Object exports);
 void initLmdb(Napi::Env env, Napi::Object exports);
 void initDistributed(Napi::Env env, Napi::Object exports);
+void initOptim(Napi::Env env, Napi::Object exports);
+void initRandom(Napi::Env env, Napi::Object exports);
 
 }  // namespace vt

@@ -9,5 +9,6 @@ export { scope, scopeDepth } from './scope.js';
 export { noGrad, enableGrad, inferenceMode, isGradEnabled, isInferenceModeEnabled } from './autograd.js';
 export { manualSeed, getRngState, setRngState, getNumThreads, setNumThreads, liveTensors, buildInfo } from './runtime.js';
 export { Module, ModuleList, Parameter, StateDictError, type StateDict, type LoadResult, type ShapeMismatch } from './module.js';
+export { gradsDefined, adamwStep, zeroGrads, type AdamWStepArgs } from './optim-kernels.js';
 export * as F from './functional.js';
 export * as nn from './nn.js';

@@ -4,6 +4,7 @@
 // state-dict key segment; buffers are registered explicitly.
 import { noGrad } from './autograd.js';
 import { scope } from './scope.js';
+import { zeroGrads } from './optim-kernels.js';
 import { Tensor, callNative } from './tensor.js';
 import type { Handle } from './native.js';
 
@@ -198,13 +199,7 @@ export abstract class Module {
    * matters to its optimiser loop; setToNone drops them instead.
    */
   zeroGrad(setToNone = false): void {
-    for (const parameter of this.parameters()) {
-      const gradient = parameter.grad;
-      if (gradient === null) continue;
-      if (setToNone) parameter.grad = null;
-      else gradient.zero_();
-      gradient.dispose();
-    }
+    zeroGrads(this.parameters(), setToNone);
   }
 
   /** Frees every parameter and buffer of the tree now. */

@@ -56,6 +56,21 @@ export interface NativeAddon {
   buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string };
   /** target row 0 = mean over the rows of source [rows, width] (float32, rows summed in order), rows 1..keep = source rows 0..keep-1. */
   copyRowsWithMeanF32(source: Uint8Array, rows: number, width: number, keep: number, target: Float32Array): void;
+  /** 1 where the parameter has a gradient. */
+  gradsDefined(parameters: Handle[]): Uint8Array;
+  /**
+   * AdamW (the reference's, correct_bias off: the caller folds any correction into stepSizes) on
+   * every parameter, each of which must have a gradient; decays[i] is lr * weight_decay (0: none).
+   * fused false runs the ATen operator sequence instead of the one-pass kernel.
+   */
+  adamwStep(
+    parameters: Handle[], expAvgs: Handle[], expAvgSqs: Handle[], stepSizes: Float64Array, decays: Float64Array,
+    beta1: number, beta2: number, eps: number, fused: boolean,
+  ): void;
+  /** zero_() (or, with setToNone, drops) every defined gradient; returns how many there were. */
+  zeroGrads(parameters: Handle[], setToNone: boolean): number;
+  /** float32 shaped like input: 1 / (1 - p) with probability 1 - p, else 0 (0 < p < 1); one seed from the default generator. */
+  dropoutMask(input: Handle, p: number): Handle;
   findOperator(name: string, overload: string): number;
   operatorSchema(id: number): string;
   callOperator(id: number, args: unknown[]): unknown;
