@@ -49,7 +49,7 @@ export function relu(input: Tensor): Tensor {
  * As ATen's CPU dropout, input * mask with mask in {0, 1/(1-p)}, so autograd records one
  * multiplication; the mask comes from the addon's parallel counter-based generator
  * (native/src/random.cc, seeded from the default generator) instead of ATen's serial
- * bernoulli_, 15x less time here. Other dtypes and devices use ATen's dropout.
+ * bernoulli_, about 6x less time (1.4 ms vs 8.6 ms for 650K elements, 2 threads) here. Other dtypes and devices use ATen's dropout.
  */
 export function dropout(input: Tensor, p: number, training: boolean): Tensor {
   if (p < 0 || p > 1) throw new RangeError(`dropout probability must be in [0, 1], got ${p}`);
