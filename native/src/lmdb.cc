@@ -144,6 +144,35 @@ Napi::Value lmdbGetInto(const Napi::CallbackInfo& info) {
   });
 }
 
+// lmdbView(env, key): the value as an ArrayBuffer over the memory map itself (no copy), or
+// null when the key is missing. The map is read-only and lives as long as the environment:
+// the caller must never write into the view and must detach it (detachView) before the
+// environment can be closed; LmdbReader.withValue does both. With lock=False (MDB_NOLOCK)
+// a read transaction protects nothing across processes in any case, so ending it here
+// changes nothing for a store no one writes to, which is what the reference assumes too.
+Napi::Value lmdbView(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    LmdbEnv* store = unwrapEnv(info[0]);
+    MDB_val key = keyOf(info[1]);
+    ReadTxn txn(env, store);
+    MDB_val value{};
+    int rc = mdb_get(txn.get(), store->dbi, &key, &value);
+    if (rc == MDB_NOTFOUND) return env.Null();
+    if (rc != MDB_SUCCESS) fail(env, store->path, "mdb_get", rc);
+    if (value.mv_size == 0) return Napi::ArrayBuffer::New(env, 0);
+    return Napi::ArrayBuffer::New(env, value.mv_data, value.mv_size);
+  });
+}
+
+// detachView(buffer): detaches an ArrayBuffer from lmdbView, so that every typed array over
+// it reads as empty from then on (instead of reading an unmapped page after close()).
+Napi::Value detachView(const Napi::CallbackInfo& info) {
+  if (!info[0].IsArrayBuffer()) throw Napi::TypeError::New(info.Env(), "detachView expects an ArrayBuffer");
+  auto buffer = info[0].As<Napi::ArrayBuffer>();
+  if (!buffer.IsDetached()) buffer.Detach();
+  return info.Env().Undefined();
+}
+
 Napi::Value lmdbCount(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     LmdbEnv* store = unwrapEnv(info[0]);
@@ -248,6 +277,8 @@ void initLmdb(Napi::Env env, Napi::Object exports) {
   exports.Set("lmdbOpen", Napi::Function::New(env, lmdbOpen));
   exports.Set("lmdbGet", Napi::Function::New(env, lmdbGet));
   exports.Set("lmdbGetInto", Napi::Function::New(env, lmdbGetInto));
+  exports.Set("lmdbView", Napi::Function::New(env, lmdbView));
+  exports.Set("detachView", Napi::Function::New(env, detachView));
   exports.Set("lmdbCount", Napi::Function::New(env, lmdbCount));
   exports.Set("lmdbKeys", Napi::Function::New(env, lmdbKeys));
   exports.Set("lmdbClose", Napi::Function::New(env, lmdbClose));

@@ -287,17 +287,34 @@ Napi::Value liveTensors(const Napi::CallbackInfo& info) {
 // column summed row by row, numpy's order for this layout; the compiler vectorises
 // across columns, which keeps every column's additions in order), rows 1..keep the
 // first `keep` source rows. The source bytes may be unaligned (they sit inside a
-// pickle), so each row is copied with memcpy and summed from the aligned copy.
-#if defined(__GNUC__) && !defined(__clang__)
+// pickle, read in place from the LMDB map): each value is loaded with memcpy, which
+// compiles to unaligned vector loads.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define VT_VECTORISE __attribute__((optimize("O3"), target_clones("avx512f", "avx2", "default")))
+#elif defined(__GNUC__) && !defined(__clang__)
 #define VT_VECTORISE __attribute__((optimize("O3")))
 #else
 #define VT_VECTORISE
 #endif
 
-// sum[c] += row[c]. Restrict pointers and O3 let GCC vectorise it (the addon builds
-// at -O2, which does not); 2.5x faster measured on the feature reader.
-VT_VECTORISE static void addRow(float* __restrict sum, const float* __restrict row, int64_t width) {
-  for (int64_t column = 0; column < width; ++column) sum[column] += row[column];
+// sum[c] += row[c] and, when out is given, out[c] = row[c]: the source row is read once.
+// Restrict pointers and O3 let GCC vectorise it (the addon builds at -O2); the clones
+// use the widest vectors the CPU has (ifunc dispatch at load time).
+VT_VECTORISE static void copyAndSumRow(float* __restrict sum, float* __restrict out, const uint8_t* __restrict row, int64_t width) {
+  if (out == nullptr) {
+    for (int64_t column = 0; column < width; ++column) {
+      float value;
+      std::memcpy(&value, row + column * 4, 4);
+      sum[column] += value;
+    }
+    return;
+  }
+  for (int64_t column = 0; column < width; ++column) {
+    float value;
+    std::memcpy(&value, row + column * 4, 4);
+    out[column] = value;
+    sum[column] += value;
+  }
 }
 
 Napi::Value copyRowsWithMeanF32(const Napi::CallbackInfo& info) {
@@ -318,12 +335,9 @@ Napi::Value copyRowsWithMeanF32(const Napi::CallbackInfo& info) {
   const uint8_t* in = source.Data();
   float* out = target.Data();
   std::vector<float> sum(static_cast<size_t>(width), 0.0f);
-  std::vector<float> scratch(static_cast<size_t>(width));
   const size_t rowBytes = static_cast<size_t>(width) * 4;
   for (int64_t row = 0; row < rows; ++row) {
-    float* line = row < keep ? out + (row + 1) * width : scratch.data();
-    std::memcpy(line, in + row * rowBytes, rowBytes);
-    addRow(sum.data(), line, width);
+    copyAndSumRow(sum.data(), row < keep ? out + (row + 1) * width : nullptr, in + row * rowBytes, width);
   }
   const float count = static_cast<float>(rows);
   for (int64_t column = 0; column < width; ++column) out[column] = sum[column] / count;

@@ -111,7 +111,7 @@ export class ImageFeatureReader {
     const key = String(imageId);
     const cached = this.cache?.get(key);
     if (cached !== undefined) return cached;
-    const features = decodeImage(this.#valueOf(key), this.path, key);
+    const features = this.#decode(key, (bytes) => decodeImage(bytes, this.path, key));
     this.cache?.set(key, features);
     return features;
   }
@@ -121,25 +121,22 @@ export class ImageFeatureReader {
     if (this.cache) return padRegions(this.get(imageId), maxRegionNum);
     if (!Number.isSafeInteger(maxRegionNum) || maxRegionNum < 1) throw new RangeError(`max_region_num must be a positive integer, got ${maxRegionNum}`);
     const key = String(imageId);
-    const regions = decodeImage(this.#valueOf(key), this.path, key, maxRegionNum);
+    const regions = this.#decode(key, (bytes) => decodeImage(bytes, this.path, key, maxRegionNum));
     const imageMask = new BigInt64Array(maxRegionNum);
     imageMask.fill(1n, 0, regions.numBoxes);
     return { numBoxes: regions.numBoxes, features: regions.features, spatials: regions.imageLocation, imageMask };
   }
 
   /**
-   * The stored value, read into this reader's scratch buffer: decodeImage copies out
-   * everything it keeps, so one buffer serves every read (no 1 MB allocation per image).
+   * Decodes the stored value in place, from the LMDB memory map: decodeImage copies out
+   * everything it keeps, so no copy of the ~1 MB value is made first.
    */
-  #valueOf(key: string): Uint8Array {
+  #decode<T>(key: string, decode: (bytes: Uint8Array) => T): T {
     if (!this.keyIndex.has(key)) throw new FeatureStoreError(this.path, `not in the store's '${KEYS_ENTRY}' list (${this.length} images)`, key);
-    const read = this.store.getInto(key, this.#scratch);
-    if (read === null) throw new FeatureStoreError(this.path, `listed in '${KEYS_ENTRY}' but the LMDB has no entry for it`, key);
-    this.#scratch = read.scratch;
-    return read.value;
+    const result = this.store.withValue(key, decode);
+    if (result === null) throw new FeatureStoreError(this.path, `listed in '${KEYS_ENTRY}' but the LMDB has no entry for it`, key);
+    return result;
   }
-
-  #scratch: Uint8Array = new Uint8Array(1 << 20);
 
   close(): void {
     this.store.close();

@@ -67,6 +67,30 @@ export class LmdbReader {
     return { value: buffer.subarray(0, length), scratch: buffer };
   }
 
+  /**
+   * Runs `use` on the value under `key` read in place from the memory map (no copy), or
+   * returns null when there is none. The bytes are valid only during the call and are
+   * read-only memory: `use` must copy out what it keeps and never write into them. After
+   * the call the view is detached (every array over it reads as empty), and a close()
+   * requested meanwhile takes effect.
+   */
+  withValue<T>(key: string | Uint8Array, use: (value: Uint8Array) => T): T | null {
+    const env = this.env(key);
+    const buffer = nativeCall(this.path, key, () => native.lmdbView(env, keyBytes(key)));
+    if (buffer === null) return null;
+    this.views++;
+    try {
+      return use(new Uint8Array(buffer));
+    } finally {
+      native.detachView(buffer);
+      this.views--;
+      if (this.views === 0 && this.closeRequested) this.close();
+    }
+  }
+
+  private views = 0;
+  private closeRequested = false;
+
   /** Every key in LMDB order (bytewise ascending), as copies. */
   keys(): Uint8Array[] {
     const env = this.env();
@@ -86,6 +110,11 @@ export class LmdbReader {
   /** Releases the environment (also done by the handle's finaliser). Idempotent. */
   close(): void {
     if (this.handle === null) return;
+    // A withValue call still reading the map closes the store when it ends.
+    if (this.views > 0) {
+      this.closeRequested = true;
+      return;
+    }
     native.lmdbClose(this.handle);
     this.handle = null;
   }

@@ -78,6 +78,8 @@ export interface NativeAddon {
   lmdbGet(env: LmdbHandle, key: Uint8Array): Buffer | null;
   /** Copies the value into target when it fits; returns its byte length (copied or not), or null when missing. */
   lmdbGetInto(env: LmdbHandle, key: Uint8Array, target: Uint8Array): number | null;
+  lmdbView(env: LmdbHandle, key: Uint8Array): ArrayBuffer | null;
+  detachView(buffer: ArrayBuffer): void;
   lmdbCount(env: LmdbHandle): number;
   lmdbKeys(env: LmdbHandle): Buffer[];
   lmdbClose(env: LmdbHandle): void;

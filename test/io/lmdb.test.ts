@@ -74,6 +74,39 @@ describe('LmdbReader', () => {
     assert.throws(() => store.keys(), lmdbError(PLAIN, /used after close/));
   });
 
+  it('withValue reads values in place: the same bytes as get(), null for a missing key, the view detached afterwards', () => {
+    const store = LmdbReader.open(PLAIN);
+    try {
+      for (const key of store.keys()) {
+        assert.equal(store.withValue(key, (bytes) => sha256(bytes)), plain.sha256[toHex(key)], toHex(key));
+      }
+      assert.equal(store.withValue('beta', (bytes) => bytes.length), 0);
+      assert.equal(store.withValue('gamma', () => 'called'), null);
+      let kept: Uint8Array | undefined;
+      assert.equal(store.withValue('large', (bytes) => ((kept = bytes), bytes.length)), 20000);
+      // An escaped view is detached: it reads as empty, never as memory that may be unmapped.
+      assert.equal(kept!.length, 0);
+      assert.equal(kept!.buffer.byteLength, 0);
+      // An error thrown by the callback propagates, and the view is still detached.
+      assert.throws(() => store.withValue('large', (bytes) => ((kept = bytes), assert.fail('from the callback'))), /from the callback/);
+      assert.equal(kept!.length, 0);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('a close() inside withValue waits for the callback to finish reading', () => {
+    const store = LmdbReader.open(PLAIN);
+    const digest = store.withValue('large', (bytes) => {
+      store.close();
+      assert.equal(store.closed, false);
+      return sha256(bytes);
+    });
+    assert.equal(digest, plain.sha256[Buffer.from('large').toString('hex')]);
+    assert.equal(store.closed, true);
+    assert.throws(() => store.withValue('large', () => 0), lmdbError(PLAIN, /key 'large': the store was used after close\(\)/));
+  });
+
   it('names the path and liblmdb\'s reason for a missing or non-LMDB file', () => {
     const missing = fixture('data', 'no-such-store.lmdb');
     assert.throws(() => LmdbReader.open(missing), lmdbError(missing, /No such file or directory/));
