@@ -66,6 +66,14 @@ MDB_val keyOf(const Napi::Value& value) {
   return MDB_val{bytes.ByteLength(), bytes.Data()};
 }
 
+// The value under key inside txn (pointing into the memory map), or false when missing.
+bool getValue(Napi::Env env, LmdbEnv* store, const ReadTxn& txn, MDB_val* key, MDB_val* value) {
+  int rc = mdb_get(txn.get(), store->dbi, key, value);
+  if (rc == MDB_NOTFOUND) return false;
+  if (rc != MDB_SUCCESS) fail(env, store->path, "mdb_get", rc);
+  return true;
+}
+
 Napi::Value lmdbOpen(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     if (!info[0].IsString()) throw Napi::TypeError::New(env, "lmdbOpen expects a path string");
@@ -114,33 +122,9 @@ Napi::Value lmdbGet(const Napi::CallbackInfo& info) {
     MDB_val key = keyOf(info[1]);
     ReadTxn txn(env, store);
     MDB_val value{};
-    int rc = mdb_get(txn.get(), store->dbi, &key, &value);
-    if (rc == MDB_NOTFOUND) return env.Null();
-    if (rc != MDB_SUCCESS) fail(env, store->path, "mdb_get", rc);
+    if (!getValue(env, store, txn, &key, &value)) return env.Null();
     // The value points into the memory map, valid only inside the transaction: copy it.
     return Napi::Buffer<uint8_t>::Copy(env, static_cast<const uint8_t*>(value.mv_data), value.mv_size);
-  });
-}
-
-// lmdbGetInto(env, key, target: Uint8Array): copies the value into target and
-// returns its length; returns the length without copying when target is too
-// small (the caller grows it and asks again), or null when the key is missing.
-// Lets a reader reuse one scratch buffer instead of allocating per value.
-Napi::Value lmdbGetInto(const Napi::CallbackInfo& info) {
-  return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    LmdbEnv* store = unwrapEnv(info[0]);
-    MDB_val key = keyOf(info[1]);
-    if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-      throw Napi::TypeError::New(env, "lmdbGetInto: the target must be a Uint8Array");
-    }
-    auto target = info[2].As<Napi::Uint8Array>();
-    ReadTxn txn(env, store);
-    MDB_val value{};
-    int rc = mdb_get(txn.get(), store->dbi, &key, &value);
-    if (rc == MDB_NOTFOUND) return env.Null();
-    if (rc != MDB_SUCCESS) fail(env, store->path, "mdb_get", rc);
-    if (value.mv_size <= target.ElementLength()) std::memcpy(target.Data(), value.mv_data, value.mv_size);
-    return Napi::Number::New(env, static_cast<double>(value.mv_size));
   });
 }
 
@@ -156,9 +140,7 @@ Napi::Value lmdbView(const Napi::CallbackInfo& info) {
     MDB_val key = keyOf(info[1]);
     ReadTxn txn(env, store);
     MDB_val value{};
-    int rc = mdb_get(txn.get(), store->dbi, &key, &value);
-    if (rc == MDB_NOTFOUND) return env.Null();
-    if (rc != MDB_SUCCESS) fail(env, store->path, "mdb_get", rc);
+    if (!getValue(env, store, txn, &key, &value)) return env.Null();
     if (value.mv_size == 0) return Napi::ArrayBuffer::New(env, 0);
     return Napi::ArrayBuffer::New(env, value.mv_data, value.mv_size);
   });
@@ -276,7 +258,6 @@ Napi::Value lmdbWrite(const Napi::CallbackInfo& info) {
 void initLmdb(Napi::Env env, Napi::Object exports) {
   exports.Set("lmdbOpen", Napi::Function::New(env, lmdbOpen));
   exports.Set("lmdbGet", Napi::Function::New(env, lmdbGet));
-  exports.Set("lmdbGetInto", Napi::Function::New(env, lmdbGetInto));
   exports.Set("lmdbView", Napi::Function::New(env, lmdbView));
   exports.Set("detachView", Napi::Function::New(env, detachView));
   exports.Set("lmdbCount", Napi::Function::New(env, lmdbCount));

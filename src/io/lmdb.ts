@@ -1,6 +1,7 @@
 // LMDB stores (the region-feature LMDBs) through the native addon's liblmdb binding: read
-// through LmdbReader (values and keys come back as copies, so they stay valid after
-// close()), written once, whole, by writeLmdb.
+// through LmdbReader (get() and keys() return copies, which stay valid after close();
+// withValue() lends the mapped bytes for the length of one call), written once, whole, by
+// writeLmdb.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { native, type LmdbHandle } from '../torch/native.js';
@@ -46,25 +47,6 @@ export class LmdbReader {
   get(key: string | Uint8Array): Uint8Array | null {
     const env = this.env(key);
     return nativeCall(this.path, key, () => native.lmdbGet(env, keyBytes(key)));
-  }
-
-  /**
-   * The value under `key` copied into `scratch` when it fits, else into a larger
-   * buffer allocated for it: returns a view of the value and the buffer to pass
-   * next time (so a reader reuses one buffer), or null when there is no value.
-   * The view is only valid until the buffer is reused.
-   */
-  getInto(key: string | Uint8Array, scratch: Uint8Array): { value: Uint8Array; scratch: Uint8Array } | null {
-    const env = this.env(key);
-    const bytes = keyBytes(key);
-    let buffer = scratch;
-    let length = nativeCall(this.path, key, () => native.lmdbGetInto(env, bytes, buffer));
-    if (length === null) return null;
-    if (length > buffer.byteLength) {
-      buffer = new Uint8Array(Math.max(length, buffer.byteLength * 2));
-      length = nativeCall(this.path, key, () => native.lmdbGetInto(env, bytes, buffer))!;
-    }
-    return { value: buffer.subarray(0, length), scratch: buffer };
   }
 
   /**

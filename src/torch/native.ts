@@ -76,8 +76,6 @@ export interface NativeAddon {
   callOperator(id: number, args: unknown[]): unknown;
   lmdbOpen(path: string): LmdbHandle;
   lmdbGet(env: LmdbHandle, key: Uint8Array): Buffer | null;
-  /** Copies the value into target when it fits; returns its byte length (copied or not), or null when missing. */
-  lmdbGetInto(env: LmdbHandle, key: Uint8Array, target: Uint8Array): number | null;
   lmdbView(env: LmdbHandle, key: Uint8Array): ArrayBuffer | null;
   detachView(buffer: ArrayBuffer): void;
   lmdbCount(env: LmdbHandle): number;
