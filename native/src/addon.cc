@@ -27,6 +27,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   vt::initDistributed(env, exports);
   vt::initOptim(env, exports);
   vt::initRandom(env, exports);
+  vt::initRows(env, exports);
   return exports;
 }
 

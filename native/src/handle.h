@@ -15,6 +15,10 @@ at::Tensor& unwrap(const Napi::Value& value, const char* what);
 bool isHandle(const Napi::Value& value);
 int64_t liveHandles();
 
+// A JS number (an exact integer) or BigInt as int64; throws a JS TypeError /
+// RangeError naming `what` otherwise.
+int64_t toInt64(const Napi::Value& value, const char* what);
+
 // Runs body and turns any libtorch or C++ exception into a JS Error, so that a
 // bad shape or index never aborts the process.
 template <typename Body>
@@ -37,5 +41,6 @@ void initLmdb(Napi::Env env, Napi::Object exports);
 void initDistributed(Napi::Env env, Napi::Object exports);
 void initOptim(Napi::Env env, Napi::Object exports);
 void initRandom(Napi::Env env, Napi::Object exports);
+void initRows(Napi::Env env, Napi::Object exports);
 
 }  // namespace vt

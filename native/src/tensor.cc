@@ -55,19 +55,6 @@ void release(Napi::Env env, Slot& slot, uint32_t index) {
 }
 std::vector<std::unique_ptr<c10::InferenceMode>> gInferenceModes;
 
-int64_t toInt64(const Napi::Value& value, const char* what) {
-  if (value.IsBigInt()) {
-    bool lossless = true;
-    int64_t result = value.As<Napi::BigInt>().Int64Value(&lossless);
-    if (!lossless) throw Napi::RangeError::New(value.Env(), std::string(what) + " does not fit in int64");
-    return result;
-  }
-  if (!value.IsNumber()) throw Napi::TypeError::New(value.Env(), std::string(what) + " must be a number");
-  double number = value.As<Napi::Number>().DoubleValue();
-  if (number != static_cast<double>(static_cast<int64_t>(number)))
-    throw Napi::TypeError::New(value.Env(), std::string(what) + " must be an integer, got " + std::to_string(number));
-  return static_cast<int64_t>(number);
-}
 
 std::vector<int64_t> toShape(const Napi::Value& value) {
   if (!value.IsArray()) throw Napi::TypeError::New(value.Env(), "shape must be an array of integers");
@@ -282,68 +269,6 @@ Napi::Value liveTensors(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(liveHandles()));
 }
 
-// The feature reader's regions in one pass over the stored rows: target row 0 gets
-// the reference's global region, np.sum(features, axis=0) / n in float32 (each
-// column summed row by row, numpy's order for this layout; the compiler vectorises
-// across columns, which keeps every column's additions in order), rows 1..keep the
-// first `keep` source rows. The source bytes may be unaligned (they sit inside a
-// pickle, read in place from the LMDB map): each value is loaded with memcpy, which
-// compiles to unaligned vector loads.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define VT_VECTORISE __attribute__((optimize("O3"), target_clones("avx512f", "avx2", "default")))
-#elif defined(__GNUC__) && !defined(__clang__)
-#define VT_VECTORISE __attribute__((optimize("O3")))
-#else
-#define VT_VECTORISE
-#endif
-
-// sum[c] += row[c] and, when out is given, out[c] = row[c]: the source row is read once.
-// Restrict pointers and O3 let GCC vectorise it (the addon builds at -O2); the clones
-// use the widest vectors the CPU has (ifunc dispatch at load time).
-VT_VECTORISE static void copyAndSumRow(float* __restrict sum, float* __restrict out, const uint8_t* __restrict row, int64_t width) {
-  if (out == nullptr) {
-    for (int64_t column = 0; column < width; ++column) {
-      float value;
-      std::memcpy(&value, row + column * 4, 4);
-      sum[column] += value;
-    }
-    return;
-  }
-  for (int64_t column = 0; column < width; ++column) {
-    float value;
-    std::memcpy(&value, row + column * 4, 4);
-    out[column] = value;
-    sum[column] += value;
-  }
-}
-
-Napi::Value copyRowsWithMeanF32(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
-      !info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    throw Napi::TypeError::New(env, "copyRowsWithMeanF32(source: Uint8Array, rows, width, keep, target: Float32Array)");
-  }
-  auto source = info[0].As<Napi::Uint8Array>();
-  auto target = info[4].As<Napi::Float32Array>();
-  int64_t rows = toInt64(info[1], "rows");
-  int64_t width = toInt64(info[2], "width");
-  int64_t keep = toInt64(info[3], "keep");
-  if (rows < 0 || width <= 0 || keep < 0 || keep > rows || static_cast<size_t>(rows * width * 4) > source.ByteLength() ||
-      static_cast<size_t>((keep + 1) * width) > target.ElementLength()) {
-    throw Napi::RangeError::New(env, "copyRowsWithMeanF32: rows x width exceeds the source, or keep + 1 rows the target");
-  }
-  const uint8_t* in = source.Data();
-  float* out = target.Data();
-  std::vector<float> sum(static_cast<size_t>(width), 0.0f);
-  const size_t rowBytes = static_cast<size_t>(width) * 4;
-  for (int64_t row = 0; row < rows; ++row) {
-    copyAndSumRow(sum.data(), row < keep ? out + (row + 1) * width : nullptr, in + row * rowBytes, width);
-  }
-  const float count = static_cast<float>(rows);
-  for (int64_t column = 0; column < width; ++column) out[column] = sum[column] / count;
-  return env.Undefined();
-}
-
 Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto result = Napi::Object::New(env);
@@ -354,6 +279,20 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+int64_t toInt64(const Napi::Value& value, const char* what) {
+  if (value.IsBigInt()) {
+    bool lossless = true;
+    int64_t result = value.As<Napi::BigInt>().Int64Value(&lossless);
+    if (!lossless) throw Napi::RangeError::New(value.Env(), std::string(what) + " does not fit in int64");
+    return result;
+  }
+  if (!value.IsNumber()) throw Napi::TypeError::New(value.Env(), std::string(what) + " must be a number");
+  double number = value.As<Napi::Number>().DoubleValue();
+  if (number != static_cast<double>(static_cast<int64_t>(number)))
+    throw Napi::TypeError::New(value.Env(), std::string(what) + " must be an integer, got " + std::to_string(number));
+  return static_cast<int64_t>(number);
+}
 
 bool isHandle(const Napi::Value& value) { return slotOf(value) != nullptr; }
 
@@ -412,7 +351,6 @@ void initTensor(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, setNumThreads));
   exports.Set("liveTensors", Napi::Function::New(env, liveTensors));
   exports.Set("buildInfo", Napi::Function::New(env, buildInfo));
-  exports.Set("copyRowsWithMeanF32", Napi::Function::New(env, copyRowsWithMeanF32));
 }
 
 }  // namespace vt

@@ -226,12 +226,12 @@ function decodeImage(bytes: Uint8Array, path: string, key: string, capacity?: nu
 /** The readers and the pipelines' passed-in arrays share this. */
 export function regionsOf(storedBytes: Uint8Array, boxes: Float32Array, rows: number, width: number, height: number, capacity = rows + 1): Regions {
   const numBoxes = Math.min(rows + 1, capacity);
-  // [capacity, 2048], not zeroed: rows 0..numBoxes-1 are written below, the padding rows cleared.
+  // [capacity, 2048], not zeroed: every element is written by the native copy.
   const bytes = Buffer.allocUnsafeSlow(capacity * FEATURE_WIDTH * 4);
   const features = new Float32Array(bytes.buffer, bytes.byteOffset, capacity * FEATURE_WIDTH);
-  // Row 0 the mean of all stored rows (0 rows: NaN, as numpy), rows 1.. the kept ones, in one pass.
+  // Row 0 the mean of all stored rows (0 rows: NaN, as numpy), rows 1.. the kept ones in one
+  // pass, the padding rows cleared.
   native.copyRowsWithMeanF32(storedBytes, rows, FEATURE_WIDTH, numBoxes - 1, features);
-  features.fill(0, numBoxes * FEATURE_WIDTH);
 
   const w = Math.fround(width);
   const h = Math.fround(height);

@@ -303,7 +303,12 @@ class Unpickler {
   private utf8(bytes: Uint8Array): string {
     // Dict keys and dtype codes are short ASCII strings, for which TextDecoder's call
     // overhead (~1 us) is most of a feature value's decoding.
-    if (bytes.length <= 32 && bytes.every((byte) => byte < 0x80)) return String.fromCharCode(...bytes);
+    if (bytes.length <= 32) {
+      let text = '';
+      let index = 0;
+      for (; index < bytes.length && bytes[index]! < 0x80; index++) text += String.fromCharCode(bytes[index]!);
+      if (index === bytes.length) return text;
+    }
     try {
       return utf8.decode(bytes);
     } catch {

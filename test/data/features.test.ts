@@ -8,6 +8,7 @@ import {
   FEATURE_WIDTH, FeatureStoreError, ImageFeatureReader, mergeGtRegions, padRegions, truncateRegions, type ImageFeatures,
 } from '../../src/data/features.js';
 import { fixture } from '../io/fixtures.js';
+import { native } from '../../src/torch/native.js';
 
 // Fixtures and goldens: test/fixtures/data/README.md.
 const STORES: Record<string, string> = {
@@ -224,4 +225,34 @@ it('getPadded(id, R) equals padRegions(get(id), R), truncated or padded, and kee
       reader.close();
     }
   }
+});
+
+it('the native row copy: mean row in float32 row order, kept rows, the rest zeroed, at any alignment and width', () => {
+  for (const width of [1, 3, 4, 7, 2048]) {
+    for (const [rows, keep] of [[0, 0], [1, 1], [5, 2], [6, 6]] as const) {
+      const values = Float32Array.from({ length: rows * width }, (_, i) => Math.fround(Math.sin(i * 12.9898) * 437.5453));
+      const expected: number[] = [];
+      for (let column = 0; column < width; column++) {
+        let sum = 0;
+        for (let row = 0; row < rows; row++) sum = Math.fround(sum + values[row * width + column]!);
+        expected.push(Math.fround(sum / rows));
+      }
+      expected.push(...values.subarray(0, keep * width));
+      for (const sourceShift of [0, 1, 3]) {
+        for (const targetShift of [0, 1, 2, 3]) {
+          // Source bytes at an odd offset (as inside a pickle); a dirty target at every 4-byte phase of 16.
+          const source = new Uint8Array(values.byteLength + sourceShift).subarray(sourceShift);
+          source.set(new Uint8Array(values.buffer));
+          const capacity = keep + 1 + 2;
+          const target = new Float32Array(capacity * width + targetShift).fill(Number.NaN).subarray(targetShift);
+          native.copyRowsWithMeanF32(source, rows, width, keep, target);
+          const label = `width ${width}, rows ${rows}, keep ${keep}, shifts ${sourceShift}/${targetShift}`;
+          assert.deepEqual(Array.from(target.subarray(0, (keep + 1) * width)), expected, label);
+          assert.ok(target.subarray((keep + 1) * width).every((value) => Object.is(value, 0)), `${label}: padding`);
+        }
+      }
+    }
+  }
+  assert.throws(() => native.copyRowsWithMeanF32(new Uint8Array(8), 1, 4, 1, new Float32Array(8)), /exceeds the source/);
+  assert.throws(() => native.copyRowsWithMeanF32(new Uint8Array(16), 1, 4, 1, new Float32Array(7)), /keep \+ 1 rows the target/);
 });
