@@ -17,6 +17,7 @@ void tuneAllocator() {
   if (std::getenv("VILBERT_SYSTEM_MALLOC") != nullptr) return;
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, INT_MAX);
+  vt::installCpuAllocator();
 }
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
@@ -28,6 +29,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   vt::initOptim(env, exports);
   vt::initRandom(env, exports);
   vt::initRows(env, exports);
+  vt::initCpuAllocator(env, exports);
   return exports;
 }
 

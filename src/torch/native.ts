@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CpuAllocatorStats } from './runtime.js';
 
 /** A native tensor handle: a BigInt naming a slot of the addon's tensor table (generation << 32 | slot). */
 export type Handle = bigint;
@@ -54,6 +55,7 @@ export interface NativeAddon {
   setNumThreads(threads: number): void;
   liveTensors(): number;
   buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string };
+  cpuAllocatorStats(): CpuAllocatorStats | null;
   /**
    * target row 0 = mean over the rows of source [rows, width] (float32, rows summed in order),
    * rows 1..keep = source rows 0..keep-1, every later element 0 (streaming stores).
