@@ -30,6 +30,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   vt::initRandom(env, exports);
   vt::initRows(env, exports);
   vt::initCpuAllocator(env, exports);
+  vt::initFiles(env, exports);
   return exports;
 }
 

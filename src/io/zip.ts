@@ -3,6 +3,7 @@
 // reader does; and a writer that aligns each member's data to 64 bytes as torch.save does
 // (padding in the local header's extra field), so the archive can be memory-mapped.
 import * as zlib from 'node:zlib';
+import { native } from '../torch/native.js';
 import { ByteReader } from './byte-reader.js';
 import { CheckpointFormatError } from './format-error.js';
 
@@ -33,9 +34,12 @@ export function portableCrc32(data: Uint8Array): number {
 
 // zlib.crc32 (Node >= 20.15) is about ten times faster: seconds saved on a 1 GB checkpoint.
 const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
+const smallCrc32: (data: Uint8Array) => number = zlibCrc32 === undefined ? portableCrc32 : (data) => zlibCrc32(data) >>> 0;
 
-/** CRC-32 (ISO-HDLC, as zip uses). */
-export const crc32: (data: Uint8Array) => number = zlibCrc32 === undefined ? portableCrc32 : (data) => zlibCrc32(data) >>> 0;
+/** CRC-32 (ISO-HDLC, as zip uses); large members (tensor storages) on every thread, in the addon. */
+export function crc32(data: Uint8Array): number {
+  return data.byteLength >= 1 << 20 ? native.crc32(data) : smallCrc32(data);
+}
 
 /** Member name -> its bytes (views into the archive), in central-directory order. */
 export function readZipMembers(archive: Uint8Array, source: string): Map<string, Uint8Array> {

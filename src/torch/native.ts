@@ -56,6 +56,10 @@ export interface NativeAddon {
   liveTensors(): number;
   buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string };
   cpuAllocatorStats(): CpuAllocatorStats | null;
+  /** The whole file, read into libtorch-allocated memory (huge pages for large files); throws naming the path. */
+  readFile(path: string): ArrayBuffer;
+  /** CRC-32 (ISO-HDLC) of the bytes, chunks in parallel. */
+  crc32(bytes: Uint8Array): number;
   /**
    * target row 0 = mean over the rows of source [rows, width] (float32, rows summed in order),
    * rows 1..keep = source rows 0..keep-1, every later element 0 (streaming stores).

@@ -21,6 +21,15 @@ describe('zip', () => {
     }
     const data = Uint8Array.from({ length: 10_000 }, (_, i) => (i * 7919) % 251);
     assert.equal(crc32(data), portableCrc32(data));
+    // Large members go to the addon, which checksums 1 MiB chunks in parallel and combines them.
+    const MiB = 1 << 20;
+    const large = Uint8Array.from({ length: 3 * MiB + 5 }, (_, i) => (i * 2654435761) >>> 24);
+    for (const length of [MiB - 1, MiB, MiB + 1, 2 * MiB, 3 * MiB + 5]) {
+      for (const offset of [0, 3]) {
+        const slice = large.subarray(offset, offset + length - offset);
+        assert.equal(crc32(slice), portableCrc32(slice), `${slice.length} bytes at offset ${offset}`);
+      }
+    }
   });
 
   it('round-trips stored members, each one\'s data aligned to 64 bytes', () => {
