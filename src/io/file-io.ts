@@ -26,6 +26,15 @@ export function readFileBytes(path: string): Uint8Array {
   }
 }
 
+/**
+ * Ends a `readFileBytes` result at once instead of at its garbage collection: every view
+ * over it reads as empty afterwards, and its memory is freed when the last tensor made over
+ * it (tensorOverFileBytes) is.
+ */
+export function releaseFileBytes(bytes: Uint8Array): void {
+  native.releaseFile(bytes.buffer as ArrayBuffer);
+}
+
 export function writeChunks(path: string, chunks: readonly Uint8Array[]): void {
   const fd = openSync(path, 'w');
   try {

@@ -106,6 +106,16 @@ function factory(name: string, shape: number[], options: CreateOptions, before: 
   return created;
 }
 
+/**
+ * A tensor over bytes from `readFileBytes` (the checkpoint readers): shares their memory,
+ * without a copy, when they are aligned for the dtype, so that writing into one writes into
+ * the other; any other bytes are copied, as by `tensor`.
+ */
+export function tensorOverFileBytes(data: Uint8Array, dtype: DType, shape: number[]): Tensor {
+  const handle = native.tensorFromFileBytes(data, shape, dtypeCode(dtype));
+  return handle === null ? tensor(data, { dtype, shape }) : new Tensor(handle);
+}
+
 export function zeros(shape: number[], options: CreateOptions = {}): Tensor {
   return factory('zeros', shape, options);
 }

@@ -2,7 +2,7 @@
 export { Tensor, callOp, op, opList, operatorSchema, type Scalar, type TensorOrScalar, type ValuesIndices } from './tensor.js';
 export { type DType, type AnyTypedArray, BYTES_PER_ELEMENT, isFloating } from './dtype.js';
 export {
-  tensor, zeros, ones, full, empty, rand, randn, randint, arange, zerosLike, onesLike, cat, stack, where, withDefaultDevice,
+  tensor, tensorOverFileBytes, zeros, ones, full, empty, rand, randn, randint, arange, zerosLike, onesLike, cat, stack, where, withDefaultDevice,
   type CreateOptions,
 } from './creation.js';
 export { scope, scopeDepth } from './scope.js';

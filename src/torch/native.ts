@@ -58,6 +58,10 @@ export interface NativeAddon {
   cpuAllocatorStats(): CpuAllocatorStats | null;
   /** The whole file, read into libtorch-allocated memory (huge pages for large files); throws naming the path. */
   readFile(path: string): ArrayBuffer;
+  /** Detaches a readFile buffer and drops its hold on the memory (tensors over it keep theirs); false for other buffers. */
+  releaseFile(buffer: ArrayBuffer): boolean;
+  /** A tensor sharing the bytes of a readFile buffer (aligned for the dtype), else null. */
+  tensorFromFileBytes(bytes: Uint8Array, shape: number[], dtype: number): Handle | null;
   /** CRC-32 (ISO-HDLC) of the bytes, chunks in parallel. */
   crc32(bytes: Uint8Array): number;
   /**
