@@ -113,17 +113,12 @@ Napi::Value tensorFromFileBytes(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "tensorFromFileBytes expects a TypedArray");
     auto typed = info[0].As<Napi::TypedArray>();
-    std::vector<int64_t> shape;
-    auto dims = info[1].As<Napi::Array>();
-    for (uint32_t i = 0; i < dims.Length(); i++) shape.push_back(toInt64(dims.Get(i), "shape"));
+    const std::vector<int64_t> shape = toShape(info[1]);
     const auto dtype = static_cast<at::ScalarType>(toInt64(info[2], "dtype"));
     const auto options = at::TensorOptions().dtype(dtype);
     const size_t elementSize = c10::elementSize(dtype);
     int64_t count = 1;
-    for (int64_t dim : shape) {
-      if (dim < 0) throw Napi::RangeError::New(env, "negative dimension in shape");
-      count *= dim;
-    }
+    for (int64_t dim : shape) count *= dim;
     if (typed.ByteLength() != static_cast<size_t>(count) * elementSize) {
       throw Napi::RangeError::New(env, "buffer holds " + std::to_string(typed.ByteLength()) + " bytes but shape and dtype need " +
                                            std::to_string(static_cast<size_t>(count) * elementSize));

@@ -18,6 +18,8 @@ int64_t liveHandles();
 // A JS number (an exact integer) or BigInt as int64; throws a JS TypeError /
 // RangeError naming `what` otherwise.
 int64_t toInt64(const Napi::Value& value, const char* what);
+// A JS array of non-negative integers as a tensor shape.
+std::vector<int64_t> toShape(const Napi::Value& value);
 
 // Runs body and turns any libtorch or C++ exception into a JS Error, so that a
 // bad shape or index never aborts the process.

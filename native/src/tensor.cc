@@ -56,16 +56,6 @@ void release(Napi::Env env, Slot& slot, uint32_t index) {
 std::vector<std::unique_ptr<c10::InferenceMode>> gInferenceModes;
 
 
-std::vector<int64_t> toShape(const Napi::Value& value) {
-  if (!value.IsArray()) throw Napi::TypeError::New(value.Env(), "shape must be an array of integers");
-  auto array = value.As<Napi::Array>();
-  std::vector<int64_t> shape(array.Length());
-  for (uint32_t i = 0; i < array.Length(); ++i) {
-    shape[i] = toInt64(array.Get(i), "shape entry");
-    if (shape[i] < 0) throw Napi::RangeError::New(value.Env(), "shape entries must be >= 0");
-  }
-  return shape;
-}
 
 Napi::Value fromBuffer(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
@@ -292,6 +282,17 @@ int64_t toInt64(const Napi::Value& value, const char* what) {
   if (number != static_cast<double>(static_cast<int64_t>(number)))
     throw Napi::TypeError::New(value.Env(), std::string(what) + " must be an integer, got " + std::to_string(number));
   return static_cast<int64_t>(number);
+}
+
+std::vector<int64_t> toShape(const Napi::Value& value) {
+  if (!value.IsArray()) throw Napi::TypeError::New(value.Env(), "shape must be an array of integers");
+  auto array = value.As<Napi::Array>();
+  std::vector<int64_t> shape(array.Length());
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    shape[i] = toInt64(array.Get(i), "shape entry");
+    if (shape[i] < 0) throw Napi::RangeError::New(value.Env(), "shape entries must be >= 0");
+  }
+  return shape;
 }
 
 bool isHandle(const Napi::Value& value) { return slotOf(value) != nullptr; }
