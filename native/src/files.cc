@@ -59,17 +59,23 @@ bool forget(Napi::Env env, const uint8_t* start) {
   return true;
 }
 
-// readFile(path): the file's bytes as an ArrayBuffer, held until releaseFile or its
-// collection (its size is reported to V8 as external memory meanwhile).
+// readFile(path, maxBytes): the file's bytes as an ArrayBuffer, held until releaseFile or its
+// collection (its size is reported to V8 as external memory meanwhile). Errors say what
+// failed, without the path (the caller names the file).
 Napi::Value readFile(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    if (!info[0].IsString()) throw Napi::TypeError::New(env, "readFile(path: string)");
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "readFile(path: string, maxBytes)");
     const std::string path = info[0].As<Napi::String>().Utf8Value();
+    const int64_t maxBytes = toInt64(info[1], "maxBytes");
     Fd file{open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-    if (file.fd < 0) throw Napi::Error::New(env, path + ": cannot open: " + std::strerror(errno));
+    if (file.fd < 0) throw Napi::Error::New(env, std::string("cannot open: ") + std::strerror(errno));
     struct stat status {};
-    if (fstat(file.fd, &status) != 0) throw Napi::Error::New(env, path + ": cannot stat: " + std::strerror(errno));
-    if (!S_ISREG(status.st_mode)) throw Napi::Error::New(env, path + ": not a regular file");
+    if (fstat(file.fd, &status) != 0) throw Napi::Error::New(env, std::string("cannot stat: ") + std::strerror(errno));
+    if (!S_ISREG(status.st_mode)) throw Napi::Error::New(env, "not a regular file");
+    if (status.st_size > maxBytes) {
+      throw Napi::Error::New(env, "file of " + std::to_string(status.st_size) + " bytes is larger than the largest buffer (" +
+                                      std::to_string(maxBytes) + " bytes)");
+    }
     const auto size = static_cast<size_t>(status.st_size);
     at::Tensor owner = at::empty({static_cast<int64_t>(size)}, at::TensorOptions().dtype(at::kByte));
     auto* bytes = static_cast<uint8_t*>(owner.data_ptr());
@@ -79,7 +85,7 @@ Napi::Value readFile(const Napi::CallbackInfo& info) {
       if (count < 0 && errno == EINTR) continue;
       if (count <= 0) {
         const std::string reason = count < 0 ? std::strerror(errno) : "the file shrank while being read";
-        throw Napi::Error::New(env, path + ": read failed after " + std::to_string(done) + " of " + std::to_string(size) + " bytes: " + reason);
+        throw Napi::Error::New(env, "read failed after " + std::to_string(done) + " of " + std::to_string(size) + " bytes: " + reason);
       }
       done += static_cast<size_t>(count);
     }

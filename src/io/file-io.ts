@@ -1,28 +1,21 @@
 // Whole-file reads and chunked writes for checkpoint files. fs.readFileSync stops at 2 GiB;
 // these go up to the largest Buffer, and a writer streams tensors from their own buffers
 // instead of joining a file-sized copy first.
-import { closeSync, fstatSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { constants } from 'node:buffer';
 import { CheckpointFormatError } from './format-error.js';
 import { native } from '../torch/native.js';
 
+/**
+ * The whole file, read natively into libtorch's allocator (huge pages, reused memory):
+ * filling a fresh zeroed JavaScript buffer cost ~0.9 s of page faults per GiB here.
+ */
 export function readFileBytes(path: string): Uint8Array {
-  const fd = openSync(path, 'r');
   try {
-    const size = fstatSync(fd).size;
-    if (size > constants.MAX_LENGTH) throw new CheckpointFormatError(path, `file of ${size} bytes is larger than the largest buffer (${constants.MAX_LENGTH} bytes)`);
-    // Read natively into libtorch's allocator (huge pages, reused memory): filling a fresh
-    // zeroed JavaScript buffer cost ~0.9 s of page faults per GiB here.
-    let buffer: ArrayBuffer;
-    try {
-      buffer = native.readFile(path);
-    } catch (error) {
-      throw new CheckpointFormatError(path, `read failed: ${(error as Error).message.replace(`${path}: `, '')}`);
-    }
-    return new Uint8Array(buffer);
-  } finally {
-    closeSync(fd);
+    return new Uint8Array(native.readFile(path, constants.MAX_LENGTH));
+  } catch (error) {
+    throw new CheckpointFormatError(path, (error as Error).message);
   }
 }
 

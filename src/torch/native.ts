@@ -57,7 +57,7 @@ export interface NativeAddon {
   buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string };
   cpuAllocatorStats(): CpuAllocatorStats | null;
   /** The whole file, read into libtorch-allocated memory (huge pages for large files); throws naming the path. */
-  readFile(path: string): ArrayBuffer;
+  readFile(path: string, maxBytes: number): ArrayBuffer;
   /** Detaches a readFile buffer and drops its hold on the memory (tensors over it keep theirs); false for other buffers. */
   releaseFile(buffer: ArrayBuffer): boolean;
   /** A tensor sharing the bytes of a readFile buffer (aligned for the dtype), else null. */
