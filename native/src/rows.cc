@@ -16,7 +16,7 @@
 #include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
-#include <emmintrin.h>
+#include <immintrin.h>
 #define VT_STREAMING_STORES 1
 #endif
 
@@ -35,11 +35,17 @@ int64_t unalignedHead(const float* target, int64_t count) {
 // sum[c] += row[c] for every column and, when out is given, out[c] = row[c]. The row may
 // be unaligned (it sits inside a pickle, read in place from the LMDB map). Each column is
 // still summed row by row, numpy's order for np.sum(features, axis=0) on this layout.
-void sumRow(float* sum, float* out, const uint8_t* row, int64_t width) {
+void sumRow(float* sum, float* out, const uint8_t* row, int64_t width, bool streaming) {
   int64_t column = 0;
 #ifdef VT_STREAMING_STORES
   const auto* values = reinterpret_cast<const float*>(row);
-  if (out != nullptr) {
+  if (out != nullptr && !streaming) {
+    for (; column + 4 <= width; column += 4) {
+      const __m128 value = _mm_loadu_ps(values + column);
+      _mm_storeu_ps(sum + column, _mm_add_ps(_mm_loadu_ps(sum + column), value));
+      _mm_storeu_ps(out + column, value);
+    }
+  } else if (out != nullptr) {
     for (const int64_t head = unalignedHead(out, width); column < head; ++column) {
       float value;
       std::memcpy(&value, row + column * 4, 4);
@@ -82,6 +88,78 @@ void finishStreaming() {
 #endif
 }
 
+#ifdef VT_STREAMING_STORES
+// The AVX2 kernel walks the rows in blocks of 64 columns, keeping those columns' sums in
+// eight registers. The row-wise loop above loads and stores every sum once per row: two
+// loads and two stores per four floats, which leaves the kernel bound by the store port,
+// not by memory, when the value sits in the last-level cache (on an EPYC here: 100 rows
+// of 2048 floats took ~25 us). Each column is still summed row after row.
+constexpr int64_t kBlockVectors = 8;
+constexpr int64_t kBlock = kBlockVectors * 8;
+
+// Columns [begin, end) of every row, one at a time: the heads and tails of the blocks.
+void copyColumns(float* sum, float* out, const uint8_t* in, int64_t rows, int64_t width, int64_t keep, int64_t begin, int64_t end) {
+  for (int64_t row = 0; row < rows; ++row) {
+    const uint8_t* source = in + row * width * 4;
+    for (int64_t column = begin; column < end; ++column) {
+      float value;
+      std::memcpy(&value, source + column * 4, 4);
+      if (row < keep) out[(row + 1) * width + column] = value;
+      sum[column] += value;
+    }
+  }
+}
+
+template <bool kStream>
+__attribute__((target("avx2"))) void copyBlocksAvx2(float* sum, float* out, const uint8_t* in, int64_t rows, int64_t width, int64_t keep, int64_t begin, int64_t end) {
+  for (int64_t column = begin; column < end; column += kBlock) {
+    __m256 acc[kBlockVectors];
+    for (int64_t v = 0; v < kBlockVectors; ++v) acc[v] = _mm256_loadu_ps(sum + column + v * 8);
+    for (int64_t row = 0; row < rows; ++row) {
+      const auto* source = reinterpret_cast<const float*>(in + (row * width + column) * 4);
+      float* target = out + (row + 1) * width + column;
+      const bool kept = row < keep;
+      for (int64_t v = 0; v < kBlockVectors; ++v) {
+        const __m256 value = _mm256_loadu_ps(source + v * 8);
+        acc[v] = _mm256_add_ps(acc[v], value);
+        if (kept) {
+          if (kStream) {
+            _mm256_stream_ps(target + v * 8, value);
+          } else {
+            _mm256_storeu_ps(target + v * 8, value);
+          }
+        }
+      }
+    }
+    for (int64_t v = 0; v < kBlockVectors; ++v) _mm256_storeu_ps(sum + column + v * 8, acc[v]);
+  }
+}
+
+// Sums and copies with the AVX2 kernel where the CPU has it; false where it does not. The
+// blocks start where the target rows are 32-byte aligned (streaming stores need it); a
+// width that is not a multiple of 8 floats gives rows of different alignment, so ordinary
+// stores are used there.
+bool copyRowsAvx2(float* sum, float* out, const uint8_t* in, int64_t rows, int64_t width, int64_t keep, bool streaming) {
+  static const bool has = __builtin_cpu_supports("avx2");
+  if (!has || width < kBlock) return false;
+  int64_t begin = 0;
+  const bool stream = streaming && width % 8 == 0 && reinterpret_cast<uintptr_t>(out) % sizeof(float) == 0;
+  if (stream) {
+    const uintptr_t misalignment = reinterpret_cast<uintptr_t>(out + width) % 32;
+    begin = misalignment == 0 ? 0 : static_cast<int64_t>((32 - misalignment) / sizeof(float));
+  }
+  const int64_t end = begin + (width - begin) / kBlock * kBlock;
+  copyColumns(sum, out, in, rows, width, keep, 0, begin);
+  if (stream) {
+    copyBlocksAvx2<true>(sum, out, in, rows, width, keep, begin, end);
+  } else {
+    copyBlocksAvx2<false>(sum, out, in, rows, width, keep, begin, end);
+  }
+  copyColumns(sum, out, in, rows, width, keep, end, width);
+  return true;
+}
+#endif
+
 // copyRowsWithMeanF32(source, rows, width, keep, target): source holds `rows` float32 rows
 // of `width` (little-endian bytes, any alignment). Target row 0 gets their mean,
 // np.sum(features, axis=0) / rows in float32 (0 rows: NaN, as numpy); rows 1..keep the
@@ -97,6 +175,7 @@ Napi::Value copyRowsWithMeanF32(const Napi::CallbackInfo& info) {
   const int64_t rows = toInt64(info[1], "rows");
   const int64_t width = toInt64(info[2], "width");
   const int64_t keep = toInt64(info[3], "keep");
+  const bool streaming = info.Length() < 6 || info[5].ToBoolean().Value();
   if (rows < 0 || width <= 0 || keep < 0 || keep > rows || static_cast<size_t>(rows * width * 4) > source.ByteLength() ||
       static_cast<size_t>((keep + 1) * width) > target.ElementLength()) {
     throw Napi::RangeError::New(env, "copyRowsWithMeanF32: rows x width exceeds the source, or keep + 1 rows the target");
@@ -105,11 +184,19 @@ Napi::Value copyRowsWithMeanF32(const Napi::CallbackInfo& info) {
   float* out = target.Data();
   std::vector<float> sum(static_cast<size_t>(width), 0.0f);
   const size_t rowBytes = static_cast<size_t>(width) * 4;
-  for (int64_t row = 0; row < rows; ++row) {
-    sumRow(sum.data(), row < keep ? out + (row + 1) * width : nullptr, in + row * rowBytes, width);
+  bool done = false;
+#ifdef VT_STREAMING_STORES
+  done = copyRowsAvx2(sum.data(), out, in, rows, width, keep, streaming);
+#endif
+  for (int64_t row = 0; !done && row < rows; ++row) {
+    sumRow(sum.data(), row < keep ? out + (row + 1) * width : nullptr, in + row * rowBytes, width, streaming);
   }
   const int64_t written = (keep + 1) * width;
-  zeroFloats(out + written, static_cast<int64_t>(target.ElementLength()) - written);
+  if (streaming) {
+    zeroFloats(out + written, static_cast<int64_t>(target.ElementLength()) - written);
+  } else {
+    std::memset(out + written, 0, (target.ElementLength() - static_cast<size_t>(written)) * sizeof(float));
+  }
   finishStreaming();
   const float count = static_cast<float>(rows);
   for (int64_t column = 0; column < width; ++column) out[column] = sum[column] / count;

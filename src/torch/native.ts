@@ -68,7 +68,7 @@ export interface NativeAddon {
    * target row 0 = mean over the rows of source [rows, width] (float32, rows summed in order),
    * rows 1..keep = source rows 0..keep-1, every later element 0 (streaming stores).
    */
-  copyRowsWithMeanF32(source: Uint8Array, rows: number, width: number, keep: number, target: Float32Array): void;
+  copyRowsWithMeanF32(source: Uint8Array, rows: number, width: number, keep: number, target: Float32Array, streaming?: boolean): void;
   /** 1 where the parameter has a gradient. */
   gradsDefined(parameters: Handle[]): Uint8Array;
   /**

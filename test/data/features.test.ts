@@ -221,14 +221,31 @@ it('getPadded(id, R) equals padRegions(get(id), R), truncated or padded, and kee
         }
       }
       assert.throws(() => reader.getPadded(reader.keys()[0]!, 0), /max_region_num must be a positive integer/);
+      // Into one reused result, dirtied first: every image, in turn, equals its fresh read.
+      for (const R of [1, 4, 40]) {
+        const into = { numBoxes: 0, features: new Float32Array(R * FEATURE_WIDTH).fill(Number.NaN), spatials: new Float32Array(R * 5).fill(Number.NaN), imageMask: new BigInt64Array(R).fill(7n) };
+        for (const id of [...reader.keys(), ...reader.keys().reverse()]) {
+          const fresh = reader.getPadded(id, R);
+          const reused = reader.getPadded(id, R, into);
+          assert.equal(reused.features, into.features, 'the caller\'s arrays are returned');
+          assert.equal(reused.numBoxes, fresh.numBoxes);
+          assert.ok(Buffer.from(reused.features.buffer, reused.features.byteOffset, reused.features.byteLength).equals(Buffer.from(fresh.features.buffer, fresh.features.byteOffset, fresh.features.byteLength)), `${store} ${id} R=${R} features into`);
+          assert.deepEqual(Array.from(reused.spatials), Array.from(fresh.spatials), `${store} ${id} R=${R} spatials into`);
+          assert.deepEqual(Array.from(reused.imageMask), Array.from(fresh.imageMask), `${store} ${id} R=${R} mask into`);
+        }
+      }
+      const wrong = { numBoxes: 0, features: new Float32Array(3 * FEATURE_WIDTH), spatials: new Float32Array(2 * 5), imageMask: new BigInt64Array(2) };
+      assert.throws(() => reader.getPadded(reader.keys()[0]!, 2, wrong), /'features' holds 6144 elements, expected 2 x 2048/);
     } finally {
       reader.close();
     }
   }
 });
 
-it('the native row copy: mean row in float32 row order, kept rows, the rest zeroed, at any alignment and width', () => {
-  for (const width of [1, 3, 4, 7, 2048]) {
+it('the native row copy: mean row in float32 row order, kept rows, the rest zeroed, at any alignment and width, streamed or not', () => {
+  // Widths from 64 take the AVX2 column-block kernel where the CPU has it (67 and 130: a
+  // block and a tail; 2048 the feature width); narrower ones the row-wise loop.
+  for (const width of [1, 3, 4, 7, 64, 67, 130, 2048]) {
     for (const [rows, keep] of [[0, 0], [1, 1], [5, 2], [6, 6]] as const) {
       const values = Float32Array.from({ length: rows * width }, (_, i) => Math.fround(Math.sin(i * 12.9898) * 437.5453));
       const expected: number[] = [];
@@ -239,14 +256,14 @@ it('the native row copy: mean row in float32 row order, kept rows, the rest zero
       }
       expected.push(...values.subarray(0, keep * width));
       for (const sourceShift of [0, 1, 3]) {
-        for (const targetShift of [0, 1, 2, 3]) {
-          // Source bytes at an odd offset (as inside a pickle); a dirty target at every 4-byte phase of 16.
+        for (const [targetShift, streaming] of [0, 1, 2, 3, 4, 5, 6, 7].flatMap((shift) => [[shift, true], [shift, false]] as const)) {
+          // Source bytes at an odd offset (as inside a pickle); a dirty target at every 4-byte phase of 32.
           const source = new Uint8Array(values.byteLength + sourceShift).subarray(sourceShift);
           source.set(new Uint8Array(values.buffer));
           const capacity = keep + 1 + 2;
           const target = new Float32Array(capacity * width + targetShift).fill(Number.NaN).subarray(targetShift);
-          native.copyRowsWithMeanF32(source, rows, width, keep, target);
-          const label = `width ${width}, rows ${rows}, keep ${keep}, shifts ${sourceShift}/${targetShift}`;
+          native.copyRowsWithMeanF32(source, rows, width, keep, target, streaming);
+          const label = `width ${width}, rows ${rows}, keep ${keep}, shifts ${sourceShift}/${targetShift}, streaming ${streaming}`;
           assert.deepEqual(Array.from(target.subarray(0, (keep + 1) * width)), expected, label);
           assert.ok(target.subarray((keep + 1) * width).every((value) => Object.is(value, 0)), `${label}: padding`);
         }
