@@ -38,7 +38,12 @@ export interface TaskDataset {
   readonly length: number;
   /** Label count of classification tasks (len(label2ans)); 0 elsewhere. */
   readonly numLabels: number;
-  item(index: number): DatasetItem;
+  /**
+   * The item at `index`. With `transient`, its tensors may share memory with the next
+   * transient item's (the dataset reuses one set of arrays): the caller copies what it
+   * keeps before asking again, as collation does. Datasets without such arrays ignore it.
+   */
+  item(index: number, transient?: boolean): DatasetItem;
   /**
    * Restarts the dataset's random draws (retrieval negatives) from a seed. The
    * loader calls it before each batch when asked to, so that a batch's draws

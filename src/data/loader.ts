@@ -98,30 +98,48 @@ function isTensor(value: ItemValue): value is ItemTensor {
 
 /** Stacks items as torch's default_collate does: tensors along a new dim 0, ints to int64 [B]. */
 export function collate(items: readonly DatasetItem[], indices: readonly number[]): Batch {
-  const first = items[0];
-  if (!first) throw new RangeError('cannot collate an empty batch');
-  const values: Record<string, ItemTensor | string[]> = {};
-  for (const name of first.order) {
-    const column = items.map((item) => item.values[name]!);
-    const head = column[0]!;
-    if (typeof head === 'string') {
-      values[name] = column.map(String);
-    } else if (typeof head === 'number') {
-      values[name] = int64Tensor([column.length], column as number[]);
-    } else if (isTensor(head)) {
-      const size = head.data.length;
-      // Every element is overwritten below, so the memory need not be zeroed first.
-      const bytes = Buffer.allocUnsafeSlow(size * column.length * head.data.BYTES_PER_ELEMENT);
-      const Constructor = head.data.constructor as { new (buffer: ArrayBuffer, offset: number, length: number): TypedData };
-      const data = new Constructor(bytes.buffer as ArrayBuffer, bytes.byteOffset, size * column.length);
-      column.forEach((value, row) => {
-        if (!isTensor(value) || value.data.length !== size || value.dtype !== head.dtype) {
-          throw new TypeError(`collate: element '${name}' of item ${indices[row]} is not a ${head.dtype} [${head.shape.join(', ')}] like item ${indices[0]}`);
+  if (items.length !== indices.length) throw new RangeError(`collate: ${items.length} items for ${indices.length} indices`);
+  return collateFrom(indices, (_, row) => items[row]!);
+}
+
+/**
+ * `collate` of `item(indices[row], row)` for every row, each item copied into the batch
+ * before the next is asked for: so `dataset.item(index, true)` (transient items, one set
+ * of arrays reused) can feed it, and no per-item arrays are left for V8 to collect.
+ */
+export function collateFrom(indices: readonly number[], item: (index: number, row: number) => DatasetItem): Batch {
+  if (indices.length === 0) throw new RangeError('cannot collate an empty batch');
+  const first = item(indices[0]!, 0);
+  const rows = indices.length;
+  const columns = first.order.map((name) => {
+    const head = first.values[name]!;
+    if (!isTensor(head)) return { name, head, scalars: [] as ItemValue[] };
+    const size = head.data.length;
+    // Every element is overwritten below, so the memory need not be zeroed first.
+    const bytes = Buffer.allocUnsafeSlow(size * rows * head.data.BYTES_PER_ELEMENT);
+    const Constructor = head.data.constructor as { new (buffer: ArrayBuffer, offset: number, length: number): TypedData };
+    const data = new Constructor(bytes.buffer as ArrayBuffer, bytes.byteOffset, size * rows);
+    return { name, head, size, dtype: head.dtype, shape: [...head.shape], data, scalars: [] as ItemValue[] };
+  });
+  for (let row = 0; row < rows; row++) {
+    const current = row === 0 ? first : item(indices[row]!, row);
+    for (const column of columns) {
+      const value = current.values[column.name]!;
+      if (column.data === undefined) {
+        column.scalars.push(value);
+      } else {
+        if (!isTensor(value) || value.data.length !== column.size || value.dtype !== column.dtype) {
+          throw new TypeError(`collate: element '${column.name}' of item ${indices[row]} is not a ${column.dtype} [${column.shape.join(', ')}] like item ${indices[0]}`);
         }
-        (data as Float32Array).set(value.data as Float32Array, row * size);
-      });
-      values[name] = { dtype: head.dtype, shape: [column.length, ...head.shape], data };
+        (column.data as Float32Array).set(value.data as Float32Array, row * column.size);
+      }
     }
+  }
+  const values: Record<string, ItemTensor | string[]> = {};
+  for (const column of columns) {
+    if (column.data !== undefined) values[column.name] = { dtype: column.dtype, shape: [rows, ...column.shape], data: column.data };
+    else if (typeof column.head === 'string') values[column.name] = column.scalars.map(String);
+    else if (typeof column.head === 'number') values[column.name] = int64Tensor([rows], column.scalars as number[]);
   }
   return { order: first.order, values, indices };
 }
@@ -196,7 +214,7 @@ export class TaskLoader {
     if (this.#dataset) {
       const dataset = this.#dataset;
       if (seed !== null) dataset.reseed?.(seed);
-      return Promise.resolve(collate(indices.map((index) => dataset.item(index)), indices));
+      return Promise.resolve(collateFrom(indices, (index) => dataset.item(index, true)));
     }
     const id = this.#nextRequest++;
     return new Promise<Batch>((resolve, reject) => {

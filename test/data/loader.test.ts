@@ -5,7 +5,7 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BatchSampler, TaskLoader, collate, type Batch } from '../../src/data/loader.js';
+import { BatchSampler, TaskLoader, collate, collateFrom, type Batch } from '../../src/data/loader.js';
 import { openDataset, type DatasetSpec } from '../../src/data/dataset-spec.js';
 import type { ItemTensor } from '../../src/data/dataset.js';
 import { loadTaskRegistry } from '../../src/tasks/registry.js';
@@ -71,6 +71,32 @@ describe('TaskLoader on the VQA kit', () => {
       assert.deepEqual(shapes.question_id, [3]);
       assert.equal((batch.values.question_id as ItemTensor).dtype, 'int64');
       assert.deepEqual(Array.from((batch.values.question as ItemTensor).data.subarray(23, 46), Number), Array.from((dataset.item(1).values.question as ItemTensor).data, Number));
+    } finally {
+      close();
+    }
+  });
+
+  it('transient items (one set of arrays, reused) collate to the same batch as fresh items', () => {
+    const { dataset, close } = openDataset(spec);
+    try {
+      const first = dataset.item(0, true).values.features as ItemTensor;
+      const second = dataset.item(1, true).values.features as ItemTensor;
+      assert.equal(first.data.buffer, second.data.buffer, 'the VQA dataset reuses its feature array');
+      const indices = [3, 0, 3, 8, 1, 5, 5, 2];
+      const fresh = collate(indices.map((index) => dataset.item(index)), indices);
+      const reused = collateFrom(indices, (index) => dataset.item(index, true));
+      assert.deepEqual(reused.order, fresh.order);
+      for (const name of fresh.order) {
+        const [a, b] = [fresh.values[name]!, reused.values[name]!];
+        if (Array.isArray(a)) {
+          assert.deepEqual(b, a, name);
+        } else {
+          const t = b as ItemTensor;
+          assert.deepEqual([t.dtype, t.shape], [a.dtype, a.shape], name);
+          assert.ok(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).equals(Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength)), `${name} bytes`);
+        }
+      }
+      assert.throws(() => collate([dataset.item(0)], [0, 1]), /1 items for 2 indices/);
     } finally {
       close();
     }

@@ -15,7 +15,7 @@ import { readFileBytes } from '../../io/file-io.js';
 import { describe } from '../../io/pickle.js';
 import { isRawTensor, type RawTensor } from '../../io/raw-tensor.js';
 import { type DatasetFactory, type DatasetItem, type DatasetOptions, type ItemTensor, type TaskDataset, float32Tensor, int64Tensor, zeroCoAttentionMask } from '../dataset.js';
-import { FEATURE_WIDTH, LOCATION_WIDTH } from '../features.js';
+import { FEATURE_WIDTH, LOCATION_WIDTH, type PaddedRegions } from '../features.js';
 import { readTestImageIds } from './pairs.js';
 import { itemTensorFromRaw, rawTensor1d, readTokenCacheEntries, tokenCachePath, writeTokenCache } from '../token-cache.js';
 
@@ -369,10 +369,13 @@ function classificationFactory(loadEntries: EntryLoader): ClassificationDatasetF
     const entries = cached.map((entry, index) => qaEntry(entry, maxSeqLength, `${cachePath} entry ${index}`));
     const numLabels = vocabulary.ans2label.size;
 
-    const item = (index: number): DatasetItem => {
+    // The arrays of transient items, reused from one to the next.
+    let scratch: PaddedRegions | undefined;
+    const item = (index: number, transient = false): DatasetItem => {
       const entry = entries[index];
       if (!Number.isInteger(index) || entry === undefined) throw new RangeError(`${task.name} ${split}: index ${index} outside [0, ${entries.length})`);
-      const regions = reader.getPadded(entry.imageId, maxRegionNum);
+      const regions = reader.getPadded(entry.imageId, maxRegionNum, transient ? scratch : undefined);
+      if (transient) scratch = regions;
       const target = new Float32Array(numLabels);
       // scatter_: a label listed twice keeps its last score.
       entry.labels?.forEach((label, position) => {
