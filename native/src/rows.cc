@@ -6,8 +6,9 @@
 // (non-temporal) stores skip that read and leave the cache alone: measured on 50 rows of
 // 2048 floats into cold memory here, 172 us with ordinary vector stores, 60 us with
 // memcpy, 42 us streamed; into a cache-warm target streamed and ordinary stores are equal.
-// SSE2's streaming stores are part of x86-64 itself, so no CPU dispatch is needed; other
-// architectures take the plain loops. (The collate step's copies into a batch stay with
+// SSE2's streaming stores are part of x86-64 itself; the AVX2 column-block kernel below is
+// chosen at run time where the CPU has it, and other architectures take the plain loops.
+// A reused, caller-owned target is warm, so callers may ask for ordinary stores instead. (The collate step's copies into a batch stay with
 // TypedArray.set: glibc's memcpy was faster there than a streamed copy.)
 #include "handle.h"
 

@@ -246,16 +246,17 @@ function decodeImage(bytes: Uint8Array, path: string, key: string, capacity?: nu
   return { key, imageWidth, imageHeight, ...regionsOf(stored.bytes, alignedFloats(boxes.bytes), stored.rows, imageWidth, imageHeight, capacity, into) };
 }
 
+/** Caller-owned arrays for regionsOf: at least `capacity` rows each; every element of the first `capacity` rows is written. */
+export type RegionBuffers = Omit<Regions, 'numBoxes'>;
+
 /**
  * ImageFeaturesH5Reader.__getitem__ on decoded arrays: the mean row and the 5-d locations.
  * With a capacity below N+1 (a dataset's max_region_num) only the first `capacity` rows are
  * written, into zero-padded arrays of that many rows: `padRegions(get(id), R)` in one pass.
- * The mean row is always the mean of all N stored rows.
+ * The mean row is always the mean of all N stored rows. With `into`, the rows are written
+ * there with ordinary stores (reused memory is warm); fresh arrays get streaming stores.
+ * The readers and the pipelines' passed-in arrays share this.
  */
-/** Caller-owned arrays for regionsOf: at least `capacity` rows each; every element of the first `capacity` rows is written. */
-export type RegionBuffers = Omit<Regions, 'numBoxes'>;
-
-/** The readers and the pipelines' passed-in arrays share this. */
 export function regionsOf(storedBytes: Uint8Array, boxes: Float32Array, rows: number, width: number, height: number, capacity = rows + 1, into?: RegionBuffers): Regions {
   const numBoxes = Math.min(rows + 1, capacity);
   let features: Float32Array;
