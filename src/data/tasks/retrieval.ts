@@ -216,11 +216,14 @@ export const retrievalEvalDataset: DatasetFactory = (options) => {
   const allFeatures = new Float32Array(RANKING_IMAGE_SLOTS * R * FEATURE_WIDTH); // [1000, R, 2048]
   const allSpatials = new Float32Array(RANKING_IMAGE_SLOTS * R * LOCATION_WIDTH); // [1000, R, 5]
   const allMasks = new BigInt64Array(RANKING_IMAGE_SLOTS * R); // [1000, R]
+  // Each image decoded straight into its slot.
   imageIds.forEach((imageId, slot) => {
-    const padded = features.getPadded(imageId, R);
-    allFeatures.set(padded.features, slot * R * FEATURE_WIDTH);
-    allSpatials.set(padded.spatials, slot * R * LOCATION_WIDTH);
-    allMasks.set(padded.imageMask, slot * R);
+    features.getPadded(imageId, R, {
+      numBoxes: 0,
+      features: allFeatures.subarray(slot * R * FEATURE_WIDTH, (slot + 1) * R * FEATURE_WIDTH),
+      spatials: allSpatials.subarray(slot * R * LOCATION_WIDTH, (slot + 1) * R * LOCATION_WIDTH),
+      imageMask: allMasks.subarray(slot * R, (slot + 1) * R),
+    });
   });
   const half = <T extends Float32Array | BigInt64Array>(all: T, imageIndex: number): T => {
     const perHalf = all.length / 2;
