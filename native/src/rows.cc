@@ -98,16 +98,12 @@ void finishStreaming() {
 constexpr int64_t kBlockVectors = 8;
 constexpr int64_t kBlock = kBlockVectors * 8;
 
-// Columns [begin, end) of every row, one at a time: the heads and tails of the blocks.
+// Columns [begin, end) of every row through the row-wise loop (ordinary stores): the heads
+// and tails of the blocks.
 void copyColumns(float* sum, float* out, const uint8_t* in, int64_t rows, int64_t width, int64_t keep, int64_t begin, int64_t end) {
+  if (begin >= end) return;
   for (int64_t row = 0; row < rows; ++row) {
-    const uint8_t* source = in + row * width * 4;
-    for (int64_t column = begin; column < end; ++column) {
-      float value;
-      std::memcpy(&value, source + column * 4, 4);
-      if (row < keep) out[(row + 1) * width + column] = value;
-      sum[column] += value;
-    }
+    sumRow(sum + begin, row < keep ? out + (row + 1) * width + begin : nullptr, in + (row * width + begin) * 4, end - begin, false);
   }
 }
 
@@ -144,7 +140,7 @@ bool copyRowsAvx2(float* sum, float* out, const uint8_t* in, int64_t rows, int64
   static const bool has = __builtin_cpu_supports("avx2");
   if (!has || width < kBlock) return false;
   int64_t begin = 0;
-  const bool stream = streaming && width % 8 == 0 && reinterpret_cast<uintptr_t>(out) % sizeof(float) == 0;
+  const bool stream = streaming && width % 8 == 0;
   if (stream) {
     const uintptr_t misalignment = reinterpret_cast<uintptr_t>(out + width) % 32;
     begin = misalignment == 0 ? 0 : static_cast<int64_t>((32 - misalignment) / sizeof(float));

@@ -143,8 +143,10 @@ export class ImageFeatureReader {
     const regions = this.#decode(key, (bytes) => decodeImage(bytes, this.path, key, maxRegionNum, buffers));
     const imageMask = into?.imageMask ?? new BigInt64Array(maxRegionNum);
     imageMask.fill(1n, 0, regions.numBoxes);
-    imageMask.fill(0n, regions.numBoxes);
-    if (into !== undefined) return { numBoxes: regions.numBoxes, features: into.features, spatials: into.spatials, imageMask };
+    if (into !== undefined) {
+      imageMask.fill(0n, regions.numBoxes);
+      return { numBoxes: regions.numBoxes, features: into.features, spatials: into.spatials, imageMask };
+    }
     return { numBoxes: regions.numBoxes, features: regions.features, spatials: regions.imageLocation, imageMask };
   }
 

@@ -111,15 +111,14 @@ export function collateFrom(indices: readonly number[], item: (index: number, ro
   if (indices.length === 0) throw new RangeError('cannot collate an empty batch');
   const first = item(indices[0]!, 0);
   const rows = indices.length;
-  const columns = first.order.map((name) => {
+  type Column = { name: string; head: ItemTensor; data: TypedData } | { name: string; head: ItemValue; data: undefined; scalars: ItemValue[] };
+  const columns = first.order.map((name): Column => {
     const head = first.values[name]!;
-    if (!isTensor(head)) return { name, head, scalars: [] as ItemValue[] };
-    const size = head.data.length;
+    if (!isTensor(head)) return { name, head, data: undefined, scalars: [] };
     // Every element is overwritten below, so the memory need not be zeroed first.
-    const bytes = Buffer.allocUnsafeSlow(size * rows * head.data.BYTES_PER_ELEMENT);
+    const bytes = Buffer.allocUnsafeSlow(head.data.length * rows * head.data.BYTES_PER_ELEMENT);
     const Constructor = head.data.constructor as { new (buffer: ArrayBuffer, offset: number, length: number): TypedData };
-    const data = new Constructor(bytes.buffer as ArrayBuffer, bytes.byteOffset, size * rows);
-    return { name, head, size, dtype: head.dtype, shape: [...head.shape], data, scalars: [] as ItemValue[] };
+    return { name, head, data: new Constructor(bytes.buffer as ArrayBuffer, bytes.byteOffset, head.data.length * rows) };
   });
   for (let row = 0; row < rows; row++) {
     const current = row === 0 ? first : item(indices[row]!, row);
@@ -127,17 +126,18 @@ export function collateFrom(indices: readonly number[], item: (index: number, ro
       const value = current.values[column.name]!;
       if (column.data === undefined) {
         column.scalars.push(value);
-      } else {
-        if (!isTensor(value) || value.data.length !== column.size || value.dtype !== column.dtype) {
-          throw new TypeError(`collate: element '${column.name}' of item ${indices[row]} is not a ${column.dtype} [${column.shape.join(', ')}] like item ${indices[0]}`);
-        }
-        (column.data as Float32Array).set(value.data as Float32Array, row * column.size);
+        continue;
       }
+      const { head } = column;
+      if (!isTensor(value) || value.data.length !== head.data.length || value.dtype !== head.dtype) {
+        throw new TypeError(`collate: element '${column.name}' of item ${indices[row]} is not a ${head.dtype} [${head.shape.join(', ')}] like item ${indices[0]}`);
+      }
+      (column.data as Float32Array).set(value.data as Float32Array, row * head.data.length);
     }
   }
   const values: Record<string, ItemTensor | string[]> = {};
   for (const column of columns) {
-    if (column.data !== undefined) values[column.name] = { dtype: column.dtype, shape: [rows, ...column.shape], data: column.data };
+    if (column.data !== undefined) values[column.name] = { dtype: column.head.dtype, shape: [rows, ...column.head.shape], data: column.data };
     else if (typeof column.head === 'string') values[column.name] = column.scalars.map(String);
     else if (typeof column.head === 'number') values[column.name] = int64Tensor([rows], column.scalars as number[]);
   }

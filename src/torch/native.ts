@@ -56,7 +56,7 @@ export interface NativeAddon {
   liveTensors(): number;
   buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string };
   cpuAllocatorStats(): CpuAllocatorStats | null;
-  /** The whole file, read into libtorch-allocated memory (huge pages for large files); throws naming the path. */
+  /** The whole file, read into libtorch-allocated memory (huge pages for large files); errors say what failed, not the path (the caller names it). */
   readFile(path: string, maxBytes: number): ArrayBuffer;
   /** Detaches a readFile buffer and drops its hold on the memory (tensors over it keep theirs); false for other buffers. */
   releaseFile(buffer: ArrayBuffer): boolean;
@@ -66,7 +66,7 @@ export interface NativeAddon {
   crc32(bytes: Uint8Array): number;
   /**
    * target row 0 = mean over the rows of source [rows, width] (float32, rows summed in order),
-   * rows 1..keep = source rows 0..keep-1, every later element 0 (streaming stores).
+   * rows 1..keep = source rows 0..keep-1, every later element 0 (streaming stores unless streaming is false: for a warm, reused target).
    */
   copyRowsWithMeanF32(source: Uint8Array, rows: number, width: number, keep: number, target: Float32Array, streaming?: boolean): void;
   /** 1 where the parameter has a gradient. */
