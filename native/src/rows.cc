@@ -99,25 +99,25 @@ void finishStreaming() {
 // 100 rows of 2048 floats from an L3-resident value into a warm target, 55-57 us for that
 // walk, 17-21 us row by row (glibc memcpy of the same bytes: 13-15 us). `#pragma GCC
 // unroll` keeps the eight vectors in registers. Each column is still summed row after row.
-constexpr int64_t kBlockVectors = 8;
-constexpr int64_t kBlock = kBlockVectors * 8;
+constexpr int64_t kChunkVectors = 8;
+constexpr int64_t kChunk = kChunkVectors * 8;
 
 template <bool kStream>
-__attribute__((target("avx2"))) void copyBlocksAvx2(float* sum, float* out, const uint8_t* in, int64_t rows, int64_t width, int64_t keep, int64_t begin, int64_t end) {
+__attribute__((target("avx2"))) void copyChunksAvx2(float* sum, float* out, const uint8_t* in, int64_t rows, int64_t width, int64_t keep, int64_t begin, int64_t end) {
   for (int64_t row = 0; row < rows; ++row) {
     const auto* source = reinterpret_cast<const float*>(in + row * width * 4);
     float* target = out + (row + 1) * width;
     const bool kept = row < keep;
-    for (int64_t column = begin; column < end; column += kBlock) {
-      __m256 value[kBlockVectors];
+    for (int64_t column = begin; column < end; column += kChunk) {
+      __m256 value[kChunkVectors];
 #pragma GCC unroll 8
-      for (int64_t v = 0; v < kBlockVectors; ++v) {
+      for (int64_t v = 0; v < kChunkVectors; ++v) {
         value[v] = _mm256_loadu_ps(source + column + v * 8);
         _mm256_storeu_ps(sum + column + v * 8, _mm256_add_ps(_mm256_loadu_ps(sum + column + v * 8), value[v]));
       }
       if (!kept) continue;
 #pragma GCC unroll 8
-      for (int64_t v = 0; v < kBlockVectors; ++v) {
+      for (int64_t v = 0; v < kChunkVectors; ++v) {
         if (kStream) {
           _mm256_stream_ps(target + column + v * 8, value[v]);
         } else {
@@ -125,30 +125,30 @@ __attribute__((target("avx2"))) void copyBlocksAvx2(float* sum, float* out, cons
         }
       }
     }
-    // The columns outside [begin, end): the block heads and tails, with ordinary stores.
+    // The columns outside [begin, end): the row's head and tail, with ordinary stores.
     if (begin > 0) sumRow(sum, kept ? target : nullptr, in + row * width * 4, begin, false);
     if (end < width) sumRow(sum + end, kept ? target + end : nullptr, in + (row * width + end) * 4, width - end, false);
   }
 }
 
 // Sums and copies with the AVX2 kernel where the CPU has it; false where it does not. The
-// blocks start where the target rows are 32-byte aligned (streaming stores need it); a
+// chunks start where the target rows are 32-byte aligned (streaming stores need it); a
 // width that is not a multiple of 8 floats gives rows of different alignment, so ordinary
 // stores are used there.
 bool copyRowsAvx2(float* sum, float* out, const uint8_t* in, int64_t rows, int64_t width, int64_t keep, bool streaming) {
   static const bool has = __builtin_cpu_supports("avx2");
-  if (!has || width < kBlock) return false;
+  if (!has || width < kChunk) return false;
   int64_t begin = 0;
   const bool stream = streaming && width % 8 == 0;
   if (stream) {
     const uintptr_t misalignment = reinterpret_cast<uintptr_t>(out + width) % 32;
     begin = misalignment == 0 ? 0 : static_cast<int64_t>((32 - misalignment) / sizeof(float));
   }
-  const int64_t end = begin + (width - begin) / kBlock * kBlock;
+  const int64_t end = begin + (width - begin) / kChunk * kChunk;
   if (stream) {
-    copyBlocksAvx2<true>(sum, out, in, rows, width, keep, begin, end);
+    copyChunksAvx2<true>(sum, out, in, rows, width, keep, begin, end);
   } else {
-    copyBlocksAvx2<false>(sum, out, in, rows, width, keep, begin, end);
+    copyChunksAvx2<false>(sum, out, in, rows, width, keep, begin, end);
   }
   return true;
 }
