@@ -1,6 +1,6 @@
 // `vilbert verify-data KIT EXPECTED`: every dataset split of an expected/ folder,
 // built from a kit laid out like the original datasets/ folder, item by item.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BertTokenizer } from '../text/index.js';
@@ -21,6 +21,9 @@ export function registerVerifyData(program: Command): void {
     .option('--verbose', 'print every problem, not only the first five per split', false)
     .action((kit: string, expected: string, options: { tasks_config?: string; verbose: boolean }) => {
       const root = resolve(kit);
+      for (const [what, folder] of [['KIT', root], ['EXPECTED', resolve(expected)]] as const) {
+        if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new Error(`verify-data: ${what} ${folder} is not a folder`);
+      }
       const registry = loadTaskRegistry(options.tasks_config);
       const tokenizer = BertTokenizer.bundled();
       let failures = 0;
@@ -29,8 +32,20 @@ export function registerVerifyData(program: Command): void {
       for (const taskDir of taskDirs) {
         const key = taskDir.name.split('_')[0]!;
         const task = registry.get(key);
-        for (const splitDir of expectedSplits(join(expected, taskDir.name))) {
-          const [split, phase, className] = splitDir.split('/').pop()!.split('__') as [string, 'train' | 'val' | 'eval', string];
+        const splitDirs = expectedSplits(join(expected, taskDir.name));
+        if (splitDirs.length === 0) {
+          console.log(`FAIL ${taskDir.name}: no <split>__<phase>__<Class>/ folders in ${join(expected, taskDir.name)}`);
+          failures += 1;
+        }
+        for (const splitDir of splitDirs) {
+          const name = splitDir.split('/').pop()!;
+          const parts = name.split('__');
+          if (parts.length !== 3 || !['train', 'val', 'eval'].includes(parts[1]!)) {
+            console.log(`FAIL ${taskDir.name}/${name}: not a <split>__<train|val|eval>__<Class> folder name`);
+            failures += 1;
+            continue;
+          }
+          const [split, phase, className] = parts as [string, 'train' | 'val' | 'eval', string];
           const label = `${taskDir.name} ${split} (${phase}, ${className})`;
           const factory = DATASET_CLASSES[className];
           if (!task || !factory) {
@@ -38,9 +53,14 @@ export function registerVerifyData(program: Command): void {
             failures += 1;
             continue;
           }
-          const open = (path: string) => (path && existsSync(join(root, path)) ? ImageFeatureReader.open(join(root, path)) : null);
-          const features = open(task.features_h5path1);
-          const gtFeatures = open(task.features_h5path2);
+          const open = (field: string, path: string) => {
+            if (!path) return null;
+            const full = join(root, path);
+            if (!existsSync(full)) throw new Error(`${field} ${full} does not exist`);
+            return ImageFeatureReader.open(full);
+          };
+          let features: ImageFeatureReader | null = null;
+          let gtFeatures: ImageFeatureReader | null = null;
           // The sampling datasets draw from Python's and numpy's generators; the reference
           // seeded both before each saved item, so the same source is reseeded here.
           let source = new ReferenceRandomSource(0);
@@ -49,6 +69,8 @@ export function registerVerifyData(program: Command): void {
             if (seed !== undefined) source = new ReferenceRandomSource(seed);
           };
           try {
+            features = open('features_h5path1', task.features_h5path1);
+            gtFeatures = open('features_h5path2', task.features_h5path2);
             const datasetOptions = { task, split, phase, root, tokenizer, features, gtFeatures, cleanDatasets: true, writeCache: false, random };
             const dataset = factory(datasetOptions);
             const check = verifyDatasetSplit(dataset, splitDir, { beforeItem });
@@ -68,11 +90,18 @@ export function registerVerifyData(program: Command): void {
       const cc = join(expected, 'CC_ConceptualCaptions');
       if (existsSync(cc)) {
         for (const split of ['train', 'val'] as const) {
-          const meta = JSON.parse(readFileSync(join(cc, split, 'meta.json'), 'utf8')) as {
-            batch_size: number;
-            deterministic: { file: string; visualization: boolean };
-            masked: { file: string; visualization: boolean };
-          };
+          const metaPath = join(cc, split, 'meta.json');
+          let meta: { batch_size: number; deterministic: { file: string; visualization: boolean }; masked: { file: string; visualization: boolean } };
+          try {
+            meta = JSON.parse(readFileSync(metaPath, 'utf8')) as typeof meta;
+            if (!Number.isSafeInteger(meta.batch_size) || typeof meta.deterministic?.file !== 'string' || typeof meta.masked?.file !== 'string') {
+              throw new Error('expected batch_size and deterministic.file / masked.file');
+            }
+          } catch (error) {
+            console.log(`FAIL CC_ConceptualCaptions ${split}: ${metaPath}: ${error instanceof Error ? error.message : String(error)}`);
+            failures += 1;
+            continue;
+          }
           for (const run of [meta.deterministic, meta.masked]) {
             const label = `CC_ConceptualCaptions ${split} ${run.file}`;
             // The reference seeded Python's and numpy's generators with 1000 right before the batch.
@@ -94,6 +123,11 @@ export function registerVerifyData(program: Command): void {
             }
           }
         }
+      }
+      if (passes + failures === 0) {
+        console.log(`nothing to check: ${resolve(expected)} has no TASK<id>_<name>/ or CC_ConceptualCaptions/ folders`);
+        process.exitCode = 1;
+        return;
       }
       console.log(`${passes} passed, ${failures} failed`);
       if (failures > 0) process.exitCode = 1;

@@ -37,3 +37,30 @@ test('verify-data fails, naming the item and element, when a golden differs', ()
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('verify-data names a feature store the kit lacks, and exits non-zero when there is nothing to check', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'verify-data-'));
+  try {
+    const expected = join(dir, 'expected');
+    cpSync(join(fixtures, 'expected', 'TASK7_RetrievalCOCO'), join(expected, 'TASK7_RetrievalCOCO'), { recursive: true });
+    const kit = join(dir, 'kit');
+    cpSync(join(fixtures, 'kit'), kit, { recursive: true });
+    rmSync(join(kit, 'datasets', 'coco', 'features_100', 'COCO_trainval_resnext152_faster_rcnn_genome.lmdb'), { recursive: true });
+    const missing = vilbert('verify-data', kit, expected);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stdout, /^FAIL TASK7_RetrievalCOCO train \(train, RetreivalDataset\): features_h5path1 .*COCO_trainval_resnext152_faster_rcnn_genome\.lmdb does not exist$/m);
+    assert.match(missing.stdout, /^0 passed, 3 failed$/m);
+
+    const empty = join(dir, 'empty');
+    cpSync(join(fixtures, 'expected', 'TASK7_RetrievalCOCO'), join(empty, 'not-a-task'), { recursive: true });
+    const nothing = vilbert('verify-data', join(fixtures, 'kit'), empty);
+    assert.equal(nothing.status, 1);
+    assert.match(nothing.stdout, /^nothing to check: .* has no TASK<id>_<name>\/ or CC_ConceptualCaptions\/ folders$/m);
+
+    const absent = vilbert('verify-data', join(fixtures, 'kit'), join(dir, 'absent'));
+    assert.equal(absent.status, 1);
+    assert.match(absent.stderr, /EXPECTED .*absent is not a folder/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
