@@ -2,7 +2,7 @@
 // its co-attention schedule, and the poolers (reference: vilbert/vilbert.py).
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import type { ViLBertConfig } from './config.js';
+import { checkConfig, type ViLBertConfig } from './config.js';
 import { BertLayerNorm, ConnectionLayer, TransformerLayer, textSizes, visualSizes } from './layers.js';
 
 const { nn, F } = torch;
@@ -230,6 +230,7 @@ export class BertModel extends torch.Module {
 
   constructor(readonly config: ViLBertConfig) {
     super();
+    checkConfig(config); // sizes past the limits are refused before anything is allocated
     this.embeddings = new BertEmbeddings(config);
     this.v_embeddings = new BertImageEmbeddings(config);
     this.encoder = new BertEncoder(config);

@@ -158,15 +158,35 @@ function rule(expected: string, accepts: (value: unknown) => boolean): Check {
   return (value) => (accepts(value) ? undefined : `expected ${expected}, found ${show(value)}`);
 }
 
+/** The largest any size may be (hidden, intermediate, vocabulary, positions, features, targets, negatives). */
+export const SIZE_LIMIT = 2 ** 20;
+/** The most layers a stream may have, and the most co-attention connections. */
+export const LAYER_LIMIT = 1024;
+/**
+ * The most weights a config may imply: 2^33 (32 GiB of float32). The released models have
+ * 0.27 billion (base) to 0.6 billion (large); a config past this cannot be built on any
+ * machine this library targets, so it is refused before anything is allocated.
+ */
+export const PARAMETER_LIMIT = 2 ** 33;
+
 const isInteger = (value: unknown): value is number => Number.isInteger(value);
 const positiveInteger = rule('a positive integer', (v) => isInteger(v) && v > 0);
+function atMost(limit: number, name: string): Check {
+  return (value) =>
+    positiveInteger(value) ?? ((value as number) > limit ? `${show(value)} is over the ${name} of ${limit}` : undefined);
+}
+const size = atMost(SIZE_LIMIT, 'size limit (2^20)');
+const layerCount = atMost(LAYER_LIMIT, 'layer limit');
 const nonNegativeInteger = rule('a non-negative integer', (v) => isInteger(v) && v >= 0);
 const integer = rule('an integer', isInteger);
 const probability = rule('a probability in [0, 1]', (v) => typeof v === 'number' && v >= 0 && v <= 1);
 const stdDev = rule('a non-negative number', (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0);
 const boolean = rule('true or false', (v) => typeof v === 'boolean');
 const string = rule('a string', (v) => typeof v === 'string');
-const numberList = rule('an array of layer ids', (v) => Array.isArray(v) && v.every((id) => typeof id === 'number'));
+const numberList = rule(
+  `an array of at most ${LAYER_LIMIT} layer ids`,
+  (v) => Array.isArray(v) && v.length <= LAYER_LIMIT && v.every((id) => typeof id === 'number'),
+);
 function oneOf(values: readonly unknown[], what: string): Check {
   return rule(`one of ${values.map(show).join(', ')} (${what})`, (v) => values.includes(v));
 }
@@ -181,24 +201,24 @@ interface Field<T> {
 
 // The reference's BertConfig constructor defaults, in its order, then the file-only keys.
 const FIELDS: { readonly [K in Key]-?: Field<ViLBertConfig[K]> } = {
-  vocab_size: { check: positiveInteger },
-  hidden_size: { check: positiveInteger, default: 768 },
-  num_hidden_layers: { check: positiveInteger, default: 12 },
+  vocab_size: { check: size },
+  hidden_size: { check: size, default: 768 },
+  num_hidden_layers: { check: layerCount, default: 12 },
   num_attention_heads: { check: positiveInteger, default: 12 },
-  intermediate_size: { check: positiveInteger, default: 3072 },
+  intermediate_size: { check: size, default: 3072 },
   hidden_act: { check: activation, default: 'gelu' },
   hidden_dropout_prob: { check: probability, default: 0.1 },
   attention_probs_dropout_prob: { check: probability, default: 0.1 },
-  max_position_embeddings: { check: positiveInteger, default: 512 },
-  type_vocab_size: { check: positiveInteger, default: 2 },
+  max_position_embeddings: { check: size, default: 512 },
+  type_vocab_size: { check: size, default: 2 },
   initializer_range: { check: stdDev, default: 0.02 },
-  v_feature_size: { check: positiveInteger, default: 2048 },
-  v_target_size: { check: positiveInteger, default: 1601 },
-  v_hidden_size: { check: positiveInteger, default: 768 },
-  v_num_hidden_layers: { check: positiveInteger, default: 3 },
+  v_feature_size: { check: size, default: 2048 },
+  v_target_size: { check: size, default: 1601 },
+  v_hidden_size: { check: size, default: 768 },
+  v_num_hidden_layers: { check: layerCount, default: 3 },
   v_num_attention_heads: { check: positiveInteger, default: 12 },
-  v_intermediate_size: { check: positiveInteger, default: 3072 },
-  bi_hidden_size: { check: positiveInteger, default: 1024 },
+  v_intermediate_size: { check: size, default: 3072 },
+  bi_hidden_size: { check: size, default: 1024 },
   bi_num_attention_heads: { check: positiveInteger, default: 16 },
   v_attention_probs_dropout_prob: { check: probability, default: 0.1 },
   v_hidden_act: { check: activation, default: 'gelu' },
@@ -215,11 +235,11 @@ const FIELDS: { readonly [K in Key]-?: Field<ViLBertConfig[K]> } = {
   dynamic_attention: { check: boolean, default: false },
   with_coattention: { check: boolean, default: true },
   objective: { check: integer, default: 0 },
-  num_negative: { check: positiveInteger, default: 128 },
+  num_negative: { check: size, default: 128 },
   model: { check: oneOf(TEXT_MODELS, 'the text embedding classes'), default: 'bert' },
   task_specific_tokens: { check: boolean, default: false },
   visualization: { check: boolean, default: false },
-  bi_intermediate_size: { check: positiveInteger, optional: true },
+  bi_intermediate_size: { check: size, optional: true },
   bi_attention_type: { check: integer, optional: true },
   pooling_method: { check: string, optional: true },
 };
@@ -327,6 +347,16 @@ function checkConsistency(config: ViLBertConfig, fail: (key: Key, problem: strin
     }
   }
 
+  const [largest, ...rest] = weightTerms(config).sort((a, b) => b.count - a.count);
+  const total = rest.reduce((sum, term) => sum + term.count, largest?.count ?? 0);
+  if (largest !== undefined && total > PARAMETER_LIMIT) {
+    throw fail(
+      largest.key,
+      `the config implies at least ${total.toExponential(2)} weights (largest part: ${largest.what}, ` +
+        `${largest.count.toExponential(2)}), over the limit of ${PARAMETER_LIMIT} (2^33, 32 GiB of float32)`,
+    );
+  }
+
   // Both combinations fail with a shape error inside the reference's encoder (MODEL.md §7.4).
   if (config.in_batch_pairs && config.task_specific_tokens) {
     throw fail(
@@ -341,6 +371,40 @@ function checkConsistency(config: ViLBertConfig, fail: (key: Key, problem: strin
       'cannot be combined with dynamic_attention (the reference does not tile the dynamic-attention text mask)',
     );
   }
+}
+
+interface WeightTerm {
+  readonly key: Key;
+  readonly what: string;
+  readonly count: number;
+}
+
+/** The weight matrices a config implies, by part: a lower bound on its parameters (biases and norms left out). */
+function weightTerms(config: ViLBertConfig): WeightTerm[] {
+  const { hidden_size: H, intermediate_size: I, v_hidden_size: V, v_intermediate_size: VI, bi_hidden_size: B } = config;
+  const connections = config.v_biattention_id.length;
+  return [
+    { key: 'vocab_size', what: 'vocab_size x hidden_size word embeddings', count: config.vocab_size * H },
+    { key: 'max_position_embeddings', what: 'position embeddings', count: config.max_position_embeddings * H },
+    { key: 'type_vocab_size', what: 'token-type embeddings', count: config.type_vocab_size * H },
+    { key: 'intermediate_size', what: 'text layers', count: config.num_hidden_layers * (4 * H * H + 2 * H * I) },
+    { key: 'v_feature_size', what: 'region-feature embedding', count: config.v_feature_size * V },
+    { key: 'v_intermediate_size', what: 'visual layers', count: config.v_num_hidden_layers * (4 * V * V + 2 * V * VI) },
+    {
+      key: 'bi_hidden_size',
+      what: 'co-attention connection layers',
+      count: connections * (5 * (H + V) * B + 2 * H * I + 2 * V * VI),
+    },
+    { key: 'v_target_size', what: 'masked-region prediction head', count: V * config.v_target_size },
+  ];
+}
+
+/**
+ * Checks a config object built in code (not through parseConfig) the way parseConfig would,
+ * before a model allocates anything for it.
+ */
+export function checkConfig(config: ViLBertConfig, source = 'model config'): void {
+  parseConfig(config, source);
 }
 
 /** Reads a JSON config file; see parseConfig. */

@@ -6,12 +6,14 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
   ConfigError,
+  SIZE_LIMIT,
   bundledConfig,
   bundledConfigNames,
   loadConfig,
   parseConfig,
   type ViLBertConfig,
 } from '../../src/model/config.js';
+import { VILBertForVLTasks } from '../../src/model/vilbert.js';
 import { packageRoot } from '../io/fixtures.js';
 
 
@@ -334,7 +336,7 @@ describe('rejection rules (each names the key and the file)', () => {
     assertRejected({ ...TINY, num_hidden_layers: 0 }, 'num_hidden_layers', /^expected a positive integer, found 0$/);
     assertRejected({ ...TINY, hidden_dropout_prob: 1.5 }, 'hidden_dropout_prob', /^expected a probability in \[0, 1\]/);
     assertRejected({ ...TINY, task_specific_tokens: 1 }, 'task_specific_tokens', /^expected true or false, found 1$/);
-    assertRejected({ ...TINY, v_biattention_id: '0,1' }, 'v_biattention_id', /^expected an array of layer ids/);
+    assertRejected({ ...TINY, v_biattention_id: '0,1' }, 'v_biattention_id', /^expected an array of at most 1024 layer ids/);
     assertRejected({ ...TINY, pooling_method: null }, 'pooling_method', /^expected a string, found null$/);
   });
 
@@ -342,6 +344,37 @@ describe('rejection rules (each names the key and the file)', () => {
     const overrides = { hidden_size: 32.5 } as Partial<ViLBertConfig>;
     assert.throws(() => parseConfig(TINY, 'tiny.json', overrides), {
       message: 'tiny.json: hidden_size (set by overrides): expected a positive integer, found 32.5',
+    });
+  });
+
+  test('sizes that cannot be built are refused naming the field and the limit', () => {
+    assertRejected({ ...TINY, hidden_size: 2 ** 40 }, 'hidden_size', /^1099511627776 is over the size limit \(2\^20\) of 1048576$/);
+    assertRejected({ ...TINY, vocab_size: 2 ** 21 }, 'vocab_size', /over the size limit \(2\^20\) of 1048576/);
+    assertRejected({ ...TINY, num_hidden_layers: 5000 }, 'num_hidden_layers', /^5000 is over the layer limit of 1024$/);
+    const manyConnections = Array.from({ length: 1025 }, () => 0);
+    assertRejected(
+      { ...TINY, v_biattention_id: manyConnections, t_biattention_id: manyConnections },
+      'v_biattention_id',
+      /^expected an array of at most 1024 layer ids/,
+    );
+    // Every size within its limit, but together far past 2^33 weights: 1024 text layers of
+    // 4 H^2 + 2 H I = 6 * 2^34 weights each, 1024 * 6 * 2^34 = 1.06e14.
+    const huge = { ...TINY, hidden_size: 2 ** 17, intermediate_size: 2 ** 17, num_hidden_layers: 1024 };
+    assertRejected(huge, 'intermediate_size', /^the config implies at least 1\.06e\+14 weights \(largest part: text layers, .*over the limit of 8589934592/);
+  });
+
+  test('the released large config is well inside the weight limit', () => {
+    assert.doesNotThrow(() => bundledConfig('bert_large_6layer_6conect'));
+    assert.doesNotThrow(() => parseConfig({ ...TINY, vocab_size: SIZE_LIMIT, hidden_size: 1024 }, 'tiny.json'));
+  });
+
+  test('a model built from a config object in code checks the limits before allocating', () => {
+    const config = parseConfig(TINY, 'tiny.json').config;
+    assert.throws(() => new VILBertForVLTasks({ ...config, hidden_size: 2 ** 40 }), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.key, 'hidden_size');
+      assert.match(error.message, /^model config: hidden_size: .*size limit/);
+      return true;
     });
   });
 
