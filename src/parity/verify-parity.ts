@@ -2,7 +2,9 @@
 // reference outputs laid out like the parity fixtures (config.json, weights in
 // up to three formats, inputs / forward / pretrain / train_step safetensors).
 // Tensors that exist in the folder but that nothing here checks are reported
-// as unchecked, so a missing comparison can never pass silently.
+// as unchecked, so a missing comparison can never pass silently. An entry the
+// folder lacks (an input tensor, a scalars.json section) leaves the tensors
+// that needed it unchecked, with a reason naming the entry.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
@@ -15,6 +17,7 @@ import { BertForMultiModalPreTraining, VILBertForVLTasks, dropMismatchedLabels }
 import { getNumerics, type Numerics, setNumerics } from '../model/layers.js';
 import { compare, type Tolerance, TOLERANCES } from './compare.js';
 import { forwardTask, headOf, prepareBatch, type TaskBatch, type TaskProcess, type TaskType } from '../tasks/task-step.js';
+import { loadTaskRegistry, type TaskConfig } from '../tasks/registry.js';
 import { AdamW, referenceParamGroups } from '../train/adamw.js';
 import { LambdaLR, epochDecay, warmupConstant, warmupLinear } from '../train/schedules.js';
 
@@ -68,9 +71,13 @@ function familyOf(file: string, key: string): Family {
   return key.includes('.debug.') ? 'debug' : 'forward';
 }
 
+/** Something the folder lacks (a tensor, a scalars.json entry): the comparisons that need it are reported unchecked. */
+class ParityGap extends Error {}
+
 class Checker {
   readonly rows: ParityRow[] = [];
   readonly pending = new Map<string, { family: Family; file: string; raw: RawTensor }>();
+  readonly unchecked: { family: Family; name: string; reason: string }[] = [];
 
   constructor(readonly skip: ReadonlySet<Family>) {}
 
@@ -91,6 +98,30 @@ class Checker {
     const difference = Math.abs(got - want);
     const ok = difference <= tolerance.atol + tolerance.rtol * Math.abs(want);
     this.rows.push({ family, name: `scalars:${name}`, ok, maxAbsDiff: difference, bound: `atol ${tolerance.atol}, rtol ${tolerance.rtol}` });
+  }
+
+  /** Moves every pending tensor whose name starts with `prefix` to the unchecked list, with `reason`. */
+  abandon(prefix: string, reason: string): void {
+    for (const [key, entry] of [...this.pending]) {
+      if (!key.startsWith(prefix)) continue;
+      this.pending.delete(key);
+      this.unchecked.push({ family: entry.family, name: key, reason });
+    }
+  }
+
+  /**
+   * Runs one unit of comparisons; a ParityGap leaves the unit's remaining
+   * tensors (names starting with `prefix`) unchecked, plus `extra` when given
+   * (for the scalars.json values the unit would have compared).
+   */
+  attempt(prefix: string, run: () => void, extra?: { family: Family; name: string }): void {
+    try {
+      run();
+    } catch (error) {
+      if (!(error instanceof ParityGap)) throw error;
+      this.abandon(prefix, error.message);
+      if (extra && !this.skip.has(extra.family)) this.unchecked.push({ ...extra, reason: error.message });
+    }
   }
 
   check(file: string, key: string, got: torch.Tensor | undefined, tolerance: Tolerance): void {
@@ -128,7 +159,7 @@ export function verifyParity(dir: string, options: ParityOptions = {}): ParityRe
     let tensor = inputs.get(key);
     if (!tensor) {
       const raw = inputsRaw.get(key);
-      if (!raw) throw new Error(`${path('inputs.safetensors')}: missing input '${key}'`);
+      if (!raw) throw new ParityGap(`${path('inputs.safetensors')} has no input '${key}'`);
       tensor = rawToTensor(raw).keep();
       inputs.set(key, tensor);
     }
@@ -146,27 +177,39 @@ export function verifyParity(dir: string, options: ParityOptions = {}): ParityRe
       const model = new VILBertForVLTasks(config);
       model.loadStateDict(weights);
       model.eval();
-      checkForwards(model, checker, input, progress);
-      checkNlvr2(model, checker, input);
-      model.dispose();
+      try {
+        checkForwards(model, checker, input, progress);
+        checker.attempt('forward:nlvr2.', () => checkNlvr2(model, checker, input));
+      } finally {
+        model.dispose();
+      }
     }
-    const scalars = existsSync(path('scalars.json')) ? (JSON.parse(readFileSync(path('scalars.json'), 'utf8')) as Scalars) : undefined;
-    if (scalars?.train && (!skip.has('train_step') || !skip.has('optimizer'))) {
+    const scalars = existsSync(path('scalars.json')) ? (JSON.parse(readFileSync(path('scalars.json'), 'utf8')) as Partial<Scalars>) : undefined;
+    if (scalars && (scalars.train || scalars.optimizer) && (!skip.has('train_step') || !skip.has('optimizer'))) {
+      const specs = new TaskSpecs(scalars, path('scalars.json'));
       const { config } = loadConfig(configPath, { task_specific_tokens: true, visual_target: 0, v_target_size: 1601 });
       const model = new VILBertForVLTasks(config);
       model.eval();
-      if (!skip.has('train_step')) {
-        model.loadStateDict(weights);
-        checkTrainSteps(model, checker, input, scalars, progress);
-      }
-      if (!skip.has('optimizer') && scalars.optimizer) {
-        for (const scenario of Object.keys(scalars.optimizer.scenarios)) {
+      try {
+        if (!skip.has('train_step')) {
           model.loadStateDict(weights);
-          model.zeroGrad(true);
-          checkOptimizer(model, checker, input, scalars, scenario, progress);
+          checkTrainSteps(model, checker, input, specs, progress);
         }
+        const scenarios = scalars.optimizer?.scenarios;
+        if (!skip.has('optimizer') && scenarios && typeof scenarios === 'object') {
+          for (const scenario of Object.keys(scenarios)) {
+            model.loadStateDict(weights);
+            model.zeroGrad(true);
+            checker.attempt(
+              `optimizer:${scenario}.`,
+              () => checkOptimizer(model, checker, input, scalars.optimizer!, specs, scenario, progress),
+              { family: 'optimizer', name: `scalars:optimizer.${scenario}` },
+            );
+          }
+        }
+      } finally {
+        model.dispose();
       }
-      model.dispose();
     }
     // Only the families the folder has reference outputs for are run.
     if (!skip.has('pretrain') && [...checker.pending.values()].some((entry) => entry.family === 'pretrain')) {
@@ -174,19 +217,21 @@ export function verifyParity(dir: string, options: ParityOptions = {}): ParityRe
       const model = new BertForMultiModalPreTraining(config);
       model.loadStateDict(weights, { strict: false });
       model.eval();
-      checkPretraining(model, checker, input, progress);
-      model.dispose();
+      try {
+        checker.attempt('pretrain:', () => checkPretraining(model, checker, input, progress));
+      } finally {
+        model.dispose();
+      }
     }
   } finally {
     setNumerics(previousNumerics);
     for (const tensor of weights.values()) tensor.dispose();
     for (const tensor of inputs.values()) tensor.dispose();
   }
-  const unchecked = [...checker.pending.entries()].map(([name, entry]) => ({
-    family: entry.family,
-    name,
-    reason: 'no comparison for this tensor',
-  }));
+  const unchecked = [
+    ...checker.unchecked,
+    ...[...checker.pending.entries()].map(([name, entry]) => ({ family: entry.family, name, reason: 'no comparison for this tensor' })),
+  ];
   return { weights: WEIGHT_FILES[variant], rows: checker.rows, unchecked };
 }
 
@@ -222,21 +267,26 @@ function checkForwards(model: VILBertForVLTasks, checker: Checker, input: (key: 
     const prefix = `t${task}.`;
     const debug = new Map<string, torch.Tensor>();
     const removers = checker.has('forward', `${prefix}debug.embeddings_t`) ? attachDebugHooks(model, debug) : [];
-    torch.scope(() =>
-      torch.noGrad(() => {
-        const out = model.call(baseInputs(input, input(`eval.task_ids.t${task}`)));
-        for (const head of HEADS) checker.check('forward', `${prefix}${head}`, out[head], TOLERANCES.forward);
-        checker.check('forward', `${prefix}sequence_output_t`, out.bert.sequenceOutputText, TOLERANCES.forward);
-        checker.check('forward', `${prefix}sequence_output_v`, out.bert.sequenceOutputImage, TOLERANCES.forward);
-        checker.check('forward', `${prefix}pooled_output_t`, out.bert.pooledText, TOLERANCES.forward);
-        checker.check('forward', `${prefix}pooled_output_v`, out.bert.pooledImage, TOLERANCES.forward);
-        checker.check('forward', `${prefix}pooled_output_fused`, out.pooled_output_fused, TOLERANCES.forward);
-      }),
-    );
-    for (const remove of removers) remove();
-    for (const [name, tensor] of debug) {
-      checker.check('forward', `${prefix}debug.${name}`, tensor, name.includes('attn_probs') ? TOLERANCES.attention : TOLERANCES.forward);
-      tensor.dispose();
+    try {
+      checker.attempt(`forward:${prefix}`, () => {
+        torch.scope(() =>
+          torch.noGrad(() => {
+            const out = model.call(baseInputs(input, input(`eval.task_ids.t${task}`)));
+            for (const head of HEADS) checker.check('forward', `${prefix}${head}`, out[head], TOLERANCES.forward);
+            checker.check('forward', `${prefix}sequence_output_t`, out.bert.sequenceOutputText, TOLERANCES.forward);
+            checker.check('forward', `${prefix}sequence_output_v`, out.bert.sequenceOutputImage, TOLERANCES.forward);
+            checker.check('forward', `${prefix}pooled_output_t`, out.bert.pooledText, TOLERANCES.forward);
+            checker.check('forward', `${prefix}pooled_output_v`, out.bert.pooledImage, TOLERANCES.forward);
+            checker.check('forward', `${prefix}pooled_output_fused`, out.pooled_output_fused, TOLERANCES.forward);
+          }),
+        );
+        for (const [name, tensor] of debug) {
+          checker.check('forward', `${prefix}debug.${name}`, tensor, name.includes('attn_probs') ? TOLERANCES.attention : TOLERANCES.forward);
+        }
+      });
+    } finally {
+      for (const remove of removers) remove();
+      for (const tensor of debug.values()) tensor.dispose();
     }
   }
 }
@@ -370,15 +420,17 @@ interface TrainTaskScalars {
   process: TaskProcess;
   task_token: number;
   batch: Record<string, string>;
-  loss: number;
-  batch_score: number;
-  grad_is_none: string[];
+  loss?: number;
+  /** Absent when the entry was derived from the task registry (the folder has no train.<TASK>). */
+  batch_score?: number;
+  grad_is_none?: string[];
 }
 
 interface OptimizerScalars {
   tasks: string[];
+  task_lr?: number[];
   base_lr: number;
-  loss_scale: Record<string, number>;
+  loss_scale?: Record<string, number>;
   num_train_optimization_steps: number;
   warmup_steps: number;
   scenarios: Record<string, { steps: { step: number; iteration: number; task: string; loss_scaled: number; lr_used: { vil: number; base: number } }[] }>;
@@ -389,17 +441,122 @@ interface Scalars {
   optimizer?: OptimizerScalars;
 }
 
+const BATCH_SLOTS = ['features', 'spatials', 'image_mask', 'question', 'target', 'input_mask', 'segment_ids', 'co_attention_mask', 'question_id'] as const;
+
+/** The target tensor of a 'normal'-process task of each type (MANIFEST section 5); absent: no fixture layout. */
+const NORMAL_TARGETS: Partial<Record<TaskType, string>> = {
+  'VL-classifier': 'target.vqa',
+  'VL-classifier-GQA': 'target.gqa',
+  'V-logit': 'target.refer',
+  'VL-tri-classifier': 'target.tri',
+};
+
+/**
+ * The fixture batch of a task, from its type and process, the way the
+ * fixture generator forms it (MANIFEST section 5): 'nlvr' uses the nlvr2.*
+ * pairs, 'retrieval' the retrieval.* candidates, 'expand' the base images with
+ * the vcr.* texts, 'normal' the base batch with its type's target. Undefined
+ * for the layouts the fixtures do not cover (V-logit-mc, 'dialog', Foil).
+ */
+export function fixtureBatch(type: TaskType, process: TaskProcess): Record<string, string> | undefined {
+  const from = (image: string, text: string, target: string) =>
+    Object.fromEntries(BATCH_SLOTS.map((slot) => [slot, slot === 'target' ? target : ['features', 'spatials', 'image_mask'].includes(slot) ? `${image}.${slot}` : `${text}.${slot}`]));
+  switch (process) {
+    case 'nlvr':
+      return type === 'VL-binary-classifier' ? from('nlvr2', 'nlvr2', 'target.nlvr2') : undefined;
+    case 'retrieval':
+      return type === 'VL-logit' ? from('retrieval', 'retrieval', 'target.retrieval') : undefined;
+    case 'expand':
+      return type === 'VL-logit' ? from('base', 'vcr', 'target.vcr') : undefined;
+    case 'normal': {
+      const target = NORMAL_TARGETS[type];
+      return target ? from('base', 'base', target) : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Each task's train-step description: the folder's train.<TASK> entry, or,
+ * where the folder has none, one derived from the task registry (type,
+ * process, name; the task token is the task number, as ForwardModelsTrain
+ * sets it). A task that neither gives is a ParityGap naming the entry.
+ */
+class TaskSpecs {
+  private registry: Map<string, TaskConfig> | undefined;
+
+  constructor(readonly scalars: Partial<Scalars>, readonly scalarsPath: string) {}
+
+  has(task: string): boolean {
+    return Boolean(this.scalars.train && Object.hasOwn(this.scalars.train, task));
+  }
+
+  /** The registry entry of a task, if the bundled registry has one. */
+  registryEntry(task: string): TaskConfig | undefined {
+    this.registry ??= loadTaskRegistry();
+    return this.registry.get(task);
+  }
+
+  get(task: string): TrainTaskScalars {
+    const given = this.has(task) ? this.scalars.train![task] : undefined;
+    if (given && typeof given === 'object' && given.batch && typeof given.batch === 'object' && given.type && given.process) {
+      return { ...given, task_token: typeof given.task_token === 'number' ? given.task_token : taskNumber(task) };
+    }
+    const where = given ? `its train.${task} entry in ${this.scalarsPath} has no complete batch/type/process` : `${this.scalarsPath} has no train.${task} entry`;
+    const entry = this.registryEntry(task);
+    if (!entry) throw new ParityGap(`${task}: ${where}, and the task registry has no ${task}`);
+    const batch = fixtureBatch(entry.type, entry.process);
+    if (!batch) {
+      throw new ParityGap(`${task}: ${where}, and the fixtures have no batch layout for its type '${entry.type}' with process '${entry.process}'`);
+    }
+    return { name: entry.name, type: entry.type, process: entry.process, task_token: taskNumber(task), batch };
+  }
+}
+
+function taskNumber(task: string): number {
+  const match = /^TASK(\d+)$/.exec(task);
+  if (!match) throw new ParityGap(`'${task}' is not a task key (TASK<n>)`);
+  return Number(match[1]);
+}
+
 function taskBatch(spec: TrainTaskScalars, input: (key: string) => torch.Tensor): TaskBatch {
   const slots = Object.fromEntries(Object.entries(spec.batch).map(([slot, name]) => [slot, input(name)]));
   return slots as unknown as TaskBatch;
 }
 
 
-/** Each task's loss, head output, reshaped model inputs and gradients (eval mode, as the fixtures). */
-function checkTrainSteps(model: VILBertForVLTasks, checker: Checker, input: (key: string) => torch.Tensor, scalars: Scalars, progress: (m: string) => void): void {
+/**
+ * Each task's loss, head output, reshaped model inputs and gradients (eval
+ * mode, as the fixtures): the tasks of scalars.json's train section and any
+ * other task train_step.safetensors has tensors of.
+ */
+function checkTrainSteps(model: VILBertForVLTasks, checker: Checker, input: (key: string) => torch.Tensor, specs: TaskSpecs, progress: (m: string) => void): void {
   const parameters = new Map(model.namedParameters());
-  for (const [task, spec] of Object.entries(scalars.train)) {
-    progress(`training loss and gradients, ${task} (${spec.name})`);
+  const tasks = new Set(Object.keys(specs.scalars.train ?? {}));
+  for (const key of checker.pending.keys()) {
+    const match = /^train_step:(TASK\d+)\./.exec(key);
+    if (match) tasks.add(match[1]!);
+  }
+  for (const task of tasks) {
+    const extra = specs.has(task) ? { family: 'train_step' as const, name: `scalars:train.${task}` } : undefined;
+    checker.attempt(`train_step:${task}.`, () => checkTrainStep(model, checker, input, specs, task, parameters, progress), extra);
+  }
+  model.zeroGrad(true);
+}
+
+function checkTrainStep(
+  model: VILBertForVLTasks,
+  checker: Checker,
+  input: (key: string) => torch.Tensor,
+  specs: TaskSpecs,
+  task: string,
+  parameters: Map<string, torch.Tensor>,
+  progress: (m: string) => void,
+): void {
+  const spec = specs.get(task);
+  {
+    progress(`training loss and gradients, ${task} (${spec.name}${specs.has(task) ? '' : ', batch derived from the task registry'})`);
     torch.scope(() => {
       model.zeroGrad(true);
       const result = forwardTask(model, taskBatch(spec, input), { type: spec.type, process: spec.process, number: spec.task_token });
@@ -411,80 +568,131 @@ function checkTrainSteps(model: VILBertForVLTasks, checker: Checker, input: (key
       checker.check('train_step', `${task}.model_in.task_ids`, inputs.taskIds ?? undefined, TOLERANCES.exact);
       checker.check('train_step', `${task}.loss`, result.loss, TOLERANCES.loss);
       checker.check('train_step', `${task}.head.${headOf(spec.type)}`, result.output, TOLERANCES.forward);
-      checker.checkScalar('train_step', `train.${task}.batch_score`, result.score / result.prepared.batchSize, spec.batch_score, { atol: 1e-6, rtol: 0 }); // stored from a float32 score
+      if (typeof spec.batch_score === 'number') {
+        checker.checkScalar('train_step', `train.${task}.batch_score`, result.score / result.prepared.batchSize, spec.batch_score, { atol: 1e-6, rtol: 0 }); // stored from a float32 score
+      }
       result.loss.backward();
       for (const key of [...checker.pending.keys()].filter((k) => k.startsWith(`train_step:${task}.grad.`))) {
         const name = key.slice(`train_step:${task}.grad.`.length);
         checker.check('train_step', `${task}.grad.${name}`, parameters.get(name)?.grad ?? undefined, TOLERANCES.gradient);
       }
-      for (const name of spec.grad_is_none) {
+      for (const name of Array.isArray(spec.grad_is_none) ? spec.grad_is_none : []) {
         const gradient = parameters.get(name)?.grad ?? null;
         const largest = gradient === null ? 0 : gradient.abs().max().item();
         checker.checkScalar('train_step', `train.${task}.grad_is_none.${name} (max |grad|)`, largest, 0, { atol: 0, rtol: 0 });
       }
     });
   }
-  model.zeroGrad(true);
 }
 
 /** Replays train_tasks.py's loop for the fixture's tasks: one AdamW step per task, the schedule stepped after the first. */
-function checkOptimizer(model: VILBertForVLTasks, checker: Checker, input: (key: string) => torch.Tensor, scalars: Scalars, scenario: string, progress: (m: string) => void): void {
-  const spec = scalars.optimizer!;
+function checkOptimizer(
+  model: VILBertForVLTasks,
+  checker: Checker,
+  input: (key: string) => torch.Tensor,
+  spec: OptimizerScalars,
+  specs: TaskSpecs,
+  scenario: string,
+  progress: (m: string) => void,
+): void {
   progress(`optimiser replay, ${scenario}`);
-  const optimizer = new AdamW(referenceParamGroups(model, spec.base_lr));
-  const total = spec.num_train_optimization_steps;
-  let warmup: LambdaLR;
-  if (scenario === 'warmup_linear') {
-    warmup = new LambdaLR(optimizer.groups, warmupLinear(spec.warmup_steps, total));
-  } else if (scenario === 'mannul') {
-    warmup = new LambdaLR(optimizer.groups, warmupConstant(spec.warmup_steps));
-    new LambdaLR(optimizer.groups, epochDecay()); // constructing it resets every lr to initial x 1, as in the reference
-  } else {
-    throw new Error(`scalars.json: unknown optimizer scenario '${scenario}'`);
+  // Everything the replay needs is resolved first, so a gap stops it before any step.
+  const where = `${specs.scalarsPath} optimizer`;
+  if (!Array.isArray(spec.tasks) || spec.tasks.length === 0 || !spec.tasks.every((task) => typeof task === 'string')) {
+    throw new ParityGap(`${where}.tasks is missing or not a list of task keys`);
   }
-  const parameters = new Map(model.namedParameters());
-  const vilGroup = optimizer.groups.find((group) => group.name.includes('vil_'))!;
-  const baseGroup = optimizer.groups.find((group) => !group.name.includes('vil_'))!;
-  let globalStep = 0;
-  const steps = spec.scenarios[scenario]!.steps;
-  const iterations = Math.max(...steps.map((step) => step.iteration)) + 1;
-  let stepIndex = 0;
-  for (let iteration = 0; iteration < iterations; iteration++) {
-    let firstTask = true;
-    for (const task of spec.tasks) {
-      const expected = steps[stepIndex]!;
-      const train = scalars.train[task]!;
-      torch.scope(() => {
-        const result = forwardTask(model, taskBatch(train, input), { type: train.type, process: train.process, number: train.task_token });
-        const scaled = result.loss.mul(spec.loss_scale[task]!);
-        checker.checkScalar('optimizer', `optimizer.${scenario}.step${stepIndex}.loss_scaled`, scaled.item(), expected.loss_scaled, TOLERANCES.loss);
-        checker.checkScalar('optimizer', `optimizer.${scenario}.step${stepIndex}.lr_used.vil`, vilGroup.lr, expected.lr_used.vil, { atol: 0, rtol: 1e-12 });
-        checker.checkScalar('optimizer', `optimizer.${scenario}.step${stepIndex}.lr_used.base`, baseGroup.lr, expected.lr_used.base, { atol: 0, rtol: 1e-12 });
-        scaled.backward();
-      });
-      optimizer.step();
-      model.zeroGrad();
-      if (firstTask && (globalStep < spec.warmup_steps || scenario === 'warmup_linear')) warmup.step();
-      if (firstTask) {
-        globalStep += 1;
-        firstTask = false;
+  for (const field of ['base_lr', 'num_train_optimization_steps', 'warmup_steps'] as const) {
+    if (typeof spec[field] !== 'number') throw new ParityGap(`${where}.${field} is missing or not a number`);
+  }
+  if (scenario !== 'warmup_linear' && scenario !== 'mannul') throw new ParityGap(`${where}.scenarios: unknown scenario '${scenario}' (warmup_linear, mannul)`);
+  const steps = spec.scenarios[scenario]?.steps;
+  if (!Array.isArray(steps) || steps.length === 0) throw new ParityGap(`${where}.scenarios.${scenario}.steps is missing or empty`);
+  const iterations = Math.max(...steps.map((step) => Number(step?.iteration))) + 1;
+  if (!Number.isInteger(iterations) || steps.length !== iterations * spec.tasks.length) {
+    throw new ParityGap(`${where}.scenarios.${scenario}.steps: ${steps.length} steps do not make whole iterations over the ${spec.tasks.length} tasks ${spec.tasks.join(', ')}`);
+  }
+  steps.forEach((step, index) => {
+    const task = spec.tasks[index % spec.tasks.length]!;
+    if (step.task !== undefined && step.task !== task) throw new ParityGap(`${where}.scenarios.${scenario}.steps[${index}] is task ${step.task}, but optimizer.tasks puts ${task} there`);
+    if (typeof step.loss_scaled !== 'number' || typeof step.lr_used?.vil !== 'number' || typeof step.lr_used?.base !== 'number') {
+      throw new ParityGap(`${where}.scenarios.${scenario}.steps[${index}] lacks loss_scaled or lr_used.vil/base`);
+    }
+  });
+  const tasks = spec.tasks.map((task, index) => {
+    const train = specs.get(task);
+    return { train, batch: taskBatch(train, input), lossScale: lossScale(spec, specs, task, index) };
+  });
+
+  const optimizer = new AdamW(referenceParamGroups(model, spec.base_lr));
+  try {
+    const total = spec.num_train_optimization_steps;
+    let warmup: LambdaLR;
+    if (scenario === 'warmup_linear') {
+      warmup = new LambdaLR(optimizer.groups, warmupLinear(spec.warmup_steps, total));
+    } else {
+      warmup = new LambdaLR(optimizer.groups, warmupConstant(spec.warmup_steps));
+      new LambdaLR(optimizer.groups, epochDecay()); // constructing it resets every lr to initial x 1, as in the reference
+    }
+    const parameters = new Map(model.namedParameters());
+    const vilGroup = optimizer.groups.find((group) => group.name.includes('vil_'))!;
+    const baseGroup = optimizer.groups.find((group) => !group.name.includes('vil_'))!;
+    let globalStep = 0;
+    let stepIndex = 0;
+    for (let iteration = 0; iteration < iterations; iteration++) {
+      let firstTask = true;
+      for (const { train, batch, lossScale: scale } of tasks) {
+        const expected = steps[stepIndex]!;
+        torch.scope(() => {
+          const result = forwardTask(model, batch, { type: train.type, process: train.process, number: train.task_token });
+          const scaled = result.loss.mul(scale);
+          checker.checkScalar('optimizer', `optimizer.${scenario}.step${stepIndex}.loss_scaled`, scaled.item(), expected.loss_scaled, TOLERANCES.loss);
+          checker.checkScalar('optimizer', `optimizer.${scenario}.step${stepIndex}.lr_used.vil`, vilGroup.lr, expected.lr_used.vil, { atol: 0, rtol: 1e-12 });
+          checker.checkScalar('optimizer', `optimizer.${scenario}.step${stepIndex}.lr_used.base`, baseGroup.lr, expected.lr_used.base, { atol: 0, rtol: 1e-12 });
+          scaled.backward();
+        });
+        optimizer.step();
+        model.zeroGrad();
+        if (firstTask && (globalStep < spec.warmup_steps || scenario === 'warmup_linear')) warmup.step();
+        if (firstTask) {
+          globalStep += 1;
+          firstTask = false;
+        }
+        const prefix = `${scenario}.step${stepIndex}.`;
+        for (const key of [...checker.pending.keys()].filter((k) => k.startsWith(`optimizer:${prefix}`))) {
+          const name = key.slice(`optimizer:${prefix}`.length);
+          checker.check('optimizer', `${prefix}${name}`, parameters.get(name), TOLERANCES.optimizer);
+        }
+        stepIndex += 1;
       }
-      const prefix = `${scenario}.step${stepIndex}.`;
+    }
+    for (const kind of ['exp_avg', 'exp_avg_sq'] as const) {
+      const prefix = `${scenario}.final.${kind}.`;
       for (const key of [...checker.pending.keys()].filter((k) => k.startsWith(`optimizer:${prefix}`))) {
         const name = key.slice(`optimizer:${prefix}`.length);
-        checker.check('optimizer', `${prefix}${name}`, parameters.get(name), TOLERANCES.optimizer);
+        const parameter = parameters.get(name);
+        const state = parameter ? optimizer.stateOf(parameter) : undefined;
+        checker.check('optimizer', `${prefix}${name}`, kind === 'exp_avg' ? state?.expAvg : state?.expAvgSq, TOLERANCES.moments);
       }
-      stepIndex += 1;
     }
+  } finally {
+    optimizer.dispose();
+    model.zeroGrad(true);
   }
-  for (const kind of ['exp_avg', 'exp_avg_sq'] as const) {
-    const prefix = `${scenario}.final.${kind}.`;
-    for (const key of [...checker.pending.keys()].filter((k) => k.startsWith(`optimizer:${prefix}`))) {
-      const name = key.slice(`optimizer:${prefix}`.length);
-      const state = optimizer.stateOf(parameters.get(name)!);
-      checker.check('optimizer', `${prefix}${name}`, kind === 'exp_avg' ? state?.expAvg : state?.expAvgSq, TOLERANCES.moments);
+}
+
+/**
+ * train_tasks.py's loss_scale[task] = task lr / min(task lrs): the folder's
+ * optimizer.loss_scale, else its optimizer.task_lr, else the registry's lrs.
+ */
+function lossScale(spec: OptimizerScalars, specs: TaskSpecs, task: string, index: number): number {
+  const given = spec.loss_scale?.[task];
+  if (typeof given === 'number') return given;
+  const lrs = spec.tasks.map((name, i) => {
+    const lr = Array.isArray(spec.task_lr) && typeof spec.task_lr[i] === 'number' ? spec.task_lr[i] : specs.registryEntry(name)?.lr;
+    if (typeof lr !== 'number' || !(lr > 0)) {
+      throw new ParityGap(`${specs.scalarsPath} optimizer.loss_scale has no ${task}, and the lr of ${name} is neither in optimizer.task_lr nor in the task registry`);
     }
-  }
-  optimizer.dispose();
-  model.zeroGrad(true);
+    return lr;
+  });
+  return lrs[index]! / Math.min(...lrs);
 }

@@ -1,11 +1,13 @@
 // The parity suite: this implementation against outputs of the reference PyTorch code.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { verifyParity, type WeightVariant } from '../../src/parity/verify-parity.js';
+import { fixtureBatch, verifyParity, type WeightVariant } from '../../src/parity/verify-parity.js';
+import { loadTaskRegistry } from '../../src/tasks/registry.js';
+import type { TaskProcess, TaskType } from '../../src/tasks/task-step.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 
 const fixtures = fileURLToPath(new URL('../../../test/fixtures/parity', import.meta.url));
@@ -70,3 +72,99 @@ for (const numerics of ['reference', 'fused'] as const) {
     }
   });
 }
+
+/** A copy of the fixtures in a temp dir, with scalars.json and the inputs edited; removed afterwards. */
+function withEditedFixtures(
+  edit: { scalars?: (scalars: Record<string, any>) => void; dropInputs?: string[] },
+  run: (dir: string) => void,
+): void {
+  const dir = mkdtempSync(join(tmpdir(), 'parity-edit-'));
+  try {
+    cpSync(fixtures, dir, { recursive: true });
+    if (edit.scalars) {
+      const scalars = JSON.parse(readFileSync(join(dir, 'scalars.json'), 'utf8')) as Record<string, any>;
+      edit.scalars(scalars);
+      writeFileSync(join(dir, 'scalars.json'), JSON.stringify(scalars));
+    }
+    if (edit.dropInputs) {
+      const inputs = new Map(readSafetensors(join(dir, 'inputs.safetensors')).tensors);
+      for (const name of edit.dropInputs) assert.ok(inputs.delete(name), name);
+      writeSafetensors(join(dir, 'inputs.safetensors'), inputs);
+    }
+    run(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const TRAINING_ONLY = { skip: new Set(['forward', 'debug', 'nlvr2', 'pretrain'] as const) };
+
+test("each fixture task's batch derives from its registry type and process, as the generator formed it", () => {
+  const scalars = JSON.parse(readFileSync(join(fixtures, 'scalars.json'), 'utf8')) as { train: Record<string, { type: TaskType; process: TaskProcess; batch: Record<string, string> }> };
+  const registry = loadTaskRegistry();
+  assert.ok(Object.keys(scalars.train).length >= 7);
+  for (const [task, spec] of Object.entries(scalars.train)) {
+    const entry = registry.get(task)!;
+    assert.equal(entry.type, spec.type, task);
+    assert.equal(entry.process, spec.process, task);
+    assert.deepEqual(fixtureBatch(entry.type, entry.process), spec.batch, task);
+  }
+  assert.equal(fixtureBatch('V-logit-mc', 'normal'), undefined);
+  assert.equal(fixtureBatch('VL-logit', 'dialog'), undefined);
+  assert.equal(fixtureBatch('VL-binary-classifier', 'normal'), undefined);
+});
+
+test('an optimiser task with no train-step entry is replayed from the task registry (it crashed with a TypeError)', () => {
+  withEditedFixtures({ scalars: (scalars) => delete scalars.train.TASK9 }, (dir) => {
+    const report = verifyParity(dir, TRAINING_ONLY);
+    assert.deepEqual(report.rows.filter((row) => !row.ok).map((row) => row.name), []);
+    assert.deepEqual(report.unchecked, []);
+    const names = new Set(report.rows.map((row) => row.name));
+    // The replay ran every step of both schedules, TASK9's included, and TASK9's own train-step tensors were compared.
+    for (const name of ['scalars:optimizer.warmup_linear.step3.loss_scaled', 'scalars:optimizer.mannul.step1.loss_scaled', 'optimizer:mannul.step3.vision_logit.bias', 'train_step:TASK9.loss', 'train_step:TASK9.grad.vision_logit.weight']) {
+      assert.ok(names.has(name), name);
+    }
+    assert.ok(![...names].some((name) => name.startsWith('scalars:train.TASK9.')), 'no scalars of the dropped entry');
+  });
+});
+
+test('an optimiser task that neither the folder nor the fixture layouts can form leaves that scenario unchecked, naming the task', () => {
+  withEditedFixtures(
+    {
+      scalars: (scalars) => {
+        delete scalars.train.TASK9;
+        scalars.optimizer.tasks = ['TASK1', 'TASK4'];
+        for (const scenario of Object.values(scalars.optimizer.scenarios) as { steps: { task: string }[] }[]) {
+          for (const step of scenario.steps) if (step.task === 'TASK9') step.task = 'TASK4';
+        }
+      },
+    },
+    (dir) => {
+      const report = verifyParity(dir, TRAINING_ONLY);
+      assert.deepEqual(report.rows.filter((row) => !row.ok).map((row) => row.name), []);
+      assert.ok(!report.rows.some((row) => row.family === 'optimizer'), 'nothing of the replay was compared');
+      const optimizer = report.unchecked.filter((item) => item.family === 'optimizer');
+      assert.ok(optimizer.some((item) => item.name === 'optimizer:warmup_linear.step0.vision_logit.bias'));
+      assert.ok(optimizer.some((item) => item.name === 'scalars:optimizer.mannul'));
+      for (const item of optimizer) assert.match(item.reason, /TASK4: .*no train\.TASK4 entry.*'V-logit-mc'/);
+      assert.ok(report.unchecked.every((item) => item.family === 'optimizer'));
+    },
+  );
+});
+
+test('an input tensor missing from inputs.safetensors leaves the checks that need it unchecked, naming the tensor', () => {
+  withEditedFixtures({ dropInputs: ['target.refer'] }, (dir) => {
+    const report = verifyParity(dir, TRAINING_ONLY);
+    assert.deepEqual(report.rows.filter((row) => !row.ok).map((row) => row.name), []);
+    assert.ok(report.unchecked.length > 0);
+    for (const item of report.unchecked) {
+      assert.match(item.reason, /inputs\.safetensors has no input 'target\.refer'/, item.name);
+      assert.match(item.name, /^(train_step:TASK9\.|optimizer:|scalars:(train\.TASK9|optimizer\.))/, item.name);
+    }
+    const names = new Set(report.unchecked.map((item) => item.name));
+    for (const name of ['train_step:TASK9.loss', 'scalars:train.TASK9', 'optimizer:mannul.step0.vision_logit.bias', 'scalars:optimizer.warmup_linear']) assert.ok(names.has(name), name);
+    // The other tasks were still compared.
+    assert.ok(report.rows.some((row) => row.name === 'train_step:TASK13.loss'));
+    assert.ok(!report.rows.some((row) => row.name.startsWith('train_step:TASK9.')));
+  });
+});
