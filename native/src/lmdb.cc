@@ -74,6 +74,28 @@ bool getValue(Napi::Env env, LmdbEnv* store, const ReadTxn& txn, MDB_val* key, M
   return true;
 }
 
+// LMDB maps the size its meta page records, not the file's: pages past the end of a
+// truncated file (an interrupted copy or download) are mapped, and the first read of one
+// raises SIGBUS and kills the process. Every page a reader can reach is numbered at most
+// the meta page's last page, so a file that holds that many pages is read safely.
+void checkFileHoldsPages(Napi::Env env, LmdbEnv* store, const std::string& file, uint64_t size) {
+  MDB_envinfo info{};
+  MDB_stat stat{};
+  int rc = mdb_env_info(store->env, &info);
+  if (rc == MDB_SUCCESS) rc = mdb_env_stat(store->env, &stat);
+  if (rc != MDB_SUCCESS) {
+    closeEnv(store);
+    fail(env, store->path, "mdb_env_info", rc);
+  }
+  const uint64_t needed = (static_cast<uint64_t>(info.me_last_pgno) + 1) * stat.ms_psize;
+  if (size < needed) {
+    closeEnv(store);
+    throw Napi::Error::New(env, "LMDB " + store->path + ": " + file + " is truncated: " + std::to_string(size) +
+                                    " bytes, but its pages run to byte " + std::to_string(needed) +
+                                    " (an incomplete copy or download?)");
+  }
+}
+
 Napi::Value lmdbOpen(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     if (!info[0].IsString()) throw Napi::TypeError::New(env, "lmdbOpen expects a path string");
@@ -96,12 +118,24 @@ Napi::Value lmdbOpen(const Napi::CallbackInfo& info) {
       store->env = nullptr;
       fail(env, path, "mdb_env_create", rc);
     }
+    const std::string file = (flags & MDB_NOSUBDIR) != 0 ? path : path + "/data.mdb";
+    struct stat fileStatus {};
+    if (stat(file.c_str(), &fileStatus) != 0) {
+      const int error = errno;
+      closeEnv(store);
+      throw Napi::Error::New(env, "LMDB " + path + ": " + file + ": " + std::strerror(error));
+    }
+    if (fileStatus.st_size == 0) {
+      closeEnv(store);
+      throw Napi::Error::New(env, "LMDB " + path + ": " + file + " is empty (0 bytes), not an LMDB file");
+    }
     rc = mdb_env_set_maxreaders(store->env, 1);
     if (rc == MDB_SUCCESS) rc = mdb_env_open(store->env, path.c_str(), flags, 0444);
     if (rc != MDB_SUCCESS) {
       closeEnv(store);
       fail(env, path, "mdb_env_open", rc);
     }
+    checkFileHoldsPages(env, store, file, static_cast<uint64_t>(fileStatus.st_size));
     MDB_txn* txn = nullptr;
     rc = mdb_txn_begin(store->env, nullptr, MDB_RDONLY, &txn);
     if (rc == MDB_SUCCESS) {

@@ -1,7 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { LmdbError, LmdbReader } from '../../src/io/lmdb.js';
@@ -17,6 +19,8 @@ const plain = JSON.parse(readSafetensors(fixture('data', 'reader_expected.safete
 const PLAIN = fixture('data', 'plain.lmdb');
 const VG = fixture('data', 'vg_resnext152_faster_rcnn_genome.lmdb');
 
+/** `text` as a pattern matching it literally (paths hold dots). */
+const literal = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 function lmdbError(path: string, pattern: RegExp): (error: unknown) => boolean {
@@ -113,7 +117,45 @@ describe('LmdbReader', () => {
     const notLmdb = fixture('data', 'make_data_fixtures.py');
     assert.throws(() => LmdbReader.open(notLmdb), lmdbError(notLmdb, /mdb_env_open: MDB_INVALID: File is not an LMDB file/));
     const emptyDirectory = fixture('data');
-    assert.throws(() => LmdbReader.open(emptyDirectory), lmdbError(emptyDirectory, /mdb_env_open: No such file or directory/));
+    assert.throws(() => LmdbReader.open(emptyDirectory), lmdbError(emptyDirectory, new RegExp(`: ${literal(join(emptyDirectory, 'data.mdb'))}: No such file or directory$`)));
+  });
+
+  it('refuses an empty or truncated data file, naming it, where reading its missing pages would raise SIGBUS', () => {
+    // The kit's COCO store as an environment directory; plain.lmdb as a single file.
+    const coco = readFileSync(fixture('datasets', 'kit', 'datasets', 'coco', 'features_100', 'COCO_trainval_resnext152_faster_rcnn_genome.lmdb', 'data.mdb'));
+    const single = readFileSync(PLAIN);
+    const dir = mkdtempSync(join(tmpdir(), 'vilbert-lmdb-'));
+    try {
+      const copy = (name: string, bytes: Uint8Array, asDirectory: boolean): { path: string; file: string } => {
+        const path = join(dir, name);
+        const file = asDirectory ? join(path, 'data.mdb') : path;
+        if (asDirectory) mkdirSync(path);
+        writeFileSync(file, bytes);
+        return { path, file };
+      };
+      for (const [name, bytes, asDirectory] of [['coco.lmdb', coco, true], ['plain.lmdb', single, false]] as const) {
+        const whole = copy(`whole-${name}`, bytes, asDirectory);
+        const store = LmdbReader.open(whole.path);
+        assert.ok(store.keys().every((key) => store.get(key) !== null));
+        store.close();
+
+        const empty = copy(`empty-${name}`, new Uint8Array(0), asDirectory);
+        assert.throws(() => LmdbReader.open(empty.path), lmdbError(empty.path, new RegExp(`^\\S+: ${literal(empty.file)} is empty \\(0 bytes\\), not an LMDB file$`)));
+        // Both meta pages (2 x 4096 bytes) intact, data pages cut off: liblmdb itself would map them.
+        for (const cut of [8192, 8193, Math.floor(bytes.length / 2), bytes.length - 4096, bytes.length - 1]) {
+          const cutCopy = copy(`cut${cut}-${name}`, bytes.subarray(0, cut), asDirectory);
+          assert.throws(() => LmdbReader.open(cutCopy.path),
+            lmdbError(cutCopy.path, new RegExp(`^\\S+: ${literal(cutCopy.file)} is truncated: ${cut} bytes, but its pages run to byte ${bytes.length} `)), `cut at ${cut}`);
+        }
+        // Without both meta pages liblmdb refuses it itself.
+        for (const cut of [1, 4096, 8191]) {
+          const cutCopy = copy(`cut${cut}-${name}`, bytes.subarray(0, cut), asDirectory);
+          assert.throws(() => LmdbReader.open(cutCopy.path), lmdbError(cutCopy.path, /mdb_env_open: MDB_INVALID|is truncated/), `cut at ${cut}`);
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('releases environments that were never closed when they are garbage-collected', async () => {
