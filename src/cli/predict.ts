@@ -30,10 +30,13 @@ function positiveInteger(flag: string, value: string | undefined): number | unde
   return parsed;
 }
 
-/** How many --image ids a task takes: [min, max]. */
+/** How many --image ids a task takes: [min, max]. retrieve with none ranks every image of the store. */
 const IMAGE_COUNTS: Record<PipelineTask, [number, number]> = {
-  vqa: [1, 1], gqa: [1, 1], ground: [1, 1], entail: [1, 1], verify: [2, 2], retrieve: [1, Infinity],
+  vqa: [1, 1], gqa: [1, 1], ground: [1, 1], entail: [1, 1], verify: [2, 2], retrieve: [0, Infinity],
 };
+
+/** Images printed by retrieve over a whole store when --topk is not given. */
+export const STORE_RANKING_TOPK = 10;
 
 const fixed = (value: number) => value.toFixed(4);
 
@@ -83,10 +86,16 @@ async function predict(options: PredictOptions): Promise<void> {
     }
     : undefined;
   const store = ImageFeatureReader.open(options.features);
-  const pipeline = await createPipeline(task, options.model, { ...(onProgress && { onProgress }), ...(batchSize && { batchSize }) });
+  let pipeline: PipelineOfTask[PipelineTask] | undefined;
   try {
-    const images = options.image.map((imageId) => ({ store, imageId }));
-    const topkOption = topk === undefined ? {} : { topk };
+    pipeline = await createPipeline(task, options.model, { ...(onProgress && { onProgress }), ...(batchSize && { batchSize }) });
+    // retrieve without --image: every image of the store, in its keys order. Only the ids are
+    // held; the pipeline reads regions batch by batch (--batch_size images per forward).
+    const imageIds = task === 'retrieve' && options.image.length === 0 ? store.keys() : options.image;
+    if (imageIds.length === 0) throw new Error(`${options.features}: the store has no images to rank`);
+    const images = imageIds.map((imageId) => ({ store, imageId }));
+    const wholeStore = imageIds !== options.image;
+    const topkOption = topk === undefined ? (wholeStore ? { topk: STORE_RANKING_TOPK } : {}) : { topk };
     let result: unknown;
     switch (task) {
       case 'vqa':
@@ -107,9 +116,9 @@ async function predict(options: PredictOptions): Promise<void> {
         break;
     }
     if (options.json) console.log(JSON.stringify(result, null, 2));
-    else printResult(task, result, options.image);
+    else printResult(task, result, imageIds);
   } finally {
-    pipeline.dispose();
+    pipeline?.dispose();
     store.close();
   }
 }
@@ -161,10 +170,10 @@ export function registerPredict(program: Command): void {
     .requiredOption('--task <task>', `one of ${PIPELINE_TASKS.join(', ')}`)
     .requiredOption('--model <dir>', 'model folder (config.json, model.safetensors, labels.json, tasks.json; see vilbert model-folder)')
     .requiredOption('--features <lmdb>', 'region-feature LMDB holding the images (e.g. COCO_trainval_resnext152_faster_rcnn_genome.lmdb)')
-    .requiredOption('--image <id>', 'image id in the LMDB; verify takes two (left, right), retrieve any number', collect, [])
+    .option('--image <id>', 'image id in the LMDB; verify takes two (left, right), retrieve any number (none: every image of the LMDB)', collect, [])
     .requiredOption('--text <text>', 'the question, expression, caption, statement or hypothesis')
-    .option('--topk <n>', 'answers (vqa, gqa: default 5), regions (ground: default 1) or images (retrieve: default all) to print')
-    .option('--batch_size <n>', 'images per forward pass for retrieve (default 32)')
+    .option('--topk <n>', `answers (vqa, gqa: default 5), regions (ground: default 1) or images (retrieve: default all the --image ids, ${STORE_RANKING_TOPK} when ranking the whole LMDB) to print`)
+    .option('--batch_size <n>', 'images per forward pass for retrieve (default 32); regions are read one batch at a time')
     .option('--json', 'print the result as JSON', false)
     .action(predict);
 

@@ -2,7 +2,8 @@ import { describe, it, after, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { registerPredict } from '../../src/cli/predict.js';
+import { STORE_RANKING_TOPK, registerPredict } from '../../src/cli/predict.js';
+import { writeFeatureLmdb, type StoredImage } from '../../src/synthetic/features.js';
 import { writeWeights } from '../../src/io/weights.js';
 import { createPipeline, loadModelFolder } from '../../src/pipelines/index.js';
 import { configFile, kitPath, labelsRoot, tempDir, tinyFolder } from './helpers.js';
@@ -49,8 +50,35 @@ describe('vilbert predict', () => {
     assert.match(await predict('entail', 'a man works', '--features', flickr, '--image', '1000344755'), /^(entailment|neutral|contradiction)\tcontradiction [01]\.\d{4}, neutral [01]\.\d{4}, entailment [01]\.\d{4}$/);
   });
 
+  it('retrieve with no --image ranks every image of the store, batch by batch, and prints the best 10', async () => {
+    // A store larger than the default top 10 and than one batch.
+    const store = join(scratch.dir, 'many-images.lmdb');
+    const images = Array.from({ length: 23 }, (_, index) => {
+      const boxes = 2 + (index % 3);
+      const features = Float32Array.from({ length: boxes * 2048 }, (_, i) => Math.abs(Math.sin(index * 7919 + i)));
+      const regions = Array.from({ length: boxes }, (_, b) => ({ box: [4 * b, 2 * b, 40 + 10 * b, 30 + 5 * b] }));
+      return { scene: { imageId: 1000 + index, key: String(1000 + index), width: 200, height: 150, objects: [] }, regions, features };
+    }) as unknown as StoredImage[];
+    writeFeatureLmdb(store, images);
+    const keys = images.map(({ scene }) => scene.key);
+    const caption = 'a cat on a laptop';
+    const top = await predict('retrieve', caption, '--features', store, '--batch_size', '4');
+    const lines = top.split('\n');
+    assert.equal(STORE_RANKING_TOPK, 10);
+    assert.equal(lines.length, 10);
+    for (const [rank, line] of lines.entries()) assert.match(line, new RegExp(`^${rank + 1}\\. image 10\\d\\d\t-?\\d+\\.\\d{4}$`));
+    // The same ranking as naming every image, whatever the batch size.
+    const whole = JSON.parse(await predict('retrieve', caption, '--features', store, '--topk', '23', '--batch_size', '5', '--json')) as { index: number; imageId: string; score: number }[];
+    const named = JSON.parse(await predict('retrieve', caption, '--features', store, ...keys.flatMap((key) => ['--image', key]), '--json')) as unknown[];
+    assert.deepEqual(whole, named);
+    assert.deepEqual(whole.map(({ imageId }) => imageId).sort(), [...keys].sort());
+    assert.deepEqual(lines.map((line) => line.split('\t')[0]!.replace(/^\d+\. image /, '')), whole.slice(0, 10).map(({ imageId }) => imageId));
+    assert.equal((await predict('retrieve', caption, '--features', COCO, '--topk', '2')).split('\n').length, 2);
+  });
+
   it('says what is wrong with the arguments', async () => {
     await assert.rejects(predict('verify', 'x', '--features', COCO, '--image', '30'), /--task verify takes exactly 2 --image ids, got 1/);
+    await assert.rejects(predict('vqa', 'x', '--features', COCO), /--task vqa takes exactly 1 --image id, got 0/);
     await assert.rejects(predict('caption', 'x', '--features', COCO, '--image', '30'), /--task must be one of vqa, gqa, ground, retrieve, verify, entail, got 'caption'/);
     await assert.rejects(predict('vqa', 'x', '--features', COCO, '--image', '30', '--topk', 'many'), /--topk must be a positive integer, got 'many'/);
     await assert.rejects(predict('vqa', 'x', '--features', COCO, '--image', '1234'), /image '1234': not in the store's 'keys' list/);
