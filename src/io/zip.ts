@@ -41,8 +41,37 @@ export function crc32(data: Uint8Array): number {
   return data.byteLength >= 1 << 20 ? native.crc32(data) : smallCrc32(data);
 }
 
-/** Member name -> its bytes (views into the archive), in central-directory order. */
+/** A central-directory entry, before its data is looked at. */
+interface DirectoryEntry {
+  name: string;
+  /** The name's bytes as stored, compared with the local header's. */
+  rawName: Uint8Array;
+  size: number;
+  localOffset: number;
+  crc: number;
+}
+
+/**
+ * Member name -> its bytes (views into the archive), in central-directory order. Every
+ * member must lie inside one root folder, as torch writes them (`archive/data.pkl`,
+ * `archive/data/0`, ...; libtorch takes the root from the first member). The whole
+ * directory is checked before any member's data is read: a name that could escape a
+ * folder when extracted (absolute, `..`, a backslash or drive letter) or a second root is
+ * refused, naming the member.
+ */
 export function readZipMembers(archive: Uint8Array, source: string): Map<string, Uint8Array> {
+  const entries = readDirectory(archive, source);
+  const root = entries.length === 0 ? '' : entries[0]!.name.split('/')[0]!;
+  const names = new Set<string>();
+  for (const entry of entries) {
+    checkMemberName(entry.name, root, source);
+    if (names.has(entry.name)) throw new CheckpointFormatError(source, 'appears twice in the zip archive', printable(entry.name));
+    names.add(entry.name);
+  }
+  return new Map(entries.map((entry) => [entry.name, memberData(archive, source, entry)]));
+}
+
+function readDirectory(archive: Uint8Array, source: string): DirectoryEntry[] {
   const reader = new ByteReader(archive, source, 'zip archive');
   const eocd = findEndOfCentralDirectory(archive, source);
   reader.position = eocd + 10;
@@ -63,7 +92,7 @@ export function readZipMembers(archive: Uint8Array, source: string): Map<string,
     directoryOffset = reader.u64();
   }
 
-  const members = new Map<string, Uint8Array>();
+  const entries: DirectoryEntry[] = [];
   reader.position = directoryOffset;
   for (let index = 0; index < count; index++) {
     if (reader.u32() !== CENTRAL_HEADER) reader.fail(`central directory entry ${index} has a bad signature`);
@@ -71,7 +100,7 @@ export function readZipMembers(archive: Uint8Array, source: string): Map<string,
     const flags = reader.u16();
     const method = reader.u16();
     reader.position += 4;
-    const expectedCrc = reader.u32();
+    const crc = reader.u32();
     let compressedSize = reader.u32();
     let size = reader.u32();
     const nameLength = reader.u16();
@@ -79,8 +108,9 @@ export function readZipMembers(archive: Uint8Array, source: string): Map<string,
     const commentLength = reader.u16();
     reader.position += 8;
     let localOffset = reader.u32();
-    const name = new TextDecoder().decode(reader.take(nameLength));
-    const extra = new ByteReader(reader.take(extraLength), source, `zip extra field of '${name}'`);
+    const rawName = reader.take(nameLength);
+    const name = new TextDecoder().decode(rawName);
+    const extra = new ByteReader(reader.take(extraLength), source, `zip extra field of '${printable(name)}'`);
     reader.take(commentLength);
 
     while (extra.remaining >= 4) {
@@ -94,13 +124,41 @@ export function readZipMembers(archive: Uint8Array, source: string): Map<string,
       }
       extra.position = fieldEnd;
     }
-    if (members.has(name)) throw new CheckpointFormatError(source, 'appears twice in the zip archive', name);
-    if (flags & 1) throw new CheckpointFormatError(source, 'is encrypted', name);
-    if (method !== 0) throw new CheckpointFormatError(source, `uses zip compression method ${method}; torch checkpoints store members uncompressed`, name);
-    if (compressedSize !== size) throw new CheckpointFormatError(source, `stored member has compressed size ${compressedSize} != size ${size}`, name);
-    members.set(name, memberData(archive, source, name, localOffset, size, expectedCrc));
+    const member = printable(name);
+    if (flags & 1) throw new CheckpointFormatError(source, 'is encrypted', member);
+    if (method !== 0) throw new CheckpointFormatError(source, `uses zip compression method ${method}; torch checkpoints store members uncompressed`, member);
+    if (compressedSize !== size) throw new CheckpointFormatError(source, `stored member has compressed size ${compressedSize} != size ${size}`, member);
+    entries.push({ name, rawName, size, localOffset, crc });
   }
-  return members;
+  return entries;
+}
+
+/**
+ * Refuses a member name that an extractor could place outside the root folder, or that
+ * lies in another folder than the first member's (the root libtorch takes). A trailing '/'
+ * (a folder entry, which zip tools add) is allowed.
+ */
+function checkMemberName(name: string, root: string, source: string): void {
+  const refuse = (problem: string): never => {
+    throw new CheckpointFormatError(source, `${problem}: a torch checkpoint keeps its members inside one root folder`, printable(name));
+  };
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) refuse('has a control character in its name');
+  if (name.startsWith('/')) refuse('is an absolute path');
+  if (name.includes('\\')) refuse('has a backslash in its name (a folder separator on Windows)');
+  if (/^[A-Za-z]:/.test(name)) refuse('starts with a drive letter');
+  const parts = name.split('/');
+  if (parts.length === 1) refuse('is not inside a folder');
+  if (parts.at(-1) === '') parts.pop();
+  if (parts.includes('..')) refuse("has a '..' component");
+  if (parts.some((part) => part === '' || part === '.')) refuse("has an empty or '.' component");
+  if (parts[0] !== root) refuse(`lies outside '${printable(root)}/', the first member's folder (a second root)`);
+}
+
+/** A member name as errors print it: control characters escaped. */
+function printable(name: string): string {
+  // eslint-disable-next-line no-control-regex
+  return name.replace(/[\u0000-\u001f\u007f]/g, (character) => `\\x${character.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 function findEndOfCentralDirectory(archive: Uint8Array, source: string): number {
@@ -112,21 +170,25 @@ function findEndOfCentralDirectory(archive: Uint8Array, source: string): number 
   throw new CheckpointFormatError(source, 'no zip end-of-central-directory record (not a zip archive, or truncated)');
 }
 
-function memberData(archive: Uint8Array, source: string, name: string, offset: number, size: number, expectedCrc: number): Uint8Array {
-  const local = new ByteReader(archive, source, `zip local header of '${name}'`);
-  local.position = offset;
-  if (local.u32() !== LOCAL_HEADER) local.fail('bad local header signature', name);
+function memberData(archive: Uint8Array, source: string, { name, rawName, size, localOffset, crc }: DirectoryEntry): Uint8Array {
+  const member = printable(name);
+  const local = new ByteReader(archive, source, `zip local header of '${member}'`);
+  local.position = localOffset;
+  if (local.u32() !== LOCAL_HEADER) local.fail('bad local header signature', member);
   local.position += 22;
   const nameLength = local.u16();
   const extraLength = local.u16();
-  local.take(nameLength + extraLength);
+  // The local header must name the member as the directory does (a mismatch is the classic
+  // way to show one name to a checker and another to an extractor).
+  if (Buffer.compare(local.take(nameLength), rawName) !== 0) throw new CheckpointFormatError(source, 'its local header names another member than the central directory does', member);
+  local.take(extraLength);
   if (size > local.remaining) {
-    throw new CheckpointFormatError(source, `member data (${size} bytes at offset ${local.position}) runs past the end of the archive: truncated?`, name);
+    throw new CheckpointFormatError(source, `member data (${size} bytes at offset ${local.position}) runs past the end of the archive: truncated?`, member);
   }
   const data = local.take(size);
   const actualCrc = crc32(data);
-  if (actualCrc !== expectedCrc) {
-    throw new CheckpointFormatError(source, `CRC-32 mismatch (stored ${expectedCrc.toString(16)}, computed ${actualCrc.toString(16)}): the file is corrupt`, name);
+  if (actualCrc !== crc) {
+    throw new CheckpointFormatError(source, `CRC-32 mismatch (stored ${crc.toString(16)}, computed ${actualCrc.toString(16)}): the file is corrupt`, member);
   }
   return data;
 }

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointFormatError } from '../../src/io/format-error.js';
@@ -151,6 +151,20 @@ describe('torch checkpoints: refusals and corruption', () => {
     pickle[at + 3] = 3;
     const rebuilt = writeZip([...members].map(([name, data]) => ({ name, data: name.endsWith('data.pkl') ? pickle : data })));
     rejects(rebuilt, /'w': view \(offset 0, size \[3\], stride \[1\]\) reaches element 3 of a 2-element storage/);
+  });
+
+  it('refuses a member outside the archive folder, naming the file and the member, file or buffer', () => {
+    const state = new Map<string, RawTensor>([['w', { dtype: 'float32', shape: [2], data: new Uint8Array(8) }]]);
+    const members = [...readZipMembers(serializeTorchStateDict(state), 'x')].map(([name, data]) => ({ name, data }));
+    for (const escape of ['archive/../../outside', '/tmp/outside', 'second/data.pkl']) {
+      rejects(writeZip([...members, { name: escape, data: Buffer.from('payload') }]), new RegExp(`^bad\\.bin: '${escape.replace(/\./g, '\\.')}': `));
+    }
+    // A storage renamed out of the folder: refused for its name, not reported missing.
+    const escaped = members.map((member) => (member.name === 'archive/data/0' ? { ...member, name: 'archive/data/../../0' } : member));
+    const path = join(mkdtempSync(join(tmpdir(), 'vilbert-io-')), 'escape.bin');
+    writeFileSync(path, writeZip(escaped));
+    assert.throws(() => readTorchStateDict(path), (error: unknown) => error instanceof CheckpointFormatError
+      && error.message === `${path}: 'archive/data/../../0': has a '..' component: a torch checkpoint keeps its members inside one root folder`);
   });
 
   it('refuses what is not a checkpoint', () => {

@@ -87,7 +87,44 @@ describe('zip', () => {
     badDirectory[central] = 0;
     rejects(badDirectory, /central directory entry 0 has a bad signature/);
 
-    const twice = writeZip([{ name: 'x', data: text('1') }, { name: 'x', data: text('2') }]);
-    rejects(twice, /'x': appears twice/);
+    const twice = writeZip([{ name: 'a/x', data: text('1') }, { name: 'a/x', data: text('2') }]);
+    rejects(twice, /'a\/x': appears twice/);
+
+    const renamed = Buffer.from(archive);
+    renamed[30] = 'b'.charCodeAt(0); // the local header's copy of the name
+    rejects(renamed, /'a\/data\.pkl': its local header names another member than the central directory does/);
+  });
+
+  it('refuses a member outside the first member\'s folder, naming it, before reading any member\'s data', () => {
+    const escapes: Array<[string, RegExp]> = [
+      ['/etc/passwd', /is an absolute path/],
+      ['../evil', /has a '\.\.' component/],
+      ['archive/../evil', /has a '\.\.' component/],
+      ['archive/data/../../evil', /has a '\.\.' component/],
+      ['archive\\..\\evil', /has a backslash in its name \(a folder separator on Windows\)/],
+      ['C:/evil', /starts with a drive letter/],
+      ['C:evil', /starts with a drive letter/],
+      ['evil', /is not inside a folder/],
+      ['archive//evil', /has an empty or '\.' component/],
+      ['archive/./evil', /has an empty or '\.' component/],
+      ['archive/evil\0.pkl', /has a control character in its name/],
+      ['other/data.pkl', /lies outside 'archive\/', the first member's folder \(a second root\)/],
+    ];
+    for (const [name, problem] of escapes) {
+      // The first member's CRC is wrong: the name must be refused before any data is read.
+      const archive = Buffer.from(writeZip([{ name: 'archive/data.pkl', data: text('pickle') }, { name, data: text('payload') }]));
+      archive[64] = archive[64]! ^ 1;
+      const shown = name.replace('\0', '\\x00').replace(/[.\\]/g, '\\$&');
+      rejects(archive, new RegExp(`^bad\\.zip: '${shown}': ${problem.source}: a torch checkpoint keeps its members inside one root folder$`));
+    }
+    // The first member names the root; a lone bad first member is refused as well.
+    rejects(writeZip([{ name: '../data.pkl', data: text('x') }]), /'\.\.\/data\.pkl': has a '\.\.' component/);
+    // Folder entries (as zip tools add them) are inside the root.
+    const withFolders = readZipMembers(writeZip([
+      { name: 'archive/', data: new Uint8Array(0) },
+      { name: 'archive/data/', data: new Uint8Array(0) },
+      { name: 'archive/data/0', data: text('x') },
+    ]), 'folders.zip');
+    assert.deepEqual([...withFolders.keys()], ['archive/', 'archive/data/', 'archive/data/0']);
   });
 });
