@@ -23,20 +23,30 @@ export function divergedElsewhere(where: string): TrainingDivergedError {
   return new TrainingDivergedError(`${where}: a loss or gradient is not finite on another rank (its error names it); stopping without saving (the last checkpoint is kept)`);
 }
 
-/** Throws naming the first parameter whose gradient holds NaN or Inf. */
+/**
+ * Throws naming the first parameter whose gradient holds NaN or Inf, or is too large for
+ * float32: a gradient whose sum of squares overflows would make AdamW's second moment
+ * (a running mean of g^2) Inf, and that parameter would silently stop training.
+ */
 export function checkFiniteGradients(model: torch.Module, where: string): void {
   torch.noGrad(() => torch.scope(() => {
     const parameters = model.namedParameters();
     const gradients = parameters.map(([, parameter]) => parameter.grad);
     const present = gradients.filter((gradient): gradient is torch.Tensor => gradient !== null);
     if (present.length === 0) return;
-    // One reduction over all gradients first (a NaN or Inf anywhere makes the sum non-finite;
-    // no abs(), which would allocate a copy of every gradient); the per-tensor search only then.
-    const total = torch.stack(present.map((gradient) => gradient.sum())).sum().item();
+    // One reduction per gradient first: a 2-norm is NaN or Inf exactly when an element is, or
+    // when the squares overflow (no abs() or pow() copy of any gradient); the search only then.
+    const total = torch.stack(present.map((gradient) => torch.op('linalg_vector_norm', gradient, 2))).sum().item();
     if (Number.isFinite(total)) return;
     parameters.forEach(([name], index) => {
       const gradient = gradients[index];
-      if (gradient) assertFinite(gradient.sum().item(), `${where}: the gradient of ${name}`);
+      if (!gradient || Number.isFinite(torch.op('linalg_vector_norm', gradient, 2).item())) return;
+      const nonFinite = gradient.numel() - torch.op('isfinite', gradient).sum().item();
+      const problem = nonFinite > 0
+        ? `holds ${nonFinite} NaN or infinite value${nonFinite === 1 ? '' : 's'}`
+        : `is too large for float32 (largest |value| ${gradient.abs().max().item().toExponential(2)}; ` +
+          "its squares overflow, as AdamW's second moment would)";
+      throw new TrainingDivergedError(`${where}: the gradient of ${name} ${problem}; stopping without saving (the last checkpoint is kept)`);
     });
   }));
 }

@@ -4,7 +4,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixture, packageRoot } from '../io/fixtures.js';
@@ -141,6 +141,31 @@ describe('train-tasks on the data kit', () => {
     const dir = join(broken, readdirSync(broken).find((name) => name.endsWith('-x'))!);
     assert.ok(!existsSync(join(dir, 'pytorch_ckpt_latest.safetensors')), 'no checkpoint written after the NaN');
     assert.equal((JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { status: string }).status, 'failed');
+    rmSync(broken, { recursive: true, force: true });
+  });
+
+  it('an overflowing gradient under a finite loss stops the resumed run naming step, task and parameter; the checkpoint stays', () => {
+    // A good first epoch, then a second one resumed from its checkpoint with the scales below.
+    const broken = temp();
+    const good = spawnSync(process.execPath, baseArgs(broken, ['--num_train_epochs', '1']), { encoding: 'utf8' });
+    assert.equal(good.status, 0, good.stderr);
+    const copy = runDir(broken);
+    // Loss scales are each task's lr over the smallest: with TASK9 at 2e-41 the other tasks'
+    // losses are scaled by 1e36. The scaled loss is finite; its gradients' squares are not.
+    const bundled = readFileSync(join(packageRoot(), 'assets', 'tasks', 'vilbert_tasks.yml'), 'utf8');
+    const [head, tail] = bundled.split(/^TASK9:$/m) as [string, string];
+    const registry = join(broken, 'tasks.yml');
+    writeFileSync(registry, `${head}TASK9:${tail.replace(/^ {2}lr: 0\.00002$/m, '  lr: 2.0e-41')}`);
+    const latest = join(copy, 'pytorch_ckpt_latest.safetensors');
+    const before = readFileSync(latest);
+    const result = spawnSync(process.execPath, baseArgs(broken, ['--resume_file', latest, '--tasks_config', registry]), { encoding: 'utf8' });
+    assert.equal(result.status, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      /iteration \d+ \(epoch \d+, step \d+\), TASK7 RetrievalCOCO: the gradient of [\w.]+ is too large for float32 \(largest \|value\| [\d.]+e\+\d+; its squares overflow/,
+    );
+    assert.deepEqual(readFileSync(latest), before, 'the last good checkpoint is untouched');
+    assert.equal((JSON.parse(readFileSync(join(copy, 'run.json'), 'utf8')) as { status: string }).status, 'failed');
     rmSync(broken, { recursive: true, force: true });
   });
 
