@@ -70,10 +70,16 @@ function deviceFor(options: CommonOptions): string {
   return !options.no_cuda && torch.buildInfo().cuda ? 'cuda' : 'cpu';
 }
 
+function missingWeights(options: CommonOptions): string | undefined {
+  const file = options.from_pretrained;
+  return existsSync(file) ? undefined : `--from_pretrained ${file}: no such weights file (.bin or .safetensors)`;
+}
+
 /** Builds the model on the device and loads --from_pretrained into it. */
 function loadModel<M extends torch.Module>(options: CommonOptions, build: () => M): M {
   const file = options.from_pretrained;
-  if (!existsSync(file)) throw new Error(`--from_pretrained ${file}: no such weights file (.bin or .safetensors)`);
+  const missing = missingWeights(options);
+  if (missing) throw new Error(missing);
   torch.manualSeed(options.seed);
   const model = torch.withDefaultDevice(deviceFor(options), build);
   const report = loadPretrainedWeights(model, file);
@@ -88,13 +94,74 @@ function selectTasks(options: CommonOptions): { key: string; number: number; tas
 }
 
 /** DatasetMapEval's dataset for a task, opened from the registry paths. */
-function openEvalDataset(task: TaskConfig, options: CommonOptions): { dataset: TaskDataset; split: string; close: () => void } {
+function openEvalDataset(task: TaskConfig, split: string, options: CommonOptions): { dataset: TaskDataset; close: () => void } {
   const factory = DATASET_MAP_EVAL[task.name];
   const className = Object.entries(DATASET_CLASSES).find(([, candidate]) => candidate === factory)?.[0];
-  if (!factory || !className) throw new Error(`${task.key} ${task.name}: no evaluation dataset (known: ${Object.keys(DATASET_MAP_EVAL).join(', ')})`);
-  const split = options.split || task.val_split;
-  const { dataset, close } = openDataset({ className, task, split, phase: 'eval', root: options.datasets_root, cleanDatasets: options.clean_train_sets });
-  return { dataset, split, close };
+  if (!factory || !className) throw new Error(`no evaluation dataset for '${task.name}' (known: ${Object.keys(DATASET_MAP_EVAL).join(', ')})`);
+  return openDataset({ className, task, split, phase: 'eval', root: options.datasets_root, cleanDatasets: options.clean_train_sets });
+}
+
+interface SelectedTask {
+  key: string;
+  number: number;
+  task: TaskConfig;
+}
+
+interface OpenedTask extends SelectedTask {
+  split: string;
+  dataset: TaskDataset;
+  close: () => void;
+}
+
+/**
+ * Every requested task's dataset, opened before anything is evaluated (as the
+ * reference's LoadDatasetEval builds them all first): a split a dataset does
+ * not know, a missing annotation file or feature store, a task of the wrong
+ * command, a task named twice. `problems` holds what the caller found already
+ * (weights, config). Nothing is evaluated unless every task can be: the error
+ * lists every problem, one task per line.
+ */
+function openEvalDatasets(selected: SelectedTask[], options: CommonOptions, problems: string[], wrongCommand: (task: TaskConfig) => string | undefined): OpenedTask[] {
+  const opened: OpenedTask[] = [];
+  const seen = new Set<string>();
+  for (const { key, number, task } of selected) {
+    const split = options.split || task.val_split;
+    const label = `${key} ${task.name}`;
+    if (seen.has(key)) {
+      problems.push(`${label}: named twice in --tasks (its results would be written twice to the same folder)`);
+      continue;
+    }
+    seen.add(key);
+    const wrong = wrongCommand(task);
+    if (wrong !== undefined) {
+      problems.push(`${label}: ${wrong}`);
+      continue;
+    }
+    try {
+      opened.push({ key, number, task, split, ...openEvalDataset(task, split, options) });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      // The datasets' messages often start with the task's name or key: not twice.
+      const own = [`${label}: `, `${task.name}: `, `${task.name} ${split}: `].find((prefix) => message.startsWith(prefix));
+      problems.push(`${label}, split '${split}': ${own ? message.slice(own.length) : message}`);
+    }
+  }
+  if (problems.length > 0) {
+    for (const task of opened) task.close();
+    const count = problems.length === 1 ? 'a problem' : `${problems.length} problems`;
+    throw new Error(`nothing was evaluated: ${count} with the ${selected.length} requested task${selected.length === 1 ? '' : 's'} (all are checked before any is run):\n  ${problems.join('\n  ')}`);
+  }
+  return opened;
+}
+
+/** A config problem as a line of the problem list instead of a throw. */
+function tryConfig(problems: string[], read: () => ViLBertConfig): ViLBertConfig | undefined {
+  try {
+    return read();
+  } catch (error) {
+    problems.push(error instanceof Error ? error.message : String(error));
+    return undefined;
+  }
 }
 
 /** A progress counter on stderr when it is a terminal, like the reference's `i/n\r`. */
@@ -114,35 +181,44 @@ function writeJson(path: string, value: unknown): void {
   writeFileSync(path, JSON.stringify(value));
 }
 
-/** Files of one run, and a warning when a later task overwrites an earlier task's (same split name, as the reference). */
-function resultWriter(savePath: string): (split: string, label: string, results: unknown, others: unknown) => void {
-  const writtenBy = new Map<string, string>();
-  return (split, label, results, others) => {
-    const earlier = writtenBy.get(split);
-    if (earlier !== undefined) console.error(`warning: ${label} overwrites ${split}_result.json and ${split}_others.json of ${earlier} (the reference names them by split only)`);
-    writtenBy.set(split, label);
-    writeJson(join(savePath, `${split}_result.json`), results);
-    writeJson(join(savePath, `${split}_others.json`), others);
-  };
+/**
+ * The folder of one task's result files inside the run's: `<TASKn>_<name>`, the
+ * name as eval.txt spells it ('+' as 'plus'), other characters outside
+ * [A-Za-z0-9._-] as '_'. The reference writes <split>_result.json straight
+ * into the run's folder, so tasks evaluating the same split overwrote each other.
+ */
+export function taskResultsFolder(key: string, name: string): string {
+  return `${key}_${name.replaceAll('+', 'plus').replace(/[^A-Za-z0-9._-]/g, '_')}`;
+}
+
+/** Writes <savePath>/<task folder>/<split>_result.json and <split>_others.json (the reference's names); returns the folder. */
+function writeTaskResults(savePath: string, task: SelectedTask, split: string, results: unknown, others: unknown): string {
+  const folder = join(savePath, taskResultsFolder(task.key, task.task.name));
+  mkdirSync(folder, { recursive: true });
+  writeJson(join(folder, `${split}_result.json`), results);
+  writeJson(join(folder, `${split}_others.json`), others);
+  return folder;
 }
 
 async function runEvalTasks(options: EvalTasksOptions): Promise<void> {
   refuseUnsupported(options, COMMON);
   const selected = selectTasks(options);
-  for (const { key, task } of selected) {
-    if (RETRIEVAL_TASKS.has(task.name)) throw new Error(`${key} ${task.name}: image retrieval is ranked by \`vilbert eval-retrieval\``);
-  }
+  // Everything a task needs is checked for every task before the first is evaluated.
+  const problems: string[] = [];
+  const weightsProblem = missingWeights(options);
+  if (weightsProblem) problems.push(weightsProblem);
+  const config = tryConfig(problems, () => readModelConfig(options));
+  const opened = openEvalDatasets(selected, options, problems, (task) =>
+    RETRIEVAL_TASKS.has(task.name) ? 'image retrieval is ranked by `vilbert eval-retrieval`' : undefined);
   const savePath = join(options.output_dir, `${options.from_pretrained.split('/').pop()}-${options.save_name}`);
-  mkdirSync(savePath, { recursive: true });
-  const config = readModelConfig(options);
-  const model = loadModel(options, () => new VILBertForVLTasks(config));
-  const evalTxt = join(savePath, 'eval.txt');
-  writeFileSync(evalTxt, '');
-  const writeResults = resultWriter(savePath);
   const rows: string[][] = [];
-  for (const { key, number, task } of selected) {
-    const { dataset, split, close } = openEvalDataset(task, options);
-    try {
+  try {
+    mkdirSync(savePath, { recursive: true });
+    const model = loadModel(options, () => new VILBertForVLTasks(config!));
+    const evalTxt = join(savePath, 'eval.txt');
+    writeFileSync(evalTxt, '');
+    for (const entry of opened) {
+      const { key, number, task, split, dataset } = entry;
       const loader = TaskLoader.inProcess(dataset, { batchSize: options.batch_size, shuffle: false, seed: options.seed });
       const label2ans = 'label2ans' in dataset ? (dataset.label2ans as string[]) : undefined;
       const evaluation = await evaluateTask(model, loader, { name: task.name, type: task.type, process: task.process, number }, {
@@ -151,15 +227,16 @@ async function runEvalTasks(options: EvalTasksOptions): Promise<void> {
       const line = `Validation [${task.name.replaceAll('+', 'plus')}]: loss ${evaluation.loss.toFixed(3)} score ${(100 * evaluation.score).toFixed(3)} `;
       appendFileSync(evalTxt, `${line}\n`);
       console.log(line);
-      writeResults(split, `${key} ${task.name}`, evaluation.results, evaluation.others);
+      writeTaskResults(savePath, entry, split, evaluation.results, evaluation.others);
       const metrics = Object.entries(evaluation.metrics).map(([name, value]) => `${name} ${(100 * value).toFixed(2)}`).join(', ');
       rows.push([`${key} ${task.name}`, split, String(evaluation.count), evaluation.loss.toFixed(4), (100 * evaluation.score).toFixed(2), metrics]);
-    } finally {
-      close();
+      entry.close();
     }
+  } finally {
+    for (const entry of opened) entry.close();
   }
   printTable(['task', 'split', 'samples', 'loss', 'score', 'metrics (%)'], rows);
-  console.log(`wrote ${savePath}`);
+  console.log(`wrote ${savePath} (eval.txt; per task <TASKn>_<name>/<split>_result.json and <split>_others.json)`);
 }
 
 function runEvalRetrieval(options: EvalRetrievalOptions): void {
@@ -167,42 +244,48 @@ function runEvalRetrieval(options: EvalRetrievalOptions): void {
   if (options.batch_size !== 1) throw new Error(`--batch_size ${options.batch_size}: retrieval ranks one caption at a time (the reference requires 1); --chunk_size sets images per forward`);
   if (options.zero_shot && options.task_specific_tokens) throw new Error('--zero_shot scores with the pre-training model, which has no task tokens: drop --task_specific_tokens');
   const selected = selectTasks(options);
-  for (const { key, task } of selected) {
-    if (!RETRIEVAL_TASKS.has(task.name)) throw new Error(`${key} ${task.name}: eval-retrieval ranks RetrievalCOCO and RetrievalFlickr30k only; use \`vilbert eval-tasks\``);
-  }
+  const problems: string[] = [];
+  const weightsProblem = missingWeights(options);
+  if (weightsProblem) problems.push(weightsProblem);
+  const config = tryConfig(problems, () =>
+    readModelConfig({ config_file: options.config_file, bert_model: options.bert_model, task_specific_tokens: options.task_specific_tokens }, { fast_mode: true }));
+  const opened = openEvalDatasets(selected, options, problems, (task) =>
+    RETRIEVAL_TASKS.has(task.name) ? undefined : 'eval-retrieval ranks RetrievalCOCO and RetrievalFlickr30k only; use `vilbert eval-tasks`');
   // The reference names the directory by the second path component (the run directory of save/<run>/pytorch_model_N.bin).
   const from = options.from_pretrained;
   const savePath = join(options.output_dir, from.includes('/') ? from.split('/')[1]! : from);
-  mkdirSync(savePath, { recursive: true });
-  const config = readModelConfig({ config_file: options.config_file, bert_model: options.bert_model, task_specific_tokens: options.task_specific_tokens }, { fast_mode: true });
-  const model = options.zero_shot
-    ? loadModel(options, () => new BertForMultiModalPreTraining(config))
-    : loadModel(options, () => new VILBertForVLTasks(config));
-  const writeResults = resultWriter(savePath);
   const rows: string[][] = [];
-  for (const { key, number, task } of selected) {
-    const { dataset, split, close } = openEvalDataset(task, options);
-    try {
+  try {
+    mkdirSync(savePath, { recursive: true });
+    const model = options.zero_shot
+      ? loadModel(options, () => new BertForMultiModalPreTraining(config!))
+      : loadModel(options, () => new VILBertForVLTasks(config!));
+    for (const entry of opened) {
+      const { key, number, task, split, dataset } = entry;
       const evaluation = evaluateRetrieval(model, dataset, { taskNumber: number, chunkSize: options.chunk_size, onProgress: progress(`${key} ${task.name}`) });
       const { r1, r5, r10, medr, meanr } = evaluation.metrics;
       console.log(`Final r1:${r1.toFixed(3)}, r5:${r5.toFixed(3)}, r10:${r10.toFixed(3)}, mder:${medr.toFixed(3)}, meanr:${meanr.toFixed(3)}`);
-      writeResults(split, `${key} ${task.name}`, evaluation.results, []);
+      writeTaskResults(savePath, entry, split, evaluation.results, []);
       rows.push([`${key} ${task.name}`, split, String(evaluation.numCaptions), String(evaluation.numImages), ...[r1, r5, r10].map((x) => x.toFixed(2)), String(medr), meanr.toFixed(2)]);
-    } finally {
-      close();
+      entry.close();
     }
+  } finally {
+    for (const entry of opened) entry.close();
   }
   printTable(['task', 'split', 'captions', 'images', 'R@1', 'R@5', 'R@10', 'medr', 'meanr'], rows);
-  console.log(`wrote ${savePath}`);
+  console.log(`wrote ${savePath} (per task <TASKn>_<name>/<split>_result.json and <split>_others.json)`);
 }
 
 export function registerEval(program: Command): void {
   addModelVariantFlags(addEvalFlags(program.command('eval-tasks'), 30))
-    .description('evaluate a model on tasks of the registry (eval_tasks.py): loss and score per task in <output_dir>/<weights name>-<save_name>/eval.txt, predictions in <split>_result.json')
+    .description('evaluate a model on tasks of the registry (eval_tasks.py): loss and score per task in <output_dir>/<weights name>-<save_name>/eval.txt, ' +
+      'each task\'s predictions in <TASKn>_<name>/<split>_result.json and <split>_others.json there (e.g. TASK10_refcocoplus/val_result.json); ' +
+      'every task\'s split, annotations and features are checked before any task is evaluated')
     .action((options: EvalTasksOptions) => runEvalTasks(options));
 
   addEvalFlags(program.command('eval-retrieval'), 1)
-    .description('rank every test caption against the test images (eval_retrieval.py): R@1/5/10, median and mean rank; top-20 images per caption in <output_dir>/<run>/<split>_result.json')
+    .description('rank every test caption against the test images (eval_retrieval.py): R@1/5/10, median and mean rank; ' +
+      'top-20 images per caption in <output_dir>/<run>/<TASKn>_<name>/<split>_result.json; every task is checked before any is ranked')
     .option('--zero_shot', 'score pairs with the pre-training alignment head (a pre-trained, not fine-tuned, checkpoint)', false)
     .option('--chunk_size <n>', 'images per forward pass (not in the reference, which runs 500)', positiveInteger, 500)
     .action((options: EvalRetrievalOptions) => runEvalRetrieval(options));

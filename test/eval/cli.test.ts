@@ -1,6 +1,6 @@
 import { after, before, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -47,7 +47,7 @@ describe('vilbert eval-tasks / eval-retrieval on the kit', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('eval-tasks writes eval.txt and <split>_result.json / _others.json under <output_dir>/<weights>-<save_name>', async () => {
+  it('eval-tasks writes eval.txt, and each task\'s <split>_result.json / _others.json in its own folder under <output_dir>/<weights>-<save_name>', async () => {
     const output = join(dir, 'results');
     const { stdout, stderr } = await vilbert('eval-tasks', '--tasks', '12-9-10', '--from_pretrained', weights, '--config_file', config,
       '--task_specific_tokens', '--batch_size', '2', '--save_name', 'kit', '--output_dir', output, '--datasets_root', kit.root, '--no_cuda');
@@ -57,13 +57,17 @@ describe('vilbert eval-tasks / eval-retrieval on the kit', () => {
     assert.match(evalTxt[0]!, /^Validation \[NLVR2\]: loss \d+\.\d{3} score (0|50|100)\.000 $/);
     assert.match(evalTxt[1]!, /^Validation \[refcoco\]: loss \d+\.\d{3} score \d+\.\d{3} $/);
     assert.match(evalTxt[2]!, /^Validation \[refcocoplus\]: loss /);
-    assert.deepEqual(JSON.parse(readFileSync(join(savePath, 'dev_result.json'), 'utf8')), []);
-    assert.deepEqual(JSON.parse(readFileSync(join(savePath, 'dev_others.json'), 'utf8')), []);
-    // refcoco and refcoco+ both evaluate 'val': the later task's file wins, as in the reference.
-    assert.match(stderr, /TASK10 refcoco\+ overwrites val_result\.json and val_others\.json of TASK9 refcoco/);
-    const val = JSON.parse(readFileSync(join(savePath, 'val_result.json'), 'utf8')) as { id: number; target: number; IOU: number }[];
-    assert.equal(val.length, 2); // refcoco+ val
-    for (const record of val) assert.deepEqual(Object.keys(record), ['id', 'target', 'IOU']);
+    assert.deepEqual(readdirSync(savePath).sort(), ['TASK10_refcocoplus', 'TASK12_NLVR2', 'TASK9_refcoco', 'eval.txt']);
+    assert.deepEqual(JSON.parse(readFileSync(join(savePath, 'TASK12_NLVR2', 'dev_result.json'), 'utf8')), []);
+    assert.deepEqual(JSON.parse(readFileSync(join(savePath, 'TASK12_NLVR2', 'dev_others.json'), 'utf8')), []);
+    // refcoco and refcoco+ both evaluate 'val': each keeps its own file (the reference overwrote the first).
+    assert.doesNotMatch(stderr, /overwrite/);
+    const refcoco = JSON.parse(readFileSync(join(savePath, 'TASK9_refcoco', 'val_result.json'), 'utf8')) as { id: number; target: number; IOU: number }[];
+    const refcocoPlus = JSON.parse(readFileSync(join(savePath, 'TASK10_refcocoplus', 'val_result.json'), 'utf8')) as { id: number; target: number; IOU: number }[];
+    assert.equal(refcoco.length, 3);
+    assert.equal(refcocoPlus.length, 2);
+    for (const record of [...refcoco, ...refcocoPlus]) assert.deepEqual(Object.keys(record), ['id', 'target', 'IOU']);
+    assert.deepEqual(readdirSync(join(savePath, 'TASK10_refcocoplus')).sort(), ['val_others.json', 'val_result.json']);
     assert.match(stdout, /^loaded .*tiny\.safetensors: 0 keys missing/m);
     assert.match(stdout, /^task +split +samples +loss +score +metrics \(%\)$/m);
     assert.match(stdout, /^TASK12 NLVR2 +dev +2 +\d+\.\d{4} +\d+\.\d{2} +accuracy \d+\.\d{2}$/m);
@@ -75,7 +79,7 @@ describe('vilbert eval-tasks / eval-retrieval on the kit', () => {
     const { stdout } = await vilbert('eval-tasks', '--tasks', '1', '--split', 'trainval', '--from_pretrained', weights, '--config_file', config,
       '--task_specific_tokens', '--batch_size', '4', '--output_dir', output, '--datasets_root', kit.root);
     const savePath = join(output, 'tiny.safetensors-');
-    const results = JSON.parse(readFileSync(join(savePath, 'trainval_result.json'), 'utf8')) as { question_id: number; answer: string | null }[];
+    const results = JSON.parse(readFileSync(join(savePath, 'TASK1_VQA', 'trainval_result.json'), 'utf8')) as { question_id: number; answer: string | null }[];
     assert.equal(results.length, 9);
     for (const record of results) assert.deepEqual(Object.keys(record), ['question_id', 'answer']);
     assert.match(stdout, /^TASK1 VQA +trainval +9 +\d+\.\d{4} +\d+\.\d{2} +vqa_score \d+\.\d{2}$/m);
@@ -90,10 +94,10 @@ describe('vilbert eval-tasks / eval-retrieval on the kit', () => {
     assert.match(stdout, /^TASK7 RetrievalCOCO +val +6 +3 +/m);
     // As the reference: the directory is the second component of --from_pretrained's path.
     const savePath = join(output, weights.split('/')[1]!);
-    const results = JSON.parse(readFileSync(join(savePath, 'val_result.json'), 'utf8')) as number[][];
+    const results = JSON.parse(readFileSync(join(savePath, 'TASK7_RetrievalCOCO', 'val_result.json'), 'utf8')) as number[][];
     assert.equal(results.length, 6);
     for (const top of results) assert.deepEqual([...top].sort(), [0, 1, 2]);
-    assert.deepEqual(JSON.parse(readFileSync(join(savePath, 'val_others.json'), 'utf8')), []);
+    assert.deepEqual(JSON.parse(readFileSync(join(savePath, 'TASK7_RetrievalCOCO', 'val_others.json'), 'utf8')), []);
   });
 
   it('refuses what the reference cannot run, naming the flag', async () => {
@@ -103,7 +107,38 @@ describe('vilbert eval-tasks / eval-retrieval on the kit', () => {
     await assert.rejects(vilbert('eval-tasks', ...common), /--tasks is required/);
     await assert.rejects(vilbert('eval-retrieval', '--tasks', '7', '--batch_size', '4', ...common), /--batch_size 4: retrieval ranks one caption at a time/);
     await assert.rejects(vilbert('eval-tasks', '--tasks', '12', ...common.slice(2), '--from_pretrained', join(dir, 'none.bin')), /--from_pretrained .*none\.bin: no such weights file/);
-    assert.ok(!existsSync(join(dir, 'refused', 'tiny.safetensors-', 'dev_result.json')));
+    assert.ok(!existsSync(join(dir, 'refused', 'tiny.safetensors-')));
+  });
+
+  it('checks every task\'s split before evaluating any, and lists every problem', async () => {
+    const output = join(dir, 'checked');
+    const common = ['--config_file', config, '--task_specific_tokens', '--datasets_root', kit.root, '--output_dir', output, '--no_cuda'];
+    // NLVR2 has no 'val' split: refcoco, before it, is not evaluated either.
+    await assert.rejects(
+      vilbert('eval-tasks', '--tasks', '9-12-10', '--split', 'val', '--from_pretrained', weights, ...common),
+      (error: Error) => {
+        assert.match(error.message, /^nothing was evaluated: a problem with the 3 requested tasks/);
+        assert.match(error.message, /\n {2}TASK12 NLVR2, split 'val': data split 'val' is not recognized \(train, dev, test\)$/);
+        return true;
+      },
+    );
+    assert.ok(!existsSync(output), 'no output folder, no eval.txt');
+    // Every problem at once: the weights, a split, a retrieval task, a task named twice.
+    const missing = join(dir, 'no-such-weights.bin');
+    await assert.rejects(
+      vilbert('eval-tasks', '--tasks', '12-7-9-9', '--split', 'val', '--from_pretrained', missing, ...common),
+      (error: Error) => {
+        const lines = error.message.split('\n');
+        assert.match(lines[0]!, /^nothing was evaluated: 4 problems with the 4 requested tasks/);
+        assert.match(lines[1]!, /^ {2}--from_pretrained .*no-such-weights\.bin: no such weights file/);
+        assert.match(lines[2]!, /^ {2}TASK12 NLVR2, split 'val': data split 'val' is not recognized/);
+        assert.match(lines[3]!, /^ {2}TASK7 RetrievalCOCO: image retrieval is ranked by `vilbert eval-retrieval`$/);
+        assert.match(lines[4]!, /^ {2}TASK9 refcoco: named twice in --tasks/);
+        assert.equal(lines.length, 5);
+        return true;
+      },
+    );
+    assert.ok(!existsSync(output));
   });
 
   it('documents every reference flag with its default in --help', async () => {
