@@ -74,13 +74,18 @@ export class LrPlan {
     this.#warmup = kind === 'warmup_linear' ? warmupLinear(steps.warmup, steps.total) : warmupConstant(steps.warmup);
     const period = steps.iterationsPerEpoch * steps.epochs;
     this.#second = kind === 'mannul' ? epochDecay()
-      : kind === 'cosine' ? (k) => (1 + Math.cos((Math.PI * Math.min(k, period)) / period)) / 2
+      // CosineAnnealingLR: not clamped at T_max (past it torch's lr rises again; train_tasks never gets there).
+      : kind === 'cosine' ? (k) => (1 + Math.cos((Math.PI * k) / period)) / 2
         : kind === 'cosine_warm' ? (k) => (1 + Math.cos((Math.PI * (k % period)) / period)) / 2
           : null;
     this.#state = { warmupSteps: 0, secondSteps: 0, factor: 0, plateau: { best: Number.NEGATIVE_INFINITY, numBad: 0, cooldownCounter: 0 } };
-    // Construction order of the reference: the warm-up scheduler applies lambda(0), then a second one overrides it.
+    // Construction order of the reference: the warm-up scheduler applies lambda(0), then a second one overrides it,
+    // except CosineAnnealingLR: being recursive, at construction it keeps the lr it finds (torch 1.13), so with a
+    // warm-up the first update of a cosine run uses lr 0. LambdaLR ('mannul') and CosineAnnealingWarmRestarts
+    // write initial_lr * factor(0) = initial_lr. The recursive form equals this closed form afterwards because the
+    // warm-up has reached 1 by the time train_tasks first steps the cosine (global_step > warm-up steps).
     this.#apply(this.#warmup(0));
-    if (this.#second) this.#apply(this.#second(0));
+    if (this.#second && kind !== 'cosine') this.#apply(this.#second(0));
   }
 
   #reduction(): number {

@@ -1,6 +1,8 @@
 // Schedules and the stop-and-go controller against the reference's own test vectors (spec/TRAINING.md).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { StopAndGo } from '../../src/train/stop-and-go.js';
 import { LambdaLR, LrPlan, type LrPlanState, epochDecay, warmupConstant, warmupLinear } from '../../src/train/schedules.js';
 import type { ParamGroup } from '../../src/train/adamw.js';
@@ -129,3 +131,74 @@ test('LrPlan state restores the lr and continues identically (JSON round trip)',
   }
   assert.throws(() => new LrPlan('linear' as never, groupsA, { warmup: 1, total: 2, iterationsPerEpoch: 1, epochs: 2 }), /--lr_scheduler must be one of/);
 });
+
+// --lr_scheduler cosine / cosine_warm against torch's CosineAnnealingLR / CosineAnnealingWarmRestarts,
+// run by tools/reference/lr_schedule_vectors.py as train_tasks.py builds and steps them.
+interface ReferenceIteration { used: number[]; after_task: number[]; second_stepped: boolean; end: number[] }
+interface ReferenceScenario {
+  kind: 'cosine' | 'cosine_warm';
+  median_num_iter: number;
+  num_train_epochs: number;
+  warmup_proportion: number;
+  warmup_steps: number;
+  period: number;
+  after_construction: { warmup: number[]; both: number[] };
+  iterations: ReferenceIteration[];
+  second_steps_in_run: number;
+  beyond: { second_steps: number; lr: number[] }[];
+}
+const lrReference = JSON.parse(
+  readFileSync(fileURLToPath(new URL('../../../test/fixtures/train/lr_schedules_reference.json', import.meta.url)), 'utf8'),
+) as { torch: string; group_lrs: number[]; scenarios: ReferenceScenario[] };
+
+/** Learning rates are products of doubles; torch's CosineAnnealingLR is recursive, so allow its rounding. */
+function assertLrs(got: number[], want: number[], where: string): void {
+  assert.equal(got.length, want.length, where);
+  got.forEach((value, i) => {
+    const bound = 1e-20 + 1e-12 * Math.abs(want[i]!);
+    assert.ok(Math.abs(value - want[i]!) <= bound, `${where}, group ${i}: lr ${value}, reference ${want[i]} (torch ${lrReference.torch})`);
+  });
+}
+
+test('the cosine reference vectors cover warm-up, the middle, the end of the period and cosine_warm restarts', () => {
+  assert.match(lrReference.torch, /^1\.13/);
+  const kinds = lrReference.scenarios.map((s) => s.kind);
+  assert.deepEqual([...new Set(kinds)], ['cosine', 'cosine_warm']);
+  for (const s of lrReference.scenarios) {
+    assert.equal(s.iterations.length, s.median_num_iter * s.num_train_epochs);
+    assert.ok(s.beyond.length > s.period, `${s.kind}: stepped through more than a period`);
+  }
+  // Without warm-up the run itself reaches T_max: cosine ends at 0, cosine_warm restarts at the last step.
+  const noWarmup = lrReference.scenarios.filter((s) => s.warmup_steps === 0);
+  assert.equal(noWarmup.length, 2);
+  for (const s of noWarmup) assert.equal(s.second_steps_in_run, s.period);
+});
+
+for (const scenario of lrReference.scenarios) {
+  const name = `${scenario.kind}, ${scenario.median_num_iter} iterations x ${scenario.num_train_epochs} epochs, warm-up ${scenario.warmup_steps}`;
+  test(`LrPlan '${name}' gives torch's learning rates at every iteration and beyond the period`, () => {
+    const groups: ParamGroup[] = lrReference.group_lrs.map((lr, i) => ({ name: `g${i}`, parameter: undefined as never, lr, initialLr: lr, weightDecay: 0 }));
+    const lrs = () => groups.map((g) => g.lr);
+    const total = scenario.median_num_iter * scenario.num_train_epochs;
+    const plan = new LrPlan(scenario.kind, groups, {
+      warmup: scenario.warmup_proportion * total, total, iterationsPerEpoch: scenario.median_num_iter, epochs: scenario.num_train_epochs,
+    });
+    assertLrs(lrs(), scenario.after_construction.both, 'after construction');
+    let globalStep = 0;
+    scenario.iterations.forEach((want, i) => {
+      assertLrs(lrs(), want.used, `iteration ${i}: lr of the optimizer step`);
+      plan.afterFirstTaskStep(globalStep);
+      globalStep += 1;
+      assertLrs(lrs(), want.after_task, `iteration ${i}: after the warm-up step`);
+      plan.endOfIteration(globalStep);
+      assertLrs(lrs(), want.end, `iteration ${i}: end of the iteration`);
+      if (i === scenario.iterations.length - 1) plan.endOfEpoch(0);
+    });
+    assert.equal(plan.state().secondSteps, scenario.second_steps_in_run);
+    for (const want of scenario.beyond) {
+      plan.endOfIteration(globalStep);
+      assert.equal(plan.state().secondSteps, want.second_steps);
+      assertLrs(lrs(), want.lr, `second scheduler step ${want.second_steps}`);
+    }
+  });
+}
