@@ -38,6 +38,8 @@ export interface Regions {
   /**
    * [numBoxes, 5] `x1/W, y1/H, x2/W, y2/H, area/(W*H)`; row 0 `[0, 0, 1, 1, 1]`. The
    * reader's `image_location`, which the datasets call `boxes` and return as `spatials`.
+   * Not clipped, as in the reference: a box outside the image gives values outside [0, 1],
+   * a reversed one (x2 < x1) a negative area.
    */
   imageLocation: Float32Array;
   /**
@@ -237,6 +239,73 @@ function alignedFloats(bytes: Uint8Array): Float32Array {
   return bytes.byteOffset % 4 === 0 ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) : new Float32Array(bytes.slice().buffer);
 }
 
+/**
+ * `num_boxes` is not read by the reference (the arrays' rows are used). The detector writes
+ * the number of its kept boxes with a non-zero confidence there, which may be fewer than
+ * the rows, never more: more means the arrays lost rows.
+ */
+function checkNumBoxes(item: Map<unknown, unknown>, rows: number, path: string, key: string): void {
+  const value = item.get('num_boxes');
+  if (value === undefined) return;
+  // int() of the reference's other readers: a number, or a decimal string.
+  const count = typeof value === 'bigint' || (typeof value === 'string' && /^\s*[+-]?\d+\s*$/.test(value)) ? Number(value) : value;
+  if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0 || count > rows) {
+    const shown = typeof value === 'number' || typeof value === 'bigint' || typeof value === 'string' ? JSON.stringify(String(value)) : `a ${describe(value)}`;
+    throw new FeatureStoreError(path, `'num_boxes' is ${shown}, but 'features' and 'boxes' have ${rows} rows (expected a count of at most ${rows})`, key);
+  }
+}
+
+/** Every coordinate of every stored box (kept or not) must be finite. */
+function checkFiniteBoxes(boxes: Float32Array, path: string, key: string): void {
+  for (let at = 0; at < boxes.length; at++) {
+    if (Number.isFinite(boxes[at]!)) continue;
+    const row = Math.floor(at / 4);
+    throw new FeatureStoreError(path, `'boxes' row ${row} is [${[...boxes.subarray(row * 4, row * 4 + 4)].join(', ')}]: not finite`, key);
+  }
+}
+
+/**
+ * The mean row sums every stored feature row (kept or not) column by column, and a float32
+ * sum that met a NaN or an infinity stays non-finite: a finite mean row proves every
+ * feature finite without a second pass. A non-finite one is either a stored NaN/infinity or
+ * finite values whose float32 sum overflows (magnitudes near 3.4e38 / rows, which no
+ * detector gives); both would reach the model as infinities or NaN, so both are refused.
+ * Only on failure are the rows scanned, to say which.
+ */
+function checkFiniteFeatures(mean: Float32Array, stored: Uint8Array, rows: number, path: string, key: string): void {
+  let total = 0;
+  for (let column = 0; column < FEATURE_WIDTH; column++) total += mean[column]!;
+  if (Number.isFinite(total)) return;
+  const column = mean.subarray(0, FEATURE_WIDTH).findIndex((value) => !Number.isFinite(value));
+  const view = new DataView(stored.buffer, stored.byteOffset, stored.byteLength);
+  for (let row = 0; row < rows; row++) {
+    const value = view.getFloat32((row * FEATURE_WIDTH + column) * 4, true);
+    if (!Number.isFinite(value)) throw new FeatureStoreError(path, `'features' row ${row}, column ${column} is ${value}`, key);
+  }
+  throw new FeatureStoreError(path, `'features' column ${column} sums to ${mean[column]} in float32 over ${rows} rows: its values are too large to be detector features`, key);
+}
+
+/**
+ * The locations of the kept boxes: x1/W etc. of finite coordinates are finite, but the
+ * float32 area (y2 - y1) * (x2 - x1) overflows for coordinates beyond ~1.8e19.
+ */
+function checkFiniteAreas(imageLocation: Float32Array, numBoxes: number, path: string, key: string): void {
+  for (let row = 1; row < numBoxes; row++) {
+    const at = row * LOCATION_WIDTH;
+    if (!Number.isFinite(imageLocation[at + 4]!)) {
+      throw new FeatureStoreError(path, `'boxes' row ${row - 1}'s area overflows float32: its coordinates are too large to be pixels of the image`, key);
+    }
+  }
+}
+
+/**
+ * One stored value as the reference reads it, refusing what the reference would turn into
+ * non-finite model inputs: NaN or infinite boxes or features, a float32 overflow, an image
+ * without boxes (its mean row would be 0/0), and a `num_boxes` above the rows. Boxes outside
+ * the image (negative coordinates, x2 > image_w, x2 < x1) are kept as the reference keeps
+ * them: normalised by the image size without clipping, a reversed box giving a negative
+ * area. Detector boxes lie inside the image, and such a box is a bad box, not a bad number.
+ */
 function decodeImage(bytes: Uint8Array, path: string, key: string, capacity?: number, into?: RegionBuffers): ImageFeatures {
   const item = decodePickle(bytes, path, key);
   if (!(item instanceof Map)) throw new FeatureStoreError(path, `value is a ${describe(item)}, expected a dict`, key);
@@ -245,7 +314,14 @@ function decodeImage(bytes: Uint8Array, path: string, key: string, capacity?: nu
   const stored = float32RowBytes(item, 'features', FEATURE_WIDTH, path, key);
   const boxes = float32RowBytes(item, 'boxes', 4, path, key);
   if (boxes.rows !== stored.rows) throw new FeatureStoreError(path, `'boxes' has ${boxes.rows} rows but 'features' has ${stored.rows}`, key);
-  return { key, imageWidth, imageHeight, ...regionsOf(stored.bytes, alignedFloats(boxes.bytes), stored.rows, imageWidth, imageHeight, capacity, into) };
+  if (stored.rows === 0) throw new FeatureStoreError(path, `has no boxes ('features' has 0 rows): its whole-image row, their mean, would be NaN`, key);
+  checkNumBoxes(item, stored.rows, path, key);
+  const boxValues = alignedFloats(boxes.bytes);
+  checkFiniteBoxes(boxValues, path, key);
+  const regions = regionsOf(stored.bytes, boxValues, stored.rows, imageWidth, imageHeight, capacity, into);
+  checkFiniteFeatures(regions.features, stored.bytes, stored.rows, path, key);
+  checkFiniteAreas(regions.imageLocation, regions.numBoxes, path, key);
+  return { key, imageWidth, imageHeight, ...regions };
 }
 
 /** Caller-owned arrays for regionsOf: at least `capacity` rows each; every element of the first `capacity` rows is written. */

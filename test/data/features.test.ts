@@ -1,6 +1,9 @@
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { LmdbError } from '../../src/io/lmdb.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import type { RawTensor } from '../../src/io/raw-tensor.js';
@@ -9,6 +12,7 @@ import {
 } from '../../src/data/features.js';
 import { fixture } from '../io/fixtures.js';
 import { native } from '../../src/torch/native.js';
+import { IMAGE_HEIGHT, IMAGE_WIDTH, READ, REFUSED, ROWS, writeFeatureStore } from './features-hostile.js';
 
 // Fixtures and goldens: test/fixtures/data/README.md.
 const STORES: Record<string, string> = {
@@ -204,6 +208,60 @@ describe('ImageFeatureReader errors name the store and the image', () => {
     }));
   }
 });
+
+describe('ImageFeatureReader refuses values that would reach the model as NaN or infinity', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vilbert-features-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'hostile_resnext152_faster_rcnn_genome.lmdb');
+  writeFeatureStore(path, { ...READ, ...Object.fromEntries(Object.entries(REFUSED).map(([key, [value]]) => [key, value])) });
+  // A read of 3 rows keeps the mean row and boxes 0 and 1: rows 2..4 are summed, not kept.
+  const KEPT = 3;
+
+  for (const [key, [, problem]] of Object.entries(REFUSED)) {
+    it(`${key}: refused by get and getPadded (fresh, into, cached), naming the store and the image`, () => {
+      const refused = (error: unknown): boolean => error instanceof FeatureStoreError && error.path === path && error.key === key
+        && error.message === `${path}: image '${key}': ${error.problem}` && problem.test(error.problem);
+      const reader = ImageFeatureReader.open(path);
+      const cached = ImageFeatureReader.open(path, { inMemory: true });
+      try {
+        const into = { numBoxes: 0, features: new Float32Array(KEPT * FEATURE_WIDTH), spatials: new Float32Array(KEPT * 5), imageMask: new BigInt64Array(KEPT) };
+        assert.throws(() => reader.get(key), refused);
+        assert.throws(() => reader.getPadded(key, KEPT), refused);
+        assert.throws(() => reader.getPadded(key, KEPT, into), refused);
+        assert.throws(() => cached.get(key), refused);
+        assert.throws(() => cached.get(key), refused, 'a refused value is not cached');
+      } finally {
+        reader.close();
+        cached.close();
+      }
+    });
+  }
+
+  it('reads a num_boxes below the rows, or none, as the reference (which ignores it): every row', () => withStore(path, (reader) => {
+    const good = reader.get('good');
+    assert.equal(good.numBoxes, ROWS + 1);
+    for (const key of ['fewer_num_boxes', 'no_num_boxes']) assert.deepEqual(reader.get(key), { ...good, key });
+  }));
+
+  it('normalises boxes outside the image without clipping, as the reference: a reversed box has a negative area', () => withStore(path, (reader) => {
+    const { imageLocation, imageLocationOri } = reader.get('outside_image');
+    const f = Math.fround;
+    const area = (x1: number, y1: number, x2: number, y2: number): number => f(f(f(y2 - y1) * f(x2 - x1)) / f(IMAGE_WIDTH * IMAGE_HEIGHT));
+    const [w, h] = [IMAGE_WIDTH, IMAGE_HEIGHT];
+    assert.deepEqual([...imageLocation.subarray(5, 15)], [f(-20 / w), f(5 / h), f(150 / w), f(90 / h), area(-20, 5, 150, 90), f(50 / w), f(10 / h), f(30 / w), f(20 / h), area(50, 10, 30, 20)]);
+    assert.ok(area(50, 10, 30, 20) < 0);
+    assert.deepEqual([...imageLocationOri.subarray(5, 9)], [-20, 5, 150, 90]);
+  }));
+});
+
+function withStore<T>(path: string, run: (reader: ImageFeatureReader) => T): T {
+  const reader = ImageFeatureReader.open(path);
+  try {
+    return run(reader);
+  } finally {
+    reader.close();
+  }
+}
 
 it('getPadded(id, R) equals padRegions(get(id), R), truncated or padded, and keeps the mean of all boxes', () => {
   for (const store of ['vg', 'refcoco+'] as const) {
