@@ -1,6 +1,7 @@
 // Weight files as engine tensors: any supported format in, safetensors or
 // torch .bin out. The byte-level readers live beside this file.
 import { readFileBytes, releaseFileBytes } from './file-io.js';
+import { CheckpointFormatError } from './format-error.js';
 import * as torch from '../torch/index.js';
 import type { RawTensor } from './raw-tensor.js';
 import { parseSafetensors, writeSafetensors } from './safetensors.js';
@@ -21,6 +22,8 @@ export function readRawWeights(path: string): Map<string, RawTensor> {
 }
 
 function rawWeightsOf(bytes: Uint8Array, path: string): Map<string, RawTensor> {
+  // Else read as a safetensors header that is cut short: true, but not what a user needs.
+  if (bytes.length === 0) throw new CheckpointFormatError(path, 'the file is empty (0 bytes): an incomplete copy or download?');
   if (detectFormat(bytes) === 'safetensors') return parseSafetensors(bytes, path).tensors;
   return findStateDict(parseTorchCheckpoint(bytes, path).object, path);
 }
