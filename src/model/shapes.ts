@@ -30,6 +30,27 @@ export interface ConfigFit {
 
 const sameShape = (a: number[], b: number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
 
+const TASK_TOKEN_KEY = 'bert.embeddings.task_embeddings.weight';
+const IMAGE_DECODER_KEYS = ['cls.imagePredictions.decoder.weight', 'cls.imagePredictions.decoder.bias'];
+
+/**
+ * The shapes of one variant, derived from those of the model built with task tokens on and
+ * visual_target 0: task tokens add one table, and visual_target 1 or 2 only widens the
+ * masked-region decoder from 1601 to 2048 outputs. (Building every variant on the meta device
+ * took most of `inspect`'s time.)
+ */
+export function variantShapes(base: Map<string, number[]>, taskTokens: boolean, visualTarget: 0 | 1): Map<string, number[]> {
+  const shapes = new Map(base);
+  if (!taskTokens) shapes.delete(TASK_TOKEN_KEY);
+  if (visualTarget !== 0) {
+    for (const key of IMAGE_DECODER_KEYS) {
+      const shape = shapes.get(key);
+      if (shape) shapes.set(key, [2048, ...shape.slice(1)]);
+    }
+  }
+  return shapes;
+}
+
 /** Every bundled config and model variant, ranked by how well the file's keys and shapes fit it (best first). */
 export function rankConfigFits(shapes: Map<string, number[]>): ConfigFit[] {
   const fits: ConfigFit[] = [];
@@ -41,10 +62,11 @@ export function rankConfigFits(shapes: Map<string, number[]>): ConfigFit[] {
       continue; // baseline configs are plain BERT configs, not ViLBERT ones
     }
     for (const kind of ['VILBertForVLTasks', 'BertForMultiModalPreTraining'] as const) {
-      for (const taskTokens of kind === 'VILBertForVLTasks' ? [true, false] : [false]) {
+      const withTokens = kind === 'VILBertForVLTasks';
+      const base = stateDictShapes({ ...parsed.config, task_specific_tokens: withTokens, visual_target: 0, v_target_size: 1601 }, kind);
+      for (const taskTokens of withTokens ? [true, false] : [false]) {
         for (const visualTarget of [0, 1] as const) {
-          const config = { ...parsed.config, task_specific_tokens: taskTokens, visual_target: visualTarget, v_target_size: visualTarget === 0 ? 1601 : 2048 };
-          const expected = stateDictShapes(config, kind);
+          const expected = variantShapes(base, taskTokens, visualTarget);
           fits.push({
             config: name,
             model: kind,
