@@ -247,7 +247,7 @@ function alignedFloats(bytes: Uint8Array): Float32Array {
 function checkNumBoxes(item: Map<unknown, unknown>, rows: number, path: string, key: string): void {
   const value = item.get('num_boxes');
   if (value === undefined) return;
-  // int() of the reference's other readers: a number, or a decimal string.
+  // Read as int() reads image_h: a number, or a decimal string.
   const count = typeof value === 'bigint' || (typeof value === 'string' && /^\s*[+-]?\d+\s*$/.test(value)) ? Number(value) : value;
   if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0 || count > rows) {
     const shown = typeof value === 'number' || typeof value === 'bigint' || typeof value === 'string' ? JSON.stringify(String(value)) : `a ${describe(value)}`;
