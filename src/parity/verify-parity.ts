@@ -1,6 +1,7 @@
 // Runs every comparison it can between this implementation and a folder of
 // reference outputs laid out like the parity fixtures (config.json, weights in
-// up to three formats, inputs / forward / pretrain / train_step safetensors).
+// up to three formats, inputs / forward / pretrain / pretrain_visual_targets /
+// train_step / optimizer safetensors).
 // Tensors that exist in the folder but that nothing here checks are reported
 // as unchecked, so a missing comparison can never pass silently. An entry the
 // folder lacks (an input tensor, a scalars.json section) leaves the tensors
@@ -16,6 +17,10 @@ import type { BertInputs } from '../model/bert-model.js';
 import { BertForMultiModalPreTraining, VILBertForVLTasks, dropMismatchedLabels } from '../model/vilbert.js';
 import { getNumerics, type Numerics, setNumerics } from '../model/layers.js';
 import { compare, type Tolerance, TOLERANCES } from './compare.js';
+import {
+  checkVisualTargetLosses, checkVisualTargetScores, pretrainInputs, VISUAL_TARGET_DECODER, VISUAL_TARGET_INPUTS, VISUAL_TARGETS,
+  VISUAL_TARGETS_FILE, visualTargetLabels, visualTargetModel, visualTargetSeed,
+} from './visual-targets.js';
 import { forwardTask, headOf, prepareBatch, type TaskBatch, type TaskProcess, type TaskType } from '../tasks/task-step.js';
 import { loadTaskRegistry, type TaskConfig } from '../tasks/registry.js';
 import { AdamW, referenceParamGroups } from '../train/adamw.js';
@@ -63,8 +68,11 @@ export interface ParityOptions {
   numerics?: Numerics;
 }
 
+/** The checker's name of pretrain_visual_targets.safetensors (rows are `pretrain_visual_targets:<tensor>`). */
+const VISUAL_TARGETS_KEY = 'pretrain_visual_targets';
+
 function familyOf(file: string, key: string): Family {
-  if (file === 'pretrain') return 'pretrain';
+  if (file === 'pretrain' || file === VISUAL_TARGETS_KEY) return 'pretrain';
   if (file === 'train_step') return 'train_step';
   if (file === 'optimizer') return 'optimizer';
   if (key.startsWith('nlvr2.')) return 'nlvr2';
@@ -151,6 +159,11 @@ export function verifyParity(dir: string, options: ParityOptions = {}): ParityRe
   const checker = new Checker(skip);
   checker.add('forward', load('forward'));
   checker.add('pretrain', load('pretrain'));
+  // Visual targets 1 and 2: the file's targets, decoder and NCE draw are inputs of the comparison, not outputs.
+  const visualTargets = !skip.has('pretrain') && existsSync(path(VISUAL_TARGETS_FILE)) ? readSafetensors(path(VISUAL_TARGETS_FILE)) : undefined;
+  if (visualTargets) {
+    checker.add(VISUAL_TARGETS_KEY, new Map([...visualTargets.tensors].filter(([key]) => !VISUAL_TARGET_INPUTS.includes(key))));
+  }
   checker.add('train_step', load('train_step'));
   checker.add('optimizer', load('optimizer'));
 
@@ -212,7 +225,7 @@ export function verifyParity(dir: string, options: ParityOptions = {}): ParityRe
       }
     }
     // Only the families the folder has reference outputs for are run.
-    if (!skip.has('pretrain') && [...checker.pending.values()].some((entry) => entry.family === 'pretrain')) {
+    if (!skip.has('pretrain') && [...checker.pending.values()].some((entry) => entry.file === 'pretrain')) {
       const { config } = loadConfig(configPath, { visual_target: 0, v_target_size: 1601 });
       const model = new BertForMultiModalPreTraining(config);
       model.loadStateDict(weights, { strict: false });
@@ -222,6 +235,11 @@ export function verifyParity(dir: string, options: ParityOptions = {}): ParityRe
       } finally {
         model.dispose();
       }
+    }
+    if (visualTargets && [...checker.pending.values()].some((entry) => entry.file === VISUAL_TARGETS_KEY)) {
+      checker.attempt(`${VISUAL_TARGETS_KEY}:`, () =>
+        checkVisualTargets(configPath, weights, visualTargets, path(VISUAL_TARGETS_FILE), checker, input, progress),
+      );
     }
   } finally {
     setNumerics(previousNumerics);
@@ -348,14 +366,7 @@ function checkPretraining(
   progress: (m: string) => void,
 ): void {
   progress('pre-training scores and losses');
-  const inputs: BertInputs = {
-    inputIds: input('pretrain.input_ids'),
-    imageFeatures: input('pretrain.image_feat'),
-    imageLocations: input('pretrain.image_loc'),
-    tokenTypeIds: input('pretrain.segment_ids'),
-    attentionMask: input('pretrain.input_mask'),
-    imageAttentionMask: input('pretrain.image_mask'),
-  };
+  const inputs = pretrainInputs(input);
   torch.scope(() =>
     torch.noGrad(() => {
       const scores = model.scores(inputs);
@@ -411,6 +422,62 @@ function checkPretraining(
     } else {
       objective.isNext.dispose();
     }
+  }
+}
+
+/**
+ * pretrain_visual_targets.safetensors (MANIFEST section 9a): for each
+ * `vt<k>` the file has, train_concap's model for --visual_target k with the
+ * file's 2048-way decoder; the scores once, then the losses with the file's
+ * nce_seed set just before forward, and the gradients of their sum.
+ */
+function checkVisualTargets(
+  configPath: string,
+  weights: ReadonlyMap<string, torch.Tensor>,
+  file: { tensors: Map<string, RawTensor>; metadata: Record<string, string> },
+  filePath: string,
+  checker: Checker,
+  input: (key: string) => torch.Tensor,
+  progress: (m: string) => void,
+): void {
+  for (const key of [...VISUAL_TARGET_DECODER, 'image_target']) {
+    if (!file.tensors.has(key)) throw new ParityGap(`${filePath} has no input '${key}'`);
+  }
+  const seed = visualTargetSeed(file.metadata);
+  const pendingNames = (prefix: string) =>
+    [...checker.pending.keys()].filter((key) => key.startsWith(`${VISUAL_TARGETS_KEY}:${prefix}`)).map((key) => key.slice(VISUAL_TARGETS_KEY.length + 1));
+  let targets = VISUAL_TARGETS.filter((k) => pendingNames(`vt${k}.`).length > 0);
+  if (seed === undefined) {
+    for (const k of targets) checker.abandon(`${VISUAL_TARGETS_KEY}:vt${k}.`, `${filePath} has no integer __metadata__ nce_seed`);
+    targets = [];
+  }
+  if (targets.length === 0 && pendingNames('scores.').length > 0) targets = [1];
+  const check = (name: string, got: torch.Tensor | undefined, tolerance: Tolerance) => checker.check(VISUAL_TARGETS_KEY, name, got, tolerance);
+  const imageTarget = rawToTensor(file.tensors.get('image_target')!).keep();
+  try {
+    for (const k of targets) {
+      progress(`pre-training, visual_target ${k}`);
+      let built;
+      try {
+        built = visualTargetModel(configPath, weights, file.tensors, k);
+      } catch (error) {
+        if (error instanceof torch.StateDictError) throw new ParityGap(`the visual_target ${k} model cannot load these weights with ${filePath}'s decoder: ${error.message}`);
+        throw error;
+      }
+      const { model, missingKeys } = built;
+      try {
+        if (missingKeys.length > 0) throw new ParityGap(`the weights lack ${missingKeys.join(', ')}`);
+        const inputs = pretrainInputs(input);
+        checkVisualTargetScores(model, inputs, check); // once: the entries are pending only until checked
+        if (seed !== undefined && pendingNames(`vt${k}.`).length > 0) {
+          checkVisualTargetLosses(model, k, inputs, visualTargetLabels(input, imageTarget), seed, pendingNames(`vt${k}.`), check);
+        }
+      } finally {
+        model.dispose();
+      }
+    }
+  } finally {
+    imageTarget.dispose();
   }
 }
 

@@ -82,7 +82,10 @@ test('convert refuses a corrupt input without touching an existing output', () =
 test('verify-parity passes on the fixtures, and fails on a missing folder', () => {
   const run = vilbert('verify-parity', parity, '--quiet');
   assert.equal(run.status, 0, run.stdout);
-  assert.match(run.stdout, /336 passed, 0 failed, 0 unchecked/);
+  assert.match(run.stdout, /357 passed, 0 failed, 0 unchecked/);
+  const skipped = vilbert('verify-parity', parity, '--quiet', '--skip', 'pretrain');
+  assert.equal(skipped.status, 0, skipped.stdout);
+  assert.match(skipped.stdout, /312 passed, 0 failed, 0 unchecked \(skipped: pretrain\)/);
   const missing = vilbert('verify-parity', join(tmpdir(), 'no-such-parity-folder'));
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /no-such-parity-folder/);

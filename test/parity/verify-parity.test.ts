@@ -5,7 +5,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fixtureBatch, verifyParity, type WeightVariant } from '../../src/parity/verify-parity.js';
+import { FAMILIES, fixtureBatch, verifyParity, type WeightVariant } from '../../src/parity/verify-parity.js';
 import { loadTaskRegistry } from '../../src/tasks/registry.js';
 import type { TaskProcess, TaskType } from '../../src/tasks/task-step.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
@@ -25,10 +25,13 @@ for (const weights of ['safetensors', 'torch_legacy', 'torch_zip'] as WeightVari
       'train_step:TASK5.model_in.question', 'train_step:TASK12.grad.vil_binary_prediction.logit_fc.3.bias', 'train_step:TASK9.loss',
       'optimizer:mannul.step3.vil_prediction.logit_fc.2.weight', 'optimizer:warmup_linear.final.exp_avg_sq.vision_logit.weight',
       'scalars:optimizer.warmup_linear.step0.lr_used.vil',
+      'pretrain_visual_targets:scores.prediction_scores_v', 'pretrain_visual_targets:vt1.masked_img_loss', 'pretrain_visual_targets:vt2.loss',
+      'pretrain_visual_targets:vt2.grad.cls.imagePredictions.decoder.bias',
     ]) {
       assert.ok(names.has(expected), `${expected} was compared`);
     }
-    assert.equal(report.rows.length, 336);
+    assert.equal(report.rows.filter((row) => row.name.startsWith('pretrain_visual_targets:')).length, 21, '3 scores, then per visual target 4 losses and 5 gradients');
+    assert.equal(report.rows.length, 357);
   });
 }
 
@@ -56,7 +59,66 @@ test('the fused kernels (the library default) also match, except where Adam ampl
   const report = verifyParity(fixtures, { numerics: 'fused', skip: new Set(['optimizer']) });
   assert.deepEqual(report.rows.filter((row) => !row.ok).map((row) => row.name), []);
   assert.deepEqual(report.unchecked, []);
-  assert.equal(report.rows.length, 220, 'every row but the 116 of the optimiser family');
+  assert.equal(report.rows.length, 241, 'every row but the 116 of the optimiser family');
+});
+
+const PRETRAIN_ONLY = { skip: new Set(['forward', 'debug', 'nlvr2', 'train_step', 'optimizer'] as const) };
+
+/** A reference scalar of a safetensors file, moved by `delta` (the file keeps its metadata). */
+function perturbScalar(file: string, name: string, delta: number): void {
+  const { tensors, metadata } = readSafetensors(file);
+  const target = tensors.get(name)!;
+  const copy = new Uint8Array(target.data);
+  const view = new DataView(copy.buffer);
+  view.setFloat32(0, view.getFloat32(0, true) + delta, true);
+  writeSafetensors(file, new Map(tensors).set(name, { ...target, data: copy }), metadata);
+}
+
+test('visual targets 1 and 2: a reference loss moved by 1e-3 fails its row, and only that row', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'parity-vt-'));
+  try {
+    cpSync(fixtures, dir, { recursive: true });
+    perturbScalar(join(dir, 'pretrain_visual_targets.safetensors'), 'vt2.loss', 1e-3);
+    const report = verifyParity(dir, PRETRAIN_ONLY);
+    assert.deepEqual(report.rows.filter((row) => !row.ok).map((row) => row.name), ['pretrain_visual_targets:vt2.loss']);
+    assert.deepEqual(report.unchecked, []);
+    assert.equal(report.rows.filter((row) => row.name.startsWith('pretrain_visual_targets:')).length, 21);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('visual targets: without nce_seed the losses are unchecked, naming it; without the file, or skipping pretrain, the rows are absent', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'parity-vt-'));
+  try {
+    cpSync(fixtures, dir, { recursive: true });
+    const file = join(dir, 'pretrain_visual_targets.safetensors');
+    const { tensors, metadata } = readSafetensors(file);
+    const { nce_seed: _, ...unseeded } = metadata;
+    writeSafetensors(file, tensors, unseeded);
+    const noSeed = verifyParity(dir, PRETRAIN_ONLY);
+    assert.deepEqual(noSeed.rows.filter((row) => !row.ok).map((row) => row.name), []);
+    assert.deepEqual(noSeed.rows.filter((row) => row.name.startsWith('pretrain_visual_targets:')).map((row) => row.name), [
+      'pretrain_visual_targets:scores.prediction_scores_t', 'pretrain_visual_targets:scores.prediction_scores_v', 'pretrain_visual_targets:scores.seq_relationship_score',
+    ]);
+    assert.equal(noSeed.unchecked.length, 18);
+    for (const item of noSeed.unchecked) {
+      assert.match(item.name, /^pretrain_visual_targets:vt[12]\./);
+      assert.match(item.reason, /nce_seed/);
+    }
+
+    rmSync(file);
+    const absent = verifyParity(dir, PRETRAIN_ONLY);
+    assert.deepEqual(absent.rows.filter((row) => !row.ok).map((row) => row.name), []);
+    assert.deepEqual(absent.unchecked, []);
+    assert.equal(absent.rows.length, 24, 'the pretrain.safetensors rows only');
+    assert.ok(absent.rows.every((row) => row.name.startsWith('pretrain:')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const skipped = verifyParity(fixtures, { skip: new Set(FAMILIES) });
+  assert.deepEqual(skipped.rows, []);
+  assert.deepEqual(skipped.unchecked, []);
 });
 
 const variant = fileURLToPath(new URL('../../../test/fixtures/parity-variant', import.meta.url));
