@@ -135,16 +135,22 @@ for (const numerics of ['reference', 'fused'] as const) {
   });
 }
 
+/** The parts of scalars.json the edits below touch. */
+interface EditableScalars {
+  train: Record<string, unknown>;
+  optimizer: { tasks: string[]; scenarios: Record<string, { steps: { task: string }[] }> };
+}
+
 /** A copy of the fixtures in a temp dir, with scalars.json and the inputs edited; removed afterwards. */
 function withEditedFixtures(
-  edit: { scalars?: (scalars: Record<string, any>) => void; dropInputs?: string[] },
+  edit: { scalars?: (scalars: EditableScalars) => void; dropInputs?: string[] },
   run: (dir: string) => void,
 ): void {
   const dir = mkdtempSync(join(tmpdir(), 'parity-edit-'));
   try {
     cpSync(fixtures, dir, { recursive: true });
     if (edit.scalars) {
-      const scalars = JSON.parse(readFileSync(join(dir, 'scalars.json'), 'utf8')) as Record<string, any>;
+      const scalars = JSON.parse(readFileSync(join(dir, 'scalars.json'), 'utf8')) as EditableScalars;
       edit.scalars(scalars);
       writeFileSync(join(dir, 'scalars.json'), JSON.stringify(scalars));
     }
@@ -196,7 +202,7 @@ test('an optimiser task that neither the folder nor the fixture layouts can form
       scalars: (scalars) => {
         delete scalars.train.TASK9;
         scalars.optimizer.tasks = ['TASK1', 'TASK4'];
-        for (const scenario of Object.values(scalars.optimizer.scenarios) as { steps: { task: string }[] }[]) {
+        for (const scenario of Object.values(scalars.optimizer.scenarios)) {
           for (const step of scenario.steps) if (step.task === 'TASK9') step.task = 'TASK4';
         }
       },
