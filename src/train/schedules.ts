@@ -38,6 +38,10 @@ export class LambdaLR {
   }
 }
 
+/** ReduceLROnPlateau as train_tasks.py builds it for 'automatic': factor 0.2, and torch's default eps. */
+const PLATEAU_FACTOR = 0.2;
+const PLATEAU_EPS = 1e-8;
+
 export const LR_SCHEDULERS = ['mannul', 'warmup_linear', 'automatic', 'cosine', 'cosine_warm'] as const;
 export type LrSchedulerName = (typeof LR_SCHEDULERS)[number];
 
@@ -46,10 +50,14 @@ export interface LrPlanState {
   warmupSteps: number;
   /** Steps taken by the second scheduler (epochs for mannul, iterations for the cosines, reductions for automatic). */
   secondSteps: number;
-  /** The factor the last scheduler to act applied (all groups share it). */
+  /** The factor the last scheduler to act applied (all groups share it; automatic's reductions come on top). */
   factor: number;
-  /** ReduceLROnPlateau bookkeeping (automatic only). */
-  plateau: { best: number; numBad: number; cooldownCounter: number };
+  /**
+   * ReduceLROnPlateau bookkeeping (automatic only). `reductions`: how many times each group's
+   * lr was cut (absent in checkpoints written before it was kept per group: then every
+   * group had been cut `secondSteps` times).
+   */
+  plateau: { best: number; numBad: number; cooldownCounter: number; reductions?: number[] };
 }
 
 /**
@@ -58,7 +66,8 @@ export interface LrPlanState {
  * initialLr * lambda(its own count) into every group; the last to act wins.
  * `automatic` crashes in the reference; here it reduces by 0.2 on a plateau of
  * the mean validation score (patience 1, cooldown 1, threshold 0.001 relative),
- * the settings the reference constructs, multiplying the warm-up factor.
+ * the settings the reference constructs, multiplying the warm-up factor. As in
+ * torch's ReduceLROnPlateau, a group's lr is not cut when the cut would be 1e-8 or less.
  */
 export class LrPlan {
   readonly #warmup: LrLambda;
@@ -88,20 +97,25 @@ export class LrPlan {
     if (this.#second && kind !== 'cosine') this.#apply(this.#second(0));
   }
 
-  #reduction(): number {
-    return this.kind === 'automatic' ? 0.2 ** this.#state.secondSteps : 1;
+  #reductions(): number[] {
+    const plateau = this.#state.plateau;
+    plateau.reductions ??= this.groups.map(() => this.#state.secondSteps);
+    return plateau.reductions;
   }
 
   #apply(factor: number): void {
     this.#state.factor = factor;
-    for (const group of this.groups) group.lr = group.initialLr * factor;
+    const reductions = this.kind === 'automatic' ? this.#reductions() : null;
+    this.groups.forEach((group, i) => {
+      group.lr = group.initialLr * factor * (reductions ? PLATEAU_FACTOR ** reductions[i]! : 1);
+    });
   }
 
   /** After the first task's optimiser step of an iteration (global step before its increment). */
   afterFirstTaskStep(globalStep: number): void {
     if (globalStep < this.steps.warmup || this.kind === 'warmup_linear') {
       this.#state.warmupSteps += 1;
-      this.#apply(this.#warmup(this.#state.warmupSteps) * this.#reduction());
+      this.#apply(this.#warmup(this.#state.warmupSteps));
     }
   }
 
@@ -134,7 +148,11 @@ export class LrPlan {
         this.#state.secondSteps += 1;
         plateau.cooldownCounter = 1;
         plateau.numBad = 0;
-        this.#apply(this.#warmup(this.#state.warmupSteps) * this.#reduction());
+        const reductions = this.#reductions();
+        this.groups.forEach((group, i) => {
+          if (group.lr - group.lr * PLATEAU_FACTOR > PLATEAU_EPS) reductions[i]! += 1;
+        });
+        this.#apply(this.#warmup(this.#state.warmupSteps));
       }
     }
   }
@@ -144,12 +162,21 @@ export class LrPlan {
   }
 
   state(): LrPlanState {
-    return { ...this.#state, plateau: { ...this.#state.plateau } };
+    const plateau = this.#state.plateau;
+    return { ...this.#state, plateau: { ...plateau, ...(plateau.reductions ? { reductions: [...plateau.reductions] } : {}) } };
   }
 
   restore(state: LrPlanState): void {
     // JSON writes -Infinity as null.
-    this.#state = { ...state, plateau: { ...state.plateau, best: state.plateau.best ?? Number.NEGATIVE_INFINITY } };
-    this.#apply(state.factor);
+    const plateau = { ...state.plateau, best: state.plateau.best ?? Number.NEGATIVE_INFINITY };
+    let factor = state.factor;
+    if (this.kind === 'automatic' && plateau.reductions === undefined) {
+      // Written before the reductions were kept per group: the factor then included them.
+      plateau.reductions = this.groups.map(() => state.secondSteps);
+      factor /= PLATEAU_FACTOR ** state.secondSteps;
+    }
+    if (plateau.reductions) plateau.reductions = [...plateau.reductions];
+    this.#state = { ...state, plateau };
+    this.#apply(factor);
   }
 }

@@ -202,3 +202,31 @@ for (const scenario of lrReference.scenarios) {
     }
   });
 }
+
+const plateauReference = JSON.parse(
+  readFileSync(fileURLToPath(new URL('../../../test/fixtures/train/lr_plateau_reference.json', import.meta.url)), 'utf8'),
+) as { torch: string; group_lrs: number[]; eps: number; epochs: { score: number; lrs: number[] }[] };
+
+test("LrPlan 'automatic' cuts each group's lr as torch's ReduceLROnPlateau does, down to its eps", () => {
+  assert.match(plateauReference.torch, /^1\.13/);
+  const groups: ParamGroup[] = plateauReference.group_lrs.map((lr, i) => ({ name: `g${i}`, parameter: undefined as never, lr, initialLr: lr, weightDecay: 0 }));
+  const plan = new LrPlan('automatic', groups, { warmup: 0, total: 100, iterationsPerEpoch: 10, epochs: 10 });
+  let cuts = 0;
+  plateauReference.epochs.forEach(({ score, lrs }, epoch) => {
+    const before = groups.map((g) => g.lr);
+    plan.endOfEpoch(score);
+    assertLrs(groups.map((g) => g.lr), lrs, `epoch ${epoch} (score ${score})`);
+    if (groups.some((g, i) => g.lr < before[i]!)) cuts += 1;
+  });
+  // The vectors pin plateaus, sub-threshold gains, cooldown, and eps stopping one group before the other.
+  assert.ok(cuts >= 5, `${cuts} reductions`);
+  const last = plateauReference.epochs.at(-1)!.lrs;
+  assert.equal(last[0], last[1]);
+
+  // A checkpoint written before the reductions were kept per group restores the same lrs.
+  const saved = plan.state();
+  const legacy = { ...saved, factor: saved.factor * 0.2 ** 3, secondSteps: 3, plateau: { ...saved.plateau, reductions: undefined } };
+  const restoredGroups = groups.map((g) => ({ ...g }));
+  new LrPlan('automatic', restoredGroups, { warmup: 0, total: 100, iterationsPerEpoch: 10, epochs: 10 }).restore(legacy);
+  assertLrs(restoredGroups.map((g) => g.lr), groups.map((g) => g.initialLr * 0.2 ** 3), 'legacy state');
+});
