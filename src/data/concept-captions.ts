@@ -1,5 +1,5 @@
 // The Conceptual Captions pre-training reader: the reference's ConceptCapLoaderVal over a
-// tensorpack LMDB (DATA_FORMATS.md §8), BertPreprocessBatch per record and the loader's
+// tensorpack LMDB (msgpack-numpy datapoints), BertPreprocessBatch per record and the loader's
 // batch assembly (global region prepended). Records are read in LMDB key order, batches of
 // `batchSize` consecutive records, the incomplete last batch dropped (tensorpack BatchData).
 // The 'train' split reads training_feat_all.lmdb the same way: ConceptCapLoaderTrain's local

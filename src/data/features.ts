@@ -1,6 +1,8 @@
 // Region features of the downstream tasks: the reference's ImageFeaturesH5Reader over a
-// feature LMDB (spec/DATA_FORMATS.md §1), the GT-box merge of the pointing and
-// referring-expression datasets (§2), and truncation / padding to max_region_num.
+// feature LMDB (b"keys" -> pickled key list; per image a pickled dict of image_h, image_w,
+// boxes, features; the mean row prepended), the GT-box merge of the pointing and
+// referring-expression datasets (GT rows without their global row after the detector rows),
+// and truncation / padding to max_region_num.
 //
 // Arithmetic is float32 in the reference's order (numpy adds the rows of the mean one after
 // another; areas and normalised boxes are float32 ops), so every value is bit-exact. A

@@ -1,5 +1,5 @@
 // msgpack values as Python's msgpack 0.5+ decodes them with `raw=False`, and the numpy
-// arrays msgpack-numpy stores in them (tensorpack's LMDBSerializer format, DATA_FORMATS.md §8.2).
+// arrays msgpack-numpy stores in them (tensorpack 0.9's LMDBSerializer format).
 //
 // Our own decoder rather than an npm one: msgpack-numpy writes arrays as maps whose keys are
 // msgpack *bin* values (b"nd", b"type", ...), and the JavaScript decoders turn map keys into

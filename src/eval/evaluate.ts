@@ -23,13 +23,13 @@ export interface EvaluateOptions {
 export interface TaskEvaluation {
   /** Σ (batch loss · B) / Σ B. */
   loss: number;
-  /** Σ batch score / Σ B (the fraction of TASKS.md §3: VQA soft accuracy, accuracy, IoU > 0.5 rate). */
+  /** Σ batch score / Σ B: VQA soft accuracy, accuracy, or the rate of chosen regions with IoU > 0.5. */
   score: number;
   /** Σ B: samples seen (VisDial: rounds). */
   count: number;
   /** The score under its metric's name (METRIC_OF_TYPE); V-logit adds mean_iou of the chosen regions. */
   metrics: Record<string, number>;
-  /** The records of EvaluatingModel, in loader order (TASKS.md §3.2). */
+  /** The records of EvaluatingModel, in loader order (batchRecords below gives their shape per type). */
   results: unknown[];
   /** <split>_others.json: the reference never fills it. */
   others: unknown[];

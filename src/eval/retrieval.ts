@@ -1,4 +1,4 @@
-// Caption -> image retrieval over a test set (eval_retrieval.py, TASKS.md §5): every
+// Caption -> image retrieval over a test set (eval_retrieval.py): every
 // caption of RetreivalDatasetVal is scored against every image, the rank of its own
 // image gives R@1/5/10, median and mean rank. Fine-tuned models score a pair by
 // vil_logit; pre-trained ones (zero-shot) by the probability of "matched" from the

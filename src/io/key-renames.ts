@@ -1,4 +1,4 @@
-// The key renames of the reference's `PreTrainedModel.from_pretrained` (spec/MODEL.md §13),
+// The key renames of the reference's `PreTrainedModel.from_pretrained` (vilbert/utils.py),
 // in one place:
 //  1. a key containing 'gamma' gets it replaced by 'weight', one containing 'beta' by
 //     'bias' (old Google/HF BERT LayerNorm names). Each key is renamed once, from its

@@ -11,7 +11,10 @@ export type Activation = (typeof ACTIVATIONS)[number];
 /** How the pooled text and image vectors are combined: elementwise product or sum. */
 export const FUSION_METHODS = ['mul', 'sum'] as const;
 export type FusionMethod = (typeof FUSION_METHODS)[number];
-/** Text embedding class: BertEmbeddings or RobertaEmbeddings (numerically the same, see MODEL.md §3.3). */
+/**
+ * Text embedding class: BertEmbeddings or RobertaEmbeddings, numerically the same (the
+ * reference's RoBERTa position offset never takes effect: positions start at 0 in both).
+ */
 export const TEXT_MODELS = ['bert', 'roberta'] as const;
 export type TextModel = (typeof TEXT_MODELS)[number];
 /** Masked-region objective: 0 KL to detector classes, 1 feature regression (MSE), 2 NCE. */
@@ -357,7 +360,8 @@ function checkConsistency(config: ViLBertConfig, fail: (key: Key, problem: strin
     );
   }
 
-  // Both combinations fail with a shape error inside the reference's encoder (MODEL.md §7.4).
+  // Both combinations fail with a shape error in the reference's encoder, where it tiles the
+  // inputs for in_batch_pairs before the first co-attention layer (reasons below).
   if (config.in_batch_pairs && config.task_specific_tokens) {
     throw fail(
       'in_batch_pairs',

@@ -1,6 +1,7 @@
 // What a reference script builds its model from, given its flags: the --config_file JSON
-// with the edits train_tasks.py, train_concap.py and eval_*.py make to it (MODEL.md §1.1),
-// and the local weights file --from_pretrained names.
+// over the code defaults (BertConfig.from_json_file keeps every key, read or not), with the
+// edits train_tasks.py, train_concap.py and eval_*.py make to it, and the local weights
+// file --from_pretrained names.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { bundledConfig, bundledConfigNames, loadConfig, type ParsedConfig, type ViLBertConfig } from './config.js';

@@ -1,6 +1,6 @@
 // Charts for the report, drawn as inline SVG strings.
 //
-// Why not vega-lite + vega-embed (ECOSYSTEM.md's pick): the report must open offline, so
+// Why not vega-lite + vega-embed (the usual pick for such charts): the report must open offline, so
 // their bundles (~1 MB) would be inlined into every report, and the page would need
 // JavaScript to show anything. The report needs lines, points and bands on linear axes,
 // which a few hundred lines of SVG draw; hovering a point still shows its value (<title>).

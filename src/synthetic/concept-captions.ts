@@ -1,7 +1,7 @@
-// Conceptual-Captions-format pre-training data (DATA_FORMATS.md §8): per split a tensorpack
-// LMDBSerializer file (one LMDB data file, keys 00000000..., msgpack-numpy datapoints
-// [features, cls_prob, boxes, num_boxes, image_h, image_w, image_id, caption], the numbers
-// as strings; b"__keys__" -> the key list) and caption_<split>.json {image_id: caption}.
+// Conceptual-Captions-format pre-training data: per split a tensorpack LMDBSerializer file
+// (one LMDB data file, keys 00000000..., msgpack-numpy datapoints [features, cls_prob,
+// boxes, num_boxes, image_h, image_w, image_id, caption], the numbers as strings;
+// b"__keys__" -> the key list) and caption_<split>.json {image_id: caption}.
 // Every image has 36 regions, as the reference requires.
 import { join } from 'node:path';
 import { writeLmdb } from '../io/lmdb.js';

@@ -1,7 +1,7 @@
 // Region features of the synthetic world, laid out as the reference's feature LMDBs
-// (DATA_FORMATS.md §1.2: per image a pickled dict image_id, image_h, image_w, num_boxes,
-// boxes float32 [N, 4] pixel x1 y1 x2 y2, features float32 [N, 2048]; key b"keys" -> the
-// pickled list of image keys).
+// (per image a pickled dict image_id, image_h, image_w, num_boxes, boxes float32 [N, 4]
+// pixel x1 y1 x2 y2, features float32 [N, 2048]; key b"keys" -> the pickled list of image
+// keys).
 //
 // A region's feature is relu(s * (E_shape + E_colour + E_size) + (1 - s) * E_background +
 // noise * gaussian), with fixed seeded embeddings E (one 2048-d vector per attribute value)

@@ -1,5 +1,5 @@
 // msgpack as Python's msgpack packs with `use_bin_type=True` and msgpack-numpy's `encode`
-// hook (tensorpack's LMDBSerializer, DATA_FORMATS.md §8.2): the inverse of
+// hook (tensorpack 0.9's LMDBSerializer format): the inverse of
 // src/data/msgpack-numpy.ts. A numpy array becomes the map {b"nd": True, b"type": "<f4",
 // b"kind": b"", b"shape": [...], b"data": raw bytes}, keys as bin.
 //

@@ -1,5 +1,5 @@
 // Sentence-image pair classification: NLVR2 (TASK12, a statement about two images) and SNLI-VE
-// (TASK13, a hypothesis about one image), in their JSON-lines files (DATA_FORMATS.md §5.6).
+// (TASK13, a hypothesis about one image), in their JSON-lines files.
 // Labels are drawn first and a sentence is then found that has that label for the images, so
 // labels are balanced and the same sentence is true of some images and false of others.
 import { join } from 'node:path';

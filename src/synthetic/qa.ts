@@ -1,7 +1,7 @@
 // The answer-classification tasks: VQA (TASK1), GenomeQA (TASK2) and GQA (TASK15), in the
-// files their loaders read (DATA_FORMATS.md §5.1-5.3). Questions are about the objects of
-// one scene; the same question has different answers in different scenes and one scene's
-// questions have different answers, so neither the question nor the image alone decides.
+// files their loaders read (questions JSON, the cache/ target and answer-label pickles).
+// Questions are about the objects of one scene; the same question has different answers in
+// different scenes and one scene's questions have different answers, so neither the question nor the image alone decides.
 import { join } from 'node:path';
 import { pyFloat } from '../io/pickle-numpy-writer.js';
 import { blindBaselines } from './baselines.js';

@@ -1,6 +1,7 @@
 // Caption-image retrieval (TASK7 RetrievalCOCO, TASK8 RetrievalFlickr30k): captions listing a
-// scene's objects, the jsonline annotation files and the hard-negative pools (DATA_FORMATS.md
-// §5.4, §7). A caption matches one image: the objects' colours and shapes tell the images apart.
+// scene's objects, the jsonline annotation files and the hard-negative pools (hard_negative.pkl:
+// train_image_list and, per image, the indices of its nearest images by mean feature, itself
+// first). A caption matches one image: the objects' colours and shapes tell the images apart.
 import { join } from 'node:path';
 import type { RawTensor } from '../io/raw-tensor.js';
 import { round } from './baselines.js';

@@ -1,6 +1,6 @@
 // The BERT uncased WordPiece tokenizer exactly as the reference runs it: pytorch-transformers
 // 1.1.0 BertTokenizer.from_pretrained('bert-base-uncased', do_lower_case=True), with the
-// encode and [CLS]/[SEP] helpers the dataset loaders use (spec DATA_FORMATS.md §3).
+// encode and [CLS]/[SEP] helpers the dataset loaders use.
 //
 // Written here rather than taken from @huggingface/tokenizers (npm, pure JS, 0.2.0 when
 // evaluated). That package reproduces the 131 golden cases, but on 6,209 random strings of
@@ -149,7 +149,7 @@ export class BertTokenizer {
   }
 
   /**
-   * The loaders' single-sentence recipe (DATA_FORMATS.md §3.1): keep the first
+   * The loaders' single-sentence recipe: keep the first
    * maxSeqLength − 2 word pieces, add [CLS]/[SEP], pad at the end with 0.
    */
   encodeSingleSentence(text: string, maxSeqLength: number): EncodedSentence {

@@ -1,7 +1,7 @@
 // --freeze and --vision_scratch as train_tasks.py means them. The reference
 // compares name[12:] (a name without its 'module.bert.' prefix) with the
 // BERT weight-name list, but its names start with 'bert.', so neither flag
-// does what it says (TRAINING.md A.6); here the 'bert.' prefix is stripped and
+// does what it says; here the 'bert.' prefix is stripped and
 // the flags work as intended. Documented in docs/DEVIATIONS.md.
 import { readFileSync } from 'node:fs';
 import { assetPath } from '../assets.js';

@@ -1,4 +1,4 @@
-// Pre-training on Conceptual Captions as train_concap.py runs it (TRAINING.md B): every
+// Pre-training on Conceptual Captions as train_concap.py runs it (docs/TRAINING.md): every
 // batch of the training LMDB, in key order, is masked (words, regions, a random caption
 // for half of the pairs) and trained on masked-LM + weighted masked-region + alignment
 // losses; AdamW with bias correction steps on accumulation boundaries after the linear

@@ -1,4 +1,4 @@
-// Multi-task training as train_tasks.py runs it (TRAINING.md A): every
+// Multi-task training as train_tasks.py runs it (docs/MODEL.md, "Training"): every
 // iteration visits the tasks in --tasks order, each with its own batch,
 // backward pass and optimiser step; the schedule advances after the first
 // task's step; a task the stop-and-go controller paused is trained only every

@@ -112,7 +112,7 @@ describe('bundled configs', () => {
     }
   });
 
-  test('bert_base_6layer_6conect is the released 12-in-1 layout (MODEL.md §1.2)', () => {
+  test('bert_base_6layer_6conect is the released 12-in-1 layout', () => {
     const { config } = bundledConfig('bert_base_6layer_6conect');
     assert.deepEqual(config.v_biattention_id, [0, 1, 2, 3, 4, 5]);
     assert.deepEqual(config.t_biattention_id, [6, 7, 8, 9, 10, 11]);

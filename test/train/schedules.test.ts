@@ -1,4 +1,6 @@
-// Schedules and the stop-and-go controller against the reference's own test vectors (spec/TRAINING.md).
+// Schedules and the stop-and-go controller against the reference's own test vectors: the stop
+// controller's score sequence of its tools/test_controller.py, and the lr sequences that
+// tools/reference/*.py record from torch's schedulers (test/fixtures/train/).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

@@ -1,7 +1,8 @@
 // The region-grounding tasks: refcoco / refcoco+ / refcocog (ReferExpressionDataset),
 // Visual7w pointing (Visual7wPointingDataset) and GuessWhat pointing
 // (GuessWhatPointingDataset). Each item is an image's regions, one tokenised text and an
-// IoU target over the regions (spec/TASKS.md; fixtures/datasets/MANIFEST.md).
+// IoU target over the regions (pixel "+1" IoU with the referred box, values below 0.5 set
+// to 0, except in refcoco*'s non-train splits). Heads and losses per task: docs/MODEL.md.
 //
 // All three follow the reference's shape: build entries from the annotations (dropping
 // test-set images from train), tokenise them (or read the token cache), and per item

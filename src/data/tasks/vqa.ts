@@ -7,7 +7,9 @@
 // (features, spatials, image_mask, question, target, input_mask, segment_ids,
 // co_attention_mask, question_id) with `target = zeros(num_labels).scatter_(0, labels, scores)`.
 // They differ in where the questions come from, how the splits are cut and which splits
-// drop items on test-set images (spec: MANIFEST.md "Per task", oddities 3 and 4).
+// drop items on test-set images: VQA and GQA cut trainval/minval at 3000 items, GenomeQA
+// train/val at 5000, after sorting by question id (GQA's string ids lexicographically);
+// cleaning drops VQA's and GQA's train-side items, GenomeQA's in both splits.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NUMPY_GLOBALS, PYTHON_DATA_GLOBALS, combineAllowLists, unpickle } from '../../io/index.js';
