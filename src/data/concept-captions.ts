@@ -22,6 +22,7 @@ import { LmdbReader } from '../io/lmdb.js';
 import { CheckpointFormatError } from '../io/format-error.js';
 import { isRawTensor, type RawTensor } from '../io/raw-tensor.js';
 import type { BertTokenizer } from '../text/index.js';
+import { native } from '../torch/native.js';
 import { type ItemTensor, float32Tensor, int64Tensor } from './dataset.js';
 import { FEATURE_WIDTH, LOCATION_WIDTH } from './features.js';
 import { iou } from './iou.js';
@@ -87,6 +88,66 @@ function parseNumber(value: MsgpackValue | undefined, integer: boolean, field: s
   return Number(text);
 }
 
+/** `image_h` / `image_w`: a location divides by them, so 0 would give NaN or infinity. */
+function imageSize(value: MsgpackValue | undefined, field: string, fail: (problem: string) => never): number {
+  const size = parseNumber(value, false, field, fail);
+  return size > 0 ? size : fail(`${field} is ${JSON.stringify(value)}, expected a positive number`);
+}
+
+/**
+ * The float32 column sums of the first `rows` rows of [N, width] `values` (row by row, as
+ * the global region sums them), through the feature readers' native kernel: non-finite
+ * where a column holds a NaN or an infinity, or its finite values overflow float32. On the
+ * kit's 36-box records it adds about a quarter to a read; a pass in JS took twice a read.
+ */
+function columnSums(values: Float32Array, width: number, rows: number): Float32Array {
+  const sums = new Float32Array(width); // [width] the mean, finite exactly where the sum is
+  native.copyRowsWithMeanF32(new Uint8Array(values.buffer, values.byteOffset, rows * width * 4), rows, width, 0, sums, false);
+  return sums;
+}
+
+/** Refuses a NaN, an infinity or a float32 overflow in the column sums of the first `rows` rows of `field`, naming the value. */
+function checkColumns(values: Float32Array, width: number, rows: number, field: string, fail: (problem: string) => never): void {
+  const sums = columnSums(values, width, rows);
+  let total = 0;
+  for (let column = 0; column < width; column++) total += sums[column]!;
+  if (Number.isFinite(total)) return;
+  const at = values.subarray(0, rows * width).findIndex((value) => !Number.isFinite(value));
+  if (at >= 0) fail(`${field} row ${Math.floor(at / width)}, column ${at % width} is ${values[at]}`);
+  const column = sums.findIndex((sum) => !Number.isFinite(sum));
+  // An overflowing sum is an infinity, and so is its mean.
+  fail(`${field} column ${column} sums to ${sums[column]} in float32 over the ${rows} kept rows: its values are too large for the global region`);
+}
+
+/**
+ * Refuses what the kept rows (the first REGION_LEN; later ones are never read) would hand
+ * the model or its visual target as NaN or infinity: a NaN or infinite feature, class
+ * probability or box coordinate, a feature column whose float32 sum overflows (the global
+ * region is their mean), and a box whose float32 location overflows. Masking zeroes rows
+ * before the global region is summed, so sums that cancel only in full are caught per batch.
+ */
+function checkKeptRows(record: ConceptCaptionsRecord, fail: (problem: string) => never): void {
+  const kept = Math.min(record.numBoxes, REGION_LEN);
+  if (kept === 0) return;
+  checkColumns(record.features, FEATURE_WIDTH, kept, 'features', fail);
+  checkColumns(record.classProbabilities, CLASS_PROB_WIDTH, kept, 'cls_prob', fail);
+  // The area uses all four coordinates, so finite locations mean finite boxes: one sum checks both.
+  let total = 0;
+  for (let row = 0; row < kept; row++) {
+    const [x1, y1, x2, y2, area] = boxLocation(record, row);
+    total += x1 + y1 + x2 + y2 + area;
+  }
+  if (Number.isFinite(total)) return;
+  for (let row = 0; row < kept; row++) {
+    const box = record.boxes.subarray(row * 4, row * 4 + 4);
+    if (!box.every(Number.isFinite)) fail(`boxes row ${row} is [${box.join(', ')}]: not finite`);
+    const location = boxLocation(record, row);
+    if (!location.every(Number.isFinite)) {
+      fail(`boxes row ${row} is [${box.join(', ')}]: its float32 location [x1/W, y1/H, x2/W, y2/H, area/(W*H)] is [${location.join(', ')}] with image_w ${record.imageWidth}, image_h ${record.imageHeight}`);
+    }
+  }
+}
+
 /** Decodes one msgpack datapoint `[features, cls_prob, boxes, num_boxes, image_h, image_w, image_id, caption]`. */
 export function decodeRecord(bytes: Uint8Array, path: string, key: string): ConceptCaptionsRecord {
   const fail = (problem: string): never => { throw new ConceptCaptionsError(path, problem, key); };
@@ -108,16 +169,18 @@ export function decodeRecord(bytes: Uint8Array, path: string, key: string): Conc
   const caption = value[7];
   if (typeof imageId !== 'string' && typeof imageId !== 'number') return fail(`image_id is ${String(imageId)}, expected a string`);
   if (typeof caption !== 'string') return fail('caption is not a string');
-  return {
+  const record: ConceptCaptionsRecord = {
     features: features.data,
     classProbabilities: classes.data,
     boxes: boxes.data,
     numBoxes,
-    imageHeight: parseNumber(value[4], false, 'image_h', fail),
-    imageWidth: parseNumber(value[5], false, 'image_w', fail),
+    imageHeight: imageSize(value[4], 'image_h', fail),
+    imageWidth: imageSize(value[5], 'image_w', fail),
     imageId: String(imageId),
     caption,
   };
+  checkKeptRows(record, fail);
+  return record;
 }
 
 /**
@@ -212,7 +275,17 @@ export interface ConceptCaptionsExample {
   imageId: string;
 }
 
-/** Padded regions and their 5-d locations (area from pixel boxes, then normalised); no global row yet. */
+/** Box `row`'s 5-d location in float32: x1/W, y1/H, x2/W, y2/H, area/(W*H), the area from the pixel box. */
+function boxLocation(record: ConceptCaptionsRecord, row: number): [number, number, number, number, number] {
+  const [x1, y1, x2, y2] = record.boxes.subarray(row * 4, row * 4 + 4) as unknown as [number, number, number, number];
+  const w = Math.fround(record.imageWidth);
+  const h = Math.fround(record.imageHeight);
+  const imageArea = Math.fround(record.imageWidth * record.imageHeight);
+  const area = Math.fround(Math.fround(Math.fround(y2 - y1) * Math.fround(x2 - x1)) / imageArea);
+  return [Math.fround(x1 / w), Math.fround(y1 / h), Math.fround(x2 / w), Math.fround(y2 / h), area];
+}
+
+/** Padded regions and their 5-d locations; no global row yet. */
 function paddedRegions(record: ConceptCaptionsRecord, kept: number, visualTarget: number): Pick<ConceptCaptionsExample, 'imageFeat' | 'imageLoc' | 'imageTarget'> {
   const imageFeat = new Float32Array(REGION_LEN * FEATURE_WIDTH); // [36, 2048]
   imageFeat.set(record.features.subarray(0, kept * FEATURE_WIDTH));
@@ -223,15 +296,8 @@ function paddedRegions(record: ConceptCaptionsRecord, kept: number, visualTarget
   } else {
     imageTarget = imageFeat.slice(); // [36, 2048]
   }
-  const w = Math.fround(record.imageWidth);
-  const h = Math.fround(record.imageHeight);
-  const imageArea = Math.fround(record.imageWidth * record.imageHeight);
   const imageLoc = new Float32Array(REGION_LEN * LOCATION_WIDTH); // [36, 5]
-  for (let r = 0; r < kept; r++) {
-    const [x1, y1, x2, y2] = record.boxes.subarray(r * 4, r * 4 + 4) as unknown as [number, number, number, number];
-    const area = Math.fround(Math.fround(Math.fround(y2 - y1) * Math.fround(x2 - x1)) / imageArea);
-    imageLoc.set([x1 / w, y1 / h, x2 / w, y2 / h, area], r * LOCATION_WIDTH);
-  }
+  for (let r = 0; r < kept; r++) imageLoc.set(boxLocation(record, r), r * LOCATION_WIDTH);
   return { imageFeat, imageLoc, imageTarget };
 }
 
@@ -453,7 +519,20 @@ export class ConceptCaptionsReader {
     if (!Number.isSafeInteger(index) || index < 0 || index >= this.length) throw new RangeError(`batch ${index} out of range (${this.length} batches of ${this.batchSize})`);
     const examples: ConceptCaptionsExample[] = [];
     for (let i = index * this.batchSize; i < (index + 1) * this.batchSize; i++) examples.push(preprocessRecord(this.record(i), this.preprocess));
-    return assembleBatch(examples);
+    const batch = assembleBatch(examples);
+    // record() checked the sums of the kept rows; masking zeroed some of them before the
+    // global region summed the rest, and finite values that cancel only in full overflow there.
+    const imageFeat = batch.values.image_feat.data as Float32Array; // [B, 37, 2048]
+    for (let b = 0; b < this.batchSize; b++) {
+      const global = imageFeat.subarray(b * (REGION_LEN + 1) * FEATURE_WIDTH, (b * (REGION_LEN + 1) + 1) * FEATURE_WIDTH); // [2048]
+      let total = 0;
+      for (let column = 0; column < FEATURE_WIDTH; column++) total += global[column]!;
+      if (!Number.isFinite(total)) {
+        const column = global.findIndex((value) => !Number.isFinite(value));
+        throw new ConceptCaptionsError(this.path, `features column ${column} sums to ${global[column]} in float32 over the rows left after masking: its values are too large for the global region`, keyLabel(this.recordKeys[index * this.batchSize + b]!));
+      }
+    }
+    return batch;
   }
 
   *[Symbol.iterator](): IterableIterator<ConceptCaptionsBatch> {

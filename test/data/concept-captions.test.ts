@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readSafetensors } from '../../src/io/safetensors.js';
@@ -15,7 +15,11 @@ import { type PretrainingRandomSource as RandomSource, ReferenceRandom } from '.
 import { iou } from '../../src/data/iou.js';
 import { MsgpackExt, decodeMsgpack, decodeMsgpackNumpy } from '../../src/data/msgpack-numpy.js';
 import { BertTokenizer } from '../../src/text/index.js';
+import { writeLmdb } from '../../src/io/lmdb.js';
+import type { RawTensor } from '../../src/io/raw-tensor.js';
+import { encodeMsgpackNumpy } from '../../src/synthetic/msgpack-writer.js';
 import { fixture } from '../io/fixtures.js';
+import { IMAGE_HEIGHT, IMAGE_WIDTH, READ, REFUSED } from './features-hostile.js';
 
 type Draw = ['random.random', number] | ['random.randint', [number, number], number] | ['np.random.randint', [number], number];
 
@@ -159,6 +163,100 @@ describe('ConceptCaptionsReader against the reference goldens', () => {
     rmSync(join(corpus, '..', 'empty'), { recursive: true, force: true });
     assert.throws(() => ConceptCaptionsReader.open(join(corpus, '..', 'empty'), { tokenizer, split: 'val', batchSize: 1 }), /caption_val\.json/);
   });
+});
+
+describe('ConceptCaptionsReader refuses values that would reach the model as NaN or infinity', () => {
+  const float32 = (data: Float32Array, width: number): RawTensor => ({ dtype: 'float32', shape: [data.length / width, width], data: new Uint8Array(data.buffer) });
+  /** A datapoint as tensorpack stores it; the numbers as strings, as the converter writes them. */
+  const datapoint = (features: RawTensor, boxes: RawTensor, sizes: { height?: string; width?: string; classes?: (classes: Float32Array) => void } = {}): unknown[] => {
+    const rows = features.shape[0]!;
+    const classes = Float32Array.from({ length: rows * 1601 }, (_, i) => (i % 1601 === 0 ? 0.5 : 0.5 / 1600));
+    sizes.classes?.(classes);
+    return [features, float32(classes, 1601), boxes, String(rows), sizes.height ?? String(IMAGE_HEIGHT), sizes.width ?? String(IMAGE_WIDTH), 'image', 'a dog'];
+  };
+  /** The feature stores' hostile values (test/data/features-hostile.ts) as datapoints. */
+  const fromFeatureStore = (value: Record<string, unknown>, sizes?: Parameters<typeof datapoint>[2]): unknown[] => datapoint(value.features as RawTensor, value.boxes as RawTensor, sizes);
+  const good = READ.good!;
+  /** `rows` boxes of the good value's pattern; feature column 0 set from `column0` (then zero). */
+  const wide = (rows: number, edit: (features: Float32Array) => void): unknown[] => {
+    const features = Float32Array.from({ length: rows * 2048 }, (_, i) => (i % 97) / 8);
+    edit(features);
+    return datapoint(float32(features, 2048), float32(Float32Array.from({ length: rows * 4 }, (_, i) => [10, 8, 60, 40][i % 4]! + Math.floor(i / 4)), 4));
+  };
+
+  // The refused values of the feature stores that are about the arrays (CC refuses any num_boxes other than the rows already).
+  const REFUSED_HERE: Record<string, [unknown[], RegExp]> = {
+    nan_feature: [fromFeatureStore(REFUSED.nan_feature![0]), /^features row 1, column 7 is NaN$/],
+    infinite_feature: [fromFeatureStore(REFUSED.infinite_feature_not_kept![0]), /^features row 4, column 2047 is Infinity$/],
+    opposite_infinities: [fromFeatureStore(REFUSED.opposite_infinities![0]), /^features row 2, column 0 is -Infinity$/],
+    overflowing_features: [fromFeatureStore(REFUSED.overflowing_features![0]), /^features column 3 sums to Infinity in float32 over the 5 kept rows/],
+    nan_box: [fromFeatureStore(REFUSED.nan_box![0]), /^boxes row 2 is \[NaN, 10, 62, 42\]: not finite$/],
+    infinite_box: [fromFeatureStore(REFUSED.infinite_box_not_kept![0]), /^boxes row 4 is \[14, 12, 64, -Infinity\]: not finite$/],
+    huge_box: [fromFeatureStore(REFUSED.huge_box![0]), /^boxes row 0 is \[-1\d+, -1\d+, 1\d+, 1\d+\]: its float32 location \[x1\/W, y1\/H, x2\/W, y2\/H, area\/\(W\*H\)\] is \[[^\]]*, Infinity\] with image_w 100, image_h 80$/],
+    nan_class_probability: [fromFeatureStore(good, { classes: (classes) => (classes[3 * 1601 + 1600] = Number.NaN) }), /^cls_prob row 3, column 1600 is NaN$/],
+    zero_width: [fromFeatureStore(good, { width: '0' }), /^image_w is "0", expected a positive number$/],
+    // A positive height below float32's normal range: y / H overflows.
+    tiny_height: [fromFeatureStore(good, { height: '1e-40' }), /^boxes row 0 is \[10, 8, 60, 40\]: its float32 location .* is \[0\.1\d*, Infinity, 0\.6\d*, Infinity, Infinity\] with image_w 100, image_h 1e-40$/],
+    // Row 36 is past the 36 kept rows, but the NaN of row 35 is not.
+    nan_feature_last_kept: [wide(40, (features) => (features[35 * 2048 + 9] = Number.NaN)), /^features row 35, column 9 is NaN$/],
+  };
+  const READ_HERE: Record<string, unknown[]> = {
+    good: fromFeatureStore(good),
+    // Not clipped, as the reference: x1 < 0, y2 > image_h, x2 < x1 (a negative area).
+    outside_image: fromFeatureStore(READ.outside_image!),
+    // Rows past the 36 kept are never read.
+    nan_feature_not_kept: wide(40, (features) => (features[36 * 2048 + 9] = Number.NaN)),
+    // Column 0 sums to 3e38 in full, but to 6e38 once masking zeroes row 1.
+    cancelling_features: wide(5, (features) => [3e38, -3e38, 3e38, 0, 0].forEach((value, row) => (features[row * 2048] = value))),
+  };
+  const values = { ...READ_HERE, ...Object.fromEntries(Object.entries(REFUSED_HERE).map(([key, [value]]) => [key, value])) };
+  const keys = Object.keys(values).sort(); // the cursor's (byte) order
+  const dir = mkdtempSync(join(tmpdir(), 'vilbert-cc-hostile-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const corpus = join(dir, 'conceptual_caption');
+  const path = join(corpus, 'validation_feat_all.lmdb');
+  mkdirSync(corpus);
+  writeFileSync(join(corpus, 'caption_val.json'), JSON.stringify({ image: 'a dog' }));
+  writeLmdb(path, [...keys.map((key) => [key, encodeMsgpackNumpy(values[key])] as const), ['__keys__', encodeMsgpackNumpy(keys.map((key) => Buffer.from(key)))]], { subdir: false });
+  /** Every draw keeps the caption, the tokens and the regions, but region 1 is zeroed (0.01 / 0.15 < 0.9). */
+  const zeroRegion1 = (): RandomSource => {
+    const draws = [0.1, 0.5, 0.5, 0.5, 0.01];
+    return { random: () => draws.shift() ?? 0.5, randint: (a) => a, npRandint: () => 0 };
+  };
+  const withReader = <T>(run: (reader: ConceptCaptionsReader) => T, random: RandomSource = zeroRegion1()): T => {
+    const reader = ConceptCaptionsReader.open(corpus, { tokenizer, split: 'val', batchSize: 1, random });
+    try {
+      return run(reader);
+    } finally {
+      reader.close();
+    }
+  };
+
+  for (const [key, [, problem]] of Object.entries(REFUSED_HERE)) {
+    it(`${key}: refused by record() and batch(), naming the store and the record`, () => withReader((reader) => {
+      const refused = (error: unknown): boolean => error instanceof ConceptCaptionsError && error.path === path && error.key === key
+        && error.message === `${path}: record '${key}': ${error.problem}` && problem.test(error.problem);
+      assert.throws(() => reader.record(keys.indexOf(key)), refused);
+      assert.throws(() => reader.batch(keys.indexOf(key)), refused);
+    }));
+  }
+
+  it('reads the other values as the reference: boxes outside the image unclipped, rows past the 36 kept unread', () => withReader((reader) => {
+    for (const key of ['good', 'outside_image', 'nan_feature_not_kept']) reader.batch(keys.indexOf(key));
+    const { imageLoc } = preprocessRecord(reader.record(keys.indexOf('outside_image')), preprocessOptions(selectAll));
+    const f = Math.fround;
+    const area = (x1: number, y1: number, x2: number, y2: number): number => f(f(f(y2 - y1) * f(x2 - x1)) / f(IMAGE_WIDTH * IMAGE_HEIGHT));
+    assert.deepEqual([...imageLoc.subarray(0, 10)], [f(-20 / 100), f(5 / 80), f(150 / 100), f(90 / 80), area(-20, 5, 150, 90), f(50 / 100), f(10 / 80), f(30 / 100), f(20 / 80), area(50, 10, 30, 20)]);
+    assert.equal(reader.record(keys.indexOf('nan_feature_not_kept')).numBoxes, 40);
+  }));
+
+  it('refuses a batch whose global region overflows only after masking zeroed a row, naming the record', () => withReader((reader) => {
+    const index = keys.indexOf('cancelling_features');
+    assert.equal(reader.record(index).numBoxes, 5, 'the kept rows sum to 3e38');
+    assert.throws(() => reader.batch(index), (error: unknown) => error instanceof ConceptCaptionsError && error.path === path && error.key === 'cancelling_features'
+      && /^features column 0 sums to Infinity in float32 over the rows left after masking/.test(error.problem));
+    withReader((unmasked) => assert.ok(unmasked.batch(index)), { random: () => 0.5, randint: (a) => a, npRandint: () => 0 });
+  }));
 });
 
 describe('ReferenceRandom', () => {
