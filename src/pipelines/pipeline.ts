@@ -79,6 +79,12 @@ export class PipelineContext {
     return { regions, padded: padRegions(regions, this.settings.max_region_num) };
   }
 
+  /** Refuses what image() would refuse of an argument, without building its regions (see ImageResolver.check). */
+  checkImage(image: ImageInput, what: string): void {
+    this.#checkOpen();
+    this.#images.check(image, what);
+  }
+
   report(event: ProgressEvent): void {
     this.#onProgress?.(event);
   }

@@ -28,6 +28,8 @@ export function createRetrievePipeline(model: string | ModelFolder, options: Pip
     if (!Array.isArray(images) || images.length === 0) throw new TypeError('retrieve: images must be a non-empty array');
     if (topk !== undefined) checkTopk(topk, 'retrieve');
     const sentence = context.encode(caption);
+    // A bad argument fails the call before the first batch runs, not after the batches before it.
+    images.forEach((image, index) => context.checkImage(image, `images[${index}]`));
     const scores = new Float32Array(images.length);
     const imageIds: (string | undefined)[] = [];
     // Regions are read batch by batch: a 1000-image ranking set does not sit in memory at once.
