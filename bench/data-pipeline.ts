@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { ImageFeatureReader } from '../src/data/features.js';
 import { TaskLoader, collateFrom, type Sampler, type SamplerState } from '../src/data/loader.js';
 import { openDataset, type DatasetSpec } from '../src/data/dataset-spec.js';
-import { loadTaskRegistry } from '../src/tasks/registry.js';
+import { loadTaskRegistry } from '../src/data/task-registry.js';
 import { ReferenceProcess, median } from './harness.js';
 
 const fixtures = fileURLToPath(new URL('../../test/fixtures/datasets', import.meta.url));

@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import * as torch from '../src/torch/index.js';
 import { bundledConfig } from '../src/model/config.js';
 import { VILBertForVLTasks } from '../src/model/vilbert.js';
-import { forwardTask, prepareBatch, taskLoss, type TaskBatch } from '../src/tasks/task-step.js';
+import { forwardTask, prepareBatch, taskLoss, type TaskBatch } from '../src/task-step/step.js';
 import { AdamW, referenceParamGroups } from '../src/train/adamw.js';
 import { ReferenceProcess, median } from './harness.js';
 

@@ -5,9 +5,9 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BertTokenizer } from '../text/index.js';
 import { ImageFeatureReader } from '../data/features.js';
-import { loadTaskRegistry } from '../tasks/registry.js';
-import { DATASET_CLASSES } from '../data/tasks/index.js';
-import { expectedSplits, verifyDatasetSplit, verifyTensorFile } from '../data/verify-data.js';
+import { loadTaskRegistry } from '../data/task-registry.js';
+import { DATASET_CLASSES } from '../data/datasets/index.js';
+import { expectedSplits, verifyDatasetSplit, verifyTensorFile } from '../parity/verify-data.js';
 import { ConceptCaptionsReader } from '../data/concept-captions.js';
 import { ReferenceRandom, ReferenceRandomSource, type RandomSource } from '../data/random-source.js';
 

@@ -2,10 +2,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BertTokenizer } from '../text/index.js';
-import type { TaskConfig } from '../tasks/registry.js';
+import type { TaskConfig } from './task-registry.js';
 import type { TaskDataset } from './dataset.js';
 import { ImageFeatureReader } from './features.js';
-import { DATASET_CLASSES } from './tasks/index.js';
+import { DATASET_CLASSES } from './datasets/index.js';
 
 export interface DatasetSpec {
   /** The reference's class name (DATASET_CLASSES key), e.g. VQAClassificationDataset. */

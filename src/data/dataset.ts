@@ -3,7 +3,7 @@
 // turns them into tensors).
 import type { ImageFeatureReader } from './features.js';
 import type { BertTokenizer } from '../text/index.js';
-import type { TaskConfig } from '../tasks/registry.js';
+import type { TaskConfig } from './task-registry.js';
 
 export interface ItemTensor {
   dtype: 'float32' | 'float64' | 'int64';

@@ -14,7 +14,7 @@ import type { VILBertForVLTasks } from '../model/vilbert.js';
 import { saveModelFolder, type TaskTable } from '../pipelines/model-folder.js';
 import { writeReport } from '../report/html.js';
 import { generateWorld, type WorldInfo } from '../synthetic/index.js';
-import { loadTaskRegistry, type TaskConfig } from '../tasks/registry.js';
+import { loadTaskRegistry, type TaskConfig } from '../data/task-registry.js';
 import { datasetClassOf, taskNumber } from '../train/task-data.js';
 import { TRAIN_TASKS_DEFAULTS, trainTasks, type TrainTasksArgs, type TrainTasksHooks } from '../train/train-tasks.js';
 import { writeDemoExamples } from './examples.js';

@@ -9,7 +9,7 @@ import type { ItemTensor, TaskDataset } from '../data/dataset.js';
 import { iou } from '../data/iou.js';
 import { createPipeline } from '../pipelines/index.js';
 import { loadModelFolder } from '../pipelines/model-folder.js';
-import type { TaskConfig } from '../tasks/registry.js';
+import type { TaskConfig } from '../data/task-registry.js';
 import { BertTokenizer } from '../text/index.js';
 import { datasetClassOf } from '../train/task-data.js';
 

@@ -8,7 +8,6 @@ import * as torch from '../torch/index.js';
 import { BYTES_PER_ELEMENT, type Module, type Parameter, type Tensor } from '../torch/index.js';
 import { isLoopback, readLaunchEnvironment } from './environment.js';
 import { ProcessGroup } from './process-group.js';
-import { ShardedBatchSampler, type ShardOptions } from './sampler.js';
 
 /** torch.distributed's default for the rendezvous and every collective. */
 export const DEFAULT_TIMEOUT_MS = 30 * 60 * 1000;
@@ -126,10 +125,6 @@ export class DataParallel {
     return local;
   }
 
-  /** This rank's sampler over a dataset, sharded as torch's DistributedSampler shards it. */
-  shardedSampler(datasetLength: number, batchSize: number, options: Omit<ShardOptions, 'rank' | 'worldSize'>): ShardedBatchSampler {
-    return new ShardedBatchSampler(datasetLength, batchSize, { ...options, rank: this.rank, worldSize: this.worldSize });
-  }
 
   /**
    * Gives every rank rank 0's parameters and persistent buffers. Call once, after the

@@ -5,5 +5,4 @@ export { ProcessGroup, type ProcessGroupOptions } from './process-group.js';
 export {
   DataParallel, initDistributed, caught, DEFAULT_BUCKET_BYTES, DEFAULT_TIMEOUT_MS, type DataParallelOptions, type InitDistributedOptions,
 } from './data-parallel.js';
-export { ShardedBatchSampler, type ShardOptions } from './sampler.js';
 export { readLaunchEnvironment, launchVariables, isLoopback, type LaunchEnvironment } from './environment.js';

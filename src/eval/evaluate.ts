@@ -4,9 +4,10 @@
 import * as torch from '../torch/index.js';
 import type { Batch, TaskLoader } from '../data/loader.js';
 import type { VILBertForVLTasks } from '../model/vilbert.js';
-import { toTaskBatch } from '../tasks/batch.js';
-import type { TaskConfig } from '../tasks/registry.js';
-import { type TaskBatch, type TaskType, forwardTask } from '../tasks/task-step.js';
+import { toTaskBatch } from '../task-step/batch.js';
+import type { TaskConfig } from '../data/task-registry.js';
+import type { TaskType } from '../data/task-registry.js';
+import { type TaskBatch, forwardTask } from '../task-step/step.js';
 import { METRIC_OF_TYPE, type SampleOutcomes, sampleOutcomes } from './metrics.js';
 
 /** A registry entry with its number (the n of 'TASK<n>', also the task token). */

@@ -2,7 +2,7 @@
 // writes into <split>_result.json) and the ranking metrics of eval_retrieval.py.
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import type { TaskType } from '../tasks/task-step.js';
+import type { TaskType } from '../data/task-registry.js';
 
 const { F } = torch;
 

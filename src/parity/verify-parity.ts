@@ -21,8 +21,9 @@ import {
   checkVisualTargetLosses, checkVisualTargetScores, pretrainInputs, VISUAL_TARGET_DECODER, VISUAL_TARGET_INPUTS, VISUAL_TARGETS,
   VISUAL_TARGETS_FILE, visualTargetLabels, visualTargetModel, visualTargetSeed,
 } from './visual-targets.js';
-import { forwardTask, headOf, prepareBatch, type TaskBatch, type TaskProcess, type TaskType } from '../tasks/task-step.js';
-import { loadTaskRegistry, type TaskConfig } from '../tasks/registry.js';
+import type { TaskProcess, TaskType } from '../data/task-registry.js';
+import { forwardTask, headOf, prepareBatch, type TaskBatch } from '../task-step/step.js';
+import { loadTaskRegistry, type TaskConfig } from '../data/task-registry.js';
 import { AdamW, referenceParamGroups } from '../train/adamw.js';
 import { LambdaLR, epochDecay, warmupConstant, warmupLinear } from '../train/schedules.js';
 

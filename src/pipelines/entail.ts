@@ -1,7 +1,7 @@
 // Visual entailment (SNLI-VE, TASK13): does the image entail, contradict or say nothing
 // about the hypothesis? vil_tri_prediction's classes are in the reference's label order
 // (VisualEntailmentDataset: contradiction 0, neutral 1, entailment 2).
-import { ENTAILMENT_CLASSES } from '../data/tasks/pairs.js';
+import { ENTAILMENT_CLASSES } from '../data/datasets/pairs.js';
 import type { ImageInput } from './image-input.js';
 import type { ModelFolder } from './model-folder.js';
 import { type PipelineHandle, type PipelineOptions, makePipeline, openContext, rankIndices, sigmoid } from './pipeline.js';

@@ -16,8 +16,8 @@ import { TASK_EMBEDDING_ROWS } from '../model/bert-model.js';
 import { VILBertForVLTasks } from '../model/vilbert.js';
 import { loadPretrainedWeights } from '../model/pretrained.js';
 import { readWeights, writeWeights } from '../io/weights.js';
-import { readAnswerVocabulary } from '../data/tasks/vqa.js';
-import { loadTaskRegistry } from '../tasks/registry.js';
+import { readAnswerVocabulary } from '../data/datasets/vqa.js';
+import { loadTaskRegistry } from '../data/task-registry.js';
 import { BertTokenizer } from '../text/index.js';
 
 export const CONFIG_FILE = 'config.json';

@@ -3,7 +3,8 @@
 // mode, progress events, and disposal.
 import * as torch from '../torch/index.js';
 import { FEATURE_WIDTH, LOCATION_WIDTH, padRegions, type PaddedRegions } from '../data/features.js';
-import { prepareBatch, type TaskProcess } from '../tasks/task-step.js';
+import type { TaskProcess } from '../data/task-registry.js';
+import { prepareBatch } from '../task-step/step.js';
 import type { VLHead } from '../model/vilbert.js';
 import type { EncodedSentence } from '../text/index.js';
 import { ImageResolver, type ImageInput, type ImageRegions } from './image-input.js';

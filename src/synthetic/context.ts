@@ -1,6 +1,6 @@
 // What the per-task writers share: where the world is written, its options, and what each
 // writer reports back for vilbert_tasks.yml and world.json.
-import type { TaskConfig } from '../tasks/registry.js';
+import type { TaskConfig } from '../data/task-registry.js';
 import type { BertTokenizer } from '../text/index.js';
 import type { FeatureModel } from './features.js';
 

@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { loadTaskRegistry, type TaskConfig } from '../tasks/registry.js';
+import { loadTaskRegistry, type TaskConfig } from '../data/task-registry.js';
 import type { TaskSummary } from './context.js';
 
 export const REGISTRY_FILE = 'vilbert_tasks.yml';

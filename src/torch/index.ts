@@ -7,7 +7,8 @@ export {
 } from './creation.js';
 export { scope, scopeDepth } from './scope.js';
 export { noGrad, enableGrad, inferenceMode, isGradEnabled, isInferenceModeEnabled } from './autograd.js';
-export { manualSeed, getRngState, setRngState, getNumThreads, setNumThreads, liveTensors, buildInfo, cpuAllocatorStats, type CpuAllocatorStats } from './runtime.js';
+export { manualSeed, getRngState, setRngState, getNumThreads, setNumThreads, liveTensors, buildInfo, cpuAllocatorStats } from './runtime.js';
+export type { CpuAllocatorStats } from './native.js';
 export { Module, ModuleList, Parameter, StateDictError, type StateDict, type LoadResult, type ShapeMismatch } from './module.js';
 export { gradsDefined, adamwStep, zeroGrads, type AdamWStepArgs } from './optim-kernels.js';
 export * as F from './functional.js';

@@ -3,7 +3,23 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CpuAllocatorStats } from './runtime.js';
+
+/** What the addon's large-block CPU allocator holds (tensors of 1 MiB and more), in bytes. */
+export interface CpuAllocatorStats {
+  /** Large requests served from an idle block. */
+  hits: number;
+  /** Large requests that mapped new memory. */
+  misses: number;
+  liveBytes: number;
+  /** Freed blocks kept for reuse: live + idle stays within peakLiveBytes + slackBytes, and a block idle for 10 s is unmapped. */
+  idleBytes: number;
+  /** The most live bytes at once. */
+  peakLiveBytes: number;
+  /** VILBERT_CPU_CACHE_MB (default 64) in bytes. */
+  slackBytes: number;
+  /** The most live + idle bytes held at once. */
+  peakBytes: number;
+}
 
 /** A native tensor handle: a BigInt naming a slot of the addon's tensor table (generation << 32 | slot). */
 export type Handle = bigint;

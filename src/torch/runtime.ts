@@ -1,5 +1,5 @@
 // Process-wide engine settings: seeding, generator state, threads, diagnostics.
-import { native } from './native.js';
+import { native, type CpuAllocatorStats } from './native.js';
 import { Tensor } from './tensor.js';
 
 /** Seeds the global generator of every device (torch.manual_seed). */
@@ -41,23 +41,6 @@ export function liveTensors(): number {
 
 export function buildInfo(): { torchVersion: string; cuda: boolean; parallelInfo: string } {
   return native.buildInfo();
-}
-
-/** What the addon's large-block CPU allocator holds (tensors of 1 MiB and more), in bytes. */
-export interface CpuAllocatorStats {
-  /** Large requests served from an idle block. */
-  hits: number;
-  /** Large requests that mapped new memory. */
-  misses: number;
-  liveBytes: number;
-  /** Freed blocks kept for reuse: live + idle stays within peakLiveBytes + slackBytes, and a block idle for 10 s is unmapped. */
-  idleBytes: number;
-  /** The most live bytes at once. */
-  peakLiveBytes: number;
-  /** VILBERT_CPU_CACHE_MB (default 64) in bytes. */
-  slackBytes: number;
-  /** The most live + idle bytes held at once. */
-  peakBytes: number;
 }
 
 /** The large-block allocator's counters, or null under VILBERT_SYSTEM_MALLOC=1 (libtorch's allocator). */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { MetricsLog } from '../report/metrics-log.js';
 import { writeFileAtomic } from '../report/atomic-file.js';
 import * as torch from '../torch/index.js';
-import type { TaskConfig } from '../tasks/registry.js';
+import type { TaskConfig } from '../data/task-registry.js';
 
 /** A loss or gradient that is NaN or infinite; the message names the iteration, task and tensor. */
 export class TrainingDivergedError extends Error {

@@ -6,8 +6,9 @@
 import { openDataset, type DatasetSpec } from '../data/dataset-spec.js';
 import { TaskLoader, type LoaderOptions, type Sampler } from '../data/loader.js';
 import type { DataParallel } from '../distributed/index.js';
-import type { TaskConfig } from '../tasks/registry.js';
-import { DATASET_CLASSES, DATASET_MAP_EVAL, DATASET_MAP_TRAIN } from '../data/tasks/index.js';
+import { ShardedBatchSampler } from '../data/distributed-sampler.js';
+import type { TaskConfig } from '../data/task-registry.js';
+import { DATASET_CLASSES, DATASET_MAP_EVAL, DATASET_MAP_TRAIN } from '../data/datasets/index.js';
 
 /** The DATASET_CLASSES name of the class DatasetMapTrain (train, val) or DatasetMapEval (eval) holds for the task. */
 export function datasetClassOf(task: TaskConfig, phase: 'train' | 'val' | 'eval'): string {
@@ -79,7 +80,7 @@ export function buildTaskLoaders(tasks: TaskConfig[], settings: LoaderSettings):
     });
     const seed = (settings.seed * 7919 + position * 104729) >>> 0;
     const options = { batchSize, reseed: true, prefetch: 2 };
-    const shard = parallel && parallel.worldSize > 1 ? (length: number) => parallel.shardedSampler(length, batchSize, { shuffle: true, seed }) : undefined;
+    const shard = parallel && parallel.worldSize > 1 ? (length: number) => new ShardedBatchSampler(length, batchSize, { shuffle: true, seed, rank: parallel.rank, worldSize: parallel.worldSize }) : undefined;
     const train = loaderOf(spec(task.train_split, 'train'), settings, { ...options, shuffle: true, seed }, shard);
     const val = loaderOf(spec(task.val_split, 'val'), settings, { ...options, shuffle: false, seed: seed ^ 0x5bd1e995 });
     return { task, number: taskNumber(task), train, val };

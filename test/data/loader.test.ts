@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { BatchSampler, TaskLoader, collate, collateFrom, type Batch } from '../../src/data/loader.js';
 import { openDataset, type DatasetSpec } from '../../src/data/dataset-spec.js';
 import type { ItemTensor } from '../../src/data/dataset.js';
-import { loadTaskRegistry } from '../../src/tasks/registry.js';
+import { loadTaskRegistry } from '../../src/data/task-registry.js';
 
 const kit = fileURLToPath(new URL('../../../test/fixtures/datasets/kit', import.meta.url));
 
@@ -109,7 +109,7 @@ describe('TaskLoader on the VQA kit', () => {
     // one, and the whole process aborted ('terminate called after throwing an instance of
     // Napi::Error'): in 3 of 5 runs of this test with 24 closes.
     const loaderModule = new URL('../../src/data/loader.js', import.meta.url).href;
-    const registryModule = new URL('../../src/tasks/registry.js', import.meta.url).href;
+    const registryModule = new URL('../../src/data/task-registry.js', import.meta.url).href;
     const script = `
       import { TaskLoader } from ${JSON.stringify(loaderModule)};
       import { loadTaskRegistry } from ${JSON.stringify(registryModule)};

@@ -6,11 +6,11 @@ import type { ItemTensor } from '../../src/data/dataset.js';
 import { ImageFeatureReader } from '../../src/data/features.js';
 import {
   genomeQaDataset, gqaDataset, readAnswerVocabulary, vqaDataset, type ClassificationDataset, type ClassificationDatasetFactory,
-} from '../../src/data/tasks/vqa.js';
+} from '../../src/data/datasets/vqa.js';
 import { readTokenCacheEntries } from '../../src/data/token-cache.js';
-import { verifyDatasetSplit } from '../../src/data/verify-data.js';
+import { verifyDatasetSplit } from '../../src/parity/verify-data.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import { loadTaskRegistry } from '../../src/tasks/registry.js';
+import { loadTaskRegistry } from '../../src/data/task-registry.js';
 import { BertTokenizer } from '../../src/text/index.js';
 import { fixture } from '../io/fixtures.js';
 import { scratchKitForFile } from './kit.js';

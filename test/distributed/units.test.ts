@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchSampler } from '../../src/data/loader.js';
-import { DataParallel, ProcessGroup, ShardedBatchSampler, initDistributed, readLaunchEnvironment } from '../../src/distributed/index.js';
+import { ShardedBatchSampler } from '../../src/data/distributed-sampler.js';
+import { DataParallel, ProcessGroup, initDistributed, readLaunchEnvironment } from '../../src/distributed/index.js';
 import * as torch from '../../src/torch/index.js';
 import { freePort } from './helpers.js';
 

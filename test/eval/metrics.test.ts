@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as torch from '../../src/torch/index.js';
 import { descendingOrder, rankOf, retrievalMetrics, sampleOutcomes } from '../../src/eval/metrics.js';
-import { taskLoss, type PreparedBatch } from '../../src/tasks/task-step.js';
+import { taskLoss, type PreparedBatch } from '../../src/task-step/step.js';
 import type { VLTaskOutputs } from '../../src/model/vilbert.js';
 
 const close = (actual: number[], expected: number[], tolerance = 1e-6) => {

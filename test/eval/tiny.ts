@@ -6,7 +6,7 @@ import { openDataset } from '../../src/data/dataset-spec.js';
 import type { TaskDataset } from '../../src/data/dataset.js';
 import { type ViLBertConfig, parseConfig } from '../../src/model/config.js';
 import { VILBertForVLTasks } from '../../src/model/vilbert.js';
-import { loadTaskRegistry, type TaskConfig } from '../../src/tasks/registry.js';
+import { loadTaskRegistry, type TaskConfig } from '../../src/data/task-registry.js';
 import { fixture } from '../io/fixtures.js';
 
 export const KIT = fixture('datasets', 'kit');

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FAMILIES, fixtureBatch, verifyParity, type WeightVariant } from '../../src/parity/verify-parity.js';
-import { loadTaskRegistry } from '../../src/tasks/registry.js';
-import type { TaskProcess, TaskType } from '../../src/tasks/task-step.js';
+import { loadTaskRegistry } from '../../src/data/task-registry.js';
+import type { TaskProcess, TaskType } from '../../src/data/task-registry.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 
 const fixtures = fileURLToPath(new URL('../../../test/fixtures/parity', import.meta.url));

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as torch from '../../src/torch/index.js';
 import { loadConfig, type ViLBertConfig } from '../../src/model/config.js';
 import { VILBertForVLTasks } from '../../src/model/vilbert.js';
-import { loadTaskRegistry } from '../../src/tasks/registry.js';
+import { loadTaskRegistry } from '../../src/data/task-registry.js';
 import { saveModelFolder, type LabelTable, type PipelineTask, type TaskTable } from '../../src/pipelines/model-folder.js';
 import { PickleCall, PickleGlobalRef, pickle } from '../../src/io/pickle-writer.js';
 import { fixture } from '../io/fixtures.js';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { loadTaskRegistry } from '../../src/tasks/registry.js';
+import { loadTaskRegistry } from '../../src/data/task-registry.js';
 import { GENERATOR_VERSION, generateWorld, readWorldInfo, resolveWorldOptions } from '../../src/synthetic/index.js';
 import { COLORS } from '../../src/synthetic/vocabulary.js';
 import { MULTI_TASK_KEYS, TINY_WORLD, scratchDir, tinyWorld } from './tiny-world.js';

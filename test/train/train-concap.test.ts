@@ -14,7 +14,7 @@ import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { registerTrainConcap } from '../../src/cli/train-concap.js';
 import { TRAIN_CONCAP_DEFAULTS, trainConcap, type TrainConcapArgs } from '../../src/train/train-concap.js';
 import { formatG } from '../../src/train/run-log.js';
-import { pretrainedWeightsFile } from '../../src/model/from-flags.js';
+import { pretrainedWeightsFile } from '../../src/train/model-from-flags.js';
 import { TRAIN_TASKS_DEFAULTS, trainTasks } from '../../src/train/train-tasks.js';
 import { TrainingDivergedError, type TrainEvent } from '../../src/train/run-log.js';
 

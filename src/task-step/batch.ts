@@ -6,7 +6,7 @@
 import * as torch from '../torch/index.js';
 import type { Batch } from '../data/loader.js';
 import type { ItemTensor } from '../data/dataset.js';
-import type { TaskBatch } from './task-step.js';
+import type { TaskBatch } from './step.js';
 
 const PLAIN_SLOTS = ['features', 'spatials', 'image_mask', 'question', 'target', 'input_mask', 'segment_ids', 'co_attention_mask', 'question_id'] as const;
 const POINTING_SLOTS = ['features', 'spatials', 'image_mask', 'question', 'target', 'input_mask', 'segment_ids', 'multiple_choice_ids', 'co_attention_mask', 'question_id'] as const;

@@ -6,7 +6,7 @@
 // BatchSampler's for the same (seed, epoch): with per-rank batch b, the union of the
 // ranks' k-th batches is the k-th batch of BatchSampler(N, W * b) wherever no padding
 // is involved.
-import { BatchSampler, type Sampler, type SamplerState } from '../data/loader.js';
+import { BatchSampler, type Sampler, type SamplerState } from './loader.js';
 
 export interface ShardOptions {
   shuffle: boolean;

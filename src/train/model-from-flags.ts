@@ -4,7 +4,7 @@
 // file --from_pretrained names.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { bundledConfig, bundledConfigNames, loadConfig, type ParsedConfig, type ViLBertConfig } from './config.js';
+import { bundledConfig, bundledConfigNames, loadConfig, type ParsedConfig, type ViLBertConfig } from '../model/config.js';
 
 export interface ConfigFlags {
   /** A path, or a missing path whose file name is a bundled config (the reference's config/<name>.json). */

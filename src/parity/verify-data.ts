@@ -5,8 +5,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors } from '../io/safetensors.js';
 import type { RawTensor } from '../io/raw-tensor.js';
-import { rawValues } from '../parity/compare.js';
-import type { ItemTensor, ItemValue, TaskDataset } from './dataset.js';
+import { rawValues } from './compare.js';
+import type { ItemTensor, ItemValue, TaskDataset } from '../data/dataset.js';
 
 export interface SplitCheck {
   /** The expected/ folder name, e.g. trainval__train__VQAClassificationDataset. */

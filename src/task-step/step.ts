@@ -5,12 +5,10 @@ import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import type { BertInputs } from '../model/bert-model.js';
 import type { VILBertForVLTasks, VLHead, VLTaskOutputs } from '../model/vilbert.js';
+import type { TaskProcess, TaskType } from '../data/task-registry.js';
 
 const { F } = torch;
 
-export type TaskType =
-  | 'VL-classifier' | 'VL-classifier-GQA' | 'VL-logit' | 'V-logit' | 'V-logit-mc' | 'VL-binary-classifier' | 'VL-tri-classifier';
-export type TaskProcess = 'normal' | 'expand' | 'retrieval' | 'nlvr' | 'dialog';
 
 /** A collated batch, in the reference's tuple slots. */
 export interface TaskBatch {

@@ -2,7 +2,12 @@
 import { assetPath } from '../assets.js';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import type { TaskProcess, TaskType } from './task-step.js';
+
+/** How a task's output is read: which head, loss and score (the yml's `type`). */
+export type TaskType =
+  | 'VL-classifier' | 'VL-classifier-GQA' | 'VL-logit' | 'V-logit' | 'V-logit-mc' | 'VL-binary-classifier' | 'VL-tri-classifier';
+/** How a task's batch is reshaped before the model (the yml's `process`). */
+export type TaskProcess = 'normal' | 'expand' | 'retrieval' | 'nlvr' | 'dialog';
 
 export interface TaskConfig {
   /** 'TASK1' ... 'TASK18' */
