@@ -36,7 +36,7 @@ class SelfAttention extends torch.Module {
 
 /** Linear, dropout, then LayerNorm of the residual sum (BertSelfOutput / BertOutput). */
 class ResidualOutput extends torch.Module {
-  readonly dense: InstanceType<typeof nn.Linear>;
+  readonly dense: torch.nn.Linear;
   readonly LayerNorm = new nn.LayerNorm(768, 1e-12);
   readonly dropout = new nn.Dropout(0.1);
 

@@ -11,12 +11,12 @@ const { nn, F } = torch;
 export const TASK_EMBEDDING_ROWS = 20;
 
 export class BertEmbeddings extends torch.Module {
-  readonly word_embeddings: InstanceType<typeof nn.Embedding>;
-  readonly position_embeddings: InstanceType<typeof nn.Embedding>;
-  readonly token_type_embeddings: InstanceType<typeof nn.Embedding>;
+  readonly word_embeddings: torch.nn.Embedding;
+  readonly position_embeddings: torch.nn.Embedding;
+  readonly token_type_embeddings: torch.nn.Embedding;
   readonly LayerNorm: BertLayerNorm;
-  readonly dropout: InstanceType<typeof nn.Dropout>;
-  readonly task_embeddings?: InstanceType<typeof nn.Embedding>;
+  readonly dropout: torch.nn.Dropout;
+  readonly task_embeddings?: torch.nn.Embedding;
 
   constructor(config: ViLBertConfig) {
     super();
@@ -46,10 +46,10 @@ export class BertEmbeddings extends torch.Module {
 }
 
 export class BertImageEmbeddings extends torch.Module {
-  readonly image_embeddings: InstanceType<typeof nn.Linear>;
-  readonly image_location_embeddings: InstanceType<typeof nn.Linear>;
+  readonly image_embeddings: torch.nn.Linear;
+  readonly image_location_embeddings: torch.nn.Linear;
   readonly LayerNorm: BertLayerNorm;
-  readonly dropout: InstanceType<typeof nn.Dropout>;
+  readonly dropout: torch.nn.Dropout;
 
   constructor(config: ViLBertConfig) {
     super();
@@ -176,7 +176,7 @@ export class BertEncoder extends torch.Module {
 
 /** relu(dense(states[:, 0])): [CLS] for text, the global region for images. */
 export class Pooler extends torch.Module {
-  readonly dense: InstanceType<typeof nn.Linear>;
+  readonly dense: torch.nn.Linear;
 
   constructor(hidden: number, biHidden: number) {
     super();

@@ -10,7 +10,7 @@ const { nn } = torch;
 
 /** dense -> activation -> LayerNorm (BertPredictionHeadTransform and its image twin). */
 export class PredictionHeadTransform extends torch.Module {
-  readonly dense: InstanceType<typeof nn.Linear>;
+  readonly dense: torch.nn.Linear;
   readonly LayerNorm: BertLayerNorm;
 
   constructor(hidden: number, readonly activation: Activation) {
@@ -28,7 +28,7 @@ export class PredictionHeadTransform extends torch.Module {
 export class LMPredictionHead extends torch.Module {
   readonly bias: torch.Parameter;
   readonly transform: PredictionHeadTransform;
-  readonly decoder: InstanceType<typeof nn.Linear>;
+  readonly decoder: torch.nn.Linear;
 
   constructor(config: ViLBertConfig, wordEmbeddings: torch.Parameter) {
     super();
@@ -45,7 +45,7 @@ export class LMPredictionHead extends torch.Module {
 /** Masked-region predictions (v_target_size outputs); the transform uses hidden_act, as the reference. */
 export class ImagePredictionHead extends torch.Module {
   readonly transform: PredictionHeadTransform;
-  readonly decoder: InstanceType<typeof nn.Linear>;
+  readonly decoder: torch.nn.Linear;
 
   constructor(config: ViLBertConfig) {
     super();
@@ -67,7 +67,7 @@ export interface PreTrainingScores {
 /** BertPreTrainingHeads. */
 export class PreTrainingHeads extends torch.Module {
   readonly predictions: LMPredictionHead;
-  readonly bi_seq_relationship: InstanceType<typeof nn.Linear>;
+  readonly bi_seq_relationship: torch.nn.Linear;
   readonly imagePredictions: ImagePredictionHead;
   readonly dropout = new nn.Dropout(0.1);
 
@@ -94,7 +94,7 @@ export class PreTrainingHeads extends torch.Module {
 
 /** Linear -> GeLU -> LayerNorm -> Linear, keys logit_fc.0/2/3 (no weight norm, no dropout). */
 export class SimpleClassifier extends torch.Module {
-  readonly logit_fc: InstanceType<typeof nn.Sequential>;
+  readonly logit_fc: torch.nn.Sequential;
 
   constructor(inFeatures: number, hidden: number, outFeatures: number) {
     super();

@@ -75,7 +75,7 @@ function mergeHeads(x: Tensor): Tensor {
 }
 
 /** softmax(Q K^T / sqrt(d) + mask) V; the probabilities are returned for inspection. */
-function attend(query: Tensor, key: Tensor, value: Tensor, additiveMask: Tensor, dropout: InstanceType<typeof nn.Dropout>) {
+function attend(query: Tensor, key: Tensor, value: Tensor, additiveMask: Tensor, dropout: torch.nn.Dropout) {
   const headSize = query.size(-1);
   const scores = query.matmul(key.transpose(-1, -2)).div(Math.sqrt(headSize)).add(additiveMask); // [B, h, Lq, Lk]
   const probs = F.softmax(scores, -1);
@@ -120,12 +120,12 @@ export function visualSizes(config: ViLBertConfig): AttentionSizes {
  * mean of the current text states.
  */
 export class SelfAttention extends torch.Module {
-  readonly query: InstanceType<typeof nn.Linear>;
-  readonly key: InstanceType<typeof nn.Linear>;
-  readonly value: InstanceType<typeof nn.Linear>;
-  readonly dropout: InstanceType<typeof nn.Dropout>;
-  readonly dyLinear_q?: InstanceType<typeof nn.Linear>;
-  readonly dyLinear_k?: InstanceType<typeof nn.Linear>;
+  readonly query: torch.nn.Linear;
+  readonly key: torch.nn.Linear;
+  readonly value: torch.nn.Linear;
+  readonly dropout: torch.nn.Dropout;
+  readonly dyLinear_q?: torch.nn.Linear;
+  readonly dyLinear_k?: torch.nn.Linear;
 
   constructor(readonly sizes: AttentionSizes, dynamicFromText?: number) {
     super();
@@ -155,9 +155,9 @@ export class SelfAttention extends torch.Module {
 
 /** dense -> dropout -> LayerNorm(x + residual): BertSelfOutput and BertOutput. */
 export class ResidualOutput extends torch.Module {
-  readonly dense: InstanceType<typeof nn.Linear>;
+  readonly dense: torch.nn.Linear;
   readonly LayerNorm: BertLayerNorm;
-  readonly dropout: InstanceType<typeof nn.Dropout>;
+  readonly dropout: torch.nn.Dropout;
 
   constructor(inFeatures: number, outFeatures: number, dropout: number) {
     super();
@@ -172,7 +172,7 @@ export class ResidualOutput extends torch.Module {
 }
 
 export class Intermediate extends torch.Module {
-  readonly dense: InstanceType<typeof nn.Linear>;
+  readonly dense: torch.nn.Linear;
 
   constructor(hidden: number, intermediate: number, readonly activation: Activation) {
     super();
@@ -224,14 +224,14 @@ export class TransformerLayer extends torch.Module {
  * image queries over text keys/values (stream 2 = text).
  */
 export class BiAttention extends torch.Module {
-  readonly query1: InstanceType<typeof nn.Linear>;
-  readonly key1: InstanceType<typeof nn.Linear>;
-  readonly value1: InstanceType<typeof nn.Linear>;
-  readonly dropout1: InstanceType<typeof nn.Dropout>;
-  readonly query2: InstanceType<typeof nn.Linear>;
-  readonly key2: InstanceType<typeof nn.Linear>;
-  readonly value2: InstanceType<typeof nn.Linear>;
-  readonly dropout2: InstanceType<typeof nn.Dropout>;
+  readonly query1: torch.nn.Linear;
+  readonly key1: torch.nn.Linear;
+  readonly value1: torch.nn.Linear;
+  readonly dropout1: torch.nn.Dropout;
+  readonly query2: torch.nn.Linear;
+  readonly key2: torch.nn.Linear;
+  readonly value2: torch.nn.Linear;
+  readonly dropout2: torch.nn.Dropout;
   readonly heads: number;
 
   constructor(config: ViLBertConfig) {
@@ -269,14 +269,14 @@ export class BiAttention extends torch.Module {
 
 /** BertBiOutput: q_dense1 / q_dense2 are never used but are part of the checkpoint. */
 export class BiOutput extends torch.Module {
-  readonly dense1: InstanceType<typeof nn.Linear>;
+  readonly dense1: torch.nn.Linear;
   readonly LayerNorm1: BertLayerNorm;
-  readonly dropout1: InstanceType<typeof nn.Dropout>;
-  readonly q_dense1: InstanceType<typeof nn.Linear>;
-  readonly dense2: InstanceType<typeof nn.Linear>;
+  readonly dropout1: torch.nn.Dropout;
+  readonly q_dense1: torch.nn.Linear;
+  readonly dense2: torch.nn.Linear;
   readonly LayerNorm2: BertLayerNorm;
-  readonly dropout2: InstanceType<typeof nn.Dropout>;
-  readonly q_dense2: InstanceType<typeof nn.Linear>;
+  readonly dropout2: torch.nn.Dropout;
+  readonly q_dense2: torch.nn.Linear;
 
   constructor(config: ViLBertConfig) {
     super();

@@ -35,8 +35,8 @@ export interface VLTaskOutputs {
   vil_tri_prediction?: Tensor; // [B, 3] entailment / GuessWhat-style
   vision_prediction?: Tensor; // [B, R, v_target_size]
   vision_logit?: Tensor; // [B, R, 1] grounding scores, padded regions -10000
-  linguisic_prediction?: Tensor; // [B, T', vocab]
-  linguisic_logit?: Tensor; // [B, T', 1]
+  linguisic_prediction?: Tensor; // [B, T', vocab] (sic: the reference's output name)
+  linguisic_logit?: Tensor; // [B, T', 1] (sic: the reference's output name)
   bert: BertModelOutput;
   /** dropout(fuse(pooled_t, pooled_v)): the input of every pooled head. */
   pooled_output_fused: Tensor;
@@ -62,10 +62,10 @@ export class VILBertForVLTasks extends torch.Module {
   readonly vil_prediction: SimpleClassifier;
   readonly vil_prediction_gqa: SimpleClassifier;
   readonly vil_binary_prediction: SimpleClassifier;
-  readonly vil_logit: InstanceType<typeof nn.Linear>;
-  readonly vil_tri_prediction: InstanceType<typeof nn.Linear>;
-  readonly vision_logit: InstanceType<typeof nn.Linear>;
-  readonly linguisic_logit: InstanceType<typeof nn.Linear>;
+  readonly vil_logit: torch.nn.Linear;
+  readonly vil_tri_prediction: torch.nn.Linear;
+  readonly vision_logit: torch.nn.Linear;
+  readonly linguisic_logit: torch.nn.Linear; // (sic: checkpoint key)
 
   /** Head sizes are fixed as in the reference (its num_labels argument is ignored). */
   constructor(readonly config: ViLBertConfig) {

@@ -30,7 +30,7 @@ const BIN = join(packageRoot(), 'bin', 'vilbert.js');
 const WITHOUT_DROPOUT = fileURLToPath(import.meta.url);
 const asProgram = ['launch', 'train-tasks'].includes(process.argv[2] ?? '');
 if (asProgram) {
-  nn.Dropout.prototype.forward = function (this: InstanceType<typeof nn.Dropout>, input: Tensor): Tensor {
+  nn.Dropout.prototype.forward = function (this: nn.Dropout, input: Tensor): Tensor {
     return F.dropout(input, this.p, false);
   };
   process.exitCode = await main(process.argv);
