@@ -28,6 +28,7 @@ import { FEATURE_WIDTH, LOCATION_WIDTH } from './features.js';
 import { iou } from './iou.js';
 import { decodeMsgpackNumpy, type MsgpackValue } from './msgpack-numpy.js';
 import { type PretrainingRandomSource, ReferenceRandom } from './random-source.js';
+import { VilbertError } from '../vilbert-error.js';
 
 /** Regions per record (the reference's hard-coded region_len). */
 export const REGION_LEN = 36;
@@ -62,8 +63,9 @@ export interface ConceptCaptionsRecord {
 }
 
 /** A record or caption file that cannot be used: names the file and the record key. */
-export class ConceptCaptionsError extends Error {
+export class ConceptCaptionsError extends VilbertError {
   override readonly name = 'ConceptCaptionsError';
+  override readonly code = 'E_CONCEPT_CAPTIONS';
 
   constructor(readonly path: string, readonly problem: string, readonly key?: string) {
     super(`${path}: ${key === undefined ? '' : `record '${key}': `}${problem}`);

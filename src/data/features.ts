@@ -12,6 +12,7 @@ import { native } from '../torch/native.js';
 import { LmdbReader } from '../io/lmdb.js';
 import { CheckpointFormatError, NUMPY_GLOBALS, PYTHON_DATA_GLOBALS, combineAllowLists, isRawTensor, unpickle } from '../io/index.js';
 import { describe } from '../io/pickle.js';
+import { VilbertError } from '../vilbert-error.js';
 
 /** Width of a detector (fc6) feature row. */
 export const FEATURE_WIDTH = 2048;
@@ -23,8 +24,9 @@ export const KEYS_ENTRY = 'keys';
 const FEATURE_PICKLE_GLOBALS = combineAllowLists(PYTHON_DATA_GLOBALS, NUMPY_GLOBALS);
 
 /** A feature store that cannot be read: names the store's path and the image key. */
-export class FeatureStoreError extends Error {
+export class FeatureStoreError extends VilbertError {
   override readonly name = 'FeatureStoreError';
+  override readonly code = 'E_FEATURE_STORE';
 
   constructor(readonly path: string, readonly problem: string, readonly key?: string) {
     super(`${path}: ${key === undefined ? '' : `image '${key}': `}${problem}`);

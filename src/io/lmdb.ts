@@ -5,10 +5,12 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { native, type LmdbHandle } from '../torch/native.js';
+import { VilbertError } from '../vilbert-error.js';
 
 /** An LMDB failure: the store's path, the key concerned (if any) and liblmdb's reason. */
-export class LmdbError extends Error {
+export class LmdbError extends VilbertError {
   override readonly name = 'LmdbError';
+  override readonly code = 'E_LMDB';
 
   constructor(readonly path: string, readonly problem: string, readonly key?: string) {
     super(`${path}: ${key === undefined ? '' : `key '${key}': `}${problem}`);

@@ -47,6 +47,9 @@ export function opaqueClass(qualifiedName: string): PickleGlobal {
 
 /** Thrown for a global that is not on the allow-list. */
 export class ForbiddenGlobalError extends CheckpointFormatError {
+  override readonly name = 'ForbiddenGlobalError';
+  override readonly code = 'E_FORBIDDEN_GLOBAL';
+
   constructor(source: string, readonly qualifiedName: string) {
     super(source, `refusing to load global '${qualifiedName}': it is not on this reader's allow-list`);
   }

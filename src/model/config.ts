@@ -2,6 +2,7 @@
 // typed, validated, frozen object that keeps the original snake_case JSON keys.
 // Order of precedence: constructor defaults, then the JSON file, then `overrides`.
 import { assetPath } from '../assets.js';
+import { VilbertError } from '../vilbert-error.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -120,7 +121,9 @@ type Key = keyof ViLBertConfig;
 type Origin = 'file' | 'default' | 'overrides';
 
 /** A config the reference would reject or mis-run; names the file and, where one is to blame, the key. */
-export class ConfigError extends Error {
+export class ConfigError extends VilbertError {
+  override readonly code = 'E_CONFIG';
+
   constructor(
     readonly source: string,
     readonly key: string | undefined,

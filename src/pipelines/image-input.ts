@@ -10,6 +10,7 @@
 import { resolve } from 'node:path';
 import { FEATURE_WIDTH, ImageFeatureReader, type Regions, regionsOf } from '../data/features.js';
 import { native } from '../torch/native.js';
+import { VilbertError } from '../vilbert-error.js';
 
 /** Region features passed in: N detector boxes of one image. */
 export interface DetectedRegions {
@@ -40,8 +41,9 @@ export interface ImageRegions extends Regions {
 }
 
 /** An image the pipelines cannot use: says which argument and why. */
-export class ImageInputError extends TypeError {
+export class ImageInputError extends VilbertError {
   override readonly name = 'ImageInputError';
+  override readonly code = 'E_IMAGE_INPUT';
 }
 
 const isImage = (image: unknown): image is ImageInput => typeof image === 'object' && image !== null;

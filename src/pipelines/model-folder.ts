@@ -19,6 +19,7 @@ import { readWeights, writeWeights } from '../io/weights.js';
 import { readAnswerVocabulary } from '../data/datasets/vqa.js';
 import { loadTaskRegistry } from '../data/task-registry.js';
 import { BertTokenizer } from '../text/index.js';
+import { VilbertError } from '../vilbert-error.js';
 
 export const CONFIG_FILE = 'config.json';
 export const WEIGHTS_FILE = 'model.safetensors';
@@ -71,8 +72,9 @@ export interface ModelFolder {
 }
 
 /** A model folder that cannot be read or written: names the folder, the file and, where one is at fault, the key. */
-export class ModelFolderError extends Error {
+export class ModelFolderError extends VilbertError {
   override readonly name = 'ModelFolderError';
+  override readonly code = 'E_MODEL_FOLDER';
 
   constructor(readonly dir: string, readonly file: string | undefined, readonly problem: string, readonly key?: string) {
     super(`${file === undefined ? dir : join(dir, file)}: ${key === undefined ? '' : `${key}: `}${problem}`);

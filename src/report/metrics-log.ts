@@ -9,6 +9,7 @@
 import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from './atomic-file.js';
+import { VilbertError } from '../vilbert-error.js';
 
 export interface MetricPoint {
   step: number;
@@ -20,8 +21,9 @@ export interface MetricPoint {
 /** Points of each tag, ordered by step (file order among equal steps). */
 export type MetricSeries = Map<string, MetricPoint[]>;
 
-export class MetricsFormatError extends Error {
+export class MetricsFormatError extends VilbertError {
   override readonly name = 'MetricsFormatError';
+  override readonly code = 'E_METRICS_FORMAT';
 
   constructor(readonly path: string, readonly line: number, readonly problem: string) {
     super(`${path}:${line}: ${problem}`);

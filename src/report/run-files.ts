@@ -4,9 +4,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readMetrics, type MetricSeries } from './metrics-log.js';
+import { VilbertError } from '../vilbert-error.js';
 
-export class ReportInputError extends Error {
+export class ReportInputError extends VilbertError {
   override readonly name = 'ReportInputError';
+  override readonly code = 'E_REPORT_INPUT';
 
   constructor(readonly file: string, readonly field: string, readonly problem: string) {
     super(`${file}: ${field === '' ? '' : `${field}: `}${problem}`);

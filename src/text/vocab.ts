@@ -2,9 +2,11 @@
 // number. Lines end as Python's text mode sees them (\n, \r\n or \r); the line break is not
 // part of the token, but any other whitespace is.
 import { readFileSync } from 'node:fs';
+import { VilbertError } from '../vilbert-error.js';
 
-export class VocabFormatError extends Error {
+export class VocabFormatError extends VilbertError {
   override readonly name = 'VocabFormatError';
+  override readonly code = 'E_VOCAB_FORMAT';
 
   /**
    * @param source the file path, or a label such as '<vocab>' for in-memory text

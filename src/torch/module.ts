@@ -7,6 +7,7 @@ import { scope } from './scope.js';
 import { zeroGrads } from './optim-kernels.js';
 import { Tensor, callNative } from './tensor.js';
 import type { Handle } from './native.js';
+import { VilbertError } from '../vilbert-error.js';
 
 /** A trainable tensor owned by a module: requires grad, outlives every scope. */
 export class Parameter extends Tensor {
@@ -30,7 +31,9 @@ export interface ShapeMismatch {
   modelShape: number[];
 }
 
-export class StateDictError extends Error {
+export class StateDictError extends VilbertError {
+  override readonly code = 'E_STATE_DICT';
+
   constructor(
     readonly missingKeys: string[],
     readonly unexpectedKeys: string[],

@@ -8,10 +8,12 @@ import { MetricsLog } from '../report/metrics-log.js';
 import { writeFileAtomic } from '../report/atomic-file.js';
 import * as torch from '../torch/index.js';
 import type { TaskConfig } from '../data/task-registry.js';
+import { VilbertError } from '../vilbert-error.js';
 
 /** A loss or gradient that is NaN or infinite; the message names the iteration, task and tensor. */
-export class TrainingDivergedError extends Error {
+export class TrainingDivergedError extends VilbertError {
   override readonly name = 'TrainingDivergedError';
+  override readonly code = 'E_TRAINING_DIVERGED';
 }
 
 export function assertFinite(value: number, what: string): void {
