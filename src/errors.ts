@@ -15,6 +15,7 @@ export { ForbiddenGlobalError } from './io/pickle.js';
 export { LmdbError } from './io/lmdb.js';
 export { StateDictError } from './torch/module.js';
 export { FeatureStoreError } from './data/features.js';
+export { DatasetError } from './data/dataset-error.js';
 export { ConceptCaptionsError } from './data/concept-captions.js';
 export { TrainingDivergedError } from './train/run-log.js';
 export { ModelFolderError } from './pipelines/model-folder.js';

@@ -6,6 +6,7 @@ import type { TaskConfig } from './task-registry.js';
 import type { TaskDataset } from './dataset.js';
 import { ImageFeatureReader } from './features.js';
 import { DATASET_CLASSES } from './datasets/index.js';
+import { DatasetError } from './dataset-error.js';
 
 export interface DatasetSpec {
   /** The reference's class name (DATASET_CLASSES key), e.g. VQAClassificationDataset. */
@@ -21,11 +22,11 @@ export interface DatasetSpec {
 /** Opens the dataset a spec names, with its own tokenizer and feature readers; close() releases the readers. */
 export function openDataset(spec: DatasetSpec): { dataset: TaskDataset; close: () => void } {
   const factory = DATASET_CLASSES[spec.className];
-  if (!factory) throw new Error(`no dataset class '${spec.className}' (known: ${Object.keys(DATASET_CLASSES).join(', ')})`);
+  if (!factory) throw new DatasetError('', `no dataset class '${spec.className}' (known: ${Object.keys(DATASET_CLASSES).join(', ')})`);
   const open = (path: string) => {
     if (!path) return null;
     const full = join(spec.root, path);
-    if (!existsSync(full)) throw new Error(`${spec.task.key} ${spec.task.name}: feature store ${full} does not exist`);
+    if (!existsSync(full)) throw new DatasetError(`${spec.task.key} ${spec.task.name}`, `feature store ${full} does not exist`);
     return ImageFeatureReader.open(full);
   };
   const features = open(spec.task.features_h5path1);

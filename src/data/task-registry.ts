@@ -2,6 +2,7 @@
 import { assetPath } from '../assets.js';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
+import { DatasetError } from './dataset-error.js';
 
 /** How a task's output is read: which head, loss and score (the yml's `type`). */
 export type TaskType =
@@ -47,16 +48,16 @@ export function loadTaskRegistry(path = bundledTasksPath()): Map<string, TaskCon
   try {
     document = parse(readFileSync(path, 'utf8'));
   } catch (error) {
-    throw new Error(`${path}: not a readable YAML task registry (${error instanceof Error ? error.message : String(error)})`);
+    throw new DatasetError(path, `not a readable YAML task registry (${error instanceof Error ? error.message : String(error)})`);
   }
-  if (typeof document !== 'object' || document === null) throw new Error(`${path}: expected a mapping of TASK<n> entries`);
+  if (typeof document !== 'object' || document === null) throw new DatasetError(path, 'expected a mapping of TASK<n> entries');
   const tasks = new Map<string, TaskConfig>();
   for (const [key, value] of Object.entries(document)) {
-    if (!/^TASK\d+$/.test(key)) throw new Error(`${path}: '${key}' is not a task key (TASK<n>)`);
-    if (typeof value !== 'object' || value === null) throw new Error(`${path}: ${key} is not a mapping`);
+    if (!/^TASK\d+$/.test(key)) throw new DatasetError(path, `'${key}' is not a task key (TASK<n>)`);
+    if (typeof value !== 'object' || value === null) throw new DatasetError(path, `${key} is not a mapping`);
     const entry = value as Record<string, unknown>;
     for (const field of REQUIRED) {
-      if (entry[field] === undefined) throw new Error(`${path}: ${key} has no '${field}'`);
+      if (entry[field] === undefined) throw new DatasetError(path, `${key} has no '${field}'`);
     }
     const annotations = {
       train_annotations_jsonpath: String(entry.train_annotations_jsonpath ?? ''),

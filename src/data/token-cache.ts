@@ -20,6 +20,7 @@ import {
 import { STORAGE_DTYPES, StorageRef } from '../io/torch-pickle.js';
 import { parseTorchCheckpoint } from '../io/torch-checkpoint.js';
 import type { ItemTensor } from './dataset.js';
+import { DatasetError } from './dataset-error.js';
 
 export interface TokenCacheName {
   /** The yml task name (`VQA`, `GQA`, `refcoco`, ...): the loaders' `task` argument. */
@@ -133,7 +134,7 @@ const LEGACY_HEADER = Buffer.from(
 /** The legacy torch.save stream of one storage holding the tensor's (contiguous) elements. */
 function storageStream(tensor: RawTensor, where: string): Uint8Array {
   const storageType = STORAGE_NAMES.get(tensor.dtype);
-  if (storageType === undefined) throw new Error(`${where}: no torch storage type for ${tensor.dtype}`);
+  if (storageType === undefined) throw new DatasetError(where, `no torch storage type for ${tensor.dtype}`);
   const numel = elementCount(tensor.shape);
   const key = '0';
   const count = Buffer.alloc(8);
@@ -184,7 +185,7 @@ export function itemTensorFromRaw(tensor: RawTensor, where: string): ItemTensor 
     case 'float32': return { dtype: 'float32', shape: [...tensor.shape], data: new Float32Array(data.buffer, 0, count) };
     case 'float64': return { dtype: 'float64', shape: [...tensor.shape], data: new Float64Array(data.buffer, 0, count) };
     case 'int64': return { dtype: 'int64', shape: [...tensor.shape], data: new BigInt64Array(data.buffer, 0, count) };
-    default: throw new Error(`${where}: tensor of ${tensor.dtype}, expected float32, float64 or int64`);
+    default: throw new DatasetError(where, `tensor of ${tensor.dtype}, expected float32, float64 or int64`);
   }
 }
 

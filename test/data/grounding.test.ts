@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import type { DatasetFactory, DatasetOptions, ItemTensor, TaskDataset } from '../../src/data/dataset.js';
 import { ImageFeatureReader } from '../../src/data/features.js';
 import { iou } from '../../src/data/iou.js';
-import { GroundingDataError, guessWhatPointingDataset, referExpressionDataset, visual7wDataset } from '../../src/data/datasets/grounding.js';
+import { guessWhatPointingDataset, referExpressionDataset, visual7wDataset } from '../../src/data/datasets/grounding.js';
+import { DatasetError } from '../../src/data/dataset-error.js';
 import { verifyDatasetSplit } from '../../src/parity/verify-data.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import type { RawTensor } from '../../src/io/raw-tensor.js';
@@ -228,7 +229,7 @@ describe('ReferExpressionDataset inputs', () => {
 
   it('rejects an unknown split and missing feature readers, naming the file or task', () => {
     const root = scratchKitForFile(KIT_PARTS);
-    assert.throws(() => build(TASKS[0]!, root, 'dev', { writeCache: false }), (error: unknown) => error instanceof GroundingDataError && /refs\(unc\)\.p.*no such split 'dev'/.test(error.message));
-    assert.throws(() => build(TASKS[0]!, root, 'val', { gtFeatures: null }), (error: unknown) => error instanceof GroundingDataError && /TASK9.*features_h5path2/.test(error.message));
+    assert.throws(() => build(TASKS[0]!, root, 'dev', { writeCache: false }), (error: unknown) => error instanceof DatasetError && /refs\(unc\)\.p.*no such split 'dev'/.test(error.message));
+    assert.throws(() => build(TASKS[0]!, root, 'val', { gtFeatures: null }), (error: unknown) => error instanceof DatasetError && /TASK9.*features_h5path2/.test(error.message));
   });
 });

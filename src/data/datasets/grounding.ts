@@ -8,24 +8,15 @@
 // test-set images from train), tokenise them (or read the token cache), and per item
 // mix the detector regions with the image's GT regions, score every region by its IoU with
 // the referred box, and pad to max_region_num.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { PYTHON_DATA_GLOBALS, isRawTensor, unpickle } from '../../io/index.js';
-import { describe } from '../../io/pickle.js';
+import { isRawTensor } from '../../io/index.js';
 import { type DatasetFactory, type DatasetItem, type DatasetOptions, type ItemTensor, type TaskDataset, float32Tensor, int64Tensor, zeroCoAttentionMask } from '../dataset.js';
 import { LOCATION_WIDTH, mergeGtRegions, padRegions, type ImageFeatureReader, type Regions } from '../features.js';
 import { iou } from '../iou.js';
-import { readTestImageIds } from './pairs.js';
+import { DatasetError } from '../dataset-error.js';
+import { field, readPickle, readText, removedImageIds } from '../annotations.js';
 import { itemTensorFromRaw, rawTensor1d, readTokenCacheEntries, tokenCachePath, writeTokenCache } from '../token-cache.js';
-
-/** A loader's input that does not hold what the reference expects: names the file and the key. */
-export class GroundingDataError extends Error {
-  override readonly name = 'GroundingDataError';
-
-  constructor(readonly path: string, readonly problem: string) {
-    super(`${path}: ${problem}`);
-  }
-}
 
 /** An entry as the reference builds it (its dict, keys in its order) and the text it tokenises. */
 interface AnnotationEntry {
@@ -55,15 +46,14 @@ const GUESSWHAT_CANDIDATES = 204;
 function readers(options: DatasetOptions): { features: ImageFeatureReader; gtFeatures: ImageFeatureReader } {
   const { features, gtFeatures, task } = options;
   if (features === null || gtFeatures === null) {
-    throw new GroundingDataError(task.key, `${task.name} needs both features_h5path1 and features_h5path2 (detector and GT-box LMDBs)`);
+    throw new DatasetError(task.key, `${task.name} needs both features_h5path1 and features_h5path2 (detector and GT-box LMDBs)`);
   }
   return { features, gtFeatures };
 }
 
 /** `[int(x) for x in np.load(dataroot/cache/<file>)]`, loaded as the reference does only when cleaning (or mteval). */
-function removedImageIds(dataroot: string, file: string, options: DatasetOptions): Set<number> {
-  if (!options.cleanDatasets && options.split !== 'mteval') return new Set();
-  return readTestImageIds(dataroot, file);
+function testImageIds(dataroot: string, file: string, options: DatasetOptions): Set<number> {
+  return removedImageIds(dataroot, file, options.cleanDatasets || options.split === 'mteval');
 }
 
 /** The reference's cleaning rule: split 'train' drops removed images; 'mteval' keeps only them. */
@@ -83,7 +73,7 @@ function idTensor(record: Map<string, unknown>, key: string, length: number, whe
   } else if (isIntegerList(value)) {
     ids = BigInt64Array.from(value, (id) => BigInt(id));
   }
-  if (ids?.length !== length) throw new GroundingDataError(where, `'${key}' is not ${length} int64 ids`);
+  if (ids?.length !== length) throw new DatasetError(where, `'${key}' is not ${length} int64 ids`);
   return ids;
 }
 
@@ -189,58 +179,12 @@ function dataset(entries: TokenizedEntry[], item: (entry: TokenizedEntry, index:
 // ---------------------------------------------------------------- file readers
 
 function readJson(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new GroundingDataError(path, `cannot be read (${(error as Error).message})`);
-  }
+  const text = readText(path);
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {
-    throw new GroundingDataError(path, `is not valid JSON (${(error as Error).message})`);
+    throw new DatasetError(path, `is not valid JSON (${(error as Error).message})`);
   }
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/**
- * Python 2 `str` values of a Python-2 pickle as text: UTF-8 when the bytes are UTF-8, else
- * latin-1 (code point = byte). The reference (Python 3, default ASCII decoding) loads ASCII
- * and raises on anything else; both choices agree on ASCII.
- */
-function python2Text(value: unknown): unknown {
-  if (value instanceof Uint8Array) {
-    try {
-      return utf8.decode(value);
-    } catch {
-      return String.fromCharCode(...value);
-    }
-  }
-  if (Array.isArray(value)) return value.map(python2Text);
-  if (value instanceof Map) return new Map([...value].map(([key, item]) => [python2Text(key), python2Text(item)]));
-  return value;
-}
-
-function readPickle(path: string, python2 = false): unknown {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (error) {
-    throw new GroundingDataError(path, `cannot be read (${(error as Error).message})`);
-  }
-  const value = unpickle(bytes, { allow: PYTHON_DATA_GLOBALS, source: path, ...(python2 ? { python2Strings: 'bytes' as const } : {}) });
-  return python2 ? python2Text(value) : value;
-}
-
-/** A field of a JSON object or pickled dict, checked against a predicate; errors name file and key. */
-function field<T>(record: unknown, key: string, check: (value: unknown) => value is T, expected: string, where: string): T {
-  const value = record instanceof Map ? record.get(key) : typeof record === 'object' && record !== null ? (record as Record<string, unknown>)[key] : undefined;
-  if (!check(value)) {
-    const found = value === undefined ? 'missing' : typeof value === 'string' || typeof value === 'number' ? JSON.stringify(value) : `a ${describe(value)}`;
-    throw new GroundingDataError(where, `'${key}' is ${found}, expected ${expected}`);
-  }
-  return value;
 }
 
 const isNumber = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
@@ -259,7 +203,7 @@ function sortedUnique(ids: readonly number[]): number[] {
 function positionsIn(sortedIds: readonly number[], wanted: readonly number[], where: string): number[] {
   return [...wanted].sort((a, b) => a - b).map((id) => {
     const position = sortedIds.indexOf(id);
-    if (position < 0) throw new GroundingDataError(where, `box ${id} is not among the image's boxes [${sortedIds.join(', ')}]`);
+    if (position < 0) throw new DatasetError(where, `box ${id} is not among the image's boxes [${sortedIds.join(', ')}]`);
     return position;
   });
 }
@@ -271,7 +215,7 @@ function inReferSplit(refSplit: string, split: string, where: string): boolean {
   if (split === 'testA' || split === 'testB' || split === 'testC') return refSplit.includes(split[split.length - 1]!);
   if (split === 'testAB' || split === 'testBC' || split === 'testAC' || split === 'train' || split === 'val') return refSplit === split;
   if (split === 'test') return refSplit.includes('test');
-  throw new GroundingDataError(where, `no such split '${split}' (train, val, test, testA, testB, testC, testAB, testBC, testAC)`);
+  throw new DatasetError(where, `no such split '${split}' (train, val, test, testA, testB, testC, testAB, testBC, testAC)`);
 }
 
 /**
@@ -282,12 +226,12 @@ function inReferSplit(refSplit: string, split: string, where: string): boolean {
 function referEntries(dataroot: string, options: DatasetOptions): AnnotationEntry[] {
   const name = options.task.name;
   if (name !== 'refcoco' && name !== 'refcoco+' && name !== 'refcocog') {
-    throw new GroundingDataError(options.task.key, `no refer dataset is called '${name}' (refcoco, refcoco+, refcocog)`);
+    throw new DatasetError(options.task.key, `no refer dataset is called '${name}' (refcoco, refcoco+, refcocog)`);
   }
   const refsPath = join(dataroot, name, `refs(${name === 'refcocog' ? 'umd' : 'unc'}).p`);
   const instancesPath = join(dataroot, name, 'instances.json');
-  const refs = readPickle(refsPath, true);
-  if (!Array.isArray(refs)) throw new GroundingDataError(refsPath, 'expected a pickled list of refs');
+  const refs = readPickle(refsPath, { python2: true });
+  if (!Array.isArray(refs)) throw new DatasetError(refsPath, 'expected a pickled list of refs');
   const annotations = field(readJson(instancesPath), 'annotations', isArray, 'a list', instancesPath);
   const boxOfAnnotation = new Map<number, number[]>();
   annotations.forEach((annotation, i) => {
@@ -302,13 +246,13 @@ function referEntries(dataroot: string, options: DatasetOptions): AnnotationEntr
     const refId = field(ref, 'ref_id', isInteger, 'an integer', where);
     const annId = field(ref, 'ann_id', isInteger, 'an integer', where);
     const box = boxOfAnnotation.get(annId);
-    if (box === undefined) throw new GroundingDataError(where, `ann_id ${annId} is not an annotation of ${instancesPath}`);
+    if (box === undefined) throw new DatasetError(where, `ann_id ${annId} is not an annotation of ${instancesPath}`);
     refById.set(refId, { ref, box });
     order.push({ refId, split: field(ref, 'split', isString, 'a string', where) });
   });
 
   const split = options.split === 'mteval' ? 'train' : options.split;
-  const removed = removedImageIds(dataroot, 'coco_test_ids.npy', options);
+  const removed = testImageIds(dataroot, 'coco_test_ids.npy', options);
   const entries: AnnotationEntry[] = [];
   for (const { refId, split: refSplit } of order) {
     if (!inReferSplit(refSplit, split, refsPath)) continue;
@@ -362,7 +306,7 @@ function visual7wEntries(dataroot: string, options: DatasetOptions): AnnotationE
     boxes.set(field(box, 'box_id', isInteger, 'an integer', where), cornerBox(corner));
   });
   const split = options.split === 'mteval' ? 'train' : options.split;
-  const removed = removedImageIds(dataroot, 'genome_test_ids.npy', options);
+  const removed = testImageIds(dataroot, 'genome_test_ids.npy', options);
   const entries: AnnotationEntry[] = [];
   field(document, 'images', isArray, 'a list', path).forEach((image, i) => {
     const where = `${path} images[${i}]`;
@@ -382,7 +326,7 @@ function visual7wEntries(dataroot: string, options: DatasetOptions): AnnotationE
     for (const { qaId, question, candidates, where: qaWhere } of qaPairs) {
       const answer = candidates[candidates.length - 1]!;
       const refBox = boxes.get(answer);
-      if (refBox === undefined) throw new GroundingDataError(qaWhere, `answer box ${answer} is not in 'boxes'`);
+      if (refBox === undefined) throw new DatasetError(qaWhere, `answer box ${answer} is not in 'boxes'`);
       const mcIdx = positionsIn(imageBoxes, candidates, qaWhere);
       entries.push({
         text: question,
@@ -421,18 +365,12 @@ function guessWhatEntries(dataroot: string, options: DatasetOptions): Annotation
   const boxesPath = join(dataroot, 'cache', 'bboxes_dict.pkl');
   const images = readPickle(imagesPath);
   const boxes = readPickle(boxesPath);
-  if (!(images instanceof Map)) throw new GroundingDataError(imagesPath, 'expected a pickled dict {image_id: {"bboxes": [...]}}');
-  if (!(boxes instanceof Map)) throw new GroundingDataError(boxesPath, 'expected a pickled dict {object_id: [x1, y1, x2, y2]}');
+  if (!(images instanceof Map)) throw new DatasetError(imagesPath, 'expected a pickled dict {image_id: {"bboxes": [...]}}');
+  if (!(boxes instanceof Map)) throw new DatasetError(boxesPath, 'expected a pickled dict {object_id: [x1, y1, x2, y2]}');
   const split = options.split === 'mteval' ? 'train' : options.split;
   const path = join(dataroot, `guesswhat.${split}.jsonl`);
-  const removed = removedImageIds(dataroot, 'coco_test_ids.npy', options);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new GroundingDataError(path, `cannot be read (${(error as Error).message})`);
-  }
-  const lines = text.split('\n');
+  const removed = testImageIds(dataroot, 'coco_test_ids.npy', options);
+  const lines = readText(path).split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
   const entries: AnnotationEntry[] = [];
   lines.forEach((line, i) => {
@@ -441,7 +379,7 @@ function guessWhatEntries(dataroot: string, options: DatasetOptions): Annotation
     try {
       dialog = JSON.parse(line) as unknown;
     } catch (error) {
-      throw new GroundingDataError(where, `is not valid JSON (${(error as Error).message})`);
+      throw new DatasetError(where, `is not valid JSON (${(error as Error).message})`);
     }
     const imageId = field(field(dialog, 'image', (value): value is object => typeof value === 'object' && value !== null, 'an object', where), 'id', isInteger, 'an integer', `${where} image`);
     if (!keepImage(options.split, imageId, removed)) return;
@@ -452,11 +390,11 @@ function guessWhatEntries(dataroot: string, options: DatasetOptions): Annotation
     const dialogText = qas.map(({ question, answer }) => `start ${question} answer ${answer} stop `).join('');
     const objects = field(dialog, 'objects', isArray, 'a list', where).map((object, j) => field(object, 'id', isInteger, 'an integer', `${where} objects[${j}]`));
     const imageBoxes = images.get(imageId);
-    if (imageBoxes === undefined) throw new GroundingDataError(imagesPath, `no entry for image ${imageId} (${where})`);
+    if (imageBoxes === undefined) throw new DatasetError(imagesPath, `no entry for image ${imageId} (${where})`);
     const imageObjects = sortedUnique(field(imageBoxes, 'bboxes', isIntegerList, 'a list of object ids', `${imagesPath} image ${imageId}`));
     const objectId = field(dialog, 'object_id', isInteger, 'an integer', where);
     const refBox = boxes.get(objectId) as unknown;
-    if (!isBox(refBox)) throw new GroundingDataError(boxesPath, `object ${objectId} (${where}) is ${refBox === undefined ? 'missing' : 'not [x1, y1, x2, y2]'}`);
+    if (!isBox(refBox)) throw new DatasetError(boxesPath, `object ${objectId} (${where}) is ${refBox === undefined ? 'missing' : 'not [x1, y1, x2, y2]'}`);
     const record = new Map<string, unknown>([
       ['questions', qas.map((qa) => qa.question)],
       ['answers', qas.map((qa) => qa.answer)],

@@ -1,134 +1,21 @@
 // Sentence-image pair classification: NLVR2 (one sentence, two images packed into 2R rows)
 // and SNLI-VE VisualEntailment (hypothesis vs. a Flickr30k image), as the reference's
 // NLVR2Dataset and VisualEntailmentDataset return them (MANIFEST: TASK12, TASK13).
-//
-// Also holds the small readers the sentence-based loaders share (JSON lines, Python `int()`
-// of an id, the test-set image ids), used by retrieval.ts, grounding.ts and vqa.ts too.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { readNpyIntegers } from '../../io/npy.js';
-import { type RawTensor, isRawTensor } from '../../io/raw-tensor.js';
-import { rawTensor1d, readTokenCacheEntries, tokenCachePath, writeTokenCache } from '../token-cache.js';
+import { join, resolve } from 'node:path';
+import { rawTensor1d, tokenCachePath } from '../token-cache.js';
 import { type DatasetFactory, type DatasetItem, type DatasetOptions, type TaskDataset, float32Tensor, int64Tensor, zeroCoAttentionMask } from '../dataset.js';
-import { FEATURE_WIDTH, type ImageFeatureReader, LOCATION_WIDTH, type PaddedRegions, type Regions, padRegions } from '../features.js';
+import { DatasetError } from '../dataset-error.js';
+import { FEATURE_WIDTH, LOCATION_WIDTH, type PaddedRegions, type Regions, padRegions } from '../features.js';
+import {
+  type CacheRecord, cacheNumbers, cachedEntries, cachedSentence, dictField, pythonInt, readJsonLines, removedImageIds, requireFeatures, sentenceForCache, stringField,
+} from '../annotations.js';
 import type { EncodedSentence } from '../../text/index.js';
-
-/** A loader input that does not hold what the reference expects: names the file and line. */
-export class DatasetInputError extends Error {
-  override readonly name = 'DatasetInputError';
-
-  constructor(readonly path: string, readonly problem: string, readonly line?: number) {
-    super(`${path}${line === undefined ? '' : `:${line}`}: ${problem}`);
-  }
-}
-
-/** One JSON object per line (the `jsonlines` reader: an empty line is an error, a final newline is not). */
-export function readJsonLines(path: string): { line: number; value: Record<string, unknown> }[] {
-  const lines = readFileSync(path, 'utf8').split('\n');
-  if (lines[lines.length - 1] === '') lines.pop();
-  return lines.map((text, index) => {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (error) {
-      throw new DatasetInputError(path, `not a JSON line (${(error as Error).message})`, index + 1);
-    }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new DatasetInputError(path, 'expected a JSON object', index + 1);
-    return { line: index + 1, value: value as Record<string, unknown> };
-  });
-}
-
-/** A JSON field that must be a string. */
-export function stringField(record: Record<string, unknown>, field: string, path: string, line: number): string {
-  const value = record[field];
-  if (typeof value !== 'string') throw new DatasetInputError(path, `'${field}' is ${value === undefined ? 'missing' : JSON.stringify(value)}, expected a string`, line);
-  return value;
-}
-
-/** Python's `int(text)` for a decimal id ("1000092795" of "1000092795.jpg"). */
-export function pythonInt(text: string, path: string, line: number): number {
-  const value = /^\s*[+-]?\d+\s*$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(value)) throw new DatasetInputError(path, `${JSON.stringify(text)} is not an integer id`, line);
-  return value;
-}
-
-/** The `clean_datasets` list of test-set image ids (`cache/<prefix>_test_ids.npy`). */
-export function readTestImageIds(dataroot: string, file: string): Set<number> {
-  return new Set(readNpyIntegers(join(dataroot, 'cache', file)));
-}
-
-/** `features_h5path1` of the task, which these loaders need. */
-export function requireFeatures(options: DatasetOptions): ImageFeatureReader {
-  if (options.features === null) throw new Error(`${options.task.key} ${options.task.name}: features_h5path1 is required`);
-  return options.features;
-}
-
-/** A token-cache entry as the loaders pickle it: a dict with string keys. */
-export type CacheRecord = Map<string, unknown>;
-
-/**
- * The reference's token-cache step: when `path` exists its entries are used and the
- * annotations are not read; otherwise the entries are built and (unless options.writeCache is
- * false) written there. The reference does not create `cache/` and crashes without it
- * (NLVR2's kit has none); it is created here.
- */
-export function cachedEntries<T>(
-  options: DatasetOptions,
-  path: string,
-  build: () => T[],
-  codec: { toCache: (entry: T) => Record<string, unknown>; fromCache: (record: CacheRecord, where: string) => T },
-): T[] {
-  if (existsSync(path)) return readTokenCacheEntries(path).map((record, index) => codec.fromCache(record, `${path}: entry ${index}`));
-  const entries = build();
-  if (options.writeCache !== false) {
-    mkdirSync(dirname(path), { recursive: true });
-    writeTokenCache(path, entries.map(codec.toCache));
-  }
-  return entries;
-}
-
-/** A field of a cache entry; throws naming the entry and key when it is missing. */
-export function cacheField(record: CacheRecord, key: string, where: string): unknown {
-  if (!record.has(key)) throw new Error(`${where}: no '${key}'`);
-  return record.get(key);
-}
-
-/** A 1-D tensor field of a cache entry as numbers. */
-export function cacheNumbers(record: CacheRecord, key: string, where: string): number[] {
-  const value = cacheField(record, key, where);
-  if (!isRawTensor(value) || value.shape.length !== 1) throw new Error(`${where}: '${key}' is not a 1-d tensor`);
-  return tensorNumbers(value, `${where}: '${key}'`);
-}
-
-function tensorNumbers(tensor: RawTensor, where: string): number[] {
-  const bytes = tensor.data.slice();
-  switch (tensor.dtype) {
-    case 'int64': return Array.from(new BigInt64Array(bytes.buffer), Number);
-    case 'float32': return Array.from(new Float32Array(bytes.buffer));
-    case 'float64': return Array.from(new Float64Array(bytes.buffer));
-    default: throw new Error(`${where}: tensor of ${tensor.dtype}, expected int64, float32 or float64`);
-  }
-}
-
-/** The three token tensors of a cache entry, under the loader's key names. */
-export function cachedSentence(record: CacheRecord, keys: readonly [string, string, string], where: string): EncodedSentence {
-  return { inputIds: cacheNumbers(record, keys[0], where), inputMask: cacheNumbers(record, keys[1], where), segmentIds: cacheNumbers(record, keys[2], where) };
-}
-
-/** The same three as cache tensors (int64, as `torch.from_numpy(np.array(ints))`). */
-export function sentenceForCache(sentence: EncodedSentence, keys: readonly [string, string, string]): Record<string, RawTensor> {
-  return {
-    [keys[0]]: rawTensor1d('int64', sentence.inputIds),
-    [keys[1]]: rawTensor1d('int64', sentence.inputMask),
-    [keys[2]]: rawTensor1d('int64', sentence.segmentIds),
-  };
-}
 
 /** Split names the NLVR2 and SNLI-VE loaders know (they assert on any other). */
 const PAIR_SPLITS = new Set(['train', 'dev', 'test']);
 
 function checkSplit(options: DatasetOptions): void {
-  if (!PAIR_SPLITS.has(options.split)) throw new Error(`${options.task.name}: data split '${options.split}' is not recognized (train, dev, test)`);
+  if (!PAIR_SPLITS.has(options.split)) throw new DatasetError(options.task.name, `data split '${options.split}' is not recognized (train, dev, test)`);
 }
 
 interface PairEntry {
@@ -151,15 +38,15 @@ function answerForCache(entry: PairEntry, fields: Record<string, unknown>): Reco
 }
 
 function answerFromCache(record: CacheRecord, where: string): { labels: number[]; scores: number[] } {
-  const answer = cacheField(record, 'answer', where);
-  if (!(answer instanceof Map)) throw new Error(`${where}: 'answer' is not a dict`);
+  const answer = dictField(record, 'answer', where);
+  if (!(answer instanceof Map)) throw new DatasetError(where, "'answer' is not a dict");
   if (answer.get('labels') === null) return { labels: [], scores: [] };
   return { labels: cacheNumbers(answer, 'labels', `${where}: answer`), scores: cacheNumbers(answer, 'scores', `${where}: answer`) };
 }
 
 function questionIdFromCache(record: CacheRecord, where: string): number {
-  const id = cacheField(record, 'question_id', where);
-  if (!Number.isSafeInteger(id)) throw new Error(`${where}: 'question_id' is ${String(id)}, expected an int`);
+  const id = dictField(record, 'question_id', where);
+  if (!Number.isSafeInteger(id)) throw new DatasetError(where, `'question_id' is ${String(id)}, expected an int`);
   return id as number;
 }
 
@@ -251,8 +138,8 @@ export const nlvr2Dataset: DatasetFactory = (options) => {
     },
     fromCache: (record, where) => ({
       questionId: questionIdFromCache(record, where),
-      imageIds: [String(cacheField(record, 'image_id_0', where)), String(cacheField(record, 'image_id_1', where))],
-      text: String(cacheField(record, 'sentence', where)),
+      imageIds: [String(dictField(record, 'image_id_0', where)), String(dictField(record, 'image_id_1', where))],
+      text: String(dictField(record, 'sentence', where)),
       sentence: cachedSentence(record, QUESTION_KEYS, where),
       ...answerFromCache(record, where),
     }),
@@ -274,14 +161,14 @@ export const visualEntailmentDataset: DatasetFactory = (options) => {
     const path = join(dataroot, `snli_ve_${options.split}.jsonl`);
     // The reference loads the id list for every split when cleaning, and crashes on dev when
     // it is missing; only train uses it, so only train reads it.
-    const removed = options.cleanDatasets && options.split === 'train' ? readTestImageIds(dataroot, 'flickr_test_ids.npy') : new Set<number>();
+    const removed = removedImageIds(dataroot, 'flickr_test_ids.npy', options.cleanDatasets && options.split === 'train');
     const entries: PairEntry[] = [];
     for (const { line, value } of readJsonLines(path)) {
       const imageId = pythonInt(stringField(value, 'Flikr30kID', path, line).split('.')[0]!, path, line);
       if (removed.has(imageId)) continue;
       const gold = String(value.gold_label);
       const label = gold === '-' ? null : ENTAILMENT_LABELS[gold];
-      if (label === undefined) throw new DatasetInputError(path, `gold_label ${JSON.stringify(gold)} is not one of contradiction, neutral, entailment, -`, line);
+      if (label === undefined) throw new DatasetError(path, `gold_label ${JSON.stringify(gold)} is not one of contradiction, neutral, entailment, -`, line);
       const text = String(value.sentence2);
       entries.push({
         questionId: entries.length,
@@ -300,12 +187,12 @@ export const visualEntailmentDataset: DatasetFactory = (options) => {
       return { ...fields, answer: answerForCache(entry, fields), ...sentenceForCache(entry.sentence, QUESTION_KEYS) };
     },
     fromCache: (record, where) => {
-      const imageId = cacheField(record, 'image_id', where);
-      if (!Number.isSafeInteger(imageId)) throw new Error(`${where}: 'image_id' is ${String(imageId)}, expected an int`);
+      const imageId = dictField(record, 'image_id', where);
+      if (!Number.isSafeInteger(imageId)) throw new DatasetError(where, `'image_id' is ${String(imageId)}, expected an int`);
       return {
         questionId: questionIdFromCache(record, where),
         imageIds: [imageId as number],
-        text: String(cacheField(record, 'hypothesis', where)),
+        text: String(dictField(record, 'hypothesis', where)),
         sentence: cachedSentence(record, QUESTION_KEYS, where),
         ...answerFromCache(record, where),
       };

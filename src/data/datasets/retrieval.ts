@@ -1,17 +1,17 @@
 // Caption-image retrieval on COCO and Flickr30k (MANIFEST: TASK7, TASK8): the reference's
 // RetreivalDataset (training: one positive and three negatives per caption) and
 // RetreivalDatasetVal (ranking one caption against every test image, 500 at a time).
-import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { NUMPY_GLOBALS, PYTHON_DATA_GLOBALS, type RawTensor, combineAllowLists, isRawTensor, unpickle } from '../../io/index.js';
+import { type RawTensor, isRawTensor } from '../../io/index.js';
 import { type DatasetFactory, type DatasetItem, type DatasetOptions, type TaskDataset, float32Tensor, int64Tensor, zeroCoAttentionMask } from '../dataset.js';
 import { FEATURE_WIDTH, LOCATION_WIDTH, truncateRegions } from '../features.js';
 import { type RandomSource, ReferenceRandomSource } from '../random-source.js';
 import type { EncodedSentence } from '../../text/index.js';
 import { tokenCachePath } from '../token-cache.js';
+import { DatasetError } from '../dataset-error.js';
 import {
-  DatasetInputError, cacheField, cachedEntries, cachedSentence, sentenceForCache, pythonInt, readJsonLines, readTestImageIds, requireFeatures, stringField,
-} from './pairs.js';
+  cachedEntries, cachedSentence, dictField, pythonInt, readJsonLines, readPickle, removedImageIds, requireFeatures, sentenceForCache, stringField,
+} from '../annotations.js';
 
 /** The reference's fixed image buffer of the ranking dataset: a test set of up to 1000 images. */
 const RANKING_IMAGE_SLOTS = 1000;
@@ -28,15 +28,15 @@ const TOKEN_KEYS = ['token', 'input_mask', 'segment_ids'] as const;
 /** One annotation line per image: its id (COCO `id`, Flickr30k the number of `img_path`) and captions. */
 function readImageCaptions(options: DatasetOptions, path: string): { line: number; imageId: number; sentences: string[] }[] {
   const flickr = options.task.name === 'RetrievalFlickr30k';
-  if (!flickr && options.task.name !== 'RetrievalCOCO') throw new Error(`${options.task.key}: retrieval loaders know RetrievalCOCO and RetrievalFlickr30k, not '${options.task.name}'`);
+  if (!flickr && options.task.name !== 'RetrievalCOCO') throw new DatasetError(options.task.key, `retrieval loaders know RetrievalCOCO and RetrievalFlickr30k, not '${options.task.name}'`);
   return readJsonLines(path).map(({ line, value }) => {
     let imageId: number;
     if (flickr) imageId = pythonInt(stringField(value, 'img_path', path, line).split('.')[0]!, path, line);
     else if (typeof value.id === 'number' && Number.isSafeInteger(value.id)) imageId = value.id;
-    else throw new DatasetInputError(path, `'id' is ${JSON.stringify(value.id)}, expected an integer image id`, line);
+    else throw new DatasetError(path, `'id' is ${JSON.stringify(value.id)}, expected an integer image id`, line);
     const sentences = value.sentences;
     if (!Array.isArray(sentences) || sentences.some((sentence) => typeof sentence !== 'string')) {
-      throw new DatasetInputError(path, "'sentences' must be a list of strings", line);
+      throw new DatasetError(path, "'sentences' must be a list of strings", line);
     }
     return { line, imageId, sentences: sentences as string[] };
   });
@@ -44,7 +44,7 @@ function readImageCaptions(options: DatasetOptions, path: string): { line: numbe
 
 function annotationsPath(options: DatasetOptions): string {
   const relative = options.split === 'train' ? options.task.train_annotations_jsonpath : options.task.val_annotations_jsonpath;
-  if (relative === '') throw new Error(`${options.task.key} ${options.task.name}: no annotations path for split '${options.split}'`);
+  if (relative === '') throw new DatasetError(`${options.task.key} ${options.task.name}`, `no annotations path for split '${options.split}'`);
   return resolve(options.root, relative);
 }
 
@@ -60,20 +60,20 @@ interface HardNegatives {
 }
 
 function readHardNegatives(path: string): HardNegatives {
-  const value = unpickle(readFileSync(path), { allow: combineAllowLists(PYTHON_DATA_GLOBALS, NUMPY_GLOBALS), source: path });
-  if (!(value instanceof Map)) throw new DatasetInputError(path, 'expected a dict with train_hard_pool and train_image_list');
+  const value = readPickle(path, { numpy: true });
+  if (!(value instanceof Map)) throw new DatasetError(path, 'expected a dict with train_hard_pool and train_image_list');
   const pool = value.get('train_hard_pool') as RawTensor | undefined;
   const imageList = value.get('train_image_list') as unknown;
   if (!isRawTensor(pool) || pool.shape.length !== 2 || (pool.dtype !== 'float64' && pool.dtype !== 'int64')) {
-    throw new DatasetInputError(path, "'train_hard_pool' must be a 2-d float64 (or int64) array");
+    throw new DatasetError(path, "'train_hard_pool' must be a 2-d float64 (or int64) array");
   }
-  if (!Array.isArray(imageList) || imageList.some((id) => !Number.isSafeInteger(id))) throw new DatasetInputError(path, "'train_image_list' must be a list of int image ids");
+  if (!Array.isArray(imageList) || imageList.some((id) => !Number.isSafeInteger(id))) throw new DatasetError(path, "'train_image_list' must be a list of int image ids");
   const [rows, width] = pool.shape as [number, number];
   const bytes = pool.data.slice();
   const values = pool.dtype === 'float64' ? new Float64Array(bytes.buffer) : Float64Array.from(new BigInt64Array(bytes.buffer), Number);
-  if (width < 2) throw new DatasetInputError(path, `'train_hard_pool' has ${width} columns; at least 2 are needed (column 0 is the image itself)`);
+  if (width < 2) throw new DatasetError(path, `'train_hard_pool' has ${width} columns; at least 2 are needed (column 0 is the image itself)`);
   const ids = imageList as number[];
-  if (rows < ids.length) throw new DatasetInputError(path, `'train_hard_pool' has ${rows} rows for ${ids.length} images`);
+  if (rows < ids.length) throw new DatasetError(path, `'train_hard_pool' has ${rows} rows for ${ids.length} images`);
   return { path, pool: values, width, imageList: ids, rowOf: new Map(ids.map((id, row) => [id, row])) };
 }
 
@@ -99,9 +99,7 @@ export const retrievalDataset = (options: RetrievalOptions): TaskDataset => {
   const { max_seq_length: L, max_region_num: R } = options.task;
   const dataroot = resolve(options.root, options.task.dataroot);
   const train = options.split === 'train';
-  const removed = options.cleanDatasets && train
-    ? readTestImageIds(dataroot, options.task.name === 'RetrievalCOCO' ? 'coco_test_ids.npy' : 'flickr_test_ids.npy')
-    : new Set<number>();
+  const removed = removedImageIds(dataroot, options.task.name === 'RetrievalCOCO' ? 'coco_test_ids.npy' : 'flickr_test_ids.npy', options.cleanDatasets && train);
 
   const annotated: Omit<Caption, 'sentence'>[] = [];
   // Insertion-ordered like the reference's dict: a repeated image keeps its first position
@@ -122,14 +120,14 @@ export const retrievalDataset = (options: RetrievalOptions): TaskDataset => {
   const captions = cachedEntries(options, cachePath, tokenize, {
     toCache: (caption) => ({ caption: caption.text, image_id: caption.imageId, ...sentenceForCache(caption.sentence, TOKEN_KEYS) }),
     fromCache: (record, where) => {
-      const imageId = cacheField(record, 'image_id', where);
-      if (!Number.isSafeInteger(imageId)) throw new Error(`${where}: 'image_id' is ${String(imageId)}, expected an int`);
-      return { imageId: imageId as number, text: String(cacheField(record, 'caption', where)), sentence: cachedSentence(record, TOKEN_KEYS, where) };
+      const imageId = dictField(record, 'image_id', where);
+      if (!Number.isSafeInteger(imageId)) throw new DatasetError(where, `'image_id' is ${String(imageId)}, expected an int`);
+      return { imageId: imageId as number, text: String(dictField(record, 'caption', where)), sentence: cachedSentence(record, TOKEN_KEYS, where) };
     },
   });
   const imageIds = [...captionsOf.keys()];
   // The reference re-draws "another image" until it differs, which never ends with one image.
-  if (imageIds.length < 2) throw new Error(`${options.task.name} ${options.split}: negative sampling needs at least 2 images, found ${imageIds.length}`);
+  if (imageIds.length < 2) throw new DatasetError(`${options.task.name} ${options.split}`, `negative sampling needs at least 2 images, found ${imageIds.length}`);
   const hardNegatives = train ? readHardNegatives(join(dataroot, `hard_negative${options.cleanDatasets ? '_cleaned' : ''}.pkl`)) : null;
 
   const otherImage = (imageId: number): number => {
@@ -140,15 +138,15 @@ export const retrievalDataset = (options: RetrievalOptions): TaskDataset => {
   };
   const captionOfImage = (imageId: number): Caption => {
     const own = captionsOf.get(imageId);
-    if (own === undefined || own.length === 0) throw new Error(`${options.task.name} ${options.split}: negative image ${imageId} has no captions in the split`);
+    if (own === undefined || own.length === 0) throw new DatasetError(`${options.task.name} ${options.split}`, `negative image ${imageId} has no captions in the split`);
     return captions[random.choice(own)]!;
   };
   const hardNegativeImage = (negatives: HardNegatives, imageId: number): number => {
     const row = negatives.rowOf.get(imageId);
-    if (row === undefined) throw new DatasetInputError(negatives.path, `image ${imageId} is not in train_image_list`);
+    if (row === undefined) throw new DatasetError(negatives.path, `image ${imageId} is not in train_image_list`);
     const candidate = negatives.pool[row * negatives.width + random.randint(1, negatives.width)]!;
     const negative = negatives.imageList[Math.trunc(candidate)];
-    if (negative === undefined) throw new DatasetInputError(negatives.path, `train_hard_pool[${row}] holds ${candidate}, outside train_image_list (${negatives.imageList.length})`);
+    if (negative === undefined) throw new DatasetError(negatives.path, `train_hard_pool[${row}] holds ${candidate}, outside train_image_list (${negatives.imageList.length})`);
     return negative;
   };
 
@@ -210,7 +208,7 @@ export const retrievalEvalDataset: DatasetFactory = (options) => {
   const path = annotationsPath(options);
   const lines = readImageCaptions(options, path);
   const imageIds = [...new Set(lines.map((line) => line.imageId))];
-  if (imageIds.length > RANKING_IMAGE_SLOTS) throw new DatasetInputError(path, `${imageIds.length} images; the ranking buffer holds ${RANKING_IMAGE_SLOTS}`);
+  if (imageIds.length > RANKING_IMAGE_SLOTS) throw new DatasetError(path, `${imageIds.length} images; the ranking buffer holds ${RANKING_IMAGE_SLOTS}`);
   const captions: Caption[] = lines.flatMap(({ imageId, sentences }) => sentences.map((text) => ({ imageId, text, sentence: options.tokenizer.encodeSingleSentence(text, L) })));
 
   const allFeatures = new Float32Array(RANKING_IMAGE_SLOTS * R * FEATURE_WIDTH); // [1000, R, 2048]

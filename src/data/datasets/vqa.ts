@@ -12,13 +12,12 @@
 // cleaning drops VQA's and GQA's train-side items, GenomeQA's in both splits.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { NUMPY_GLOBALS, PYTHON_DATA_GLOBALS, combineAllowLists, unpickle } from '../../io/index.js';
-import { readFileBytes } from '../../io/file-io.js';
 import { describe } from '../../io/pickle.js';
 import { isRawTensor, type RawTensor } from '../../io/raw-tensor.js';
 import { type DatasetFactory, type DatasetItem, type DatasetOptions, type ItemTensor, type TaskDataset, float32Tensor, int64Tensor, zeroCoAttentionMask } from '../dataset.js';
 import { FEATURE_WIDTH, LOCATION_WIDTH, type PaddedRegions } from '../features.js';
-import { readTestImageIds } from './pairs.js';
+import { DatasetError } from '../dataset-error.js';
+import { dictField, pythonInt, readBytes, readPickle, readTestImageIds, removedImageIds, requireFeatures } from '../annotations.js';
 import { itemTensorFromRaw, rawTensor1d, readTokenCacheEntries, tokenCachePath, writeTokenCache } from '../token-cache.js';
 
 const RETURN_ORDER = [
@@ -29,8 +28,6 @@ const RETURN_ORDER = [
 const VQA_MINVAL_SIZE = 3000;
 const GQA_MINVAL_SIZE = 3000;
 const GENOME_VAL_SIZE = 5000;
-
-const TARGET_PICKLE_GLOBALS = combineAllowLists(PYTHON_DATA_GLOBALS, NUMPY_GLOBALS);
 
 /** `cache/trainval_ans2label.pkl` and `cache/trainval_label2ans.pkl`, shared by every split. */
 export interface AnswerVocabulary {
@@ -44,48 +41,29 @@ export interface ClassificationDataset extends TaskDataset, AnswerVocabulary {}
 export function readAnswerVocabulary(dataroot: string): AnswerVocabulary {
   const ans2labelPath = join(dataroot, 'cache', 'trainval_ans2label.pkl');
   const label2ansPath = join(dataroot, 'cache', 'trainval_label2ans.pkl');
-  const ans2label = readPickle(ans2labelPath);
-  const label2ans = readPickle(label2ansPath);
+  const ans2label = readPickle(ans2labelPath, { numpy: true });
+  const label2ans = readPickle(label2ansPath, { numpy: true });
   if (!(ans2label instanceof Map) || ![...ans2label].every(([key, value]) => typeof key === 'string' && Number.isSafeInteger(value))) {
-    throw new Error(`${ans2labelPath}: expected a dict of answer -> label id, found a ${describe(ans2label)}`);
+    throw new DatasetError(ans2labelPath, `expected a dict of answer -> label id, found a ${describe(ans2label)}`);
   }
   if (!Array.isArray(label2ans) || !label2ans.every((answer) => typeof answer === 'string')) {
-    throw new Error(`${label2ansPath}: expected a list of answers, found a ${describe(label2ans)}`);
+    throw new DatasetError(label2ansPath, `expected a list of answers, found a ${describe(label2ans)}`);
   }
   return { ans2label: ans2label as Map<string, number>, label2ans: label2ans as string[] };
 }
 
-function readPickle(path: string): unknown {
-  return unpickle(readFileBytes(path), { allow: TARGET_PICKLE_GLOBALS, source: path });
-}
-
-/** A dict of a pickle or JSON file, read by key with errors naming the file and item. */
+/** A dict of a pickle or JSON file, read by key (dictField) with errors naming the file and item. */
 type PyDict = Map<string, unknown>;
-
-function field(record: PyDict, key: string, where: string): unknown {
-  if (!record.has(key)) throw new Error(`${where}: no '${key}'`);
-  return record.get(key);
-}
-
-/** Python's `int(x)` of an id (int, or a decimal string such as GQA's "05451384"). */
-function pythonInt(value: unknown, where: string): number {
-  if (typeof value === 'number' && Number.isSafeInteger(value)) return value;
-  if (typeof value === 'string' && /^\s*[+-]?\d+\s*$/.test(value)) {
-    const parsed = Number(value.trim());
-    if (Number.isSafeInteger(parsed)) return parsed;
-  }
-  throw new Error(`${where}: ${JSON.stringify(value)} is not an integer id`);
-}
 
 /** `sorted(items, key=lambda x: x["question_id"])`: stable; strings sort by code point, as Python's. */
 function sortedByQuestionId(items: PyDict[], where: string): PyDict[] {
   const keyOf = (item: PyDict): number | string => {
-    const id = field(item, 'question_id', where);
-    if (typeof id !== 'number' && typeof id !== 'string') throw new Error(`${where}: question_id ${JSON.stringify(id)} is neither an int nor a str`);
+    const id = dictField(item, 'question_id', where);
+    if (typeof id !== 'number' && typeof id !== 'string') throw new DatasetError(where, `question_id ${JSON.stringify(id)} is neither an int nor a str`);
     return id;
   };
   const keyed = items.map((item) => ({ item, key: keyOf(item) }));
-  if (new Set(keyed.map(({ key }) => typeof key)).size > 1) throw new Error(`${where}: question ids mix ints and strs (Python cannot sort them)`);
+  if (new Set(keyed.map(({ key }) => typeof key)).size > 1) throw new DatasetError(where, 'question ids mix ints and strs (Python cannot sort them)');
   return keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map(({ item }) => item);
 }
 
@@ -94,16 +72,16 @@ const headWithoutLast = <T>(items: T[], n: number): T[] => items.slice(0, Math.m
 const lastN = <T>(items: T[], n: number): T[] => items.slice(Math.max(0, items.length - n));
 
 function readRecordList(path: string): PyDict[] {
-  const value = readPickle(path);
-  if (!Array.isArray(value) || !value.every((item) => item instanceof Map)) throw new Error(`${path}: expected a list of dicts, found a ${describe(value)}`);
+  const value = readPickle(path, { numpy: true });
+  if (!Array.isArray(value) || !value.every((item) => item instanceof Map)) throw new DatasetError(path, `expected a list of dicts, found a ${describe(value)}`);
   return value as PyDict[];
 }
 
 function readQuestions(path: string): PyDict[] {
-  const document = JSON.parse(new TextDecoder().decode(readFileBytes(path))) as { questions?: unknown };
-  if (!Array.isArray(document.questions)) throw new Error(`${path}: no 'questions' list`);
+  const document = JSON.parse(new TextDecoder().decode(readBytes(path))) as { questions?: unknown };
+  if (!Array.isArray(document.questions)) throw new DatasetError(path, "no 'questions' list");
   return document.questions.map((question: unknown, index) => {
-    if (typeof question !== 'object' || question === null) throw new Error(`${path}: questions[${index}] is not an object`);
+    if (typeof question !== 'object' || question === null) throw new DatasetError(path, `questions[${index}] is not an object`);
     return new Map(Object.entries(question));
   });
 }
@@ -122,18 +100,13 @@ interface RawEntry {
 /** VQA test: the test2015 question dicts themselves, sorted by question id, no answers. */
 function testEntries(questions: PyDict[], where: string): RawEntry[] {
   return questions.map((question, index) => ({
-    question_id: question.get('question_id'), image_id: question.get('image_id'), question: field(question, 'question', `${where} question ${index}`), answer: null, keys: question,
+    question_id: question.get('question_id'), image_id: question.get('image_id'), question: dictField(question, 'question', `${where} question ${index}`), answer: null, keys: question,
   }));
-}
-
-/** The image ids of `cache/<file>` when cleaning is on, else none. */
-function removedImageIds(dataroot: string, file: string, clean: boolean): Set<number> {
-  return clean ? readTestImageIds(dataroot, file) : new Set();
 }
 
 /** The reference's assertion for unknown splits, naming the ones it knows. */
 function splitNotRecognized(task: string, split: string, known: string[]): never {
-  throw new Error(`${task}: data split '${split}' is not recognized (supported: ${known.join(', ')})`);
+  throw new DatasetError(task, `data split '${split}' is not recognized (supported: ${known.join(', ')})`);
 }
 
 /**
@@ -173,30 +146,30 @@ function loadVqaEntries(dataroot: string, split: string, clean: boolean): RawEnt
     const onTestImages = readTestImageIds(dataroot, 'coco_test_ids.npy');
     return train.questions.flatMap((question, index) => {
       const where = `${dataroot} split mteval question ${index}`;
-      if (!onTestImages.has(pythonInt(field(question, 'image_id', where), where))) return [];
+      if (!onTestImages.has(pythonInt(dictField(question, 'image_id', where), where))) return [];
       const answer = train.answers[index];
-      if (answer === undefined) throw new Error(`${where}: no answer at this position of cache/train_target.pkl`);
+      if (answer === undefined) throw new DatasetError(where, 'no answer at this position of cache/train_target.pkl');
       const rest = new Map([...answer].filter(([key]) => key !== 'question_id' && key !== 'image_id'));
-      return [{ question_id: question.get('question_id'), image_id: question.get('image_id'), question: field(question, 'question', where), answer: rest }];
+      return [{ question_id: question.get('question_id'), image_id: question.get('image_id'), question: dictField(question, 'question', where), answer: rest }];
     });
   } else {
     return splitNotRecognized('VQA', split, ['train', 'val', 'trainval', 'minval', 'test', 'mteval']);
   }
-  if (questions.length !== answers.length) throw new Error(`${dataroot}: split ${split} has ${questions.length} questions but ${answers.length} answers`);
+  if (questions.length !== answers.length) throw new DatasetError(dataroot, `split ${split} has ${questions.length} questions but ${answers.length} answers`);
   const removed = removedImageIds(dataroot, 'coco_test_ids.npy', clean);
   const entries: RawEntry[] = [];
   questions.forEach((question, index) => {
     const where = `${dataroot} split ${split} question ${index}`;
-    if (split.includes('train') && removed.has(pythonInt(field(question, 'image_id', where), where))) return;
+    if (split.includes('train') && removed.has(pythonInt(dictField(question, 'image_id', where), where))) return;
     const answer = answers[index]!;
     for (const key of ['question_id', 'image_id']) {
-      if (field(question, key, where) !== field(answer, key, `${where} (answer)`)) {
-        throw new Error(`${where}: ${key} ${String(question.get(key))} of the question vs ${String(answer.get(key))} of its answer`);
+      if (dictField(question, key, where) !== dictField(answer, key, `${where} (answer)`)) {
+        throw new DatasetError(where, `${key} ${String(question.get(key))} of the question vs ${String(answer.get(key))} of its answer`);
       }
     }
     // The reference pops the ids from the answer dict and keeps the rest (labels, scores).
     const rest = new Map([...answer].filter(([key]) => key !== 'question_id' && key !== 'image_id'));
-    entries.push({ question_id: question.get('question_id'), image_id: question.get('image_id'), question: field(question, 'question', where), answer: rest });
+    entries.push({ question_id: question.get('question_id'), image_id: question.get('image_id'), question: dictField(question, 'question', where), answer: rest });
   });
   return entries;
 }
@@ -215,8 +188,8 @@ function loadGenomeQaEntries(dataroot: string, split: string, clean: boolean): R
   const removed = removedImageIds(dataroot, 'genome_test_ids.npy', clean);
   const where = (item: PyDict): string => `${path} question ${String(item.get('question_id'))}`;
   return items
-    .filter((item) => !removed.has(pythonInt(field(item, 'image_id', where(item)), where(item))))
-    .map((item) => ({ question_id: item.get('question_id'), image_id: item.get('image_id'), question: field(item, 'question', where(item)), answer: item }));
+    .filter((item) => !removed.has(pythonInt(dictField(item, 'image_id', where(item)), where(item))))
+    .map((item) => ({ question_id: item.get('question_id'), image_id: item.get('image_id'), question: dictField(item, 'question', where(item)), answer: item }));
 }
 
 /**
@@ -234,11 +207,11 @@ function loadGqaEntries(dataroot: string, split: string, clean: boolean): RawEnt
   const removed = removedImageIds(dataroot, 'genome_test_ids.npy', clean);
   const where = (item: PyDict): string => `${path} question ${String(item.get('question_id'))}`;
   return items
-    .filter((item) => !(split.includes('train') && removed.has(pythonInt(field(item, 'image_id', where(item)), where(item)))))
+    .filter((item) => !(split.includes('train') && removed.has(pythonInt(dictField(item, 'image_id', where(item)), where(item)))))
     .map((item) => ({
       question_id: pythonInt(item.get('question_id'), where(item)),
       image_id: item.get('image_id'),
-      question: field(item, 'question', where(item)),
+      question: dictField(item, 'question', where(item)),
       answer: item,
     }));
 }
@@ -249,20 +222,20 @@ function loadGqaEntries(dataroot: string, split: string, clean: boolean): RawEnt
  */
 function loadGqaTestEntries(dataroot: string): RawEntry[] {
   const path = join(dataroot, 'testdev_balanced_questions.json');
-  const document = JSON.parse(new TextDecoder().decode(readFileBytes(path))) as unknown;
-  if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new Error(`${path}: expected an object of question ids`);
+  const document = JSON.parse(new TextDecoder().decode(readBytes(path))) as unknown;
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new DatasetError(path, 'expected an object of question ids');
   return Object.entries(document as Record<string, unknown>).map(([key, value]) => {
     const where = `${path} question ${key}`;
-    if (typeof value !== 'object' || value === null) throw new Error(`${where}: not an object`);
+    if (typeof value !== 'object' || value === null) throw new DatasetError(where, 'not an object');
     const record = new Map(Object.entries(value));
-    const entry = { question_id: pythonInt(key, where), image_id: field(record, 'imageId', where), question: field(record, 'question', where) };
+    const entry = { question_id: pythonInt(key, where), image_id: dictField(record, 'imageId', where), question: dictField(record, 'question', where) };
     return { ...entry, answer: null, keys: new Map(Object.entries(entry)) };
   });
 }
 
 /** tokenize() + tensorize(): the cache entry the reference pickles. */
 function cacheEntry(entry: RawEntry, options: DatasetOptions, where: string): PyDict {
-  if (typeof entry.question !== 'string') throw new Error(`${where}: question is a ${describe(entry.question)}, expected a str`);
+  if (typeof entry.question !== 'string') throw new DatasetError(where, `question is a ${describe(entry.question)}, expected a str`);
   const encoded = options.tokenizer.encodeSingleSentence(entry.question, options.task.max_seq_length);
   const tokens: [string, unknown][] = [
     ['q_token', rawTensor1d('int64', encoded.inputIds)],
@@ -270,10 +243,10 @@ function cacheEntry(entry: RawEntry, options: DatasetOptions, where: string): Py
     ['q_segment_ids', rawTensor1d('int64', encoded.segmentIds)],
   ];
   if (entry.answer === null) return new Map<string, unknown>([...(entry.keys ?? []), ...tokens]);
-  const labels = field(entry.answer, 'labels', where);
-  const scores = field(entry.answer, 'scores', where);
+  const labels = dictField(entry.answer, 'labels', where);
+  const scores = dictField(entry.answer, 'scores', where);
   if (!Array.isArray(labels) || !Array.isArray(scores) || !labels.every(Number.isSafeInteger) || !scores.every((score) => typeof score === 'number')) {
-    throw new Error(`${where}: labels / scores are not lists of ints / floats`);
+    throw new DatasetError(where, 'labels / scores are not lists of ints / floats');
   }
   // Empty answers become None: their target stays all zeros.
   entry.answer.set('labels', labels.length > 0 ? rawTensor1d('int64', labels as number[]) : null);
@@ -296,28 +269,28 @@ interface QaEntry {
 }
 
 function tokenTensor(entry: PyDict, key: string, maxSeqLength: number, where: string): ItemTensor {
-  const value = field(entry, key, where);
+  const value = dictField(entry, key, where);
   if (!isRawTensor(value) || value.dtype !== 'int64' || value.shape.length !== 1 || value.shape[0] !== maxSeqLength) {
-    throw new Error(`${where}: '${key}' is not an int64 tensor of ${maxSeqLength} tokens`);
+    throw new DatasetError(where, `'${key}' is not an int64 tensor of ${maxSeqLength} tokens`);
   }
   return itemTensorFromRaw(value, `${where} '${key}'`);
 }
 
 function qaEntry(entry: PyDict, maxSeqLength: number, where: string): QaEntry {
-  const questionId = field(entry, 'question_id', where);
-  const imageId = field(entry, 'image_id', where);
-  if (!Number.isSafeInteger(questionId)) throw new Error(`${where}: question_id ${JSON.stringify(questionId)} is not an int`);
-  if (typeof imageId !== 'number' && typeof imageId !== 'string') throw new Error(`${where}: image_id ${JSON.stringify(imageId)} is neither an int nor a str`);
+  const questionId = dictField(entry, 'question_id', where);
+  const imageId = dictField(entry, 'image_id', where);
+  if (!Number.isSafeInteger(questionId)) throw new DatasetError(where, `question_id ${JSON.stringify(questionId)} is not an int`);
+  if (typeof imageId !== 'number' && typeof imageId !== 'string') throw new DatasetError(where, `image_id ${JSON.stringify(imageId)} is neither an int nor a str`);
   // Test entries have no answer (their target stays all zeros).
-  const answer = entry.has('answer') ? field(entry, 'answer', where) : new Map([['labels', null], ['scores', null]]);
-  if (!(answer instanceof Map)) throw new Error(`${where}: answer is a ${describe(answer)}, expected a dict`);
-  const labels = field(answer as PyDict, 'labels', `${where} answer`);
-  const scores = field(answer as PyDict, 'scores', `${where} answer`);
+  const answer = entry.has('answer') ? dictField(entry, 'answer', where) : new Map([['labels', null], ['scores', null]]);
+  if (!(answer instanceof Map)) throw new DatasetError(where, `answer is a ${describe(answer)}, expected a dict`);
+  const labels = dictField(answer as PyDict, 'labels', `${where} answer`);
+  const scores = dictField(answer as PyDict, 'scores', `${where} answer`);
   let labelList: number[] | null = null;
   let scoreList: Float32Array | null = null;
   if (labels !== null || scores !== null) {
     if (!isRawTensor(labels) || !isRawTensor(scores) || labels.shape.length !== 1 || scores.shape.length !== 1 || labels.shape[0] !== scores.shape[0]) {
-      throw new Error(`${where}: answer labels / scores are not 1-D tensors of one length`);
+      throw new DatasetError(where, 'answer labels / scores are not 1-D tensors of one length');
     }
     labelList = Array.from(numericValues(labels, `${where} labels`), Number);
     scoreList = Float32Array.from(numericValues(scores, `${where} scores`), Number);
@@ -340,7 +313,7 @@ function numericValues(tensor: RawTensor, where: string): ArrayLike<number | big
     case 'int32': return new Int32Array(data.buffer);
     case 'float32': return new Float32Array(data.buffer);
     case 'float64': return new Float64Array(data.buffer);
-    default: throw new Error(`${where}: tensor of ${tensor.dtype}`);
+    default: throw new DatasetError(where, `tensor of ${tensor.dtype}`);
   }
 }
 
@@ -354,8 +327,7 @@ function classificationFactory(loadEntries: EntryLoader): ClassificationDatasetF
     const { task, split } = options;
     const dataroot = join(options.root, task.dataroot);
     const vocabulary = readAnswerVocabulary(dataroot);
-    const reader = options.features;
-    if (reader === null) throw new Error(`${task.key} ${task.name}: features_h5path1 is required`);
+    const reader = requireFeatures(options);
     const maxSeqLength = task.max_seq_length;
     const maxRegionNum = task.max_region_num;
     const cachePath = tokenCachePath(dataroot, { task: task.name, split, maxSeqLength, cleaned: options.cleanDatasets });
