@@ -8,25 +8,26 @@
 // In a distributed run (docs/DISTRIBUTED.md) rank r trains on batches r, r + W, ... of the
 // training LMDB, gradients are averaged before each optimiser step, every rank runs the
 // whole validation pass, and only rank 0 writes files and emits events.
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+//
+// Around the loop, run-harness.ts keeps the run: seed, run directory, resume, run log,
+// pretrained weights, checkpoints, the stop poll, the NaN/Inf guard and the run's end.
+import { existsSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import * as torch from '../torch/index.js';
 import type { ViLBertConfig } from '../model/config.js';
-import { configFromFlags, pretrainedWeightsFile } from './model-from-flags.js';
+import { configFromFlags } from './model-from-flags.js';
 import { BertForMultiModalPreTraining, type PreTrainingLabels } from '../model/vilbert.js';
 import type { BertInputs } from '../model/bert-model.js';
-import { loadPretrainedWeights } from '../model/pretrained.js';
 import { ConceptCaptionsReader, type ConceptCaptionsBatch } from '../data/concept-captions.js';
 import { ReferenceRandom, type ReferenceRandomState } from '../data/random-source.js';
 import { itemToTensor } from '../task-step/batch.js';
 import { dropMismatchedLabels } from '../model/vilbert.js';
 import { BertTokenizer } from '../text/index.js';
-import { writeReport } from '../report/html.js';
-import { DataParallel, caught } from '../distributed/index.js';
+import type { DataParallel } from '../distributed/index.js';
 import { AdamW, referenceParamGroups } from './adamw.js';
 import { LambdaLR, warmupLinear } from './schedules.js';
-import { loadTrainingCheckpoint, readCheckpointState, saveModelWeights, saveTrainingCheckpoint } from './checkpoint.js';
-import { assertFinite, checkFiniteGradients, divergedElsewhere, formatG, RunLog, TrainingDivergedError, type TrainEvent } from './run-log.js';
+import { formatG, type TrainEvent } from './run-log.js';
+import { openRun, type RunHooks } from './run-harness.js';
 
 /** The flags of train_concap.py that change what it computes (same names and defaults), plus this project's own. */
 export interface TrainConcapArgs {
@@ -121,13 +122,7 @@ export interface TrainConcapResult {
   iterations: number;
 }
 
-export interface TrainConcapHooks {
-  onEvent?: (event: ConcapEvent) => void;
-  /** Polled between iterations: true saves a checkpoint and stops (SIGINT); in a distributed run, true on any rank stops all. */
-  shouldStop?: () => boolean;
-  /** The distributed run this process is a rank of (initDistributed(); the caller destroys it); absent: a single process. */
-  parallel?: DataParallel;
-}
+export type TrainConcapHooks = RunHooks<ConcapEvent>;
 
 /** `<output_dir>/<config stem>[-<save_name>]`, the reference's savePath. */
 export function concapRunDirectory(args: Pick<TrainConcapArgs, 'output_dir' | 'config_file' | 'save_name'>): string {
@@ -171,17 +166,11 @@ function toModelBatch(batch: ConceptCaptionsBatch, objective: number): { inputs:
 
 /** Runs train_concap.py's loop; returns when done, interrupted (checkpoint saved) or throws (no checkpoint overwritten). */
 export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks = {}): Promise<TrainConcapResult> {
-  const dp = hooks.parallel ?? new DataParallel(null, 0);
-  // Rank 0 speaks for the run: the other ranks' events would repeat its own.
-  const emit = (dp.isMain ? hooks.onEvent : undefined) ?? (() => {});
   checkArgs(args);
-  torch.manualSeed(args.seed); // every rank alike, as the reference seeds them
-  const runDir = concapRunDirectory(args);
-  const resumed = args.resume_file ? readCheckpointState<TrainConcapState>(args.resume_file).trainer : null;
-  // Before any file is touched: a checkpoint of another world size is refused.
-  if (resumed) dp.checkResumable(resumed.worldSize ?? 1, args.resume_file);
-  if (dp.isMain) mkdirSync(runDir, { recursive: true });
-
+  const run = openRun<TrainConcapState, ConcapEvent>(hooks, {
+    runDir: concapRunDirectory(args), seed: args.seed, resumeFile: args.resume_file, checkFinite: args.check_finite, report: true,
+  });
+  const { dp, emit, runDir, resumed } = run;
   const coattention = args.without_coattention ? { with_coattention: false } : {};
   let parsed = configFromFlags(args, coattention);
   const firstConnection = parsed.config.t_biattention_id[0];
@@ -189,9 +178,7 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
     // The reference's --freeze: text layers before the first connection run without gradients.
     parsed = configFromFlags(args, { ...coattention, fixed_t_layer: firstConnection });
   }
-  const { config, warnings } = parsed;
-  for (const warning of warnings) emit({ kind: 'warning', message: warning.message });
-  if (dp.isMain) writeFileSync(join(runDir, 'command.txt'), `${JSON.stringify(args, null, 2)}\n\n${JSON.stringify(config, null, 2)}\n`);
+  const config = run.recordCommand(args, parsed);
 
   const accumulated = Math.floor(args.train_batch_size / args.gradient_accumulation_steps);
   const batchFlags = `--train_batch_size ${args.train_batch_size} // --gradient_accumulation_steps ${args.gradient_accumulation_steps}`;
@@ -207,17 +194,13 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
   const train = ConceptCaptionsReader.open(args.file_path, { ...readerOptions, split: 'train', random: trainRandom });
   const val = openOrClose(() => ConceptCaptionsReader.open(args.file_path, { ...readerOptions, split: 'val', random: valRandom }), train);
   const model = new BertForMultiModalPreTraining(config);
-  const log = dp.isMain
-    ? new RunLog(runDir, {
-      command: process.argv.slice(1).join(' '),
-      // run.json and the report know a run by its tasks; pre-training has this one.
-      tasks: [{ key: 'TASK0', name: CONCAP_NAME, type: 'pretraining' }],
-      config,
-      resumed: resumed !== null,
-    })
-    : null;
-  let status: 'finished' | 'stopped' | 'failed' = 'failed';
-  try {
+  // run.json and the report know a run by its tasks; pre-training has this one.
+  const tasks = [{ key: 'TASK0', name: CONCAP_NAME, type: 'pretraining' }];
+  const close = () => {
+    train.close();
+    val.close();
+  };
+  return run.execute({ model, tasks, config, close }, async () => {
     for (const reader of [train, val]) {
       if (reader.length === 0) throw new Error(`${reader.path}: ${reader.numRecords} records make no batch of ${batchSize} (--train_batch_size // --gradient_accumulation_steps${dp.worldSize > 1 ? ' // world size' : ''})`);
     }
@@ -226,14 +209,11 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
     if (dp.worldSize > 1 && existsSync(join(args.file_path, 'training_feat_part_0.lmdb'))) {
       emit({ kind: 'warning', message: `training_feat_part_<rank>.lmdb files are not read: rank r trains on batches r, r + ${dp.worldSize}, ... of training_feat_all.lmdb` });
     }
-    const weightsFile = pretrainedWeightsFile(args.from_pretrained);
-    if (weightsFile) {
-      const report = loadPretrainedWeights(model, weightsFile);
-      emit({ kind: 'pretrained', file: weightsFile, missingKeys: report.missingKeys, unexpectedKeys: report.unexpectedKeys });
-    }
+    run.loadPretrained(model, args.from_pretrained);
     // The reference means BERT-initialised weights to train at 0.1 x lr, but its name test never
     // matches, so every parameter trains at --learning_rate; kept (docs/TRAINING.md).
     const optimizer = new AdamW(referenceParamGroups(model, args.learning_rate, args.learning_rate), { betas: [0.9, 0.98], eps: args.adam_epsilon, correctBias: true });
+    const checkpointParts = { model, optimizer, optimizerKind: 'AdamW' };
     const accumulation = args.gradient_accumulation_steps;
     const batchesPerEpoch = shard.length;
     const totalSteps = Math.trunc(shard.records / batchSize / accumulation) * (args.num_train_epochs - args.start_epoch);
@@ -249,42 +229,34 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
       if (resumed.batchSize !== batchSize || resumed.totalSteps !== totalSteps) {
         throw new Error(`${args.resume_file}: saved by a run with batches of ${resumed.batchSize} and ${resumed.totalSteps} optimisation steps; these flags give ${batchSize} and ${totalSteps} (resume with the original run's flags)`);
       }
-      state = loadTrainingCheckpoint<TrainConcapState>(args.resume_file, { model, optimizer, optimizerKind: 'AdamW' });
+      state = run.loadCheckpoint(checkpointParts);
       // LambdaLR's count is the number of optimiser steps: put it there and apply its lr.
       scheduler.lastEpoch = state.globalStep - 1;
       scheduler.step();
-      log?.resumeAt(state.epoch * batchesPerEpoch + state.step);
-      emit({ kind: 'resumed', file: args.resume_file, epoch: state.epoch, step: state.step });
+      run.resumedAt(state, batchesPerEpoch);
     }
-    // Every rank continues from rank 0's weights (and all check that they built the same model).
-    await dp.broadcastParameters(model);
+    await run.shareWeights(model);
     const summary = state.summary;
     emit({ kind: 'setup', runDir, records: train.numRecords, batchesPerEpoch, epochs: Math.trunc(args.num_train_epochs), totalSteps, startIteration: state.epoch * batchesPerEpoch + state.step });
 
     // Every rank takes part (each masks its own batches, so rank 0 saves all their draws); rank 0 writes.
     const checkpoint = async (epoch: number, step: number) => {
       const [first, ...others] = await dp.gatherValues(trainRandom.state());
-      if (!dp.isMain) return;
-      const trainer: TrainConcapState = {
-        ...state, epoch, step, trainRandom: first!, valRandom: valRandom.state(), summary: { ...summary }, worldSize: dp.worldSize, otherTrainRandom: others,
-      };
-      const path = join(runDir, 'pytorch_ckpt_latest.safetensors');
-      saveTrainingCheckpoint(path, { model, optimizer, optimizerKind: 'AdamW', trainer });
-      emit({ kind: 'checkpoint', path, epoch, step });
+      run.checkpoint(epoch, step, {
+        ...checkpointParts,
+        trainer: () => ({ ...state, epoch, step, trainRandom: first!, valRandom: valRandom.state(), summary: { ...summary }, worldSize: dp.worldSize, otherTrainRandom: others }),
+      });
     };
     const taskNumIters = shard.records / batchSize;
+    const result = (status: TrainConcapResult['status']): TrainConcapResult => ({ status, runDir, model, config, iterations });
 
     let iterations = 0;
     for (let epoch = state.epoch; epoch < Math.trunc(args.num_train_epochs); epoch++) {
       model.train();
       for (let step = epoch === state.epoch ? state.step : 0; step < batchesPerEpoch; step++) {
-        // A macrotask turn, so that signal handlers (SIGINT) run between iterations.
-        await new Promise((resolve) => setImmediate(resolve));
-        if (step % accumulation === 0 && await dp.someRank(hooks.shouldStop?.() ?? false)) {
+        if (await run.stopRequested(step % accumulation === 0)) {
           await checkpoint(epoch, step);
-          status = 'stopped';
-          await dp.barrier();
-          return { status: 'interrupted', runDir, model, config, iterations };
+          return result('interrupted');
         }
         const iterId = step + epoch * batchesPerEpoch;
         const where = `iteration ${iterId} (epoch ${epoch}, step ${step}), ${CONCAP_NAME}`;
@@ -297,19 +269,12 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
           // gradients from it, in the reference as here: it is logged as 0 and trained on.
           const maskedLm = hasTargets(labels.maskedLmLabels) ? out.maskedLmLoss.item() : 0;
           const values: ConcapLosses = { maskedLm, maskedImage: maskedImage.item(), nextSentence: nextSentence.item() };
-          const divergence = caught(TrainingDivergedError, () => {
-            if (args.check_finite) {
-              assertFinite(values.maskedLm, `${where}: masked_loss_t`);
-              assertFinite(values.maskedImage, `${where}: masked_loss_v`);
-              assertFinite(values.nextSentence, `${where}: next_sentence_loss`);
-            }
-            out.maskedLmLoss.add(maskedImage).add(nextSentence).div(accumulation).backward();
-            if (args.check_finite) checkFiniteGradients(model, where);
-          });
+          const checked: [number, string][] = [[values.maskedLm, 'masked_loss_t'], [values.maskedImage, 'masked_loss_v'], [values.nextSentence, 'next_sentence_loss']];
+          const divergence = run.guardedBackward(model, where, checked, () => out.maskedLmLoss.add(maskedImage).add(nextSentence).div(accumulation).backward());
           return { values, divergence };
         });
         // One collective: every rank stops if one diverged, and the log gets the mean of the ranks' losses.
-        const sums = await dp.sumOverRanksOrThrow(local.divergence, [local.values.maskedLm, local.values.maskedImage, local.values.nextSentence], () => divergedElsewhere(where));
+        const sums = await run.sumOverRanks(local.divergence, [local.values.maskedLm, local.values.maskedImage, local.values.nextSentence], where);
         const [maskedLm, maskedImage, nextSentence] = sums.map((sum) => sum / dp.worldSize) as [number, number, number];
         const losses: ConcapLosses = { maskedLm, maskedImage, nextSentence };
         if ((step + 1) % accumulation === 0) {
@@ -321,11 +286,11 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
           state.globalStep += 1;
           const lr = optimizer.groups[0]?.lr ?? 0;
           const tag = (name: string) => `train/${CONCAP_NAME}_${name}`;
-          log?.metrics.scalar(tag('masked_loss_t'), iterId, losses.maskedLm);
-          log?.metrics.scalar(tag('masked_loss_v'), iterId, losses.maskedImage);
-          log?.metrics.scalar(tag('next_sentence_loss'), iterId, losses.nextSentence);
-          log?.metrics.scalar(tag('loss'), iterId, losses.maskedLm + losses.maskedImage + losses.nextSentence);
-          log?.metrics.scalar(tag('lr'), iterId, lr);
+          run.log?.metrics.scalar(tag('masked_loss_t'), iterId, losses.maskedLm);
+          run.log?.metrics.scalar(tag('masked_loss_v'), iterId, losses.maskedImage);
+          run.log?.metrics.scalar(tag('next_sentence_loss'), iterId, losses.nextSentence);
+          run.log?.metrics.scalar(tag('loss'), iterId, losses.maskedLm + losses.maskedImage + losses.nextSentence);
+          run.log?.metrics.scalar(tag('lr'), iterId, lr);
           summary.maskedLm += losses.maskedLm;
           summary.maskedImage += losses.maskedImage;
           summary.nextSentence += losses.nextSentence;
@@ -336,7 +301,7 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
         }
         if (step !== 0 && step % (20 * accumulation) === 0 && summary.count > 0) {
           const mean = (sum: number) => (sum / summary.count).toFixed(3);
-          log?.line(`[${CONCAP_NAME}]: iter ${summary.microBatches} Ep: ${(summary.microBatches / taskNumIters).toFixed(2)} masked_t ${mean(summary.maskedLm)} masked_v ${mean(summary.maskedImage)} NSP ${mean(summary.nextSentence)} lr ${formatG(summary.lr / summary.count)}`);
+          run.log?.line(`[${CONCAP_NAME}]: iter ${summary.microBatches} Ep: ${(summary.microBatches / taskNumIters).toFixed(2)} masked_t ${mean(summary.maskedLm)} masked_v ${mean(summary.maskedImage)} NSP ${mean(summary.nextSentence)} lr ${formatG(summary.lr / summary.count)}`);
           Object.assign(summary, { maskedLm: 0, maskedImage: 0, nextSentence: 0, lr: 0, count: 0 });
         }
         iterations += 1;
@@ -348,37 +313,19 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
       model.zeroGrad();
       const lastIteration = (epoch + 1) * batchesPerEpoch - 1;
       // Every rank runs the whole pass (the same batches and draws everywhere); rank 0 logs it.
-      const result = validate(model, val, args.img_weight);
+      const validation = validate(model, val, args.img_weight);
       const tag = (name: string) => `val/${CONCAP_NAME}_${name}`;
-      log?.metrics.scalar(tag('mask_t'), lastIteration, result.losses.maskedLm);
-      log?.metrics.scalar(tag('maks_v'), lastIteration, result.losses.maskedImage);
-      log?.metrics.scalar(tag('nsp'), lastIteration, result.losses.nextSentence);
-      log?.metrics.scalar(tag('loss'), lastIteration, result.losses.maskedLm + result.losses.maskedImage + result.losses.nextSentence);
-      log?.metrics.scalar(tag('score'), lastIteration, result.alignmentAccuracy);
-      log?.line(`Validation [${CONCAP_NAME}]: masked_t ${result.losses.maskedLm.toFixed(3)} masked_v ${result.losses.maskedImage.toFixed(3)} NSP ${result.losses.nextSentence.toFixed(3)}`);
-      emit({ kind: 'validation', epoch, iteration: lastIteration, ...result });
-      if (dp.isMain) saveModelWeights(join(runDir, `pytorch_model_${epoch}.safetensors`), model);
-      await checkpoint(epoch + 1, 0);
-      emit({ kind: 'epoch', epoch });
+      run.log?.metrics.scalar(tag('mask_t'), lastIteration, validation.losses.maskedLm);
+      run.log?.metrics.scalar(tag('maks_v'), lastIteration, validation.losses.maskedImage);
+      run.log?.metrics.scalar(tag('nsp'), lastIteration, validation.losses.nextSentence);
+      run.log?.metrics.scalar(tag('loss'), lastIteration, validation.losses.maskedLm + validation.losses.maskedImage + validation.losses.nextSentence);
+      run.log?.metrics.scalar(tag('score'), lastIteration, validation.alignmentAccuracy);
+      run.log?.line(`Validation [${CONCAP_NAME}]: masked_t ${validation.losses.maskedLm.toFixed(3)} masked_v ${validation.losses.maskedImage.toFixed(3)} NSP ${validation.losses.nextSentence.toFixed(3)}`);
+      emit({ kind: 'validation', epoch, iteration: lastIteration, ...validation });
+      await run.endEpoch(epoch, model, checkpoint);
     }
-    await dp.barrier(); // no rank leaves while another still expects a collective
-    status = 'finished';
-    return { status: 'finished', runDir, model, config, iterations };
-  } catch (error) {
-    log?.finish('failed', error instanceof Error ? error.message : String(error));
-    model.dispose();
-    throw error;
-  } finally {
-    if (status !== 'failed') log?.finish(status);
-    log?.close();
-    train.close();
-    val.close();
-    try {
-      if (dp.isMain) writeReport(runDir);
-    } catch (error) {
-      emit({ kind: 'warning', message: `report.html not written: ${error instanceof Error ? error.message : String(error)}` });
-    }
-  }
+    return result('finished');
+  });
 }
 
 /** This rank's training batches, per epoch. */

@@ -9,27 +9,27 @@
 // each batch, gradients are averaged before each optimiser step, every rank
 // evaluates the whole validation split and takes rank 0's scores, and only rank
 // 0 writes files and emits events.
-import { mkdirSync, writeFileSync } from 'node:fs';
+//
+// Around the loop, run-harness.ts keeps the run: seed, run directory, resume, run log,
+// pretrained weights, checkpoints, the stop poll, the NaN/Inf guard and the run's end.
 import { basename, extname, join } from 'node:path';
 import * as torch from '../torch/index.js';
 import type { ViLBertConfig } from '../model/config.js';
-import { configFromFlags, pretrainedWeightsFile } from './model-from-flags.js';
+import { configFromFlags } from './model-from-flags.js';
 import { VILBertForVLTasks } from '../model/vilbert.js';
-import { loadPretrainedWeights } from '../model/pretrained.js';
 import { loadTaskRegistry, bundledTasksPath, type TaskConfig } from '../data/task-registry.js';
 import { forwardTask } from '../task-step/step.js';
 import { toTaskBatch } from '../task-step/batch.js';
 import { evaluateTask } from '../eval/evaluate.js';
 import type { SamplerState } from '../data/loader.js';
-import { DataParallel, caught } from '../distributed/index.js';
 import { AdamW, referenceParamGroups, type Optimizer } from './adamw.js';
 import { RAdam } from './radam.js';
 import { LrPlan, type LrPlanState, type LrSchedulerName } from './schedules.js';
 import { StopAndGo, type StopAndGoState } from './stop-and-go.js';
-import { loadTrainingCheckpoint, readCheckpointState, saveModelWeights, saveTrainingCheckpoint } from './checkpoint.js';
 import { buildTaskLoaders, selectTasks, type TaskLoaders } from './task-data.js';
 import { freezeTextLayers, visionScratchGroups } from './param-groups.js';
-import { assertFinite, checkFiniteGradients, divergedElsewhere, RunLog, TrainingDivergedError, type TrainEvent } from './run-log.js';
+import type { TrainEvent } from './run-log.js';
+import { openRun, type RunHooks } from './run-harness.js';
 
 /** The flags of train_tasks.py (same names and defaults), plus this project's own. */
 export interface TrainTasksArgs {
@@ -109,13 +109,7 @@ export interface TrainTasksResult {
   valScores: Record<string, number>;
 }
 
-export interface TrainTasksHooks {
-  onEvent?: (event: TrainEvent) => void;
-  /** Polled between iterations: true saves a checkpoint and stops (SIGINT); in a distributed run, true on any rank stops all. */
-  shouldStop?: () => boolean;
-  /** The distributed run this process is a rank of (initDistributed(); the caller destroys it); absent: a single process. */
-  parallel?: DataParallel;
-}
+export type TrainTasksHooks = RunHooks<TrainEvent>;
 
 /** `<output_dir>/<task names joined by ->_<config stem>[-<save_name>]`, the reference's savePath. */
 export function runDirectory(args: Pick<TrainTasksArgs, 'output_dir' | 'config_file' | 'save_name'>, tasks: TaskConfig[]): string {
@@ -151,45 +145,27 @@ export function initAnswerBias(model: VILBertForVLTasks, value: number, loaded: 
 
 /** Runs train_tasks.py's loop; returns when done, interrupted (checkpoint saved) or throws (no checkpoint overwritten). */
 export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = {}): Promise<TrainTasksResult> {
-  const dp = hooks.parallel ?? new DataParallel(null, 0);
-  // Rank 0 speaks for the run: the other ranks' events would repeat its own.
-  const emit = (dp.isMain ? hooks.onEvent : undefined) ?? (() => {});
   const registryPath = args.tasks_config || bundledTasksPath();
   const tasks = selectTasks(loadTaskRegistry(registryPath), args.tasks, registryPath);
-  torch.manualSeed(args.seed); // every rank alike, as the reference seeds them
-
+  const run = openRun<TrainTasksState, TrainEvent>(hooks, { runDir: runDirectory(args, tasks), seed: args.seed, resumeFile: args.resume_file, checkFinite: args.check_finite });
+  const { dp, emit, runDir } = run;
   const baseLr = Math.min(...tasks.map((task) => task.lr));
   const lossScale = new Map(tasks.map((task) => [task.key, task.lr / baseLr]));
-  const runDir = runDirectory(args, tasks);
-  // Before any file is touched: a checkpoint of another world size is refused.
-  if (args.resume_file) dp.checkResumable(readCheckpointState<TrainTasksState>(args.resume_file).trainer.worldSize ?? 1, args.resume_file);
-  if (dp.isMain) mkdirSync(runDir, { recursive: true });
-
-  const { config, warnings } = configFromFlags(args);
-  for (const warning of warnings) emit({ kind: 'warning', message: warning.message });
-  if (dp.isMain) writeFileSync(join(runDir, 'command.txt'), `${JSON.stringify(args, null, 2)}\n\n${JSON.stringify(config, null, 2)}\n`);
+  const config = run.recordCommand(args, configFromFlags(args));
 
   // Rank 0 opens the datasets first: it writes the token caches that the other ranks then read.
-  if (!dp.isMain) await dp.barrier();
-  const loaders = buildTaskLoaders(tasks, {
+  const loaders = await run.mainRankFirst(() => buildTaskLoaders(tasks, {
     root: args.datasets_root, cleanDatasets: args.clean_train_sets, gradientAccumulation: args.gradient_accumulation_steps,
     seed: args.seed, workers: args.num_workers > 0, batchSize: args.batch_size, parallel: dp,
-  });
-  if (dp.isMain) await dp.barrier();
+  }));
   const model = new VILBertForVLTasks(config);
-  const log = dp.isMain ? new RunLog(runDir, { command: process.argv.slice(1).join(' '), tasks, config, resumed: args.resume_file !== '' }) : null;
-  try {
-    const weights = pretrainedWeightsFile(args.from_pretrained);
-    let loadedKeys: ReadonlySet<string> = new Set();
-    if (weights) {
-      const report = loadPretrainedWeights(model, weights);
-      const missing = new Set(report.missingKeys);
-      loadedKeys = new Set(model.namedParameters().map(([key]) => key).filter((key) => !missing.has(key)));
-      emit({ kind: 'pretrained', file: weights, missingKeys: report.missingKeys, unexpectedKeys: report.unexpectedKeys });
-    }
+  const close = () => Promise.all(loaders.flatMap((loader) => [loader.train.close(), loader.val.close()]));
+  return run.execute({ model, tasks, config, close }, async () => {
+    const loadedKeys = run.loadPretrained(model, args.from_pretrained);
     if (args.answer_bias_init !== 0 && !args.resume_file) initAnswerBias(model, args.answer_bias_init, loadedKeys);
     if (args.freeze >= 0) freezeTextLayers(model, args.freeze, args.bert_model);
     const optimizer = buildOptimizer(args, model, baseLr);
+    const checkpointParts = { model, optimizer, optimizerKind: args.optim };
 
     const taskNumIters = new Map(loaders.map(({ task, train }) => [task.key, train.length]));
     const taskAveIter = new Map(loaders.map(({ task, train }) => [task.key, Math.trunc((tasks.at(-1)!.num_epoch * train.length * args.train_iter_multiplier) / args.num_train_epochs)]));
@@ -202,8 +178,8 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
     const stops = new Map(tasks.map((task) => [task.key, new StopAndGo()]));
 
     let state: TrainTasksState = { epoch: 0, step: 0, globalStep: 0, lrPlan: lrPlan.state(), stopAndGo: {}, samplers: {}, valScores: {}, worldSize: dp.worldSize };
-    if (args.resume_file) {
-      state = loadTrainingCheckpoint<TrainTasksState>(args.resume_file, { model, optimizer, optimizerKind: args.optim });
+    if (run.resumed) {
+      state = run.loadCheckpoint(checkpointParts);
       lrPlan.restore(state.lrPlan);
       for (const [key, stop] of stops) if (state.stopAndGo[key]) stop.restore(state.stopAndGo[key]);
       for (const loader of loaders) {
@@ -212,11 +188,9 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
         loader.train.restore(saved.train);
         loader.val.restore(saved.val);
       }
-      log?.resumeAt(state.epoch * iterationsPerEpoch + state.step);
-      emit({ kind: 'resumed', file: args.resume_file, epoch: state.epoch, step: state.step });
+      run.resumedAt(state, iterationsPerEpoch);
     }
-    // Every rank continues from rank 0's weights (and all check that they built the same model).
-    await dp.broadcastParameters(model);
+    await run.shareWeights(model);
     emit({ kind: 'setup', runDir, tasks, iterationsPerEpoch, epochs: args.num_train_epochs, totalSteps, startIteration: state.epoch * iterationsPerEpoch + state.step });
 
     const snapshot = (epoch: number, step: number): TrainTasksState => ({
@@ -226,11 +200,7 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
       valScores: { ...state.valScores }, worldSize: dp.worldSize,
     });
     // Sampler positions, weights and moments are the same on every rank: rank 0's checkpoint serves all.
-    const checkpoint = (epoch: number, step: number) => {
-      if (!dp.isMain) return;
-      saveTrainingCheckpoint(join(runDir, 'pytorch_ckpt_latest.safetensors'), { model, optimizer, optimizerKind: args.optim, trainer: snapshot(epoch, step) });
-      emit({ kind: 'checkpoint', path: join(runDir, 'pytorch_ckpt_latest.safetensors'), epoch, step });
-    };
+    const checkpoint = (epoch: number, step: number) => run.checkpoint(epoch, step, { ...checkpointParts, trainer: () => snapshot(epoch, step) });
     const evaluate = async (loader: TaskLoaders, iterId: number) => {
       model.eval();
       const result = await evaluateTask(model, loader.val, { ...loader.task, number: loader.number }, { collectResults: false });
@@ -240,22 +210,19 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
       const stop = stops.get(loader.task.key)!;
       stop.step(score);
       state.valScores[loader.task.key] = score;
-      log?.validation(loader.task, iterId, loss, score, stop.inStop);
+      run.log?.validation(loader.task, iterId, loss, score, stop.inStop);
       emit({ kind: 'eval', task: loader.task, iteration: iterId, loss, score, inStop: stop.inStop });
     };
+    const result = (status: TrainTasksResult['status']): TrainTasksResult => ({ status, runDir, model, config, tasks, iterations, valScores: state.valScores });
 
     let iterations = 0;
     const accumulation = args.gradient_accumulation_steps;
     for (let epoch = state.epoch; epoch < args.num_train_epochs; epoch++) {
       model.train();
       for (let step = epoch === state.epoch ? state.step : 0; step < iterationsPerEpoch; step++) {
-        // A macrotask turn, so that signal handlers (SIGINT) run between iterations.
-        await new Promise((resolve) => setImmediate(resolve));
-        if (step % accumulation === 0 && await dp.someRank(hooks.shouldStop?.() ?? false)) {
+        if (await run.stopRequested(step % accumulation === 0)) {
           checkpoint(epoch, step);
-          log?.finish('stopped');
-          await dp.barrier();
-          return { status: 'interrupted', runDir, model, config, tasks, iterations, valScores: state.valScores };
+          return result('interrupted');
         }
         const iterId = step + epoch * iterationsPerEpoch;
         let firstTask = true;
@@ -269,15 +236,11 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
             const out = forwardTask(model, taskBatch, { type: task.type, process: task.process, number: loader.number });
             const scaled = out.loss.mul(lossScale.get(task.key)! / accumulation);
             const value = scaled.item();
-            const divergence = caught(TrainingDivergedError, () => {
-              if (args.check_finite) assertFinite(value, `${where}: the loss`);
-              scaled.backward();
-              if (args.check_finite) checkFiniteGradients(model, where);
-            });
+            const divergence = run.guardedBackward(model, where, [[value, 'the loss']], () => scaled.backward());
             return { loss: value, score: out.score, batchSize: out.prepared.batchSize, divergence };
           });
           // One collective: every rank stops if one diverged, and the log gets the global batch's loss and score.
-          const [lossSum, scoreSum, rows] = (await dp.sumOverRanksOrThrow(local.divergence, [local.loss, local.score, local.batchSize], () => divergedElsewhere(where))) as [number, number, number];
+          const [lossSum, scoreSum, rows] = (await run.sumOverRanks(local.divergence, [local.loss, local.score, local.batchSize], where)) as [number, number, number];
           const loss = lossSum / dp.worldSize; // the ranks' batches are of one size
           const score = scoreSum / rows;
           if ((step + 1) % accumulation === 0) {
@@ -290,12 +253,12 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
               firstTask = false;
             }
             const lr = optimizer.groups[0]?.lr ?? 0;
-            log?.train(task, iterId, loss, score, lr);
+            run.log?.train(task, iterId, loss, score, lr);
             emit({ kind: 'train', task, iteration: iterId, epoch, step, loss, score, lr });
           }
         }
         lrPlan.endOfIteration(state.globalStep);
-        log?.periodicSummary(step, accumulation, taskNumIters);
+        run.log?.periodicSummary(step, accumulation, taskNumIters);
         for (const loader of loaders) {
           const lastIteration = epoch === args.num_train_epochs - 1 && step === iterationsPerEpoch - 1;
           if ((iterId !== 0 && iterId % taskNumIters.get(loader.task.key)! === 0) || lastIteration) await evaluate(loader, iterId);
@@ -308,19 +271,8 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
       const scores = Object.values(state.valScores);
       lrPlan.endOfEpoch(scores.length ? scores.reduce((a, b) => a + b, 0) / scores.length : 0);
       if (epoch === 5 || epoch === 7) for (const stop of stops.values()) stop.reset();
-      if (dp.isMain) saveModelWeights(join(runDir, `pytorch_model_${epoch}.safetensors`), model);
-      checkpoint(epoch + 1, 0);
-      emit({ kind: 'epoch', epoch });
+      await run.endEpoch(epoch, model, checkpoint);
     }
-    log?.finish('finished');
-    await dp.barrier(); // no rank leaves while another still expects a collective
-    return { status: 'finished', runDir, model, config, tasks, iterations, valScores: state.valScores };
-  } catch (error) {
-    log?.finish('failed', error instanceof Error ? error.message : String(error));
-    model.dispose();
-    throw error;
-  } finally {
-    log?.close();
-    await Promise.all(loaders.flatMap((loader) => [loader.train.close(), loader.val.close()]));
-  }
+    return result('finished');
+  });
 }
