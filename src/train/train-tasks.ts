@@ -270,6 +270,9 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
       }
       const scores = Object.values(state.valScores);
       lrPlan.endOfEpoch(scores.length ? scores.reduce((a, b) => a + b, 0) / scores.length : 0);
+      // After epochs 5 and 7, where 'mannul' cuts the lr by 0.2 (the reference's lr_reduce_list), every task's
+      // stop-and-go controller starts afresh, whatever --lr_scheduler: at a lower lr a task that had stopped
+      // improving may improve again. The reference does this for every scheduler; so do we.
       if (epoch === 5 || epoch === 7) for (const stop of stops.values()) stop.reset();
       await run.endEpoch(epoch, model, checkpoint);
     }
