@@ -1,19 +1,8 @@
 // `vilbert convert IN OUT` and `vilbert inspect FILE`.
-import { renameSync, rmSync } from 'node:fs';
-import { extname } from 'node:path';
 import type { Command } from 'commander';
-import { readRawWeights } from '../io/weights.js';
-import { writeSafetensors } from '../io/safetensors.js';
-import { writeTorchStateDict } from '../io/torch-checkpoint.js';
+import { convertWeights, readRawWeights } from '../io/weights.js';
 import { elementCount } from '../io/raw-tensor.js';
 import { rankConfigFits } from '../model/shapes.js';
-
-function outputFormat(path: string): 'safetensors' | 'torch' {
-  const extension = extname(path).toLowerCase();
-  if (extension === '.safetensors') return 'safetensors';
-  if (extension === '.bin' || extension === '.pt' || extension === '.pth') return 'torch';
-  throw new Error(`${path}: cannot tell the output format from '${extension || 'no extension'}' (use .safetensors, .bin, .pt or .pth)`);
-}
 
 export function registerCheckpoints(program: Command): void {
   program
@@ -22,19 +11,9 @@ export function registerCheckpoints(program: Command): void {
     .argument('<in>', 'weights file (.bin/.pt in either torch format, or .safetensors; detected from its content)')
     .argument('<out>', 'file to write (.safetensors, or .bin/.pt/.pth for the torch zip format)')
     .action((input: string, output: string) => {
-      const format = outputFormat(output);
-      const tensors = readRawWeights(input);
       // Written under a temporary name, then renamed: an existing OUT stays intact until the new file is complete.
-      const temporary = `${output}.partial-${process.pid}`;
-      try {
-        if (format === 'safetensors') writeSafetensors(temporary, tensors, { format: 'pt' });
-        else writeTorchStateDict(temporary, tensors);
-        renameSync(temporary, output);
-      } catch (error) {
-        rmSync(temporary, { force: true });
-        throw error;
-      }
-      console.log(`wrote ${tensors.size} tensors to ${output} (${format})`);
+      const { tensors, format } = convertWeights(input, output);
+      console.log(`wrote ${tensors} tensors to ${output} (${format})`);
     });
 
   program

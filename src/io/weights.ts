@@ -1,6 +1,7 @@
 // Weight files as engine tensors: any supported format in, safetensors or
 // torch .bin out. The byte-level readers live beside this file.
-import { readFileBytes, releaseFileBytes } from './file-io.js';
+import { extname } from 'node:path';
+import { readFileBytes, releaseFileBytes, writeAtomically } from './file-io.js';
 import { CheckpointFormatError } from './format-error.js';
 import * as torch from '../torch/index.js';
 import type { RawTensor } from './raw-tensor.js';
@@ -60,4 +61,27 @@ export function writeWeights(path: string, tensors: Map<string, torch.Tensor>, f
   const raw = new Map<string, RawTensor>([...tensors].map(([key, tensor]) => [key, tensorToRaw(tensor)]));
   if (format === 'safetensors') writeSafetensors(path, raw, metadata);
   else writeTorchStateDict(path, raw);
+}
+
+/** The format a file name asks for: `.safetensors`, or `.bin`/`.pt`/`.pth` for PyTorch's zip format. */
+export function weightFormatOfPath(path: string): WeightFormat {
+  const extension = extname(path).toLowerCase();
+  if (extension === '.safetensors') return 'safetensors';
+  if (extension === '.bin' || extension === '.pt' || extension === '.pth') return 'torch';
+  throw new Error(`${path}: cannot tell the output format from '${extension || 'no extension'}' (use .safetensors, .bin, .pt or .pth)`);
+}
+
+/**
+ * Converts a weights file (any supported format, told from its content) into `format`, by
+ * default the one `output`'s extension names (weightFormatOfPath). The tensors are copied
+ * byte for byte; the file is written under a temporary name and renamed, so an existing
+ * `output` stays intact until the new file is complete.
+ */
+export function convertWeights(input: string, output: string, format: WeightFormat = weightFormatOfPath(output)): { tensors: number; format: WeightFormat } {
+  const tensors = readRawWeights(input);
+  writeAtomically(output, (temporary) => {
+    if (format === 'safetensors') writeSafetensors(temporary, tensors, { format: 'pt' });
+    else writeTorchStateDict(temporary, tensors);
+  });
+  return { tensors: tensors.size, format };
 }
