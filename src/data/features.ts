@@ -10,8 +10,11 @@
 // operation for +, -, * and / of float32 operands.
 import { native } from '../torch/native.js';
 import { LmdbReader } from '../io/lmdb.js';
-import { CheckpointFormatError, NUMPY_GLOBALS, PYTHON_DATA_GLOBALS, combineAllowLists, isRawTensor, unpickle } from '../io/index.js';
-import { describe } from '../io/pickle.js';
+import { CheckpointFormatError } from '../io/format-error.js';
+import { PYTHON_DATA_GLOBALS } from '../io/pickle-builtins.js';
+import { NUMPY_GLOBALS } from '../io/pickle-numpy.js';
+import { combineAllowLists, describe, unpickle } from '../io/pickle.js';
+import { isRawTensor } from '../io/raw-tensor.js';
 import { VilbertError } from '../vilbert-error.js';
 
 /** Width of a detector (fc6) feature row. */

@@ -1,3 +1,6 @@
+// `vilbert-ts/text`: the reference's BERT WordPiece tokenizer (pytorch-transformers 1.1.0's
+// BertTokenizer, uncased); `BertTokenizer.bundled()` reads the bert-base-uncased vocabulary
+// shipped in assets/vocab (docs/API.md).
 export {
   BertTokenizer,
   CLS_TOKEN,

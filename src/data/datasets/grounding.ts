@@ -10,7 +10,7 @@
 // the referred box, and pad to max_region_num.
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { isRawTensor } from '../../io/index.js';
+import { isRawTensor } from '../../io/raw-tensor.js';
 import { type DatasetFactory, type DatasetItem, type DatasetOptions, type ItemTensor, type TaskDataset, float32Tensor, int64Tensor, zeroCoAttentionMask } from '../dataset.js';
 import { LOCATION_WIDTH, mergeGtRegions, padRegions, type ImageFeatureReader, type Regions } from '../features.js';
 import { iou } from '../iou.js';

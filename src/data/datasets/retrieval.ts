@@ -2,7 +2,7 @@
 // RetreivalDataset (training: one positive and three negatives per caption) and
 // RetreivalDatasetVal (ranking one caption against every test image, 500 at a time).
 import { join, resolve } from 'node:path';
-import { type RawTensor, isRawTensor } from '../../io/index.js';
+import { type RawTensor, isRawTensor } from '../../io/raw-tensor.js';
 import { type DatasetFactory, type DatasetItem, type DatasetOptions, type TaskDataset, float32Tensor, int64Tensor, zeroCoAttentionMask } from '../dataset.js';
 import { FEATURE_WIDTH, LOCATION_WIDTH, truncateRegions } from '../features.js';
 import { type RandomSource, ReferenceRandomSource } from '../random-source.js';
