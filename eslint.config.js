@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import prettier from 'eslint-config-prettier';
 
 export default tseslint.config(
   { ignores: ['dist/', 'native/build/', 'node_modules/'] },
@@ -24,4 +25,5 @@ export default tseslint.config(
     files: ['examples/**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },
+  prettier, // formatting is prettier's (npm run format); eslint keeps to correctness
 );
