@@ -87,20 +87,30 @@ torch.setNumThreads(threads);
 torch.manualSeed(0);
 const layer = new BertLayer();
 const hidden = torch.randn([batch, seq, 768]).keep();
-const mask = torch.scope(() => {
-  const lengths = torch.arange(batch).remainder(seq).div(2).floor().add(Math.floor(seq / 2));
-  const valid = torch.arange(seq).unsqueeze(0).lt(lengths.unsqueeze(1)).float(); // [B, T]
-  return valid.neg().add(1).mul(-10000).view(batch, 1, 1, seq);
-}).keep();
+const mask = torch
+  .scope(() => {
+    const lengths = torch
+      .arange(batch)
+      .remainder(seq)
+      .div(2)
+      .floor()
+      .add(Math.floor(seq / 2));
+    const valid = torch.arange(seq).unsqueeze(0).lt(lengths.unsqueeze(1)).float(); // [B, T]
+    return valid.neg().add(1).mul(-10000).view(batch, 1, 1, seq);
+  })
+  .keep();
 
 const script = fileURLToPath(new URL('../../bench/reference/bert_layer.py', import.meta.url));
 const python = process.env.VILBERT_PYTHON ?? '/usr/bin/python3';
 const reference = new ReferenceProcess(python, [script, String(threads), String(batch), String(seq)]);
-console.log(`reference: ${await reference.readLine()}; ours: libtorch ${torch.buildInfo().torchVersion}, ${torch.getNumThreads()} threads`);
-console.log(`BERT-base layer, B=${batch}, T=${seq}, ${schedule.repeats} timed runs each after ${schedule.warmup} warm-up`);
+console.log(
+  `reference: ${await reference.readLine()}; ours: libtorch ${torch.buildInfo().torchVersion}, ${torch.getNumThreads()} threads`,
+);
+console.log(
+  `BERT-base layer, B=${batch}, T=${seq}, ${schedule.repeats} timed runs each after ${schedule.warmup} warm-up`,
+);
 
-const forward = () =>
-  timeMs(() => torch.scope(() => torch.noGrad(() => void layer.eval().call(hidden, mask))));
+const forward = () => timeMs(() => torch.scope(() => torch.noGrad(() => void layer.eval().call(hidden, mask))));
 const forwardBackward = () =>
   timeMs(() =>
     torch.scope(() => {
@@ -115,4 +125,7 @@ const rows = [
 ];
 reference.close();
 const target = 1.05;
-for (const row of rows) console.log(`${row.name}: ratio ${row.ratio.toFixed(3)} (target <= ${target}) ${row.ratio <= target ? 'met' : 'NOT met'}`);
+for (const row of rows)
+  console.log(
+    `${row.name}: ratio ${row.ratio.toFixed(3)} (target <= ${target}) ${row.ratio <= target ? 'met' : 'NOT met'}`,
+  );

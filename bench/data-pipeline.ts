@@ -24,7 +24,14 @@ const BATCH = 128;
 
 const reader = ImageFeatureReader.open(join(root, lmdbPath));
 const imageIds = reader.keys();
-const spec: DatasetSpec = { className: 'VQAClassificationDataset', task: loadTaskRegistry().get('TASK1')!, split: 'trainval', phase: 'train', root, cleanDatasets: true };
+const spec: DatasetSpec = {
+  className: 'VQAClassificationDataset',
+  task: loadTaskRegistry().get('TASK1')!,
+  split: 'trainval',
+  phase: 'train',
+  root,
+  cleanDatasets: true,
+};
 const { dataset, close } = openDataset(spec);
 
 function oursReads(): number {
@@ -71,7 +78,13 @@ class CycledSampler implements Sampler {
 }
 
 async function oursPrefetched(): Promise<number> {
-  const loader = TaskLoader.inWorker(spec, dataset.length, { batchSize: BATCH, shuffle: false, seed: 0, prefetch: 2, sampler: new CycledSampler() });
+  const loader = TaskLoader.inWorker(spec, dataset.length, {
+    batchSize: BATCH,
+    shuffle: false,
+    seed: 0,
+    prefetch: 2,
+    sampler: new CycledSampler(),
+  });
   for (let warm = 0; warm < 2; warm++) await loader.next();
   const start = performance.now();
   for (let b = 0; b < BATCHES; b++) await loader.next();
@@ -82,10 +95,16 @@ async function oursPrefetched(): Promise<number> {
 
 const referenceDir = process.env.VILBERT_REFERENCE_DIR;
 const reference = referenceDir
-  ? new ReferenceProcess(process.env.VILBERT_PYTHON ?? '/usr/bin/python3', [fileURLToPath(new URL('../../bench/reference/data_pipeline.py', import.meta.url)), root, lmdbPath])
+  ? new ReferenceProcess(process.env.VILBERT_PYTHON ?? '/usr/bin/python3', [
+      fileURLToPath(new URL('../../bench/reference/data_pipeline.py', import.meta.url)),
+      root,
+      lmdbPath,
+    ])
   : null;
 if (reference) console.log(`reference: ${await reference.readLine()}`);
-console.log(`kit COCO store: ${imageIds.length} images (mostly 100 boxes); VQA trainval: ${dataset.length} items, cycled`);
+console.log(
+  `kit COCO store: ${imageIds.length} images (mostly 100 boxes); VQA trainval: ${dataset.length} items, cycled`,
+);
 
 // Warm-up first, untimed, on both sides: a round of batches, then a round of reads. Both
 // matter for the reference too: until a large block has been freed, glibc serves every
@@ -95,11 +114,21 @@ console.log(`kit COCO store: ${imageIds.length} images (mostly 100 boxes); VQA t
 // first: the batch phase leaves hundreds of MB of garbage that V8 collects later (Python
 // frees at once), and timing reads straight after it measures that collection.
 const REPEATS = 7;
-interface Row { name: string; items: number; ours: () => number; theirs: string }
+interface Row {
+  name: string;
+  items: number;
+  ours: () => number;
+  theirs: string;
+}
 const rows: Row[] = [
   { name: 'feature reads (get + decode + mean row)', items: READS, ours: oursReads, theirs: `reads ${READS}` },
   { name: 'feature reads into a reused result', items: READS, ours: oursReadsInto, theirs: `reads ${READS}` },
-  { name: `VQA batches of ${BATCH} (items + collate)`, items: BATCHES * BATCH, ours: oursBatches, theirs: `batches ${BATCHES} ${BATCH}` },
+  {
+    name: `VQA batches of ${BATCH} (items + collate)`,
+    items: BATCHES * BATCH,
+    ours: oursBatches,
+    theirs: `batches ${BATCHES} ${BATCH}`,
+  },
 ];
 for (const row of [...rows].reverse()) {
   row.ours();
@@ -116,14 +145,20 @@ for (const row of rows) {
   const spread = (seconds: number[]): string => seconds.map((s) => (row.items / s).toFixed(0)).join(' ');
   if (reference) {
     const theirRate = row.items / median(theirs);
-    console.log(`${row.name.padEnd(44)} ours ${oursRate.toFixed(0).padStart(7)} items/s   reference ${theirRate.toFixed(0).padStart(7)} items/s   ours/reference ${(oursRate / theirRate).toFixed(2)} (target >= 2)`);
+    console.log(
+      `${row.name.padEnd(44)} ours ${oursRate.toFixed(0).padStart(7)} items/s   reference ${theirRate.toFixed(0).padStart(7)} items/s   ours/reference ${(oursRate / theirRate).toFixed(2)} (target >= 2)`,
+    );
     console.log(`${''.padEnd(44)} (each run, items/s: ours ${spread(ours)} | reference ${spread(theirs)})`);
   } else {
-    console.log(`${row.name.padEnd(44)} ours ${oursRate.toFixed(0).padStart(7)} items/s (set VILBERT_REFERENCE_DIR for the reference side)   (each run: ${spread(ours)})`);
+    console.log(
+      `${row.name.padEnd(44)} ours ${oursRate.toFixed(0).padStart(7)} items/s (set VILBERT_REFERENCE_DIR for the reference side)   (each run: ${spread(ours)})`,
+    );
   }
 }
 const prefetched = await oursPrefetched();
-console.log(`${`VQA batches of ${BATCH}, worker-prefetched (wait)`.padEnd(44)} ours ${((BATCHES * BATCH) / prefetched).toFixed(0).padStart(7)} items/s seen by the training thread`);
+console.log(
+  `${`VQA batches of ${BATCH}, worker-prefetched (wait)`.padEnd(44)} ours ${((BATCHES * BATCH) / prefetched).toFixed(0).padStart(7)} items/s seen by the training thread`,
+);
 reference?.close();
 close();
 reader.close();

@@ -67,7 +67,10 @@ export async function alternate(
   return measured;
 }
 
-export function report(name: string, measured: Measured): { name: string; ours: number; reference: number; ratio: number } {
+export function report(
+  name: string,
+  measured: Measured,
+): { name: string; ours: number; reference: number; ratio: number } {
   const ours = median(measured.ours);
   const reference = median(measured.reference);
   const row = { name, ours, reference, ratio: ours / reference };

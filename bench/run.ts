@@ -12,11 +12,14 @@ if (unknown.length > 0) {
   console.error(`unknown benchmark(s): ${unknown.join(', ')}; choose from ${ALL.join(', ')}`);
   process.exit(2);
 }
-if (process.env.VILBERT_REFERENCE_DIR === undefined) console.log('VILBERT_REFERENCE_DIR is not set: the reference side of the model and data benchmarks is skipped');
+if (process.env.VILBERT_REFERENCE_DIR === undefined)
+  console.log('VILBERT_REFERENCE_DIR is not set: the reference side of the model and data benchmarks is skipped');
 let failed = 0;
 for (const name of chosen.length > 0 ? chosen : ALL) {
   console.log(`\n== ${name}`);
-  const result = spawnSync(process.execPath, [fileURLToPath(new URL(`./${name}.js`, import.meta.url))], { stdio: 'inherit' });
+  const result = spawnSync(process.execPath, [fileURLToPath(new URL(`./${name}.js`, import.meta.url))], {
+    stdio: 'inherit',
+  });
   if (result.status !== 0) {
     failed++;
     console.log(`${name} failed (${result.signal ?? `exit ${result.status}`})`);

@@ -42,7 +42,9 @@ const b = Number(values.batch);
 const warmup = Number(values.warmup);
 const repeats = Number(values.repeats);
 const checkFinite = values['check-finite'];
-const startLoad = loadavg().map((v) => v.toFixed(2)).join(' ');
+const startLoad = loadavg()
+  .map((v) => v.toFixed(2))
+  .join(' ');
 torch.setNumThreads(threads);
 torch.manualSeed(0);
 
@@ -65,11 +67,33 @@ interface TaskShape {
 
 /** Per-task label count / pointing candidates, as the datasets and heads have them. */
 function shapeOf(task: TaskConfig): TaskShape {
-  const labels = task.type === 'VL-classifier' ? 3129 : task.type === 'VL-classifier-GQA' ? 1533 : task.type === 'VL-binary-classifier' ? 2 : task.type === 'VL-tri-classifier' ? 3 : 0;
+  const labels =
+    task.type === 'VL-classifier'
+      ? 3129
+      : task.type === 'VL-classifier-GQA'
+        ? 1533
+        : task.type === 'VL-binary-classifier'
+          ? 2
+          : task.type === 'VL-tri-classifier'
+            ? 3
+            : 0;
   // Visual7w: 3 wrong choices + the answer; GuessWhatPointing: 204 object slots (grounding.ts GUESSWHAT_CANDIDATES).
-  const candidates = task.type === 'V-logit-mc' ? (task.name === 'GuessWhatPointing' ? 204 : 4) : task.process === 'retrieval' ? 4 : 0;
-  if (task.process === 'dialog' || task.process === 'expand') throw new Error(`${task.key} ${task.name}: process '${task.process}' is not in this benchmark`);
-  return { key: task.key, name: task.name, type: task.type, process: task.process, loss: task.loss, T: task.max_seq_length, R: task.max_region_num, labels, candidates, lossScale: task.lr / baseLr };
+  const candidates =
+    task.type === 'V-logit-mc' ? (task.name === 'GuessWhatPointing' ? 204 : 4) : task.process === 'retrieval' ? 4 : 0;
+  if (task.process === 'dialog' || task.process === 'expand')
+    throw new Error(`${task.key} ${task.name}: process '${task.process}' is not in this benchmark`);
+  return {
+    key: task.key,
+    name: task.name,
+    type: task.type,
+    process: task.process,
+    loss: task.loss,
+    T: task.max_seq_length,
+    R: task.max_region_num,
+    labels,
+    candidates,
+    lossScale: task.lr / baseLr,
+  };
 }
 const shapes = tasks.map(shapeOf);
 
@@ -78,7 +102,8 @@ function syntheticBatch(shape: TaskShape): TaskBatch {
   const { T, R, candidates } = shape;
   const lead = shape.process === 'retrieval' ? [b, candidates] : [b];
   const regions = shape.process === 'nlvr' ? 2 * R : R;
-  const oneHot = (rows: number, width: number) => torch.op('scatter.value', torch.zeros([rows, width]), 1, torch.randint(0, width, [rows, 1]), 1);
+  const oneHot = (rows: number, width: number) =>
+    torch.op('scatter.value', torch.zeros([rows, width]), 1, torch.randint(0, width, [rows, 1]), 1);
   let target: torch.Tensor;
   switch (shape.type) {
     case 'VL-classifier':
@@ -113,7 +138,11 @@ function syntheticBatch(shape: TaskShape): TaskBatch {
   return batch;
 }
 
-const { config } = bundledConfig('bert_base_6layer_6conect', { task_specific_tokens: true, visual_target: 0, v_target_size: 1601 });
+const { config } = bundledConfig('bert_base_6layer_6conect', {
+  task_specific_tokens: true,
+  visual_target: 0,
+  v_target_size: 1601,
+});
 const model = new VILBertForVLTasks(config).train();
 const groups = referenceParamGroups(model, baseLr);
 const optimizer = new AdamW(groups, { eps: 1e-6, correctBias: false });
@@ -124,11 +153,19 @@ type Phases = number[]; // per phase, ms
 
 /** train-tasks.ts's checkGradients: one reduction over every gradient (the per-tensor search only runs on failure). */
 function checkGradients(): void {
-  torch.noGrad(() => torch.scope(() => {
-    const present = model.parameters().map((parameter) => parameter.grad).filter((gradient): gradient is torch.Tensor => gradient !== null);
-    const total = torch.stack(present.map((gradient) => gradient.abs().sum())).sum().item();
-    if (!Number.isFinite(total)) throw new Error('a gradient is not finite');
-  }));
+  torch.noGrad(() =>
+    torch.scope(() => {
+      const present = model
+        .parameters()
+        .map((parameter) => parameter.grad)
+        .filter((gradient): gradient is torch.Tensor => gradient !== null);
+      const total = torch
+        .stack(present.map((gradient) => gradient.abs().sum()))
+        .sum()
+        .item();
+      if (!Number.isFinite(total)) throw new Error('a gradient is not finite');
+    }),
+  );
 }
 
 /** One iteration over the tasks; per task the milliseconds of each phase. */
@@ -138,7 +175,11 @@ function iteration(): Phases[] {
     let t1 = t0;
     let check = 0;
     torch.scope(() => {
-      const out = forwardTask(model, batches[index]!, { type: shape.type, process: shape.process, number: taskNumber(tasks[index]!) });
+      const out = forwardTask(model, batches[index]!, {
+        type: shape.type,
+        process: shape.process,
+        number: taskNumber(tasks[index]!),
+      });
       const scaled = out.loss.mul(shape.lossScale);
       const value = scaled.item();
       if (checkFinite && !Number.isFinite(value)) throw new Error(`${shape.key}: the loss is ${value}`);
@@ -162,18 +203,34 @@ function iteration(): Phases[] {
 const referenceDir = process.env.VILBERT_REFERENCE_DIR;
 const python = process.env.VILBERT_PYTHON ?? '/usr/bin/python3';
 const reference = referenceDir
-  ? new ReferenceProcess(python, [fileURLToPath(new URL('../../bench/reference/train_iteration.py', import.meta.url)), String(threads), String(b), JSON.stringify(shapes), String(baseLr)])
+  ? new ReferenceProcess(python, [
+      fileURLToPath(new URL('../../bench/reference/train_iteration.py', import.meta.url)),
+      String(threads),
+      String(b),
+      JSON.stringify(shapes),
+      String(baseLr),
+    ])
   : null;
 if (reference) console.log(`reference: ${await reference.readLine()} (${referenceDir})`);
-else console.log('reference: skipped (set VILBERT_REFERENCE_DIR to a checkout of facebookresearch/vilbert-multi-task to run it side by side)');
+else
+  console.log(
+    'reference: skipped (set VILBERT_REFERENCE_DIR to a checkout of facebookresearch/vilbert-multi-task to run it side by side)',
+  );
 console.log(
   `training iteration over ${tasks.length} tasks (${values.tasks}), VILBertForVLTasks bert_base_6layer_6conect (random init, task tokens, train mode), ` +
     `${model.numParameters().toLocaleString('en-US')} parameters, ${groups.length} AdamW groups, batch ${b} per task, synthetic inputs, ${threads} threads` +
     `${checkFinite ? ', with the finite checks' : ''}`,
 );
 for (const shape of shapes) {
-  const rows = shape.process === 'retrieval' ? `${b}x${shape.candidates} rows` : shape.process === 'nlvr' ? `${b} pairs = ${2 * b} rows` : `${b} rows`;
-  console.log(`  ${shape.key.padEnd(6)} ${shape.name.padEnd(18)} ${shape.type.padEnd(20)} ${shape.process.padEnd(9)} T=${shape.T}+1 R=${shape.R} ${rows}${shape.candidates && shape.type === 'V-logit-mc' ? `, ${shape.candidates} candidates` : ''}, loss x${shape.lossScale}`);
+  const rows =
+    shape.process === 'retrieval'
+      ? `${b}x${shape.candidates} rows`
+      : shape.process === 'nlvr'
+        ? `${b} pairs = ${2 * b} rows`
+        : `${b} rows`;
+  console.log(
+    `  ${shape.key.padEnd(6)} ${shape.name.padEnd(18)} ${shape.type.padEnd(20)} ${shape.process.padEnd(9)} T=${shape.T}+1 R=${shape.R} ${rows}${shape.candidates && shape.type === 'V-logit-mc' ? `, ${shape.candidates} candidates` : ''}, loss x${shape.lossScale}`,
+  );
 }
 
 async function referenceIteration(): Promise<Phases[]> {
@@ -192,7 +249,8 @@ for (let i = 0; i < warmup + repeats; i++) {
 }
 
 const sum = (xs: number[]) => xs.reduce((a, c) => a + c, 0);
-const totals = (runs: Phases[][], phases: number = PHASES.length) => runs.map((run) => sum(run.map((task) => sum(task.slice(0, phases)))));
+const totals = (runs: Phases[][], phases: number = PHASES.length) =>
+  runs.map((run) => sum(run.map((task) => sum(task.slice(0, phases)))));
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const oursTotal = median(totals(ours));
 if (reference) {
@@ -201,11 +259,26 @@ if (reference) {
     `${`one iteration, ${tasks.length} tasks`.padEnd(28)} ours ${s(oursTotal)}   reference ${s(theirsTotal)}   ratio ${(oursTotal / theirsTotal).toFixed(3)} (target <= 0.8) ${oursTotal / theirsTotal <= 0.8 ? 'met' : 'NOT met'}`,
   );
   const [oursMin, theirsMin] = [Math.min(...totals(ours)), Math.min(...totals(theirs))];
-  console.log(`  runs (s): ours ${totals(ours).map((v) => (v / 1000).toFixed(1)).join(' ')} | reference ${totals(theirs).map((v) => (v / 1000).toFixed(1)).join(' ')}`);
-  console.log(`  fastest runs: ours ${s(oursMin)}, reference ${s(theirsMin)}, ratio ${(oursMin / theirsMin).toFixed(3)} (less sensitive to other load on the machine)`);
-  if (checkFinite) console.log(`  ours without the finite checks ${s(median(totals(ours, 4)))}, ratio ${(median(totals(ours, 4)) / theirsTotal).toFixed(3)}`);
+  console.log(
+    `  runs (s): ours ${totals(ours)
+      .map((v) => (v / 1000).toFixed(1))
+      .join(' ')} | reference ${totals(theirs)
+      .map((v) => (v / 1000).toFixed(1))
+      .join(' ')}`,
+  );
+  console.log(
+    `  fastest runs: ours ${s(oursMin)}, reference ${s(theirsMin)}, ratio ${(oursMin / theirsMin).toFixed(3)} (less sensitive to other load on the machine)`,
+  );
+  if (checkFinite)
+    console.log(
+      `  ours without the finite checks ${s(median(totals(ours, 4)))}, ratio ${(median(totals(ours, 4)) / theirsTotal).toFixed(3)}`,
+    );
 } else {
-  console.log(`${`one iteration, ${tasks.length} tasks`.padEnd(28)} ours ${s(oursTotal)}   (runs ${totals(ours).map((v) => (v / 1000).toFixed(1)).join(' ')} s)`);
+  console.log(
+    `${`one iteration, ${tasks.length} tasks`.padEnd(28)} ours ${s(oursTotal)}   (runs ${totals(ours)
+      .map((v) => (v / 1000).toFixed(1))
+      .join(' ')} s)`,
+  );
 }
 console.log('  per phase, summed over the tasks (medians of the runs):');
 PHASES.forEach((phase, p) => {
@@ -225,11 +298,17 @@ shapes.forEach((shape, t) => {
   console.log(`${line}   reference ${s(r)}   ratio ${(o / r).toFixed(3)}`);
 });
 
-console.log(`machine load average (1/5/15 min) at start ${startLoad}, at the end ${loadavg().map((v) => v.toFixed(2)).join(' ')} (${availableParallelism()} cores)`);
+console.log(
+  `machine load average (1/5/15 min) at start ${startLoad}, at the end ${loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ')} (${availableParallelism()} cores)`,
+);
 const oursPeak = process.resourceUsage().maxRSS / 1024;
 if (reference) {
   const theirsPeak = await reference.time('rss');
-  console.log(`peak resident memory: ours ${oursPeak.toFixed(0)} MiB, reference ${theirsPeak.toFixed(0)} MiB, ratio ${(oursPeak / theirsPeak).toFixed(3)}`);
+  console.log(
+    `peak resident memory: ours ${oursPeak.toFixed(0)} MiB, reference ${theirsPeak.toFixed(0)} MiB, ratio ${(oursPeak / theirsPeak).toFixed(3)}`,
+  );
   reference.close();
 } else {
   console.log(`peak resident memory: ours ${oursPeak.toFixed(0)} MiB`);

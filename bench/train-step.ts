@@ -38,11 +38,17 @@ const LABELS = 3129;
 const LR = 4e-5; // TASK1's lr; the only task, so base_lr and loss scale 1
 const warmup = Number(values.warmup);
 const repeats = Number(values.repeats);
-const startLoad = loadavg().map((v) => v.toFixed(2)).join(' ');
+const startLoad = loadavg()
+  .map((v) => v.toFixed(2))
+  .join(' ');
 torch.setNumThreads(threads);
 torch.manualSeed(0);
 
-const { config } = bundledConfig('bert_base_6layer_6conect', { task_specific_tokens: true, visual_target: 0, v_target_size: 1601 });
+const { config } = bundledConfig('bert_base_6layer_6conect', {
+  task_specific_tokens: true,
+  visual_target: 0,
+  v_target_size: 1601,
+});
 const model = new VILBertForVLTasks(config).train();
 const groups = referenceParamGroups(model, LR);
 const optimizer = new AdamW(groups, { eps: 1e-6, correctBias: false });
@@ -87,10 +93,19 @@ function step(allHeads: boolean): Phases {
 const referenceDir = process.env.VILBERT_REFERENCE_DIR;
 const python = process.env.VILBERT_PYTHON ?? '/usr/bin/python3';
 const reference = referenceDir
-  ? new ReferenceProcess(python, [fileURLToPath(new URL('../../bench/reference/train_step.py', import.meta.url)), String(threads), String(B), String(T), String(R)])
+  ? new ReferenceProcess(python, [
+      fileURLToPath(new URL('../../bench/reference/train_step.py', import.meta.url)),
+      String(threads),
+      String(B),
+      String(T),
+      String(R),
+    ])
   : null;
 if (reference) console.log(`reference: ${await reference.readLine()} (${referenceDir})`);
-else console.log('reference: skipped (set VILBERT_REFERENCE_DIR to a checkout of facebookresearch/vilbert-multi-task to run it side by side)');
+else
+  console.log(
+    'reference: skipped (set VILBERT_REFERENCE_DIR to a checkout of facebookresearch/vilbert-multi-task to run it side by side)',
+  );
 console.log(
   `VQA training step, VILBertForVLTasks bert_base_6layer_6conect (random init, task tokens, train mode), ` +
     `${model.numParameters().toLocaleString('en-US')} parameters in ${groups.length} AdamW groups, B=${B}, T=${T}+1, R=${R}, ${threads} threads`,
@@ -112,10 +127,22 @@ function summarise(name: string, ours: Phases[], theirs: Phases[] | null): void 
         `${oursTotal / theirsTotal <= 0.8 ? 'met' : 'NOT met'}`,
     );
     const [oursMin, theirsMin] = [Math.min(...total(ours)), Math.min(...total(theirs))];
-    console.log(`  runs (s): ours ${total(ours).map((v) => (v / 1000).toFixed(2)).join(' ')} | reference ${total(theirs).map((v) => (v / 1000).toFixed(2)).join(' ')}`);
-    console.log(`  fastest runs: ours ${show(oursMin)}, reference ${show(theirsMin)}, ratio ${(oursMin / theirsMin).toFixed(3)} (less sensitive to other load on the machine)`);
+    console.log(
+      `  runs (s): ours ${total(ours)
+        .map((v) => (v / 1000).toFixed(2))
+        .join(' ')} | reference ${total(theirs)
+        .map((v) => (v / 1000).toFixed(2))
+        .join(' ')}`,
+    );
+    console.log(
+      `  fastest runs: ours ${show(oursMin)}, reference ${show(theirsMin)}, ratio ${(oursMin / theirsMin).toFixed(3)} (less sensitive to other load on the machine)`,
+    );
   } else {
-    console.log(`${name.padEnd(40)} ours ${show(oursTotal)}   (runs ${total(ours).map((v) => (v / 1000).toFixed(2)).join(' ')} s)`);
+    console.log(
+      `${name.padEnd(40)} ours ${show(oursTotal)}   (runs ${total(ours)
+        .map((v) => (v / 1000).toFixed(2))
+        .join(' ')} s)`,
+    );
   }
   PHASES.forEach((phase, i) => {
     const o = median(ours.map((row) => row[i]!));
@@ -141,11 +168,17 @@ for (const [name, allHeads] of variants) {
   summarise(name, ours, reference ? theirs : null);
 }
 
-console.log(`machine load average (1/5/15 min) at start ${startLoad}, at the end ${loadavg().map((v) => v.toFixed(2)).join(' ')} (${availableParallelism()} cores)`);
+console.log(
+  `machine load average (1/5/15 min) at start ${startLoad}, at the end ${loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ')} (${availableParallelism()} cores)`,
+);
 const oursPeak = process.resourceUsage().maxRSS / 1024;
 if (reference) {
   const theirsPeak = await reference.time('rss');
-  console.log(`peak resident memory: ours ${oursPeak.toFixed(0)} MiB, reference ${theirsPeak.toFixed(0)} MiB, ratio ${(oursPeak / theirsPeak).toFixed(3)}`);
+  console.log(
+    `peak resident memory: ours ${oursPeak.toFixed(0)} MiB, reference ${theirsPeak.toFixed(0)} MiB, ratio ${(oursPeak / theirsPeak).toFixed(3)}`,
+  );
   reference.close();
 } else {
   console.log(`peak resident memory: ours ${oursPeak.toFixed(0)} MiB`);

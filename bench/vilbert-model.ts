@@ -32,7 +32,11 @@ const schedule = { warmup: Number(values.warmup), repeats: Number(values.repeats
 torch.setNumThreads(threads);
 torch.manualSeed(0);
 
-const { config } = bundledConfig('bert_base_6layer_6conect', { task_specific_tokens: true, visual_target: 0, v_target_size: 1601 });
+const { config } = bundledConfig('bert_base_6layer_6conect', {
+  task_specific_tokens: true,
+  visual_target: 0,
+  v_target_size: 1601,
+});
 const model = new VILBertForVLTasks(config).eval();
 const inputs = {
   inputIds: torch.randint(4, 30000, [B, T]).keep(),
@@ -44,26 +48,44 @@ const inputs = {
   taskIds: torch.full([B, 1], 1, { dtype: 'int64' }).keep(),
 };
 const forwardAll = () => timeMs(() => torch.scope(() => torch.inferenceMode(() => void model.call(inputs))));
-const forwardVqa = () => timeMs(() => torch.scope(() => torch.inferenceMode(() => void model.call(inputs, { heads: ['vil_prediction'] }))));
+const forwardVqa = () =>
+  timeMs(() => torch.scope(() => torch.inferenceMode(() => void model.call(inputs, { heads: ['vil_prediction'] }))));
 
 const referenceDir = process.env.VILBERT_REFERENCE_DIR;
 const python = process.env.VILBERT_PYTHON ?? '/usr/bin/python3';
 const reference = referenceDir
-  ? new ReferenceProcess(python, [fileURLToPath(new URL('../../bench/reference/vilbert_model.py', import.meta.url)), String(threads), String(B), String(T), String(R)])
+  ? new ReferenceProcess(python, [
+      fileURLToPath(new URL('../../bench/reference/vilbert_model.py', import.meta.url)),
+      String(threads),
+      String(B),
+      String(T),
+      String(R),
+    ])
   : null;
 if (reference) console.log(`reference: ${await reference.readLine()} (${referenceDir})`);
-console.log(`VILBertForVLTasks bert_base_6layer_6conect, ${model.numParameters().toLocaleString('en-US')} parameters, B=${B}, T=${T}+1, R=${R}, ${threads} threads`);
+console.log(
+  `VILBertForVLTasks bert_base_6layer_6conect, ${model.numParameters().toLocaleString('en-US')} parameters, B=${B}, T=${T}+1, R=${R}, ${threads} threads`,
+);
 
 if (reference) {
-  const all = report('forward, all heads (as the reference)', await alternate(forwardAll, () => reference.time('fwd'), schedule));
+  const all = report(
+    'forward, all heads (as the reference)',
+    await alternate(forwardAll, () => reference.time('fwd'), schedule),
+  );
   const vqa = await alternate(forwardVqa, () => reference.time('fwd'), schedule);
   const one = report('forward, vil_prediction only', vqa);
-  for (const row of [all, one]) console.log(`${row.name}: ratio ${row.ratio.toFixed(3)} (target <= 0.75) ${row.ratio <= 0.75 ? 'met' : 'NOT met'}`);
+  for (const row of [all, one])
+    console.log(`${row.name}: ratio ${row.ratio.toFixed(3)} (target <= 0.75) ${row.ratio <= 0.75 ? 'met' : 'NOT met'}`);
 } else {
-  for (const [name, run] of [['forward, all heads', forwardAll], ['forward, vil_prediction only', forwardVqa]] as const) {
+  for (const [name, run] of [
+    ['forward, all heads', forwardAll],
+    ['forward, vil_prediction only', forwardVqa],
+  ] as const) {
     run();
     const times = Array.from({ length: schedule.repeats }, run);
-    console.log(`${name.padEnd(36)} ours ${median(times).toFixed(1)} ms (set VILBERT_REFERENCE_DIR for the reference side)`);
+    console.log(
+      `${name.padEnd(36)} ours ${median(times).toFixed(1)} ms (set VILBERT_REFERENCE_DIR for the reference side)`,
+    );
   }
 }
 
@@ -71,7 +93,9 @@ if (reference) {
 const oursPeak = process.resourceUsage().maxRSS / 1024;
 if (reference) {
   const theirs = Number(await reference.time('rss'));
-  console.log(`peak resident memory (forwards): ours ${oursPeak.toFixed(0)} MiB, reference ${theirs.toFixed(0)} MiB, ratio ${(oursPeak / theirs).toFixed(3)} (target <= 1)`);
+  console.log(
+    `peak resident memory (forwards): ours ${oursPeak.toFixed(0)} MiB, reference ${theirs.toFixed(0)} MiB, ratio ${(oursPeak / theirs).toFixed(3)} (target <= 1)`,
+  );
 } else {
   console.log(`peak resident memory (forwards): ours ${oursPeak.toFixed(0)} MiB`);
 }
@@ -82,7 +106,10 @@ const safetensorsPath = `${directory}.safetensors`;
 try {
   writeWeights(binPath, model.stateDict(), 'torch');
   writeWeights(safetensorsPath, model.stateDict(), 'safetensors');
-  for (const [name, path] of [['load 1 GB .bin', binPath], ['load 1 GB .safetensors', safetensorsPath]] as const) {
+  for (const [name, path] of [
+    ['load 1 GB .bin', binPath],
+    ['load 1 GB .safetensors', safetensorsPath],
+  ] as const) {
     const ours = () =>
       timeMs(() => {
         const weights = readWeights(path);
@@ -93,7 +120,9 @@ try {
       report(name, await alternate(ours, () => reference.time(`load ${path}`), { warmup: 0, repeats: 3 }));
     } else {
       const times = [ours(), ours(), ours()];
-      console.log(`${name.padEnd(36)} ours ${median(times).toFixed(1)} ms${reference ? ' (the reference cannot read safetensors)' : ''}`);
+      console.log(
+        `${name.padEnd(36)} ours ${median(times).toFixed(1)} ms${reference ? ' (the reference cannot read safetensors)' : ''}`,
+      );
     }
   }
 } finally {

@@ -23,10 +23,22 @@ const steps = Number(args.steps);
 // 1. A tiny config (the reference's keys; parseConfig fills the rest with BertConfig's defaults and checks it).
 const { config } = parseConfig(
   {
-    vocab_size: 30522, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 64,
-    max_position_embeddings: 32, v_feature_size: 2048, v_hidden_size: 32, v_num_hidden_layers: 2,
-    v_num_attention_heads: 2, v_intermediate_size: 64, bi_hidden_size: 32, bi_num_attention_heads: 2,
-    v_biattention_id: [0, 1], t_biattention_id: [0, 1], task_specific_tokens: true,
+    vocab_size: 30522,
+    hidden_size: 32,
+    num_hidden_layers: 2,
+    num_attention_heads: 2,
+    intermediate_size: 64,
+    max_position_embeddings: 32,
+    v_feature_size: 2048,
+    v_hidden_size: 32,
+    v_num_hidden_layers: 2,
+    v_num_attention_heads: 2,
+    v_intermediate_size: 64,
+    bi_hidden_size: 32,
+    bi_num_attention_heads: 2,
+    v_biattention_id: [0, 1],
+    t_biattention_id: [0, 1],
+    task_specific_tokens: true,
   },
   'the example config',
 );
@@ -55,7 +67,8 @@ function makeItem(index) {
     const [x, y, w, h] = [random() * 0.5, random() * 0.5, 0.2 + random() * 0.3, 0.2 + random() * 0.3];
     spatials.set([x, y, x + w, y + h, w * h], region * 5);
   }
-  for (let d = 0; d < 2048; d++) { // row 0: the mean of the regions, the whole-image box, as the feature readers give it
+  for (let d = 0; d < 2048; d++) {
+    // row 0: the mean of the regions, the whole-image box, as the feature readers give it
     let sum = 0;
     for (let region = 1; region < REGIONS; region++) sum += features[region * 2048 + d];
     features[d] = sum / (REGIONS - 1);
@@ -65,7 +78,17 @@ function makeItem(index) {
   const target = new Float32Array(3);
   target[answer] = 1; // VL-tri-classifier: binary cross-entropy against a one-hot row
   return {
-    order: ['features', 'spatials', 'image_mask', 'question', 'target', 'input_mask', 'segment_ids', 'co_attention_mask', 'question_id'],
+    order: [
+      'features',
+      'spatials',
+      'image_mask',
+      'question',
+      'target',
+      'input_mask',
+      'segment_ids',
+      'co_attention_mask',
+      'question_id',
+    ],
     values: {
       features: float32Tensor([REGIONS, 2048], features),
       spatials: float32Tensor([REGIONS, 5], spatials),
@@ -87,7 +110,10 @@ const loader = TaskLoader.inProcess(dataset, { batchSize: 8, shuffle: true, seed
 const task = { type: 'VL-tri-classifier', process: 'normal', number: 19 };
 
 // 4. AdamW on every parameter (weight decay 0.01 except biases and LayerNorms), and the loop.
-const optimizer = new AdamW(paramGroups(model, () => 3e-3), { correctBias: true });
+const optimizer = new AdamW(
+  paramGroups(model, () => 3e-3),
+  { correctBias: true },
+);
 model.train();
 const losses = [];
 let correct = 0;
@@ -106,14 +132,18 @@ for (let step = 1; step <= steps; step++) {
   seen += batchSize;
   if (step % 5 === 0) {
     const recent = losses.slice(-5);
-    console.log(`step ${step} loss ${(recent.reduce((a, b) => a + b, 0) / recent.length).toFixed(4)} accuracy ${(correct / seen).toFixed(3)}`);
+    console.log(
+      `step ${step} loss ${(recent.reduce((a, b) => a + b, 0) / recent.length).toFixed(4)} accuracy ${(correct / seen).toFixed(3)}`,
+    );
     correct = 0;
     seen = 0;
   }
 }
 await loader.close();
 const mean = (values) => values.reduce((a, b) => a + b, 0) / values.length;
-console.log(`loss ${mean(losses.slice(0, 5)).toFixed(4)} -> ${mean(losses.slice(-5)).toFixed(4)} (mean of the first and last 5 steps)`);
+console.log(
+  `loss ${mean(losses.slice(0, 5)).toFixed(4)} -> ${mean(losses.slice(-5)).toFixed(4)} (mean of the first and last 5 steps)`,
+);
 
 // 5. The fine-tuned weights, as a .safetensors file that loadPretrainedWeights() reads back.
 if (args.save) {

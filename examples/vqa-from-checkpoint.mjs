@@ -27,7 +27,12 @@ const { values: args } = parseArgs({
   options: {
     weights: { type: 'string', default: repo('test/fixtures/parity/weights_vltasks.safetensors') },
     config: { type: 'string', default: repo('test/fixtures/parity/config.json') },
-    features: { type: 'string', default: repo('test/fixtures/datasets/kit/datasets/coco/features_100/COCO_trainval_resnext152_faster_rcnn_genome.lmdb') },
+    features: {
+      type: 'string',
+      default: repo(
+        'test/fixtures/datasets/kit/datasets/coco/features_100/COCO_trainval_resnext152_faster_rcnn_genome.lmdb',
+      ),
+    },
     answers: { type: 'string', default: repo('test/fixtures/datasets/kit/datasets/VQA') },
     image: { type: 'string' },
     question: { type: 'string', default: 'what color is the cat?' },
@@ -47,21 +52,27 @@ const model = new VILBertForVLTasks(config);
 const report = loadPretrainedWeights(model, weights); // from_pretrained's renames and checks
 for (const tensor of weights.values()) tensor.dispose();
 model.eval(); // no dropout
-console.log(`model: ${args.weights} (${report.missingKeys.length} missing keys, task tokens ${taskTokens ? 'on' : 'off'})`);
+console.log(
+  `model: ${args.weights} (${report.missingKeys.length} missing keys, task tokens ${taskTokens ? 'on' : 'off'})`,
+);
 
 // 2. The inputs: the question's word pieces and the image's regions, padded as the VQA loader pads them.
 const tokenizer = BertTokenizer.bundled();
 const sentence = tokenizer.encodeSingleSentence(args.question, MAX_SEQ_LENGTH);
 let inputIds = sentence.inputIds;
 if (config.vocab_size < tokenizer.vocabSize) {
-  console.log(`note: the model's ${config.vocab_size}-word vocabulary cannot hold BERT's word pieces; ids folded into it (a stand-in only)`);
+  console.log(
+    `note: the model's ${config.vocab_size}-word vocabulary cannot hold BERT's word pieces; ids folded into it (a stand-in only)`,
+  );
   inputIds = inputIds.map((id) => id % config.vocab_size);
 }
 const store = ImageFeatureReader.open(args.features);
 const imageId = args.image ?? store.keys()[0];
 const regions = store.getPadded(imageId, MAX_REGIONS); // features [R, 2048], spatials [R, 5], imageMask [R]
 store.close();
-console.log(`image ${imageId}: ${regions.numBoxes} regions (the whole-image region included); question: ${JSON.stringify(args.question)}`);
+console.log(
+  `image ${imageId}: ${regions.numBoxes} regions (the whole-image region included); question: ${JSON.stringify(args.question)}`,
+);
 
 // 3. One forward pass computing only the VQA head, in inference mode; scope() frees every tensor made inside.
 const int64 = (values) => BigInt64Array.from(values, BigInt);

@@ -22,7 +22,12 @@ function fail(message) {
 
 function multiarchLibDir() {
   const triplet = spawnSync('gcc', ['-print-multiarch'], { encoding: 'utf8' }).stdout?.trim();
-  const candidates = [triplet && `/usr/lib/${triplet}`, '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib'];
+  const candidates = [
+    triplet && `/usr/lib/${triplet}`,
+    '/usr/lib/x86_64-linux-gnu',
+    '/usr/lib/aarch64-linux-gnu',
+    '/usr/lib',
+  ];
   return candidates.find((dir) => dir && existsSync(join(dir, 'libtorch.so')));
 }
 
@@ -51,7 +56,8 @@ function locateLibtorch() {
     };
   }
   const lib = multiarchLibDir();
-  if (!existsSync('/usr/include/ATen/ATen.h') || !lib) fail('no libtorch was found (looked for Debian libtorch-dev in /usr/include and /usr/lib).');
+  if (!existsSync('/usr/include/ATen/ATen.h') || !lib)
+    fail('no libtorch was found (looked for Debian libtorch-dev in /usr/include and /usr/lib).');
   return {
     include: ['/usr/include', '/usr/include/torch/csrc/api/include'],
     lib,
@@ -66,7 +72,17 @@ function nodeGyp() {
   const npmDir = dirname(dirname(execFileSync('npm', ['root', '-g'], { encoding: 'utf8' }).trim()));
   const candidates = [
     join(npmDir, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
-    join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+    join(
+      dirname(process.execPath),
+      '..',
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    ),
   ];
   const found = candidates.find((file) => existsSync(file));
   if (!found) fail('node-gyp was not found (it ships with npm).');
@@ -78,15 +94,23 @@ function nodeDir() {
   if (configured && existsSync(join(configured, 'include', 'node', 'node_api.h'))) return configured;
   const fromExec = resolve(dirname(process.execPath), '..');
   if (existsSync(join(fromExec, 'include', 'node', 'node_api.h'))) return fromExec;
-  console.error('vilbert-ts: the Node.js headers (include/node/node_api.h) were not found next to node or in npm_config_nodedir.');
+  console.error(
+    'vilbert-ts: the Node.js headers (include/node/node_api.h) were not found next to node or in npm_config_nodedir.',
+  );
   process.exit(1);
 }
 
 const torch = locateLibtorch();
 const [node, gyp] = nodeGyp();
 const args = [
-  gyp, 'rebuild', `--directory=${join(root, 'native')}`, `--nodedir=${nodeDir()}`, `--jobs=max`,
-  '--', `-Dlibtorch_include=${torch.include.join(' ')}`, `-Dlibtorch_lib=${torch.lib}`,
+  gyp,
+  'rebuild',
+  `--directory=${join(root, 'native')}`,
+  `--nodedir=${nodeDir()}`,
+  `--jobs=max`,
+  '--',
+  `-Dlibtorch_include=${torch.include.join(' ')}`,
+  `-Dlibtorch_lib=${torch.lib}`,
   `-Dlibtorch_defines=${torch.defines.join(' ')}`,
 ];
 console.error(`vilbert-ts: building the native addon against ${torch.source}`);

@@ -10,6 +10,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 export function assetPath(...parts: string[]): string {
   const candidates = [join(here, '..', 'assets', ...parts), join(here, '..', '..', 'assets', ...parts)];
   const found = candidates.find((candidate) => existsSync(candidate));
-  if (found === undefined) throw new Error(`vilbert-ts: assets/${parts.join('/')} is missing from the package (looked in ${candidates.join(' and ')})`);
+  if (found === undefined)
+    throw new Error(
+      `vilbert-ts: assets/${parts.join('/')} is missing from the package (looked in ${candidates.join(' and ')})`,
+    );
   return found;
 }

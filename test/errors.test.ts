@@ -7,8 +7,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as library from '../src/index.js';
 import {
-  CheckpointFormatError, ConceptCaptionsError, ConfigError, DatasetError, FeatureStoreError, ForbiddenGlobalError, ImageInputError, LmdbError,
-  MetricsFormatError, ModelFolderError, ReportInputError, StateDictError, TrainingDivergedError, VilbertError, VocabFormatError,
+  CheckpointFormatError,
+  ConceptCaptionsError,
+  ConfigError,
+  DatasetError,
+  FeatureStoreError,
+  ForbiddenGlobalError,
+  ImageInputError,
+  LmdbError,
+  MetricsFormatError,
+  ModelFolderError,
+  ReportInputError,
+  StateDictError,
+  TrainingDivergedError,
+  VilbertError,
+  VocabFormatError,
 } from '../src/errors.js';
 import { assetPath } from '../src/assets.js';
 import { loadConfig } from '../src/model/config.js';
@@ -64,7 +77,11 @@ function scratchFile(name: string, content: string | Uint8Array): string {
  * Runs `run`, which must throw an instance of `type` (and so a VilbertError) with the class's
  * documented code and name, whose message matches `message`.
  */
-function throwsFamily(type: abstract new (...args: never[]) => VilbertError, run: () => unknown, message: RegExp): void {
+function throwsFamily(
+  type: abstract new (...args: never[]) => VilbertError,
+  run: () => unknown,
+  message: RegExp,
+): void {
   assert.throws(run, (error: unknown) => {
     assert.ok(error instanceof type, `expected a ${type.name}, got ${String(error)}`);
     assert.ok(error instanceof VilbertError);
@@ -79,13 +96,20 @@ function throwsFamily(type: abstract new (...args: never[]) => VilbertError, run
 
 describe('a failure from each area is a VilbertError with its documented code', () => {
   it('ConfigError: a config file with a bad value', () => {
-    const config = JSON.parse(readFileSync(assetPath('configs', 'bert_base_6layer_6conect.json'), 'utf8')) as Record<string, unknown>;
+    const config = JSON.parse(readFileSync(assetPath('configs', 'bert_base_6layer_6conect.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
     const path = scratchFile('bad-config.json', JSON.stringify({ ...config, hidden_act: 'tanh' }));
     throwsFamily(ConfigError, () => loadConfig(path), /bad-config\.json: hidden_act: expected one of/);
   });
 
   it('VocabFormatError: a vocabulary listing a token twice', () => {
-    throwsFamily(VocabFormatError, () => parseVocab('a\nb\na\n', 'vocab.txt'), /^vocab\.txt:3: token 'a' already listed at line 1$/);
+    throwsFamily(
+      VocabFormatError,
+      () => parseVocab('a\nb\na\n', 'vocab.txt'),
+      /^vocab\.txt:3: token 'a' already listed at line 1$/,
+    );
   });
 
   it('CheckpointFormatError: a truncated checkpoint', () => {
@@ -95,7 +119,8 @@ describe('a failure from each area is a VilbertError with its documented code', 
   });
 
   it('ForbiddenGlobalError: a pickle that calls os.system (a CheckpointFormatError too)', () => {
-    const run = (): unknown => unpickle(readFileSync(fixture('io', 'evil_os_system.pkl')), { allow: PYTHON_DATA_GLOBALS, source: 'evil.pkl' });
+    const run = (): unknown =>
+      unpickle(readFileSync(fixture('io', 'evil_os_system.pkl')), { allow: PYTHON_DATA_GLOBALS, source: 'evil.pkl' });
     throwsFamily(ForbiddenGlobalError, run, /^evil\.pkl: refusing to load global 'os\.system'/);
     assert.throws(run, CheckpointFormatError);
   });
@@ -119,30 +144,60 @@ describe('a failure from each area is a VilbertError with its documented code', 
   describe('DatasetError: the dataset modules', () => {
     const task = loadTaskRegistry().get('TASK12')!;
     const options = {
-      task: { ...task, dataroot: 'nlvr2' }, split: 'train', phase: 'train' as const, root: scratch, tokenizer: BertTokenizer.bundled(),
-      features: null, gtFeatures: null, cleanDatasets: false, writeCache: false,
+      task: { ...task, dataroot: 'nlvr2' },
+      split: 'train',
+      phase: 'train' as const,
+      root: scratch,
+      tokenizer: BertTokenizer.bundled(),
+      features: null,
+      gtFeatures: null,
+      cleanDatasets: false,
+      writeCache: false,
     };
 
     it('an annotation file with a broken line (NLVR2)', () => {
-      const path = scratchFile('nlvr2/train.json', '{"identifier": "a-0-1", "sentence": "x", "label": "True"}\n{"identifier": \n');
-      throwsFamily(DatasetError, () => nlvr2Dataset(options), new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: not a JSON line`));
+      const path = scratchFile(
+        'nlvr2/train.json',
+        '{"identifier": "a-0-1", "sentence": "x", "label": "True"}\n{"identifier": \n',
+      );
+      throwsFamily(
+        DatasetError,
+        () => nlvr2Dataset(options),
+        new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: not a JSON line`),
+      );
     });
 
     it('a missing annotation file (NLVR2 dev)', () => {
-      throwsFamily(DatasetError, () => nlvr2Dataset({ ...options, split: 'dev' }), /nlvr2\/dev\.json: cannot be read \(ENOENT: no such file or directory/);
+      throwsFamily(
+        DatasetError,
+        () => nlvr2Dataset({ ...options, split: 'dev' }),
+        /nlvr2\/dev\.json: cannot be read \(ENOENT: no such file or directory/,
+      );
     });
 
     it('a split the loader does not know', () => {
-      throwsFamily(DatasetError, () => nlvr2Dataset({ ...options, split: 'minval' }), /^NLVR2: data split 'minval' is not recognized \(train, dev, test\)$/);
+      throwsFamily(
+        DatasetError,
+        () => nlvr2Dataset({ ...options, split: 'minval' }),
+        /^NLVR2: data split 'minval' is not recognized \(train, dev, test\)$/,
+      );
     });
 
     it('a missing answer vocabulary pickle (VQA)', () => {
-      throwsFamily(DatasetError, () => readAnswerVocabulary(join(scratch, 'vqa')), /vqa\/cache\/trainval_ans2label\.pkl: cannot open: No such file or directory$/);
+      throwsFamily(
+        DatasetError,
+        () => readAnswerVocabulary(join(scratch, 'vqa')),
+        /vqa\/cache\/trainval_ans2label\.pkl: cannot open: No such file or directory$/,
+      );
     });
 
     it('a grounding task without its GT-box store', () => {
       const refcoco = loadTaskRegistry().get('TASK9')!;
-      throwsFamily(DatasetError, () => referExpressionDataset({ ...options, task: refcoco }), /^TASK9: refcoco needs both features_h5path1 and features_h5path2/);
+      throwsFamily(
+        DatasetError,
+        () => referExpressionDataset({ ...options, task: refcoco }),
+        /^TASK9: refcoco needs both features_h5path1 and features_h5path2/,
+      );
     });
 
     it('a task registry that is not a mapping of TASK<n>', () => {
@@ -156,7 +211,11 @@ describe('a failure from each area is a VilbertError with its documented code', 
   });
 
   it('TrainingDivergedError: a loss that is NaN', () => {
-    throwsFamily(TrainingDivergedError, () => assertFinite(Number.NaN, 'iteration 3 TASK1 loss'), /^iteration 3 TASK1 loss is NaN; stopping without saving/);
+    throwsFamily(
+      TrainingDivergedError,
+      () => assertFinite(Number.NaN, 'iteration 3 TASK1 loss'),
+      /^iteration 3 TASK1 loss is NaN; stopping without saving/,
+    );
   });
 
   it('ModelFolderError: a folder without a model', () => {
@@ -166,11 +225,18 @@ describe('a failure from each area is a VilbertError with its documented code', 
   });
 
   it('ImageInputError: an image argument that is not one', () => {
-    throwsFamily(ImageInputError, () => new ImageResolver().check({ store: 42, imageId: 9 } as unknown as ImageInput, 'image'), /^image: store must be/);
+    throwsFamily(
+      ImageInputError,
+      () => new ImageResolver().check({ store: 42, imageId: 9 } as unknown as ImageInput, 'image'),
+      /^image: store must be/,
+    );
   });
 
   it('MetricsFormatError: a metrics log with a broken line', () => {
-    const path = scratchFile('metrics.jsonl', '{"tag": "a/b", "step": 1, "value": 1}\n{"tag": \n{"tag": "a/b", "step": 3, "value": 3}\n');
+    const path = scratchFile(
+      'metrics.jsonl',
+      '{"tag": "a/b", "step": 1, "value": 1}\n{"tag": \n{"tag": "a/b", "step": 3, "value": 3}\n',
+    );
     throwsFamily(MetricsFormatError, () => readMetrics(path), /metrics\.jsonl:2: /);
   });
 

@@ -13,7 +13,11 @@ const root = packageRoot();
 const examples = join(root, 'examples');
 
 function runExample(name: string, ...args: string[]) {
-  const child = spawnSync(process.execPath, [join(examples, name), ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  const child = spawnSync(process.execPath, [join(examples, name), ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   assert.equal(child.status, 0, `${name} exited ${child.status}: ${child.stderr}`);
   return child.stdout;
 }
@@ -23,8 +27,13 @@ describe('examples', () => {
     const files = readdirSync(examples).filter((file) => file.endsWith('.mjs'));
     assert.deepEqual(files.sort(), ['fine-tune-custom-task.mjs', 'read-feature-lmdb.mjs', 'vqa-from-checkpoint.mjs']);
     for (const file of files) {
-      const imports = [...readFileSync(join(examples, file), 'utf8').matchAll(/^import .* from '([^']+)';$/gm)].map((match) => match[1]!);
-      assert.ok(imports.some((source) => source.startsWith('vilbert-ts')), file);
+      const imports = [...readFileSync(join(examples, file), 'utf8').matchAll(/^import .* from '([^']+)';$/gm)].map(
+        (match) => match[1]!,
+      );
+      assert.ok(
+        imports.some((source) => source.startsWith('vilbert-ts')),
+        file,
+      );
       for (const source of imports) assert.match(source, /^(node:|vilbert-ts(\/|$))/, `${file} imports '${source}'`);
     }
   });
@@ -42,7 +51,7 @@ describe('examples', () => {
     }
   });
 
-  it('read-feature-lmdb prints an image\'s boxes and the feature shapes, raw and padded', () => {
+  it("read-feature-lmdb prints an image's boxes and the feature shapes, raw and padded", () => {
     const out = runExample('read-feature-lmdb.mjs');
     assert.match(out, /: 6 images, e\.g\. 30, 9, 49, 25, 36/);
     assert.match(out, /image 30: 640 x 428 pixels, 37 detected regions/);
@@ -50,7 +59,14 @@ describe('examples', () => {
     assert.match(out, /^spatials .* \[38, 5\]$/m);
     assert.match(out, /region 0 \(whole image\): box \[0, 0, 640, 428, 273920\]/);
     assert.match(out, /padded to 101: features \[101, 2048\], spatials \[101, 5\], image mask \[101\] with 38 ones/);
-    const other = runExample('read-feature-lmdb.mjs', join(root, 'test/fixtures/datasets/kit/datasets/coco/features_100/COCO_trainval_resnext152_faster_rcnn_genome.lmdb'), '9');
+    const other = runExample(
+      'read-feature-lmdb.mjs',
+      join(
+        root,
+        'test/fixtures/datasets/kit/datasets/coco/features_100/COCO_trainval_resnext152_faster_rcnn_genome.lmdb',
+      ),
+      '9',
+    );
     assert.match(other, /image 9: /);
   });
 
@@ -59,7 +75,9 @@ describe('examples', () => {
     try {
       const saved = join(dir, 'fine-tuned.safetensors');
       const out = runExample('fine-tune-custom-task.mjs', '--save', saved);
-      const losses = [...out.matchAll(/^step (\d+) loss ([\d.]+) accuracy ([\d.]+)$/gm)].map((match) => Number(match[2]));
+      const losses = [...out.matchAll(/^step (\d+) loss ([\d.]+) accuracy ([\d.]+)$/gm)].map((match) =>
+        Number(match[2]),
+      );
       assert.equal(losses.length, 12, out);
       const summary = /^loss ([\d.]+) -> ([\d.]+) /m.exec(out);
       assert.ok(summary, out);

@@ -18,17 +18,84 @@ const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as
 
 /** Named exports each entry point must have (a sample of each part, not the whole list). */
 const EXPECTED: Record<string, string[]> = {
-  '.': ['torch', 'text', 'model', 'io', 'data', 'train', 'evaluation', 'pipelines', 'distributed', 'createPipeline', 'VilbertError', 'ConfigError'],
+  '.': [
+    'torch',
+    'text',
+    'model',
+    'io',
+    'data',
+    'train',
+    'evaluation',
+    'pipelines',
+    'distributed',
+    'createPipeline',
+    'VilbertError',
+    'ConfigError',
+  ],
   './torch': ['Tensor', 'tensor', 'zeros', 'Module', 'nn', 'F', 'scope', 'inferenceMode', 'manualSeed'],
   './text': ['BertTokenizer', 'VocabFormatError'],
-  './model': ['VILBertForVLTasks', 'BertForMultiModalPreTraining', 'BertModel', 'ALL_VL_HEADS', 'parseConfig', 'loadConfig', 'bundledConfig', 'bundledConfigNames', 'loadPretrainedWeights', 'ConfigError'],
-  './io': ['readWeights', 'readRawWeights', 'writeWeights', 'convertWeights', 'readSafetensors', 'writeSafetensors', 'readTorchCheckpoint', 'readTorchStateDict', 'writeTorchStateDict', 'unpickle', 'LmdbReader', 'CheckpointFormatError'],
-  './data': [
-    'ImageFeatureReader', 'loadTaskRegistry', 'DATASET_MAP_TRAIN', 'DATASET_MAP_EVAL', 'DATASET_CLASSES', 'vqaDataset', 'gqaDataset', 'genomeQaDataset',
-    'referExpressionDataset', 'visual7wDataset', 'guessWhatPointingDataset', 'retrievalDataset', 'retrievalEvalDataset', 'nlvr2Dataset',
-    'visualEntailmentDataset', 'openDataset', 'TaskLoader', 'collate', 'ConceptCaptionsReader', 'DatasetError',
+  './model': [
+    'VILBertForVLTasks',
+    'BertForMultiModalPreTraining',
+    'BertModel',
+    'ALL_VL_HEADS',
+    'parseConfig',
+    'loadConfig',
+    'bundledConfig',
+    'bundledConfigNames',
+    'loadPretrainedWeights',
+    'ConfigError',
   ],
-  './train': ['trainTasks', 'trainConcap', 'TRAIN_TASKS_DEFAULTS', 'TRAIN_CONCAP_DEFAULTS', 'AdamW', 'RAdam', 'LrPlan', 'paramGroups', 'forwardTask', 'taskLoss', 'toTaskBatch', 'saveModelWeights'],
+  './io': [
+    'readWeights',
+    'readRawWeights',
+    'writeWeights',
+    'convertWeights',
+    'readSafetensors',
+    'writeSafetensors',
+    'readTorchCheckpoint',
+    'readTorchStateDict',
+    'writeTorchStateDict',
+    'unpickle',
+    'LmdbReader',
+    'CheckpointFormatError',
+  ],
+  './data': [
+    'ImageFeatureReader',
+    'loadTaskRegistry',
+    'DATASET_MAP_TRAIN',
+    'DATASET_MAP_EVAL',
+    'DATASET_CLASSES',
+    'vqaDataset',
+    'gqaDataset',
+    'genomeQaDataset',
+    'referExpressionDataset',
+    'visual7wDataset',
+    'guessWhatPointingDataset',
+    'retrievalDataset',
+    'retrievalEvalDataset',
+    'nlvr2Dataset',
+    'visualEntailmentDataset',
+    'openDataset',
+    'TaskLoader',
+    'collate',
+    'ConceptCaptionsReader',
+    'DatasetError',
+  ],
+  './train': [
+    'trainTasks',
+    'trainConcap',
+    'TRAIN_TASKS_DEFAULTS',
+    'TRAIN_CONCAP_DEFAULTS',
+    'AdamW',
+    'RAdam',
+    'LrPlan',
+    'paramGroups',
+    'forwardTask',
+    'taskLoss',
+    'toTaskBatch',
+    'saveModelWeights',
+  ],
   './eval': ['evaluateTask', 'evaluateRetrieval', 'METRIC_OF_TYPE', 'retrievalMetrics'],
   './pipelines': ['createPipeline', 'loadModelFolder', 'saveModelFolder', 'PIPELINE_TASKS'],
   './distributed': ['initDistributed', 'DataParallel', 'ProcessGroup'],
@@ -44,14 +111,22 @@ function runModule(script: string) {
 
 describe('package.json exports', () => {
   it('lists every documented entry point, each with types and default files that exist and are published', () => {
-    assert.deepEqual(Object.keys(manifest.exports).filter((key) => key !== './package.json').sort(), Object.keys(EXPECTED).sort());
+    assert.deepEqual(
+      Object.keys(manifest.exports)
+        .filter((key) => key !== './package.json')
+        .sort(),
+      Object.keys(EXPECTED).sort(),
+    );
     for (const subpath of Object.keys(EXPECTED)) {
       const entry = manifest.exports[subpath];
       assert.ok(typeof entry === 'object', subpath);
       assert.deepEqual(Object.keys(entry), ['types', 'default'], `${subpath}: "types" first, then "default"`);
       for (const file of [entry.types, entry.default]) {
         assert.ok(existsSync(join(root, file)), `${subpath}: ${file} (built?)`);
-        assert.ok(manifest.files.some((published) => file.slice(2).startsWith(`${published}/`)), `${subpath}: ${file} is not under "files"`);
+        assert.ok(
+          manifest.files.some((published) => file.slice(2).startsWith(`${published}/`)),
+          `${subpath}: ${file} is not under "files"`,
+        );
       }
     }
   });
@@ -74,7 +149,12 @@ describe('package.json exports', () => {
     `;
     const child = runModule(script);
     assert.equal(child.status, 0, child.stderr);
-    const result = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as { missing: string[]; same: boolean; configs: number; optim: string };
+    const result = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as {
+      missing: string[];
+      same: boolean;
+      configs: number;
+      optim: string;
+    };
     assert.deepEqual(result.missing, []);
     assert.equal(result.same, true);
     assert.ok(result.configs > 0);
@@ -93,14 +173,25 @@ describe('package.json exports', () => {
     try {
       mkdirSync(join(dir, 'node_modules'));
       symlinkSync(root, join(dir, 'node_modules', manifest.name), 'dir');
-      writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
-        compilerOptions: {
-          target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: true,
-          types: ['node'], typeRoots: [join(root, 'node_modules', '@types')],
-        },
-        files: ['check.ts'],
-      }));
-      writeFileSync(join(dir, 'check.ts'), `
+      writeFileSync(
+        join(dir, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            target: 'ES2022',
+            module: 'NodeNext',
+            moduleResolution: 'NodeNext',
+            strict: true,
+            noEmit: true,
+            skipLibCheck: true,
+            types: ['node'],
+            typeRoots: [join(root, 'node_modules', '@types')],
+          },
+          files: ['check.ts'],
+        }),
+      );
+      writeFileSync(
+        join(dir, 'check.ts'),
+        `
         import { torch, VilbertError, createPipeline } from 'vilbert-ts';
         import { VILBertForVLTasks, loadConfig, loadPretrainedWeights, type ViLBertConfig, type VLHead, type BertInputs } from 'vilbert-ts/model';
         import { readWeights, convertWeights, type RawTensor, type WeightFormat } from 'vilbert-ts/io';
@@ -121,8 +212,11 @@ describe('package.json exports', () => {
         export type Used = [BertInputs, RawTensor, PaddedRegions, TaskConfig, TaskBatch, TaskEvaluation, VqaAnswer];
         export const used = [args, head, format, build, dataset, x, error, createPipeline, loadConfig, loadPretrainedWeights, readWeights,
           convertWeights, ImageFeatureReader, TaskLoader, trainTasks, AdamW, forwardTask, evaluateTask, BertTokenizer, initDistributed];
-      `);
-      const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
+      `,
+      );
+      const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], {
+        encoding: 'utf8',
+      });
       assert.equal(tsc.status, 0, tsc.stdout + tsc.stderr);
     } finally {
       rmSync(dir, { recursive: true, force: true });

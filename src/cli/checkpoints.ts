@@ -7,7 +7,9 @@ import { rankConfigFits } from '../model/shapes.js';
 export function registerCheckpoints(program: Command): void {
   program
     .command('convert')
-    .description('convert weights between PyTorch .bin/.pt (zip or legacy format) and .safetensors; the output format follows OUT\'s extension')
+    .description(
+      "convert weights between PyTorch .bin/.pt (zip or legacy format) and .safetensors; the output format follows OUT's extension",
+    )
     .argument('<in>', 'weights file (.bin/.pt in either torch format, or .safetensors; detected from its content)')
     .argument('<out>', 'file to write (.safetensors, or .bin/.pt/.pth for the torch zip format)')
     .action((input: string, output: string) => {
@@ -30,8 +32,10 @@ export function registerCheckpoints(program: Command): void {
         dtypes.set(tensor.dtype, (dtypes.get(tensor.dtype) ?? 0) + 1);
         if (options.keys) console.log(`${key}\t${tensor.dtype}\t[${tensor.shape.join(', ')}]`);
       }
-      console.log(`${file}: ${tensors.size} tensors, ${parameters.toLocaleString('en-US')} elements ` +
-        `(${[...dtypes].map(([dtype, count]) => `${count} ${dtype}`).join(', ')})`);
+      console.log(
+        `${file}: ${tensors.size} tensors, ${parameters.toLocaleString('en-US')} elements ` +
+          `(${[...dtypes].map(([dtype, count]) => `${count} ${dtype}`).join(', ')})`,
+      );
       const shapes = new Map([...tensors].map(([key, tensor]) => [key, tensor.shape]));
       const [best] = rankConfigFits(shapes);
       if (!best) return;
@@ -40,7 +44,9 @@ export function registerCheckpoints(program: Command): void {
       if (exact) {
         console.log(`fits exactly: ${variant}`);
       } else {
-        console.log(`fits no bundled config exactly; closest: ${variant} (${best.missing.length} missing, ${best.unexpected.length} unexpected, ${best.mismatched.length} shape mismatches)`);
+        console.log(
+          `fits no bundled config exactly; closest: ${variant} (${best.missing.length} missing, ${best.unexpected.length} unexpected, ${best.mismatched.length} shape mismatches)`,
+        );
         for (const key of best.mismatched.slice(0, 10)) console.log(`  shape mismatch: ${key}`);
         for (const key of best.missing.slice(0, 10)) console.log(`  missing: ${key}`);
         for (const key of best.unexpected.slice(0, 10)) console.log(`  unexpected: ${key}`);

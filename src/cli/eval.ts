@@ -17,8 +17,15 @@ import { selectTasks as selectRegistryTasks, taskNumber } from '../train/task-da
 import { evaluateTask } from '../eval/evaluate.js';
 import { evaluateRetrieval } from '../eval/retrieval.js';
 import {
-  addCommonFlags, addModelVariantFlags, addTaskDataFlags, float, positiveInteger, refuseUnsupported,
-  type CommonFlagSettings, type CommonFlags, type TaskDataFlags,
+  addCommonFlags,
+  addModelVariantFlags,
+  addTaskDataFlags,
+  float,
+  positiveInteger,
+  refuseUnsupported,
+  type CommonFlagSettings,
+  type CommonFlags,
+  type TaskDataFlags,
 } from './flags.js';
 
 interface CommonOptions extends CommonFlags, TaskDataFlags {
@@ -42,7 +49,10 @@ const RETRIEVAL_TASKS = new Set(['RetrievalCOCO', 'RetrievalFlickr30k']);
 
 /** The eval scripts' settings of the flags every reference script has. */
 const COMMON: CommonFlagSettings = {
-  fromPretrained: { default: 'bert-base-uncased', help: 'weights to evaluate (.bin in either torch format, or .safetensors), loaded as the reference\'s from_pretrained' },
+  fromPretrained: {
+    default: 'bert-base-uncased',
+    help: "weights to evaluate (.bin in either torch format, or .safetensors), loaded as the reference's from_pretrained",
+  },
   outputDir: 'results',
   configFile: 'config/bert_config.json',
   seed: 42,
@@ -55,8 +65,12 @@ function addEvalFlags(command: Command, batchSizeDefault: number): Command {
   return addTaskDataFlags(addCommonFlags(command, COMMON), '1-12')
     .option('--use_chunk <x>', 'no effect (unused by the reference)', float, 0)
     .option('--batch_size <n>', 'evaluation batch size of every task', positiveInteger, batchSizeDefault)
-    .option('--split <name>', 'split to evaluate instead of each task\'s val_split (e.g. test, testA)', '')
-    .option('--task_specific_tokens', 'the model has task tokens (config.task_specific_tokens = true); the multi-task checkpoint needs it', false);
+    .option('--split <name>', "split to evaluate instead of each task's val_split (e.g. test, testA)", '')
+    .option(
+      '--task_specific_tokens',
+      'the model has task tokens (config.task_specific_tokens = true); the multi-task checkpoint needs it',
+      false,
+    );
 }
 
 /** The config file with the flags' edits; its warnings go to stderr. */
@@ -83,22 +97,40 @@ function loadModel<M extends torch.Module>(options: CommonOptions, build: () => 
   torch.manualSeed(options.seed);
   const model = torch.withDefaultDevice(deviceFor(options), build);
   const report = loadPretrainedWeights(model, file);
-  console.log(`loaded ${file}: ${report.missingKeys.length} keys missing (left at their initialisation), ${report.unexpectedKeys.length} unexpected (ignored)`);
+  console.log(
+    `loaded ${file}: ${report.missingKeys.length} keys missing (left at their initialisation), ${report.unexpectedKeys.length} unexpected (ignored)`,
+  );
   return model;
 }
 
 /** `--tasks 1-12` as registry entries, in the order given. */
 function selectTasks(options: CommonOptions): { key: string; number: number; task: TaskConfig }[] {
-  const tasks = selectRegistryTasks(loadTaskRegistry(options.tasks_config), options.tasks, options.tasks_config ?? 'bundled vilbert_tasks.yml');
+  const tasks = selectRegistryTasks(
+    loadTaskRegistry(options.tasks_config),
+    options.tasks,
+    options.tasks_config ?? 'bundled vilbert_tasks.yml',
+  );
   return tasks.map((task) => ({ key: task.key, number: taskNumber(task), task }));
 }
 
 /** DatasetMapEval's dataset for a task, opened from the registry paths. */
-function openEvalDataset(task: TaskConfig, split: string, options: CommonOptions): { dataset: TaskDataset; close: () => void } {
+function openEvalDataset(
+  task: TaskConfig,
+  split: string,
+  options: CommonOptions,
+): { dataset: TaskDataset; close: () => void } {
   const factory = DATASET_MAP_EVAL[task.name];
   const className = Object.entries(DATASET_CLASSES).find(([, candidate]) => candidate === factory)?.[0];
-  if (!factory || !className) throw new Error(`no evaluation dataset for '${task.name}' (known: ${Object.keys(DATASET_MAP_EVAL).join(', ')})`);
-  return openDataset({ className, task, split, phase: 'eval', root: options.datasets_root, cleanDatasets: options.clean_train_sets });
+  if (!factory || !className)
+    throw new Error(`no evaluation dataset for '${task.name}' (known: ${Object.keys(DATASET_MAP_EVAL).join(', ')})`);
+  return openDataset({
+    className,
+    task,
+    split,
+    phase: 'eval',
+    root: options.datasets_root,
+    cleanDatasets: options.clean_train_sets,
+  });
 }
 
 interface SelectedTask {
@@ -121,7 +153,12 @@ interface OpenedTask extends SelectedTask {
  * (weights, config). Nothing is evaluated unless every task can be: the error
  * lists every problem, one task per line.
  */
-function openEvalDatasets(selected: SelectedTask[], options: CommonOptions, problems: string[], wrongCommand: (task: TaskConfig) => string | undefined): OpenedTask[] {
+function openEvalDatasets(
+  selected: SelectedTask[],
+  options: CommonOptions,
+  problems: string[],
+  wrongCommand: (task: TaskConfig) => string | undefined,
+): OpenedTask[] {
   const opened: OpenedTask[] = [];
   const seen = new Set<string>();
   for (const { key, number, task } of selected) {
@@ -142,14 +179,18 @@ function openEvalDatasets(selected: SelectedTask[], options: CommonOptions, prob
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       // The datasets' messages often start with the task's name or key: not twice.
-      const own = [`${label}: `, `${task.name}: `, `${task.name} ${split}: `].find((prefix) => message.startsWith(prefix));
+      const own = [`${label}: `, `${task.name}: `, `${task.name} ${split}: `].find((prefix) =>
+        message.startsWith(prefix),
+      );
       problems.push(`${label}, split '${split}': ${own ? message.slice(own.length) : message}`);
     }
   }
   if (problems.length > 0) {
     for (const task of opened) task.close();
     const count = problems.length === 1 ? 'a problem' : `${problems.length} problems`;
-    throw new Error(`nothing was evaluated: ${count} with the ${selected.length} requested task${selected.length === 1 ? '' : 's'} (all are checked before any is run):\n  ${problems.join('\n  ')}`);
+    throw new Error(
+      `nothing was evaluated: ${count} with the ${selected.length} requested task${selected.length === 1 ? '' : 's'} (all are checked before any is run):\n  ${problems.join('\n  ')}`,
+    );
   }
   return opened;
 }
@@ -172,7 +213,10 @@ function progress(label: string): (done: number, total: number) => void {
 
 function printTable(header: string[], rows: string[][]): void {
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
-  const line = (cells: string[]) => cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ');
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!)))
+      .join('  ');
   console.log(line(header));
   for (const row of rows) console.log(line(row));
 }
@@ -192,7 +236,13 @@ export function taskResultsFolder(key: string, name: string): string {
 }
 
 /** Writes <savePath>/<task folder>/<split>_result.json and <split>_others.json (the reference's names); returns the folder. */
-function writeTaskResults(savePath: string, task: SelectedTask, split: string, results: unknown, others: unknown): string {
+function writeTaskResults(
+  savePath: string,
+  task: SelectedTask,
+  split: string,
+  results: unknown,
+  others: unknown,
+): string {
   const folder = join(savePath, taskResultsFolder(task.key, task.task.name));
   mkdirSync(folder, { recursive: true });
   writeJson(join(folder, `${split}_result.json`), results);
@@ -209,7 +259,8 @@ async function runEvalTasks(options: EvalTasksOptions): Promise<void> {
   if (weightsProblem) problems.push(weightsProblem);
   const config = tryConfig(problems, () => readModelConfig(options));
   const opened = openEvalDatasets(selected, options, problems, (task) =>
-    RETRIEVAL_TASKS.has(task.name) ? 'image retrieval is ranked by `vilbert eval-retrieval`' : undefined);
+    RETRIEVAL_TASKS.has(task.name) ? 'image retrieval is ranked by `vilbert eval-retrieval`' : undefined,
+  );
   const savePath = join(options.output_dir, `${options.from_pretrained.split('/').pop()}-${options.save_name}`);
   const rows: string[][] = [];
   try {
@@ -219,17 +270,36 @@ async function runEvalTasks(options: EvalTasksOptions): Promise<void> {
     writeFileSync(evalTxt, '');
     for (const entry of opened) {
       const { key, number, task, split, dataset } = entry;
-      const loader = TaskLoader.inProcess(dataset, { batchSize: options.batch_size, shuffle: false, seed: options.seed });
-      const label2ans = 'label2ans' in dataset ? (dataset.label2ans as string[]) : undefined;
-      const evaluation = await evaluateTask(model, loader, { name: task.name, type: task.type, process: task.process, number }, {
-        label2ans, onProgress: progress(`${key} ${task.name}`),
+      const loader = TaskLoader.inProcess(dataset, {
+        batchSize: options.batch_size,
+        shuffle: false,
+        seed: options.seed,
       });
+      const label2ans = 'label2ans' in dataset ? (dataset.label2ans as string[]) : undefined;
+      const evaluation = await evaluateTask(
+        model,
+        loader,
+        { name: task.name, type: task.type, process: task.process, number },
+        {
+          label2ans,
+          onProgress: progress(`${key} ${task.name}`),
+        },
+      );
       const line = `Validation [${task.name.replaceAll('+', 'plus')}]: loss ${evaluation.loss.toFixed(3)} score ${(100 * evaluation.score).toFixed(3)} `;
       appendFileSync(evalTxt, `${line}\n`);
       console.log(line);
       writeTaskResults(savePath, entry, split, evaluation.results, evaluation.others);
-      const metrics = Object.entries(evaluation.metrics).map(([name, value]) => `${name} ${(100 * value).toFixed(2)}`).join(', ');
-      rows.push([`${key} ${task.name}`, split, String(evaluation.count), evaluation.loss.toFixed(4), (100 * evaluation.score).toFixed(2), metrics]);
+      const metrics = Object.entries(evaluation.metrics)
+        .map(([name, value]) => `${name} ${(100 * value).toFixed(2)}`)
+        .join(', ');
+      rows.push([
+        `${key} ${task.name}`,
+        split,
+        String(evaluation.count),
+        evaluation.loss.toFixed(4),
+        (100 * evaluation.score).toFixed(2),
+        metrics,
+      ]);
       entry.close();
     }
   } finally {
@@ -241,16 +311,33 @@ async function runEvalTasks(options: EvalTasksOptions): Promise<void> {
 
 function runEvalRetrieval(options: EvalRetrievalOptions): void {
   refuseUnsupported(options, COMMON);
-  if (options.batch_size !== 1) throw new Error(`--batch_size ${options.batch_size}: retrieval ranks one caption at a time (the reference requires 1); --chunk_size sets images per forward`);
-  if (options.zero_shot && options.task_specific_tokens) throw new Error('--zero_shot scores with the pre-training model, which has no task tokens: drop --task_specific_tokens');
+  if (options.batch_size !== 1)
+    throw new Error(
+      `--batch_size ${options.batch_size}: retrieval ranks one caption at a time (the reference requires 1); --chunk_size sets images per forward`,
+    );
+  if (options.zero_shot && options.task_specific_tokens)
+    throw new Error(
+      '--zero_shot scores with the pre-training model, which has no task tokens: drop --task_specific_tokens',
+    );
   const selected = selectTasks(options);
   const problems: string[] = [];
   const weightsProblem = missingWeights(options);
   if (weightsProblem) problems.push(weightsProblem);
   const config = tryConfig(problems, () =>
-    readModelConfig({ config_file: options.config_file, bert_model: options.bert_model, task_specific_tokens: options.task_specific_tokens }, { fast_mode: true }));
+    readModelConfig(
+      {
+        config_file: options.config_file,
+        bert_model: options.bert_model,
+        task_specific_tokens: options.task_specific_tokens,
+      },
+      { fast_mode: true },
+    ),
+  );
   const opened = openEvalDatasets(selected, options, problems, (task) =>
-    RETRIEVAL_TASKS.has(task.name) ? undefined : 'eval-retrieval ranks RetrievalCOCO and RetrievalFlickr30k only; use `vilbert eval-tasks`');
+    RETRIEVAL_TASKS.has(task.name)
+      ? undefined
+      : 'eval-retrieval ranks RetrievalCOCO and RetrievalFlickr30k only; use `vilbert eval-tasks`',
+  );
   // The reference names the directory by the second path component (the run directory of save/<run>/pytorch_model_N.bin).
   const from = options.from_pretrained;
   const savePath = join(options.output_dir, from.includes('/') ? from.split('/')[1]! : from);
@@ -262,11 +349,25 @@ function runEvalRetrieval(options: EvalRetrievalOptions): void {
       : loadModel(options, () => new VILBertForVLTasks(config!));
     for (const entry of opened) {
       const { key, number, task, split, dataset } = entry;
-      const evaluation = evaluateRetrieval(model, dataset, { taskNumber: number, chunkSize: options.chunk_size, onProgress: progress(`${key} ${task.name}`) });
+      const evaluation = evaluateRetrieval(model, dataset, {
+        taskNumber: number,
+        chunkSize: options.chunk_size,
+        onProgress: progress(`${key} ${task.name}`),
+      });
       const { r1, r5, r10, medr, meanr } = evaluation.metrics;
-      console.log(`Final r1:${r1.toFixed(3)}, r5:${r5.toFixed(3)}, r10:${r10.toFixed(3)}, mder:${medr.toFixed(3)}, meanr:${meanr.toFixed(3)}`);
+      console.log(
+        `Final r1:${r1.toFixed(3)}, r5:${r5.toFixed(3)}, r10:${r10.toFixed(3)}, mder:${medr.toFixed(3)}, meanr:${meanr.toFixed(3)}`,
+      );
       writeTaskResults(savePath, entry, split, evaluation.results, []);
-      rows.push([`${key} ${task.name}`, split, String(evaluation.numCaptions), String(evaluation.numImages), ...[r1, r5, r10].map((x) => x.toFixed(2)), String(medr), meanr.toFixed(2)]);
+      rows.push([
+        `${key} ${task.name}`,
+        split,
+        String(evaluation.numCaptions),
+        String(evaluation.numImages),
+        ...[r1, r5, r10].map((x) => x.toFixed(2)),
+        String(medr),
+        meanr.toFixed(2),
+      ]);
       entry.close();
     }
   } finally {
@@ -278,15 +379,23 @@ function runEvalRetrieval(options: EvalRetrievalOptions): void {
 
 export function registerEval(program: Command): void {
   addModelVariantFlags(addEvalFlags(program.command('eval-tasks'), 30))
-    .description('evaluate a model on tasks of the registry (eval_tasks.py): loss and score per task in <output_dir>/<weights name>-<save_name>/eval.txt, ' +
-      'each task\'s predictions in <TASKn>_<name>/<split>_result.json and <split>_others.json there (e.g. TASK10_refcocoplus/val_result.json); ' +
-      'every task\'s split, annotations and features are checked before any task is evaluated')
+    .description(
+      'evaluate a model on tasks of the registry (eval_tasks.py): loss and score per task in <output_dir>/<weights name>-<save_name>/eval.txt, ' +
+        "each task's predictions in <TASKn>_<name>/<split>_result.json and <split>_others.json there (e.g. TASK10_refcocoplus/val_result.json); " +
+        "every task's split, annotations and features are checked before any task is evaluated",
+    )
     .action((options: EvalTasksOptions) => runEvalTasks(options));
 
   addEvalFlags(program.command('eval-retrieval'), 1)
-    .description('rank every test caption against the test images (eval_retrieval.py): R@1/5/10, median and mean rank; ' +
-      'top-20 images per caption in <output_dir>/<run>/<TASKn>_<name>/<split>_result.json; every task is checked before any is ranked')
-    .option('--zero_shot', 'score pairs with the pre-training alignment head (a pre-trained, not fine-tuned, checkpoint)', false)
+    .description(
+      'rank every test caption against the test images (eval_retrieval.py): R@1/5/10, median and mean rank; ' +
+        'top-20 images per caption in <output_dir>/<run>/<TASKn>_<name>/<split>_result.json; every task is checked before any is ranked',
+    )
+    .option(
+      '--zero_shot',
+      'score pairs with the pre-training alignment head (a pre-trained, not fine-tuned, checkpoint)',
+      false,
+    )
     .option('--chunk_size <n>', 'images per forward pass (not in the reference, which runs 500)', positiveInteger, 500)
     .action((options: EvalRetrievalOptions) => runEvalRetrieval(options));
 }

@@ -32,7 +32,8 @@ const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 function integerIn(low: number, high: number) {
   return (value: string): number => {
     const parsed = Number(value);
-    if (!Number.isInteger(parsed) || parsed < low || parsed > high) throw new InvalidArgumentError(`expected an integer in ${low}..${high}`);
+    if (!Number.isInteger(parsed) || parsed < low || parsed > high)
+      throw new InvalidArgumentError(`expected an integer in ${low}..${high}`);
     return parsed;
   };
 }
@@ -56,16 +57,25 @@ function describeExit(worker: Worker, code: number | null, signal: NodeJS.Signal
  */
 export function launchWorkers(command: string[], options: LaunchOptions, entry = process.argv[1]!): Promise<number> {
   const worldSize = options.nnodes * options.nproc_per_node;
-  if (options.node_rank >= options.nnodes) throw new Error(`--node_rank ${options.node_rank} must be below --nnodes ${options.nnodes}`);
+  if (options.node_rank >= options.nnodes)
+    throw new Error(`--node_rank ${options.node_rank} must be below --nnodes ${options.nnodes}`);
   // As torch.distributed.launch: one intra-op thread per worker unless told otherwise.
   const threads = process.env.OMP_NUM_THREADS ?? (options.nproc_per_node > 1 ? '1' : undefined);
   if (process.env.OMP_NUM_THREADS === undefined && threads !== undefined) {
-    console.error(`vilbert launch: OMP_NUM_THREADS=1 for each of the ${options.nproc_per_node} workers (set it to change this)`);
+    console.error(
+      `vilbert launch: OMP_NUM_THREADS=1 for each of the ${options.nproc_per_node} workers (set it to change this)`,
+    );
   }
   const workers: Worker[] = [];
   for (let localRank = 0; localRank < options.nproc_per_node; localRank++) {
     const rank = options.node_rank * options.nproc_per_node + localRank;
-    const variables = launchVariables({ rank, localRank, worldSize, masterAddr: options.master_addr, masterPort: options.master_port });
+    const variables = launchVariables({
+      rank,
+      localRank,
+      worldSize,
+      masterAddr: options.master_addr,
+      masterPort: options.master_port,
+    });
     const child = spawn(process.execPath, [...process.execArgv, entry, ...command], {
       env: { ...process.env, ...variables, ...(threads === undefined ? {} : { OMP_NUM_THREADS: threads }) },
       stdio: 'inherit',
@@ -91,11 +101,15 @@ export function launchWorkers(command: string[], options: LaunchOptions, entry =
     const stopOthers = () => {
       const others = alive();
       if (others.length === 0) return;
-      console.error(`vilbert launch: stopping rank${others.length > 1 ? 's' : ''} ${others.map((worker) => worker.rank).join(', ')}`);
+      console.error(
+        `vilbert launch: stopping rank${others.length > 1 ? 's' : ''} ${others.map((worker) => worker.rank).join(', ')}`,
+      );
       for (const worker of others) worker.child.kill('SIGTERM');
       killTimer = setTimeout(() => {
         for (const worker of alive()) {
-          console.error(`vilbert launch: rank ${worker.rank} did not exit within ${options.stop_timeout} s of SIGTERM; killing it`);
+          console.error(
+            `vilbert launch: rank ${worker.rank} did not exit within ${options.stop_timeout} s of SIGTERM; killing it`,
+          );
           worker.child.kill('SIGKILL');
         }
       }, options.stop_timeout * 1000);
@@ -133,7 +147,9 @@ export function registerLaunch(program: Command): void {
   program.enablePositionalOptions();
   program
     .command('launch')
-    .description('run a subcommand in several processes for data-parallel training (torch.distributed.launch --use_env)')
+    .description(
+      'run a subcommand in several processes for data-parallel training (torch.distributed.launch --use_env)',
+    )
     .argument('<subcommand>', 'the vilbert subcommand each worker runs, e.g. train-tasks')
     .argument('[args...]', "the subcommand's arguments")
     .option('--nproc_per_node <n>', 'workers on this machine', integerIn(1, 1024), 1)
@@ -141,7 +157,12 @@ export function registerLaunch(program: Command): void {
     .option('--node_rank <k>', "this machine's index, 0..nnodes-1", integerIn(0, (1 << 16) - 1), 0)
     .option('--master_addr <address>', "address of rank 0's machine (node 0)", '127.0.0.1')
     .option('--master_port <port>', "a free port on rank 0's machine", integerIn(1, 65535), 29500)
-    .option('--stop_timeout <seconds>', 'after a worker failed: how long the others get to exit before SIGKILL', positiveSeconds, 30)
+    .option(
+      '--stop_timeout <seconds>',
+      'after a worker failed: how long the others get to exit before SIGKILL',
+      positiveSeconds,
+      30,
+    )
     .option('--use_env', 'accepted for compatibility; workers always read LOCAL_RANK from the environment')
     .passThroughOptions()
     .action(async (subcommand: string, args: string[], options: LaunchOptions) => {

@@ -20,7 +20,22 @@ export function buildProgram(): Command {
     .version(process.env.npm_package_version ?? '0.1.0')
     .showHelpAfterError()
     .exitOverride();
-  for (const register of [registerDemo, registerSmoke, registerTrainTasks, registerTrainConcap, registerEval, registerReport, registerPredict, registerMakeWorld, registerLaunch, registerCheckpoints, registerVerifyParity, registerVerifyData, registerInfo]) register(program);
+  for (const register of [
+    registerDemo,
+    registerSmoke,
+    registerTrainTasks,
+    registerTrainConcap,
+    registerEval,
+    registerReport,
+    registerPredict,
+    registerMakeWorld,
+    registerLaunch,
+    registerCheckpoints,
+    registerVerifyParity,
+    registerVerifyData,
+    registerInfo,
+  ])
+    register(program);
   for (const command of program.commands) command.showHelpAfterError().exitOverride();
   return program;
 }

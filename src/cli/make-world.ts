@@ -10,7 +10,11 @@ const FLAGS: readonly [flag: string, option: keyof WorldOptions, help: string][]
   ['--images <n>', 'images', 'train images per image pool (COCO, Visual Genome, Flickr30k; NLVR2 pairs)'],
   ['--val-images <n>', 'valImages', 'val images per pool'],
   ['--held-out-images <n>', 'heldOutImages', 'images per pool in its *_test_ids.npy (dropped from train by cleaning)'],
-  ['--pointing-images <n>', 'pointingImages', 'train images of the Visual7w and GuessWhat pools (100 detector boxes each)'],
+  [
+    '--pointing-images <n>',
+    'pointingImages',
+    'train images of the Visual7w and GuessWhat pools (100 detector boxes each)',
+  ],
   ['--pointing-val-images <n>', 'pointingValImages', 'val images of the Visual7w and GuessWhat pools'],
   ['--boxes <n>', 'boxes', 'detector boxes per image outside the pointing pools (max_region_num = boxes + 1)'],
   ['--min-objects <n>', 'minObjects', 'fewest objects in a scene'],
@@ -34,22 +38,37 @@ const fixed = (value: number | undefined) => (value === undefined ? '' : value.t
 export function registerMakeWorld(program: Command): void {
   const command = program
     .command('make-world')
-    .description('write the synthetic world (12 tasks and Conceptual Captions in the reference\'s formats, with vilbert_tasks.yml), or reuse the one in DIR')
+    .description(
+      "write the synthetic world (12 tasks and Conceptual Captions in the reference's formats, with vilbert_tasks.yml), or reuse the one in DIR",
+    )
     .argument('[dir]', 'folder of the world (the root its vilbert_tasks.yml paths are relative to)', 'vilbert-world');
-  for (const [flag, option, help] of FLAGS) command.option(flag, `${help} (default ${DEFAULT_WORLD_OPTIONS[option]})`, number);
+  for (const [flag, option, help] of FLAGS)
+    command.option(flag, `${help} (default ${DEFAULT_WORLD_OPTIONS[option]})`, number);
   command.action((dir: string, flags: Record<string, number | undefined>) => {
-    const options = Object.fromEntries(FLAGS.map(([flag, option]) => {
-      const name = flag.slice(2, flag.indexOf(' ')).replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
-      return [option, flags[name]];
-    })) as Partial<WorldOptions>;
+    const options = Object.fromEntries(
+      FLAGS.map(([flag, option]) => {
+        const name = flag.slice(2, flag.indexOf(' ')).replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
+        return [option, flags[name]];
+      }),
+    ) as Partial<WorldOptions>;
     const started = Date.now();
-    const world = generateWorld(resolve(dir), options, (progress) => process.stderr.write(`  ${progress.stage}: ${progress.detail}\n`));
+    const world = generateWorld(resolve(dir), options, (progress) =>
+      process.stderr.write(`  ${progress.stage}: ${progress.detail}\n`),
+    );
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
-    console.log(world.reused ? `reused the world in ${world.root} (same options)` : `wrote the world to ${world.root} in ${seconds} s`);
+    console.log(
+      world.reused
+        ? `reused the world in ${world.root} (same options)`
+        : `wrote the world to ${world.root} in ${seconds} s`,
+    );
     console.log(`registry: ${world.registryPath} (paths relative to ${world.root})`);
-    console.log(`\n${'task'.padEnd(8)}${'name'.padEnd(20)}${'train'.padStart(7)}${'val'.padStart(7)}   chance  text-only  image-only`);
+    console.log(
+      `\n${'task'.padEnd(8)}${'name'.padEnd(20)}${'train'.padStart(7)}${'val'.padStart(7)}   chance  text-only  image-only`,
+    );
     for (const [key, task] of Object.entries(world.info.tasks)) {
-      console.log(`${key.padEnd(8)}${task.name.padEnd(20)}${String(task.train).padStart(7)}${String(task.val).padStart(7)}   ${fixed(task.chance).padStart(6)}  ${fixed(task.textOnly).padStart(9)}  ${fixed(task.imageOnly).padStart(10)}`);
+      console.log(
+        `${key.padEnd(8)}${task.name.padEnd(20)}${String(task.train).padStart(7)}${String(task.val).padStart(7)}   ${fixed(task.chance).padStart(6)}  ${fixed(task.textOnly).padStart(9)}  ${fixed(task.imageOnly).padStart(10)}`,
+      );
     }
     const cc = world.info.conceptCaptions;
     console.log(`\nConceptual Captions: ${cc.train} train / ${cc.val} val images in ${cc.path}`);

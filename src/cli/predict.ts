@@ -2,7 +2,12 @@
 // `vilbert model-folder`: a model folder from a reference checkpoint (docs/INFERENCE.md).
 import type { Command } from 'commander';
 import { createPipeline, type PipelineOfTask, type ProgressEvent } from '../pipelines/index.js';
-import { DEFAULT_PIPELINE_TASKS, PIPELINE_TASKS, modelFolderFromCheckpoint, type PipelineTask } from '../pipelines/model-folder.js';
+import {
+  DEFAULT_PIPELINE_TASKS,
+  PIPELINE_TASKS,
+  modelFolderFromCheckpoint,
+  type PipelineTask,
+} from '../pipelines/model-folder.js';
 import { ImageFeatureReader } from '../data/features.js';
 import type { GroundingResult } from '../pipelines/ground.js';
 import type { RetrievalResult } from '../pipelines/retrieve.js';
@@ -26,13 +31,19 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 function positiveInteger(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const parsed = Number(value);
-  if (!Number.isSafeInteger(parsed) || parsed < 1) throw new Error(`${flag} must be a positive integer, got '${value}'`);
+  if (!Number.isSafeInteger(parsed) || parsed < 1)
+    throw new Error(`${flag} must be a positive integer, got '${value}'`);
   return parsed;
 }
 
 /** How many --image ids a task takes: [min, max]. retrieve with none ranks every image of the store. */
 const IMAGE_COUNTS: Record<PipelineTask, [number, number]> = {
-  vqa: [1, 1], gqa: [1, 1], ground: [1, 1], entail: [1, 1], verify: [2, 2], retrieve: [0, Infinity],
+  vqa: [1, 1],
+  gqa: [1, 1],
+  ground: [1, 1],
+  entail: [1, 1],
+  verify: [2, 2],
+  retrieve: [0, Infinity],
 };
 
 /** Images printed by retrieve over a whole store when --topk is not given. */
@@ -44,7 +55,9 @@ function printResult(task: PipelineTask, result: unknown, imageIds: string[]): v
   switch (task) {
     case 'vqa':
     case 'gqa':
-      (result as VqaAnswer[]).forEach(({ answer, score }, rank) => console.log(`${rank + 1}. ${answer}\t${fixed(score)}`));
+      (result as VqaAnswer[]).forEach(({ answer, score }, rank) =>
+        console.log(`${rank + 1}. ${answer}\t${fixed(score)}`),
+      );
       break;
     case 'ground':
       (result as GroundingResult[]).forEach(({ box, score, regionIndex }, rank) => {
@@ -53,7 +66,9 @@ function printResult(task: PipelineTask, result: unknown, imageIds: string[]): v
       });
       break;
     case 'retrieve':
-      (result as RetrievalResult[]).forEach(({ index, score }, rank) => console.log(`${rank + 1}. image ${imageIds[index]}\t${fixed(score)}`));
+      (result as RetrievalResult[]).forEach(({ index, score }, rank) =>
+        console.log(`${rank + 1}. image ${imageIds[index]}\t${fixed(score)}`),
+      );
       break;
     case 'verify': {
       const { label, score } = result as VerifyResult;
@@ -62,7 +77,11 @@ function printResult(task: PipelineTask, result: unknown, imageIds: string[]): v
     }
     case 'entail': {
       const { label, scores } = result as EntailResult;
-      console.log(`${label}\t${Object.entries(scores).map(([name, score]) => `${name} ${fixed(score)}`).join(', ')}`);
+      console.log(
+        `${label}\t${Object.entries(scores)
+          .map(([name, score]) => `${name} ${fixed(score)}`)
+          .join(', ')}`,
+      );
       break;
     }
   }
@@ -70,25 +89,32 @@ function printResult(task: PipelineTask, result: unknown, imageIds: string[]): v
 
 async function predict(options: PredictOptions): Promise<void> {
   const task = options.task as PipelineTask;
-  if (!PIPELINE_TASKS.includes(task)) throw new Error(`--task must be one of ${PIPELINE_TASKS.join(', ')}, got '${options.task}'`);
+  if (!PIPELINE_TASKS.includes(task))
+    throw new Error(`--task must be one of ${PIPELINE_TASKS.join(', ')}, got '${options.task}'`);
   const [least, most] = IMAGE_COUNTS[task];
   if (options.image.length < least || options.image.length > most) {
     const wanted = least === most ? `exactly ${least}` : `at least ${least}`;
-    throw new Error(`--task ${task} takes ${wanted} --image id${least === 1 && most === 1 ? '' : 's'}, got ${options.image.length}`);
+    throw new Error(
+      `--task ${task} takes ${wanted} --image id${least === 1 && most === 1 ? '' : 's'}, got ${options.image.length}`,
+    );
   }
   const topk = positiveInteger('--topk', options.topk);
   const batchSize = positiveInteger('--batch_size', options.batch_size);
   // Progress goes to stderr, and only to a terminal: stdout stays the result alone.
   const onProgress = process.stderr.isTTY
     ? (event: ProgressEvent) => {
-      if (event.status === 'loading') process.stderr.write(`reading ${event.file}\n`);
-      if (event.status === 'progress' && event.total > 1) process.stderr.write(`\rscored ${event.done}/${event.total} images${event.done === event.total ? '\n' : ''}`);
-    }
+        if (event.status === 'loading') process.stderr.write(`reading ${event.file}\n`);
+        if (event.status === 'progress' && event.total > 1)
+          process.stderr.write(`\rscored ${event.done}/${event.total} images${event.done === event.total ? '\n' : ''}`);
+      }
     : undefined;
   const store = ImageFeatureReader.open(options.features);
   let pipeline: PipelineOfTask[PipelineTask] | undefined;
   try {
-    pipeline = await createPipeline(task, options.model, { ...(onProgress && { onProgress }), ...(batchSize && { batchSize }) });
+    pipeline = await createPipeline(task, options.model, {
+      ...(onProgress && { onProgress }),
+      ...(batchSize && { batchSize }),
+    });
     // retrieve without --image: every image of the store, in its keys order. Only the ids are
     // held; the pipeline reads regions batch by batch (--batch_size images per forward).
     const imageIds = task === 'retrieve' && options.image.length === 0 ? store.keys() : options.image;
@@ -156,9 +182,14 @@ function makeModelFolder(options: ModelFolderOptions): void {
   for (const { task, file } of report.leftOut) {
     console.log(`${task}: left out (${options.labels_from === undefined ? 'no --labels_from' : `no ${file}`})`);
   }
-  if (report.unexpectedKeys.length > 0) console.log(`ignored ${report.unexpectedKeys.length} checkpoint keys the model has no place for: ${report.unexpectedKeys.slice(0, 5).join(', ')}`);
+  if (report.unexpectedKeys.length > 0)
+    console.log(
+      `ignored ${report.unexpectedKeys.length} checkpoint keys the model has no place for: ${report.unexpectedKeys.slice(0, 5).join(', ')}`,
+    );
   for (const [task, settings] of Object.entries(report.tasks)) {
-    console.log(`${task}: ${settings.name} (task token ${settings.task_id}, ${settings.max_seq_length} tokens, ${settings.max_region_num} regions)`);
+    console.log(
+      `${task}: ${settings.name} (task token ${settings.task_id}, ${settings.max_seq_length} tokens, ${settings.max_region_num} regions)`,
+    );
   }
   console.log(`wrote ${options.out}`);
 }
@@ -168,24 +199,52 @@ export function registerPredict(program: Command): void {
     .command('predict')
     .description('answer, ground, rank, verify or entail with a model folder, on images of a region-feature LMDB')
     .requiredOption('--task <task>', `one of ${PIPELINE_TASKS.join(', ')}`)
-    .requiredOption('--model <dir>', 'model folder (config.json, model.safetensors, labels.json, tasks.json; see vilbert model-folder)')
-    .requiredOption('--features <lmdb>', 'region-feature LMDB holding the images (e.g. COCO_trainval_resnext152_faster_rcnn_genome.lmdb)')
-    .option('--image <id>', 'image id in the LMDB; verify takes two (left, right), retrieve any number (none: every image of the LMDB)', collect, [])
+    .requiredOption(
+      '--model <dir>',
+      'model folder (config.json, model.safetensors, labels.json, tasks.json; see vilbert model-folder)',
+    )
+    .requiredOption(
+      '--features <lmdb>',
+      'region-feature LMDB holding the images (e.g. COCO_trainval_resnext152_faster_rcnn_genome.lmdb)',
+    )
+    .option(
+      '--image <id>',
+      'image id in the LMDB; verify takes two (left, right), retrieve any number (none: every image of the LMDB)',
+      collect,
+      [],
+    )
     .requiredOption('--text <text>', 'the question, expression, caption, statement or hypothesis')
-    .option('--topk <n>', `answers (vqa, gqa: default 5), regions (ground: default 1) or images (retrieve: default all the --image ids, ${STORE_RANKING_TOPK} when ranking the whole LMDB) to print`)
-    .option('--batch_size <n>', 'images per forward pass for retrieve (default 32); regions are read one batch at a time')
+    .option(
+      '--topk <n>',
+      `answers (vqa, gqa: default 5), regions (ground: default 1) or images (retrieve: default all the --image ids, ${STORE_RANKING_TOPK} when ranking the whole LMDB) to print`,
+    )
+    .option(
+      '--batch_size <n>',
+      'images per forward pass for retrieve (default 32); regions are read one batch at a time',
+    )
     .option('--json', 'print the result as JSON', false)
     .action(predict);
 
   program
     .command('model-folder')
-    .description('make a model folder for predict and the pipelines from a reference checkpoint (e.g. multi_task_model.bin)')
+    .description(
+      'make a model folder for predict and the pipelines from a reference checkpoint (e.g. multi_task_model.bin)',
+    )
     .requiredOption('--from_pretrained <file>', 'weights: .bin (either torch format) or .safetensors')
     .option('--config_file <file>', 'model config: a file or a bundled name (default bert_base_6layer_6conect)')
-    .option('--labels_from <root>', 'folder holding the reference\'s datasets/ (answer lists datasets/VQA/cache/trainval_label2ans.pkl, datasets/gqa/cache/trainval_label2ans.pkl)')
+    .option(
+      '--labels_from <root>',
+      "folder holding the reference's datasets/ (answer lists datasets/VQA/cache/trainval_label2ans.pkl, datasets/gqa/cache/trainval_label2ans.pkl)",
+    )
     .requiredOption('--out <dir>', 'model folder to write (replaced if it is one already)')
     .option('--vocab <file>', 'WordPiece vocabulary to put in the folder (default: the bundled bert-base-uncased one)')
-    .option('--ground_task <n>', `registry task of the ground pipeline: 9 refcoco, 10 refcoco+, 11 refcocog (default ${DEFAULT_PIPELINE_TASKS.ground})`)
-    .option('--retrieve_task <n>', `registry task of the retrieve pipeline: 7 COCO, 8 Flickr30k (default ${DEFAULT_PIPELINE_TASKS.retrieve})`)
+    .option(
+      '--ground_task <n>',
+      `registry task of the ground pipeline: 9 refcoco, 10 refcoco+, 11 refcocog (default ${DEFAULT_PIPELINE_TASKS.ground})`,
+    )
+    .option(
+      '--retrieve_task <n>',
+      `registry task of the retrieve pipeline: 7 COCO, 8 Flickr30k (default ${DEFAULT_PIPELINE_TASKS.retrieve})`,
+    )
     .action(makeModelFolder);
 }

@@ -37,10 +37,12 @@ export function registerSmoke(program: Command): void {
       // Labels are the quadrant of the first two coordinates of a random projection.
       const inputs = torch.randn([512, 32]).keep();
       const projection = torch.randn([32, 2]).keep();
-      const labels = torch.scope(() => {
-        const projected = inputs.matmul(projection); // [512, 2]
-        return projected.select(1, 0).gt(0).long().mul(2).add(projected.select(1, 1).gt(0).long());
-      }).keep();
+      const labels = torch
+        .scope(() => {
+          const projected = inputs.matmul(projection); // [512, 2]
+          return projected.select(1, 0).gt(0).long().mul(2).add(projected.select(1, 1).gt(0).long());
+        })
+        .keep();
       const started = performance.now();
       for (let step = 1; step <= options.steps; step++) {
         const loss = torch.scope(() => {
@@ -52,13 +54,16 @@ export function registerSmoke(program: Command): void {
           });
           return value.item();
         });
-        if (step === 1 || step % 50 === 0 || step === options.steps) console.log(`step ${step}: loss ${loss.toFixed(4)}`);
+        if (step === 1 || step % 50 === 0 || step === options.steps)
+          console.log(`step ${step}: loss ${loss.toFixed(4)}`);
       }
       const accuracy = torch.scope(() =>
         torch.noGrad(() => model.eval().forward(inputs).argmax(1).eq(labels).float().mean().item()),
       );
       const seconds = (performance.now() - started) / 1000;
-      console.log(`train accuracy ${(100 * accuracy).toFixed(1)}% (chance 25%) in ${seconds.toFixed(2)} s, ` +
-        `${torch.getNumThreads()} threads, live tensors ${torch.liveTensors()}`);
+      console.log(
+        `train accuracy ${(100 * accuracy).toFixed(1)}% (chance 25%) in ${seconds.toFixed(2)} s, ` +
+          `${torch.getNumThreads()} threads, live tensors ${torch.liveTensors()}`,
+      );
     });
 }

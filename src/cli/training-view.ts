@@ -5,7 +5,10 @@ import cliProgress from 'cli-progress';
 import type { TrainEvent } from '../train/run-log.js';
 
 /** The events both trainers emit with the same meaning. */
-export type CommonTrainEvent = Extract<TrainEvent, { kind: 'warning' | 'pretrained' | 'resumed' | 'checkpoint' | 'epoch' }>;
+export type CommonTrainEvent = Extract<
+  TrainEvent,
+  { kind: 'warning' | 'pretrained' | 'resumed' | 'checkpoint' | 'epoch' }
+>;
 
 /** A bar under the total: one per task (train-tasks) or one for the losses (train-concap). */
 export interface ProgressRow {
@@ -25,9 +28,16 @@ export class TrainingView {
   start(totalIterations: number, startIteration: number, rows: readonly ProgressRow[]): void {
     this.#started = { time: Date.now(), iteration: startIteration };
     if (!this.#tty) return;
-    this.#bars = new cliProgress.MultiBar({
-      format: '{label} |{bar}| {value}/{total} {info}', hideCursor: true, clearOnComplete: false, barsize: 24, etaBuffer: 50,
-    }, cliProgress.Presets.shades_grey);
+    this.#bars = new cliProgress.MultiBar(
+      {
+        format: '{label} |{bar}| {value}/{total} {info}',
+        hideCursor: true,
+        clearOnComplete: false,
+        barsize: 24,
+        etaBuffer: 50,
+      },
+      cliProgress.Presets.shades_grey,
+    );
     this.#total = this.#bars.create(totalIterations, startIteration, { label: 'iterations'.padEnd(20), info: '' });
     for (const row of rows) this.#rows.set(row.key, this.#bars.create(1, 0, { label: row.label.padEnd(20), info: '' }));
   }
@@ -50,7 +60,9 @@ export class TrainingView {
         this.print(`warning: ${event.message}`);
         break;
       case 'pretrained':
-        this.print(`loaded ${event.file}: ${event.missingKeys.length} missing keys (kept at initialisation), ${event.unexpectedKeys.length} unexpected keys (ignored)`);
+        this.print(
+          `loaded ${event.file}: ${event.missingKeys.length} missing keys (kept at initialisation), ${event.unexpectedKeys.length} unexpected keys (ignored)`,
+        );
         break;
       case 'resumed':
         this.print(`resuming from ${event.file} at epoch ${event.epoch}, iteration ${event.step}`);
@@ -68,7 +80,11 @@ export class TrainingView {
     const done = value - this.#started.iteration;
     if (done <= 0) return '-';
     const seconds = ((Date.now() - this.#started.time) / 1000) * ((total - value) / done);
-    return seconds > 3600 ? `${(seconds / 3600).toFixed(1)}h` : seconds > 60 ? `${(seconds / 60).toFixed(1)}m` : `${seconds.toFixed(0)}s`;
+    return seconds > 3600
+      ? `${(seconds / 3600).toFixed(1)}h`
+      : seconds > 60
+        ? `${(seconds / 60).toFixed(1)}m`
+        : `${seconds.toFixed(0)}s`;
   }
 
   /** A line above the bars (or on its own when there are none). */
@@ -105,6 +121,8 @@ export async function withInterrupt<T>(train: (shouldStop: () => boolean) => Pro
 
 /** Says where the interrupted run's checkpoint is and returns the exit code (130, as a shell's Ctrl-C). */
 export function interruptedExitCode(runDir: string): number {
-  console.error(`vilbert: checkpoint saved in ${runDir}; continue with --resume_file ${runDir}/pytorch_ckpt_latest.safetensors`);
+  console.error(
+    `vilbert: checkpoint saved in ${runDir}; continue with --resume_file ${runDir}/pytorch_ckpt_latest.safetensors`,
+  );
   return 130;
 }

@@ -40,7 +40,8 @@ export function readJsonLines(path: string): { line: number; value: Record<strin
     } catch (error) {
       throw new DatasetError(path, `not a JSON line (${(error as Error).message})`, index + 1);
     }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new DatasetError(path, 'expected a JSON object', index + 1);
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+      throw new DatasetError(path, 'expected a JSON object', index + 1);
     return { line: index + 1, value: value as Record<string, unknown> };
   });
 }
@@ -94,7 +95,11 @@ export interface ReadPickleOptions {
 export function readPickle(path: string, options: ReadPickleOptions = {}): unknown {
   const bytes = readBytes(path);
   const allow = options.numpy === true ? PICKLE_GLOBALS.numpy : PICKLE_GLOBALS.plain;
-  const value = unpickle(bytes, { allow, source: path, ...(options.python2 === true ? { python2Strings: 'bytes' as const } : {}) });
+  const value = unpickle(bytes, {
+    allow,
+    source: path,
+    ...(options.python2 === true ? { python2Strings: 'bytes' as const } : {}),
+  });
   return options.python2 === true ? python2Text(value) : value;
 }
 
@@ -108,7 +113,9 @@ export function readTestImageIds(dataroot: string, file: string): Set<number> {
   try {
     return new Set(readNpyIntegers(path));
   } catch (error) {
-    throw error instanceof VilbertError ? error : new DatasetError(path, `cannot be read (${(error as Error).message})`);
+    throw error instanceof VilbertError
+      ? error
+      : new DatasetError(path, `cannot be read (${(error as Error).message})`);
   }
 }
 
@@ -122,15 +129,36 @@ export function removedImageIds(dataroot: string, file: string, load: boolean): 
 /** A JSON object's field that must be a string; errors name the file and line. */
 export function stringField(record: Record<string, unknown>, field: string, path: string, line: number): string {
   const value = record[field];
-  if (typeof value !== 'string') throw new DatasetError(path, `'${field}' is ${value === undefined ? 'missing' : JSON.stringify(value)}, expected a string`, line);
+  if (typeof value !== 'string')
+    throw new DatasetError(
+      path,
+      `'${field}' is ${value === undefined ? 'missing' : JSON.stringify(value)}, expected a string`,
+      line,
+    );
   return value;
 }
 
 /** A field of a JSON object or pickled dict, checked against a predicate; errors name the file (or entry) and key. */
-export function field<T>(record: unknown, key: string, check: (value: unknown) => value is T, expected: string, where: string): T {
-  const value = record instanceof Map ? record.get(key) : typeof record === 'object' && record !== null ? (record as Record<string, unknown>)[key] : undefined;
+export function field<T>(
+  record: unknown,
+  key: string,
+  check: (value: unknown) => value is T,
+  expected: string,
+  where: string,
+): T {
+  const value =
+    record instanceof Map
+      ? record.get(key)
+      : typeof record === 'object' && record !== null
+        ? (record as Record<string, unknown>)[key]
+        : undefined;
   if (!check(value)) {
-    const found = value === undefined ? 'missing' : typeof value === 'string' || typeof value === 'number' ? JSON.stringify(value) : `a ${describe(value)}`;
+    const found =
+      value === undefined
+        ? 'missing'
+        : typeof value === 'string' || typeof value === 'number'
+          ? JSON.stringify(value)
+          : `a ${describe(value)}`;
     throw new DatasetError(where, `'${key}' is ${found}, expected ${expected}`);
   }
   return value;
@@ -157,7 +185,8 @@ export function pythonInt(value: unknown, where: string, line?: number): number 
 
 /** `features_h5path1` of the task, which the single-store loaders need. */
 export function requireFeatures(options: DatasetOptions): ImageFeatureReader {
-  if (options.features === null) throw new DatasetError(`${options.task.key} ${options.task.name}`, 'features_h5path1 is required');
+  if (options.features === null)
+    throw new DatasetError(`${options.task.key} ${options.task.name}`, 'features_h5path1 is required');
   return options.features;
 }
 
@@ -178,7 +207,8 @@ export function cachedEntries<T>(
   build: () => T[],
   codec: { toCache: (entry: T) => Record<string, unknown>; fromCache: (record: CacheRecord, where: string) => T },
 ): T[] {
-  if (existsSync(path)) return readTokenCacheEntries(path).map((record, index) => codec.fromCache(record, `${path}: entry ${index}`));
+  if (existsSync(path))
+    return readTokenCacheEntries(path).map((record, index) => codec.fromCache(record, `${path}: entry ${index}`));
   const entries = build();
   if (options.writeCache !== false) {
     mkdirSync(dirname(path), { recursive: true });
@@ -197,20 +227,35 @@ export function cacheNumbers(record: CacheRecord, key: string, where: string): n
 function tensorNumbers(tensor: RawTensor, where: string): number[] {
   const bytes = tensor.data.slice();
   switch (tensor.dtype) {
-    case 'int64': return Array.from(new BigInt64Array(bytes.buffer), Number);
-    case 'float32': return Array.from(new Float32Array(bytes.buffer));
-    case 'float64': return Array.from(new Float64Array(bytes.buffer));
-    default: throw new DatasetError(where, `tensor of ${tensor.dtype}, expected int64, float32 or float64`);
+    case 'int64':
+      return Array.from(new BigInt64Array(bytes.buffer), Number);
+    case 'float32':
+      return Array.from(new Float32Array(bytes.buffer));
+    case 'float64':
+      return Array.from(new Float64Array(bytes.buffer));
+    default:
+      throw new DatasetError(where, `tensor of ${tensor.dtype}, expected int64, float32 or float64`);
   }
 }
 
 /** The three token tensors of a cache entry, under the loader's key names. */
-export function cachedSentence(record: CacheRecord, keys: readonly [string, string, string], where: string): EncodedSentence {
-  return { inputIds: cacheNumbers(record, keys[0], where), inputMask: cacheNumbers(record, keys[1], where), segmentIds: cacheNumbers(record, keys[2], where) };
+export function cachedSentence(
+  record: CacheRecord,
+  keys: readonly [string, string, string],
+  where: string,
+): EncodedSentence {
+  return {
+    inputIds: cacheNumbers(record, keys[0], where),
+    inputMask: cacheNumbers(record, keys[1], where),
+    segmentIds: cacheNumbers(record, keys[2], where),
+  };
 }
 
 /** The same three as cache tensors (int64, as `torch.from_numpy(np.array(ints))`). */
-export function sentenceForCache(sentence: EncodedSentence, keys: readonly [string, string, string]): Record<string, RawTensor> {
+export function sentenceForCache(
+  sentence: EncodedSentence,
+  keys: readonly [string, string, string],
+): Record<string, RawTensor> {
   return {
     [keys[0]]: rawTensor1d('int64', sentence.inputIds),
     [keys[1]]: rawTensor1d('int64', sentence.inputMask),

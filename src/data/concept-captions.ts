@@ -36,8 +36,16 @@ export const REGION_LEN = 36;
 export const CLASS_PROB_WIDTH = 1601;
 /** The batch's tensors, in the order ConceptCapLoaderVal yields them. */
 export const CONCEPT_CAPTIONS_ORDER = [
-  'input_ids', 'input_mask', 'segment_ids', 'lm_label_ids', 'is_next',
-  'image_feat', 'image_loc', 'image_target', 'image_label', 'image_mask',
+  'input_ids',
+  'input_mask',
+  'segment_ids',
+  'lm_label_ids',
+  'is_next',
+  'image_feat',
+  'image_loc',
+  'image_target',
+  'image_label',
+  'image_mask',
 ] as const;
 export type ConceptCaptionsTensorName = (typeof CONCEPT_CAPTIONS_ORDER)[number];
 
@@ -67,12 +75,21 @@ export class ConceptCaptionsError extends VilbertError {
   override readonly name = 'ConceptCaptionsError';
   override readonly code = 'E_CONCEPT_CAPTIONS';
 
-  constructor(readonly path: string, readonly problem: string, readonly key?: string) {
+  constructor(
+    readonly path: string,
+    readonly problem: string,
+    readonly key?: string,
+  ) {
     super(`${path}: ${key === undefined ? '' : `record '${key}': `}${problem}`);
   }
 }
 
-function float32Matrix(value: MsgpackValue | undefined, width: number, field: string, fail: (problem: string) => never): { rows: number; data: Float32Array } {
+function float32Matrix(
+  value: MsgpackValue | undefined,
+  width: number,
+  field: string,
+  fail: (problem: string) => never,
+): { rows: number; data: Float32Array } {
   if (!isRawTensor(value)) return fail(`${field} is not a numpy array`);
   const tensor: RawTensor = value;
   if (tensor.dtype !== 'float32' || tensor.shape.length !== 2 || tensor.shape[1] !== width) {
@@ -83,10 +100,17 @@ function float32Matrix(value: MsgpackValue | undefined, width: number, field: st
 }
 
 /** Python's `int(s)` / `float(s)` of the numbers the converter stored as strings. */
-function parseNumber(value: MsgpackValue | undefined, integer: boolean, field: string, fail: (problem: string) => never): number {
+function parseNumber(
+  value: MsgpackValue | undefined,
+  integer: boolean,
+  field: string,
+  fail: (problem: string) => never,
+): number {
   const text = typeof value === 'string' ? value.trim() : typeof value === 'number' ? String(value) : undefined;
-  const valid = text !== undefined && (integer ? /^[+-]?\d+$/.test(text) : text !== '' && Number.isFinite(Number(text)));
-  if (!valid || (integer && typeof value === 'number' && !Number.isInteger(value))) return fail(`${field} is ${JSON.stringify(value)}, expected ${integer ? 'an integer' : 'a number'}`);
+  const valid =
+    text !== undefined && (integer ? /^[+-]?\d+$/.test(text) : text !== '' && Number.isFinite(Number(text)));
+  if (!valid || (integer && typeof value === 'number' && !Number.isInteger(value)))
+    return fail(`${field} is ${JSON.stringify(value)}, expected ${integer ? 'an integer' : 'a number'}`);
   return Number(text);
 }
 
@@ -104,12 +128,25 @@ function imageSize(value: MsgpackValue | undefined, field: string, fail: (proble
  */
 function columnSums(values: Float32Array, width: number, rows: number): Float32Array {
   const sums = new Float32Array(width); // [width] the mean, finite exactly where the sum is
-  native.copyRowsWithMeanF32(new Uint8Array(values.buffer, values.byteOffset, rows * width * 4), rows, width, 0, sums, false);
+  native.copyRowsWithMeanF32(
+    new Uint8Array(values.buffer, values.byteOffset, rows * width * 4),
+    rows,
+    width,
+    0,
+    sums,
+    false,
+  );
   return sums;
 }
 
 /** Refuses a NaN, an infinity or a float32 overflow in the column sums of the first `rows` rows of `field`, naming the value. */
-function checkColumns(values: Float32Array, width: number, rows: number, field: string, fail: (problem: string) => never): void {
+function checkColumns(
+  values: Float32Array,
+  width: number,
+  rows: number,
+  field: string,
+  fail: (problem: string) => never,
+): void {
   const sums = columnSums(values, width, rows);
   let total = 0;
   for (let column = 0; column < width; column++) total += sums[column]!;
@@ -118,7 +155,9 @@ function checkColumns(values: Float32Array, width: number, rows: number, field: 
   if (at >= 0) fail(`${field} row ${Math.floor(at / width)}, column ${at % width} is ${values[at]}`);
   const column = sums.findIndex((sum) => !Number.isFinite(sum));
   // An overflowing sum is an infinity, and so is its mean.
-  fail(`${field} column ${column} sums to ${sums[column]} in float32 over the ${rows} kept rows: its values are too large for the global region`);
+  fail(
+    `${field} column ${column} sums to ${sums[column]} in float32 over the ${rows} kept rows: its values are too large for the global region`,
+  );
 }
 
 /**
@@ -145,31 +184,41 @@ function checkKeptRows(record: ConceptCaptionsRecord, fail: (problem: string) =>
     if (!box.every(Number.isFinite)) fail(`boxes row ${row} is [${box.join(', ')}]: not finite`);
     const location = boxLocation(record, row);
     if (!location.every(Number.isFinite)) {
-      fail(`boxes row ${row} is [${box.join(', ')}]: its float32 location [x1/W, y1/H, x2/W, y2/H, area/(W*H)] is [${location.join(', ')}] with image_w ${record.imageWidth}, image_h ${record.imageHeight}`);
+      fail(
+        `boxes row ${row} is [${box.join(', ')}]: its float32 location [x1/W, y1/H, x2/W, y2/H, area/(W*H)] is [${location.join(', ')}] with image_w ${record.imageWidth}, image_h ${record.imageHeight}`,
+      );
     }
   }
 }
 
 /** Decodes one msgpack datapoint `[features, cls_prob, boxes, num_boxes, image_h, image_w, image_id, caption]`. */
 export function decodeRecord(bytes: Uint8Array, path: string, key: string): ConceptCaptionsRecord {
-  const fail = (problem: string): never => { throw new ConceptCaptionsError(path, problem, key); };
+  const fail = (problem: string): never => {
+    throw new ConceptCaptionsError(path, problem, key);
+  };
   let value: MsgpackValue;
   try {
     value = decodeMsgpackNumpy(bytes, path);
   } catch (error) {
     throw new ConceptCaptionsError(path, error instanceof CheckpointFormatError ? error.problem : String(error), key);
   }
-  if (!Array.isArray(value) || value.length !== 8) return fail('expected a list of 8 fields [features, cls_prob, boxes, num_boxes, image_h, image_w, image_id, caption]');
+  if (!Array.isArray(value) || value.length !== 8)
+    return fail(
+      'expected a list of 8 fields [features, cls_prob, boxes, num_boxes, image_h, image_w, image_id, caption]',
+    );
   const features = float32Matrix(value[0], FEATURE_WIDTH, 'features', fail);
   const classes = float32Matrix(value[1], CLASS_PROB_WIDTH, 'cls_prob', fail);
   const boxes = float32Matrix(value[2], 4, 'boxes', fail);
   const numBoxes = parseNumber(value[3], true, 'num_boxes', fail);
   if (features.rows !== numBoxes || classes.rows !== numBoxes || boxes.rows !== numBoxes) {
-    fail(`num_boxes is ${numBoxes} but features, cls_prob, boxes have ${features.rows}, ${classes.rows}, ${boxes.rows} rows`);
+    fail(
+      `num_boxes is ${numBoxes} but features, cls_prob, boxes have ${features.rows}, ${classes.rows}, ${boxes.rows} rows`,
+    );
   }
   const imageId = value[6];
   const caption = value[7];
-  if (typeof imageId !== 'string' && typeof imageId !== 'number') return fail(`image_id is ${String(imageId)}, expected a string`);
+  if (typeof imageId !== 'string' && typeof imageId !== 'number')
+    return fail(`image_id is ${String(imageId)}, expected a string`);
   if (typeof caption !== 'string') return fail('caption is not a string');
   const record: ConceptCaptionsRecord = {
     features: features.data,
@@ -192,9 +241,17 @@ export function decodeRecord(bytes: Uint8Array, path: string, key: string): Conc
  */
 export function jsonObjectValues(text: string, path: string): unknown[] {
   let at = 0;
-  const fail = (problem: string): never => { throw new ConceptCaptionsError(path, `${problem} at character ${at}`); };
-  const space = (): void => { while (/\s/.test(text[at] ?? '')) at++; };
-  const expect = (char: string): void => { space(); if (text[at] !== char) fail(`expected '${char}'`); at++; };
+  const fail = (problem: string): never => {
+    throw new ConceptCaptionsError(path, `${problem} at character ${at}`);
+  };
+  const space = (): void => {
+    while (/\s/.test(text[at] ?? '')) at++;
+  };
+  const expect = (char: string): void => {
+    space();
+    if (text[at] !== char) fail(`expected '${char}'`);
+    at++;
+  };
   /** The extent of the JSON value starting at `at` (strings and nesting respected). */
   const valueText = (): string => {
     space();
@@ -205,15 +262,21 @@ export function jsonObjectValues(text: string, path: string): unknown[] {
       if (char === '"') {
         for (at++; at < text.length && text[at] !== '"'; at++) if (text[at] === '\\') at++;
       } else if (char === '{' || char === '[') depth++;
-      else if (char === '}' || char === ']') { if (depth === 0) break; depth--; }
-      else if (char === ',' && depth === 0) break;
+      else if (char === '}' || char === ']') {
+        if (depth === 0) break;
+        depth--;
+      } else if (char === ',' && depth === 0) break;
       at++;
       if (depth === 0 && (char === '"' || char === '}' || char === ']')) break;
     }
     return text.slice(start, at);
   };
   const parse = (json: string): unknown => {
-    try { return JSON.parse(json); } catch { return fail(`invalid JSON value ${json.slice(0, 40)}`); }
+    try {
+      return JSON.parse(json);
+    } catch {
+      return fail(`invalid JSON value ${json.slice(0, 40)}`);
+    }
   };
   const entries = new Map<string, unknown>();
   expect('{');
@@ -226,7 +289,10 @@ export function jsonObjectValues(text: string, path: string): unknown[] {
       expect(':');
       entries.set(key as string, parse(valueText()));
       space();
-      if (text[at] === '}') { at++; break; }
+      if (text[at] === '}') {
+        at++;
+        break;
+      }
       expect(',');
     }
   }
@@ -288,7 +354,11 @@ function boxLocation(record: ConceptCaptionsRecord, row: number): [number, numbe
 }
 
 /** Padded regions and their 5-d locations; no global row yet. */
-function paddedRegions(record: ConceptCaptionsRecord, kept: number, visualTarget: number): Pick<ConceptCaptionsExample, 'imageFeat' | 'imageLoc' | 'imageTarget'> {
+function paddedRegions(
+  record: ConceptCaptionsRecord,
+  kept: number,
+  visualTarget: number,
+): Pick<ConceptCaptionsExample, 'imageFeat' | 'imageLoc' | 'imageTarget'> {
   const imageFeat = new Float32Array(REGION_LEN * FEATURE_WIDTH); // [36, 2048]
   imageFeat.set(record.features.subarray(0, kept * FEATURE_WIDTH));
   let imageTarget: Float32Array;
@@ -314,7 +384,11 @@ export function preprocessRecord(record: ConceptCaptionsRecord, options: Preproc
   if (!visualization && options.objective !== 2 && random.random() > 0.5) {
     const index = random.randint(0, options.numCaptions - 1);
     const negative = options.captions[index];
-    if (negative === undefined) throw new ConceptCaptionsError(options.captionPath, `negative caption ${index} drawn, but the file has ${options.captions.length} captions`);
+    if (negative === undefined)
+      throw new ConceptCaptionsError(
+        options.captionPath,
+        `negative caption ${index} drawn, but the file has ${options.captions.length} captions`,
+      );
     caption = negative;
     isNext = 1;
   }
@@ -337,7 +411,8 @@ export function preprocessRecord(record: ConceptCaptionsRecord, options: Preproc
     if (p >= 0.15 || visualization) continue;
     p /= 0.15;
     if (p < 0.9) imageFeat.fill(0, i * FEATURE_WIDTH, (i + 1) * FEATURE_WIDTH);
-    iou(record.boxes.subarray(i * 4, (i + 1) * 4), record.boxes.subarray(0, kept * 4)).forEach((overlap, j) => { // [kept]
+    iou(record.boxes.subarray(i * 4, (i + 1) * 4), record.boxes.subarray(0, kept * 4)).forEach((overlap, j) => {
+      // [kept]
       if (overlap > OVERLAP_THRESHOLD) maskedLabel[j] = 1;
     });
     imageLabel[i] = 1;
@@ -390,7 +465,10 @@ export function assembleBatch(examples: readonly ConceptCaptionsExample[]): Conc
     for (let r = 0; r < REGION_LEN; r++) {
       for (let c = 0; c < FEATURE_WIDTH; c++) mean[c]! += example.imageFeat[r * FEATURE_WIDTH + c]!;
     }
-    const unmarked = Math.max(1, example.maskedLabel.reduce((count, marked) => count + (marked === 0 ? 1 : 0), 0));
+    const unmarked = Math.max(
+      1,
+      example.maskedLabel.reduce((count, marked) => count + (marked === 0 ? 1 : 0), 0),
+    );
     for (let c = 0; c < FEATURE_WIDTH; c++) mean[c]! /= unmarked;
     imageFeat.set(example.imageFeat, base + FEATURE_WIDTH);
     imageLoc.set([0, 0, 1, 1, 1], b * regions * LOCATION_WIDTH);
@@ -398,16 +476,37 @@ export function assembleBatch(examples: readonly ConceptCaptionsExample[]): Conc
     imageTarget.set(example.imageTarget, b * REGION_LEN * targetWidth);
   });
   const values: Record<ConceptCaptionsTensorName, ItemTensor> = {
-    input_ids: int64Tensor([B, seqLen], examples.flatMap((e) => e.inputIds)),
-    input_mask: int64Tensor([B, seqLen], examples.flatMap((e) => e.inputMask)),
-    segment_ids: int64Tensor([B, seqLen], examples.flatMap((e) => e.segmentIds)),
-    lm_label_ids: int64Tensor([B, seqLen], examples.flatMap((e) => e.lmLabelIds)),
-    is_next: int64Tensor([B], examples.map((e) => e.isNext)),
+    input_ids: int64Tensor(
+      [B, seqLen],
+      examples.flatMap((e) => e.inputIds),
+    ),
+    input_mask: int64Tensor(
+      [B, seqLen],
+      examples.flatMap((e) => e.inputMask),
+    ),
+    segment_ids: int64Tensor(
+      [B, seqLen],
+      examples.flatMap((e) => e.segmentIds),
+    ),
+    lm_label_ids: int64Tensor(
+      [B, seqLen],
+      examples.flatMap((e) => e.lmLabelIds),
+    ),
+    is_next: int64Tensor(
+      [B],
+      examples.map((e) => e.isNext),
+    ),
     image_feat: float32Tensor([B, regions, FEATURE_WIDTH], imageFeat),
     image_loc: float32Tensor([B, regions, LOCATION_WIDTH], imageLoc),
     image_target: float32Tensor([B, REGION_LEN, targetWidth], imageTarget),
-    image_label: int64Tensor([B, REGION_LEN], examples.flatMap((e) => e.imageLabel)),
-    image_mask: int64Tensor([B, regions], examples.flatMap((e) => [1, ...e.imageMask])),
+    image_label: int64Tensor(
+      [B, REGION_LEN],
+      examples.flatMap((e) => e.imageLabel),
+    ),
+    image_mask: int64Tensor(
+      [B, regions],
+      examples.flatMap((e) => [1, ...e.imageMask]),
+    ),
   };
   return { order: CONCEPT_CAPTIONS_ORDER, values, imageIds: examples.map((e) => e.imageId) };
 }
@@ -430,7 +529,8 @@ export interface ConceptCaptionsReaderOptions {
 }
 
 /** A record key as text for errors and comparisons (tensorpack's keys are ASCII). */
-const keyLabel = (key: Uint8Array): string => Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+const keyLabel = (key: Uint8Array): string =>
+  Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
 
 const SPLIT_FILES = {
   train: { lmdb: 'training_feat_all.lmdb', captions: 'caption_train.json' },
@@ -459,7 +559,8 @@ export class ConceptCaptionsReader {
   }
 
   static open(corpusPath: string, options: ConceptCaptionsReaderOptions): ConceptCaptionsReader {
-    if (!Number.isSafeInteger(options.batchSize) || options.batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${options.batchSize}`);
+    if (!Number.isSafeInteger(options.batchSize) || options.batchSize < 1)
+      throw new RangeError(`batchSize must be a positive integer, got ${options.batchSize}`);
     const files = SPLIT_FILES[options.split];
     const captionPath = join(corpusPath, files.captions);
     const lmdbPath = join(corpusPath, files.lmdb);
@@ -470,23 +571,30 @@ export class ConceptCaptionsReader {
     const store = LmdbReader.open(lmdbPath);
     try {
       const listed = store.get(KEYS_ENTRY);
-      if (listed === null) throw new ConceptCaptionsError(lmdbPath, `no '${KEYS_ENTRY}' entry: not a tensorpack LMDBSerializer file`);
+      if (listed === null)
+        throw new ConceptCaptionsError(lmdbPath, `no '${KEYS_ENTRY}' entry: not a tensorpack LMDBSerializer file`);
       const keyList = decodeMsgpackNumpy(listed, lmdbPath);
       if (!Array.isArray(keyList)) throw new ConceptCaptionsError(lmdbPath, `'${KEYS_ENTRY}' is not a list`);
       const recordKeys = store.keys().filter((key) => keyLabel(key) !== KEYS_ENTRY);
       const seqLen = options.seqLen ?? 36;
-      if (!Number.isSafeInteger(seqLen) || seqLen < 2) throw new RangeError(`seqLen must be an integer >= 2, got ${seqLen}`);
-      return new ConceptCaptionsReader(store, recordKeys, {
-        tokenizer: options.tokenizer,
-        seqLen,
-        captions,
-        numCaptions: keyList.length, // len(LMDBData) is the length of the __keys__ list
-        random: options.random ?? ReferenceRandom.seeded(42),
-        visualization: options.visualization ?? false,
-        objective: options.objective ?? 0,
-        visualTarget: options.visualTarget ?? 0,
-        captionPath,
-      }, options.batchSize);
+      if (!Number.isSafeInteger(seqLen) || seqLen < 2)
+        throw new RangeError(`seqLen must be an integer >= 2, got ${seqLen}`);
+      return new ConceptCaptionsReader(
+        store,
+        recordKeys,
+        {
+          tokenizer: options.tokenizer,
+          seqLen,
+          captions,
+          numCaptions: keyList.length, // len(LMDBData) is the length of the __keys__ list
+          random: options.random ?? ReferenceRandom.seeded(42),
+          visualization: options.visualization ?? false,
+          objective: options.objective ?? 0,
+          visualTarget: options.visualTarget ?? 0,
+          captionPath,
+        },
+        options.batchSize,
+      );
     } catch (error) {
       store.close();
       throw error;
@@ -510,28 +618,39 @@ export class ConceptCaptionsReader {
   /** Record `index` in key order, decoded. */
   record(index: number): ConceptCaptionsRecord {
     const key = this.recordKeys[index];
-    if (key === undefined) throw new RangeError(`record ${index} out of range (${this.numRecords} records in ${this.path})`);
+    if (key === undefined)
+      throw new RangeError(`record ${index} out of range (${this.numRecords} records in ${this.path})`);
     const bytes = this.store.get(key);
-    if (bytes === null) throw new ConceptCaptionsError(this.path, 'listed by the cursor but not readable', keyLabel(key));
+    if (bytes === null)
+      throw new ConceptCaptionsError(this.path, 'listed by the cursor but not readable', keyLabel(key));
     return decodeRecord(bytes, this.path, keyLabel(key));
   }
 
   /** Batch `index`: records [index*B, (index+1)*B), preprocessed in order. */
   batch(index: number): ConceptCaptionsBatch {
-    if (!Number.isSafeInteger(index) || index < 0 || index >= this.length) throw new RangeError(`batch ${index} out of range (${this.length} batches of ${this.batchSize})`);
+    if (!Number.isSafeInteger(index) || index < 0 || index >= this.length)
+      throw new RangeError(`batch ${index} out of range (${this.length} batches of ${this.batchSize})`);
     const examples: ConceptCaptionsExample[] = [];
-    for (let i = index * this.batchSize; i < (index + 1) * this.batchSize; i++) examples.push(preprocessRecord(this.record(i), this.preprocess));
+    for (let i = index * this.batchSize; i < (index + 1) * this.batchSize; i++)
+      examples.push(preprocessRecord(this.record(i), this.preprocess));
     const batch = assembleBatch(examples);
     // record() checked the sums of the kept rows; masking zeroed some of them before the
     // global region summed the rest, and finite values that cancel only in full overflow there.
     const imageFeat = batch.values.image_feat.data as Float32Array; // [B, 37, 2048]
     for (let b = 0; b < this.batchSize; b++) {
-      const global = imageFeat.subarray(b * (REGION_LEN + 1) * FEATURE_WIDTH, (b * (REGION_LEN + 1) + 1) * FEATURE_WIDTH); // [2048]
+      const global = imageFeat.subarray(
+        b * (REGION_LEN + 1) * FEATURE_WIDTH,
+        (b * (REGION_LEN + 1) + 1) * FEATURE_WIDTH,
+      ); // [2048]
       let total = 0;
       for (let column = 0; column < FEATURE_WIDTH; column++) total += global[column]!;
       if (!Number.isFinite(total)) {
         const column = global.findIndex((value) => !Number.isFinite(value));
-        throw new ConceptCaptionsError(this.path, `features column ${column} sums to ${global[column]} in float32 over the rows left after masking: its values are too large for the global region`, keyLabel(this.recordKeys[index * this.batchSize + b]!));
+        throw new ConceptCaptionsError(
+          this.path,
+          `features column ${column} sums to ${global[column]} in float32 over the rows left after masking: its values are too large for the global region`,
+          keyLabel(this.recordKeys[index * this.batchSize + b]!),
+        );
       }
     }
     return batch;

@@ -16,7 +16,11 @@ export class DatasetError extends VilbertError {
    * @param problem what was expected and what was found
    * @param line the 1-based line concerned, if any
    */
-  constructor(readonly path: string, readonly problem: string, readonly line?: number) {
+  constructor(
+    readonly path: string,
+    readonly problem: string,
+    readonly line?: number,
+  ) {
     super(`${path}${line === undefined ? '' : `:${line}`}${path === '' && line === undefined ? '' : ': '}${problem}`);
   }
 }

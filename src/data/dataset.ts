@@ -13,7 +13,11 @@ export interface ItemTensor {
 
 /** An int64 item tensor: a BigInt64Array is taken as it is, numbers are converted. */
 export function int64Tensor(shape: number[], values: ArrayLike<number> | BigInt64Array): ItemTensor {
-  return { dtype: 'int64', shape, data: values instanceof BigInt64Array ? values : BigInt64Array.from(Array.from(values), BigInt) };
+  return {
+    dtype: 'int64',
+    shape,
+    data: values instanceof BigInt64Array ? values : BigInt64Array.from(Array.from(values), BigInt),
+  };
 }
 
 export function float32Tensor(shape: number[], data: Float32Array): ItemTensor {

@@ -32,11 +32,17 @@ export class ShardedBatchSampler implements Sampler {
     readonly options: ShardOptions,
   ) {
     const { rank, worldSize } = options;
-    if (!Number.isInteger(worldSize) || worldSize < 1) throw new RangeError(`world size must be a positive integer, got ${worldSize}`);
-    if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize) throw new RangeError(`rank must be an integer in 0..${worldSize - 1}, got ${rank}`);
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
+    if (!Number.isInteger(worldSize) || worldSize < 1)
+      throw new RangeError(`world size must be a positive integer, got ${worldSize}`);
+    if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize)
+      throw new RangeError(`rank must be an integer in 0..${worldSize - 1}, got ${rank}`);
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
     // One batch of the whole dataset: its only batch is the epoch's permutation.
-    this.#permutation = new BatchSampler(datasetLength, datasetLength, { shuffle: options.shuffle, seed: options.seed });
+    this.#permutation = new BatchSampler(datasetLength, datasetLength, {
+      shuffle: options.shuffle,
+      seed: options.seed,
+    });
     this.samplesPerRank = Math.ceil(datasetLength / worldSize);
     this.#state = { seed: options.seed, epoch: 0, position: 0 };
   }
@@ -53,7 +59,8 @@ export class ShardedBatchSampler implements Sampler {
 
   /** A saved state counts this rank's batches: resume with the same world size. */
   restore(state: SamplerState): void {
-    if (state.position < 0 || state.position > this.length) throw new RangeError(`sampler position ${state.position} outside 0..${this.length}`);
+    if (state.position < 0 || state.position > this.length)
+      throw new RangeError(`sampler position ${state.position} outside 0..${this.length}`);
     this.#state = { ...state };
   }
 
@@ -63,7 +70,10 @@ export class ShardedBatchSampler implements Sampler {
       this.#permutation.restore({ seed: this.#state.seed, epoch: this.#state.epoch, position: 0 });
       const order = this.#permutation.next();
       const { rank, worldSize } = this.options;
-      this.#shard = Array.from({ length: this.samplesPerRank }, (_, i) => order[(rank + i * worldSize) % order.length]!);
+      this.#shard = Array.from(
+        { length: this.samplesPerRank },
+        (_, i) => order[(rank + i * worldSize) % order.length]!,
+      );
       this.#shardEpoch = this.#state.epoch;
     }
     return this.#shard;
@@ -71,7 +81,8 @@ export class ShardedBatchSampler implements Sampler {
 
   /** The next batch's indices; an exhausted epoch starts the next one. */
   next(): number[] {
-    if (this.#state.position >= this.length) this.#state = { ...this.#state, epoch: this.#state.epoch + 1, position: 0 };
+    if (this.#state.position >= this.length)
+      this.#state = { ...this.#state, epoch: this.#state.epoch + 1, position: 0 };
     const start = this.#state.position * this.batchSize;
     const indices = this.#epochShard().slice(start, start + this.batchSize);
     this.#state = { ...this.#state, position: this.#state.position + 1 };

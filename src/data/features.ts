@@ -31,7 +31,11 @@ export class FeatureStoreError extends VilbertError {
   override readonly name = 'FeatureStoreError';
   override readonly code = 'E_FEATURE_STORE';
 
-  constructor(readonly path: string, readonly problem: string, readonly key?: string) {
+  constructor(
+    readonly path: string,
+    readonly problem: string,
+    readonly key?: string,
+  ) {
     super(`${path}: ${key === undefined ? '' : `image '${key}': `}${problem}`);
   }
 }
@@ -137,7 +141,8 @@ export class ImageFeatureReader {
    * where Python's reference count hands the last array's warm memory straight back.
    */
   getPadded(imageId: string | number, maxRegionNum: number, into?: PaddedRegions): PaddedRegions {
-    if (!Number.isSafeInteger(maxRegionNum) || maxRegionNum < 1) throw new RangeError(`max_region_num must be a positive integer, got ${maxRegionNum}`);
+    if (!Number.isSafeInteger(maxRegionNum) || maxRegionNum < 1)
+      throw new RangeError(`max_region_num must be a positive integer, got ${maxRegionNum}`);
     if (into !== undefined) checkPaddedTarget(into, maxRegionNum);
     if (this.cache) {
       const padded = padRegions(this.get(imageId), maxRegionNum);
@@ -148,7 +153,11 @@ export class ImageFeatureReader {
       return { ...into, numBoxes: padded.numBoxes };
     }
     const key = String(imageId);
-    const buffers = into && { features: into.features, imageLocation: into.spatials, imageLocationOri: this.#scratchLocations(maxRegionNum) };
+    const buffers = into && {
+      features: into.features,
+      imageLocation: into.spatials,
+      imageLocationOri: this.#scratchLocations(maxRegionNum),
+    };
     const regions = this.#decode(key, (bytes) => decodeImage(bytes, this.path, key, maxRegionNum, buffers));
     const imageMask = into?.imageMask ?? new BigInt64Array(maxRegionNum);
     imageMask.fill(1n, 0, regions.numBoxes);
@@ -163,7 +172,8 @@ export class ImageFeatureReader {
 
   /** Pixel locations are computed with the normalised ones but not returned by getPadded. */
   #scratchLocations(rows: number): Float32Array {
-    if (this.#scratch === undefined || this.#scratch.length < rows * LOCATION_WIDTH) this.#scratch = new Float32Array(rows * LOCATION_WIDTH);
+    if (this.#scratch === undefined || this.#scratch.length < rows * LOCATION_WIDTH)
+      this.#scratch = new Float32Array(rows * LOCATION_WIDTH);
     return this.#scratch.subarray(0, rows * LOCATION_WIDTH);
   }
 
@@ -172,9 +182,11 @@ export class ImageFeatureReader {
    * everything it keeps, so no copy of the ~1 MB value is made first.
    */
   #decode<T>(key: string, decode: (bytes: Uint8Array) => T): T {
-    if (!this.keyIndex.has(key)) throw new FeatureStoreError(this.path, `not in the store's '${KEYS_ENTRY}' list (${this.length} images)`, key);
+    if (!this.keyIndex.has(key))
+      throw new FeatureStoreError(this.path, `not in the store's '${KEYS_ENTRY}' list (${this.length} images)`, key);
     const result = this.store.withValue(key, decode);
-    if (result === null) throw new FeatureStoreError(this.path, `listed in '${KEYS_ENTRY}' but the LMDB has no entry for it`, key);
+    if (result === null)
+      throw new FeatureStoreError(this.path, `listed in '${KEYS_ENTRY}' but the LMDB has no entry for it`, key);
     return result;
   }
 
@@ -188,11 +200,13 @@ function readKeyIndex(store: LmdbReader): Map<string, number> {
   const bytes = store.get(KEYS_ENTRY);
   if (bytes === null) throw new FeatureStoreError(store.path, `no '${KEYS_ENTRY}' entry: not a region-feature LMDB`);
   const keys = decodePickle(bytes, store.path, KEYS_ENTRY);
-  if (!Array.isArray(keys)) throw new FeatureStoreError(store.path, `'${KEYS_ENTRY}' holds a ${describe(keys)}, expected a list of bytes`);
+  if (!Array.isArray(keys))
+    throw new FeatureStoreError(store.path, `'${KEYS_ENTRY}' holds a ${describe(keys)}, expected a list of bytes`);
   const decoder = new TextDecoder('utf-8', { fatal: true });
   const index = new Map<string, number>();
   keys.forEach((key: unknown, position) => {
-    if (!(key instanceof Uint8Array)) throw new FeatureStoreError(store.path, `'${KEYS_ENTRY}'[${position}] is a ${describe(key)}, expected bytes`);
+    if (!(key instanceof Uint8Array))
+      throw new FeatureStoreError(store.path, `'${KEYS_ENTRY}'[${position}] is a ${describe(key)}, expected bytes`);
     let text: string;
     try {
       text = decoder.decode(key);
@@ -221,7 +235,11 @@ function positiveInt(item: Map<unknown, unknown>, field: string, path: string, k
   if (typeof value === 'number' || typeof value === 'bigint') result = Math.trunc(Number(value));
   else if (typeof value === 'string' && /^\s*[+-]?\d+\s*$/.test(value)) result = Number(value);
   if (!Number.isSafeInteger(result) || result <= 0) {
-    throw new FeatureStoreError(path, `'${field}' is ${value === undefined ? 'missing' : JSON.stringify(typeof value === 'bigint' ? String(value) : value)}, expected a positive integer`, key);
+    throw new FeatureStoreError(
+      path,
+      `'${field}' is ${value === undefined ? 'missing' : JSON.stringify(typeof value === 'bigint' ? String(value) : value)}, expected a positive integer`,
+      key,
+    );
   }
   return result;
 }
@@ -231,9 +249,20 @@ function positiveInt(item: Map<unknown, unknown>, field: string, path: string, k
  * [..., width] array), as its little-endian bytes: they may sit at any offset of the
  * pickle, so callers copy them where they need aligned floats.
  */
-function float32RowBytes(item: Map<unknown, unknown>, field: string, width: number, path: string, key: string): { rows: number; bytes: Uint8Array } {
+function float32RowBytes(
+  item: Map<unknown, unknown>,
+  field: string,
+  width: number,
+  path: string,
+  key: string,
+): { rows: number; bytes: Uint8Array } {
   const tensor = item.get(field);
-  if (!isRawTensor(tensor)) throw new FeatureStoreError(path, `'${field}' is ${tensor === undefined ? 'missing' : `a ${describe(tensor)}`}, expected a numpy array`, key);
+  if (!isRawTensor(tensor))
+    throw new FeatureStoreError(
+      path,
+      `'${field}' is ${tensor === undefined ? 'missing' : `a ${describe(tensor)}`}, expected a numpy array`,
+      key,
+    );
   const { dtype, shape } = tensor;
   if (dtype !== 'float32') throw new FeatureStoreError(path, `'${field}' has dtype ${dtype}, expected float32`, key);
   if (shape.length === 0 || shape[shape.length - 1] !== width) {
@@ -243,7 +272,9 @@ function float32RowBytes(item: Map<unknown, unknown>, field: string, width: numb
 }
 
 function alignedFloats(bytes: Uint8Array): Float32Array {
-  return bytes.byteOffset % 4 === 0 ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) : new Float32Array(bytes.slice().buffer);
+  return bytes.byteOffset % 4 === 0
+    ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
+    : new Float32Array(bytes.slice().buffer);
 }
 
 /**
@@ -255,10 +286,18 @@ function checkNumBoxes(item: Map<unknown, unknown>, rows: number, path: string, 
   const value = item.get('num_boxes');
   if (value === undefined) return;
   // Read as int() reads image_h: a number, or a decimal string.
-  const count = typeof value === 'bigint' || (typeof value === 'string' && /^\s*[+-]?\d+\s*$/.test(value)) ? Number(value) : value;
+  const count =
+    typeof value === 'bigint' || (typeof value === 'string' && /^\s*[+-]?\d+\s*$/.test(value)) ? Number(value) : value;
   if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0 || count > rows) {
-    const shown = typeof value === 'number' || typeof value === 'bigint' || typeof value === 'string' ? JSON.stringify(String(value)) : `a ${describe(value)}`;
-    throw new FeatureStoreError(path, `'num_boxes' is ${shown}, but 'features' and 'boxes' have ${rows} rows (expected a count of at most ${rows})`, key);
+    const shown =
+      typeof value === 'number' || typeof value === 'bigint' || typeof value === 'string'
+        ? JSON.stringify(String(value))
+        : `a ${describe(value)}`;
+    throw new FeatureStoreError(
+      path,
+      `'num_boxes' is ${shown}, but 'features' and 'boxes' have ${rows} rows (expected a count of at most ${rows})`,
+      key,
+    );
   }
 }
 
@@ -267,7 +306,11 @@ function checkFiniteBoxes(boxes: Float32Array, path: string, key: string): void 
   for (let at = 0; at < boxes.length; at++) {
     if (Number.isFinite(boxes[at]!)) continue;
     const row = Math.floor(at / 4);
-    throw new FeatureStoreError(path, `'boxes' row ${row} is [${[...boxes.subarray(row * 4, row * 4 + 4)].join(', ')}]: not finite`, key);
+    throw new FeatureStoreError(
+      path,
+      `'boxes' row ${row} is [${[...boxes.subarray(row * 4, row * 4 + 4)].join(', ')}]: not finite`,
+      key,
+    );
   }
 }
 
@@ -287,9 +330,14 @@ function checkFiniteFeatures(mean: Float32Array, stored: Uint8Array, rows: numbe
   const view = new DataView(stored.buffer, stored.byteOffset, stored.byteLength);
   for (let row = 0; row < rows; row++) {
     const value = view.getFloat32((row * FEATURE_WIDTH + column) * 4, true);
-    if (!Number.isFinite(value)) throw new FeatureStoreError(path, `'features' row ${row}, column ${column} is ${value}`, key);
+    if (!Number.isFinite(value))
+      throw new FeatureStoreError(path, `'features' row ${row}, column ${column} is ${value}`, key);
   }
-  throw new FeatureStoreError(path, `'features' column ${column} sums to ${mean[column]} in float32 over ${rows} rows: its values are too large to be detector features`, key);
+  throw new FeatureStoreError(
+    path,
+    `'features' column ${column} sums to ${mean[column]} in float32 over ${rows} rows: its values are too large to be detector features`,
+    key,
+  );
 }
 
 /**
@@ -300,7 +348,11 @@ function checkFiniteAreas(imageLocation: Float32Array, numBoxes: number, path: s
   for (let row = 1; row < numBoxes; row++) {
     const at = row * LOCATION_WIDTH;
     if (!Number.isFinite(imageLocation[at + 4]!)) {
-      throw new FeatureStoreError(path, `'boxes' row ${row - 1}'s area overflows float32: its coordinates are too large to be pixels of the image`, key);
+      throw new FeatureStoreError(
+        path,
+        `'boxes' row ${row - 1}'s area overflows float32: its coordinates are too large to be pixels of the image`,
+        key,
+      );
     }
   }
 }
@@ -313,15 +365,27 @@ function checkFiniteAreas(imageLocation: Float32Array, numBoxes: number, path: s
  * them: normalised by the image size without clipping, a reversed box giving a negative
  * area. Detector boxes lie inside the image, and such a box is a bad box, not a bad number.
  */
-function decodeImage(bytes: Uint8Array, path: string, key: string, capacity?: number, into?: RegionBuffers): ImageFeatures {
+function decodeImage(
+  bytes: Uint8Array,
+  path: string,
+  key: string,
+  capacity?: number,
+  into?: RegionBuffers,
+): ImageFeatures {
   const item = decodePickle(bytes, path, key);
   if (!(item instanceof Map)) throw new FeatureStoreError(path, `value is a ${describe(item)}, expected a dict`, key);
   const imageHeight = positiveInt(item, 'image_h', path, key);
   const imageWidth = positiveInt(item, 'image_w', path, key);
   const stored = float32RowBytes(item, 'features', FEATURE_WIDTH, path, key);
   const boxes = float32RowBytes(item, 'boxes', 4, path, key);
-  if (boxes.rows !== stored.rows) throw new FeatureStoreError(path, `'boxes' has ${boxes.rows} rows but 'features' has ${stored.rows}`, key);
-  if (stored.rows === 0) throw new FeatureStoreError(path, `has no boxes ('features' has 0 rows): its whole-image row, their mean, would be NaN`, key);
+  if (boxes.rows !== stored.rows)
+    throw new FeatureStoreError(path, `'boxes' has ${boxes.rows} rows but 'features' has ${stored.rows}`, key);
+  if (stored.rows === 0)
+    throw new FeatureStoreError(
+      path,
+      `has no boxes ('features' has 0 rows): its whole-image row, their mean, would be NaN`,
+      key,
+    );
   checkNumBoxes(item, stored.rows, path, key);
   const boxValues = alignedFloats(boxes.bytes);
   checkFiniteBoxes(boxValues, path, key);
@@ -342,7 +406,15 @@ export type RegionBuffers = Omit<Regions, 'numBoxes'>;
  * there with ordinary stores (reused memory is warm); fresh arrays get streaming stores.
  * The readers and the pipelines' passed-in arrays share this.
  */
-export function regionsOf(storedBytes: Uint8Array, boxes: Float32Array, rows: number, width: number, height: number, capacity = rows + 1, into?: RegionBuffers): Regions {
+export function regionsOf(
+  storedBytes: Uint8Array,
+  boxes: Float32Array,
+  rows: number,
+  width: number,
+  height: number,
+  capacity = rows + 1,
+  into?: RegionBuffers,
+): Regions {
   const numBoxes = Math.min(rows + 1, capacity);
   let features: Float32Array;
   let imageLocation: Float32Array; // [capacity, 5]
@@ -357,7 +429,11 @@ export function regionsOf(storedBytes: Uint8Array, boxes: Float32Array, rows: nu
     features = into.features.subarray(0, capacity * FEATURE_WIDTH);
     imageLocation = into.imageLocation.subarray(0, capacity * LOCATION_WIDTH);
     imageLocationOri = into.imageLocationOri.subarray(0, capacity * LOCATION_WIDTH);
-    if (features.length < capacity * FEATURE_WIDTH || imageLocation.length < capacity * LOCATION_WIDTH || imageLocationOri.length < capacity * LOCATION_WIDTH) {
+    if (
+      features.length < capacity * FEATURE_WIDTH ||
+      imageLocation.length < capacity * LOCATION_WIDTH ||
+      imageLocationOri.length < capacity * LOCATION_WIDTH
+    ) {
       throw new RangeError(`region arrays hold fewer than the ${capacity} rows to write`);
     }
     imageLocation.fill(0, numBoxes * LOCATION_WIDTH);
@@ -416,7 +492,8 @@ export function mergeGtRegions(detector: Regions, groundTruth: Regions): Regions
 
 /** The first `min(numBoxes, maxRegionNum)` rows (views, no copy): row 0 and the first boxes. */
 export function truncateRegions(regions: Regions, maxRegionNum: number): Regions {
-  if (!Number.isSafeInteger(maxRegionNum) || maxRegionNum < 1) throw new RangeError(`max_region_num must be a positive integer, got ${maxRegionNum}`);
+  if (!Number.isSafeInteger(maxRegionNum) || maxRegionNum < 1)
+    throw new RangeError(`max_region_num must be a positive integer, got ${maxRegionNum}`);
   const numBoxes = Math.min(regions.numBoxes, maxRegionNum);
   return {
     numBoxes,
@@ -439,9 +516,16 @@ export interface PaddedRegions {
 }
 
 function checkPaddedTarget(into: PaddedRegions, maxRegionNum: number): void {
-  const sizes: [string, ArrayLike<unknown>, number][] = [['features', into.features, FEATURE_WIDTH], ['spatials', into.spatials, LOCATION_WIDTH], ['imageMask', into.imageMask, 1]];
+  const sizes: [string, ArrayLike<unknown>, number][] = [
+    ['features', into.features, FEATURE_WIDTH],
+    ['spatials', into.spatials, LOCATION_WIDTH],
+    ['imageMask', into.imageMask, 1],
+  ];
   for (const [name, array, width] of sizes) {
-    if (array.length !== maxRegionNum * width) throw new RangeError(`getPadded into: '${name}' holds ${array.length} elements, expected ${maxRegionNum} x ${width}`);
+    if (array.length !== maxRegionNum * width)
+      throw new RangeError(
+        `getPadded into: '${name}' holds ${array.length} elements, expected ${maxRegionNum} x ${width}`,
+      );
   }
 }
 

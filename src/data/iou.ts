@@ -20,10 +20,18 @@ function boxArea(boxes: ArrayLike<number>, offset: number): number {
  * row lengths (5 for the readers' `boxes_ori` rows, whose area column is ignored, as the
  * reference's `[:, :4]`). Inputs are rounded to float32 first (the reference's `.float()`).
  */
-export function iou(anchors: ArrayLike<number>, queries: ArrayLike<number>, anchorWidth = 4, queryWidth = 4): Float32Array {
-  if (anchorWidth < 4 || queryWidth < 4) throw new RangeError(`box rows need at least 4 columns, got ${anchorWidth} and ${queryWidth}`);
+export function iou(
+  anchors: ArrayLike<number>,
+  queries: ArrayLike<number>,
+  anchorWidth = 4,
+  queryWidth = 4,
+): Float32Array {
+  if (anchorWidth < 4 || queryWidth < 4)
+    throw new RangeError(`box rows need at least 4 columns, got ${anchorWidth} and ${queryWidth}`);
   if (anchors.length % anchorWidth !== 0 || queries.length % queryWidth !== 0) {
-    throw new RangeError(`box arrays of ${anchors.length} and ${queries.length} values are not whole rows of ${anchorWidth} and ${queryWidth}`);
+    throw new RangeError(
+      `box arrays of ${anchors.length} and ${queries.length} values are not whole rows of ${anchorWidth} and ${queryWidth}`,
+    );
   }
   const n = anchors.length / anchorWidth;
   const k = queries.length / queryWidth;
@@ -35,9 +43,15 @@ export function iou(anchors: ArrayLike<number>, queries: ArrayLike<number>, anch
     for (let j = 0; j < k; j++) {
       const q = j * queryWidth;
       // Math.min / Math.max propagate NaN as torch.min / np.minimum do.
-      let iw = f32(f32(Math.min(f32(anchors[a + 2]!), f32(queries[q + 2]!)) - Math.max(f32(anchors[a]!), f32(queries[q]!))) + 1);
+      let iw = f32(
+        f32(Math.min(f32(anchors[a + 2]!), f32(queries[q + 2]!)) - Math.max(f32(anchors[a]!), f32(queries[q]!))) + 1,
+      );
       if (iw < 0) iw = 0;
-      let ih = f32(f32(Math.min(f32(anchors[a + 3]!), f32(queries[q + 3]!)) - Math.max(f32(anchors[a + 1]!), f32(queries[q + 1]!))) + 1);
+      let ih = f32(
+        f32(
+          Math.min(f32(anchors[a + 3]!), f32(queries[q + 3]!)) - Math.max(f32(anchors[a + 1]!), f32(queries[q + 1]!)),
+        ) + 1,
+      );
       if (ih < 0) ih = 0;
       const intersection = f32(iw * ih);
       const union = f32(f32(anchorArea + queryAreas[j]!) - intersection);

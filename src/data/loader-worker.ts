@@ -10,7 +10,9 @@ parentPort!.on('message', (message: { id: number; indices: number[]; seed: numbe
   try {
     if (message.seed !== null) dataset.reseed?.(message.seed);
     const batch = collateFrom(message.indices, (index) => dataset.item(index, true));
-    const transfer = Object.values(batch.values).flatMap((value) => (Array.isArray(value) ? [] : [value.data.buffer as ArrayBuffer]));
+    const transfer = Object.values(batch.values).flatMap((value) =>
+      Array.isArray(value) ? [] : [value.data.buffer as ArrayBuffer],
+    );
     parentPort!.postMessage({ id: message.id, batch }, transfer);
   } catch (error) {
     parentPort!.postMessage({ id: message.id, error: error instanceof Error ? error.message : String(error) });

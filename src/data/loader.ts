@@ -45,14 +45,17 @@ export class BatchSampler implements Sampler {
     readonly batchSize: number,
     readonly options: { shuffle: boolean; seed: number; dropLast?: boolean },
   ) {
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
     if (datasetLength < 1) throw new RangeError('cannot sample from an empty dataset');
     this.#state = { seed: options.seed, epoch: 0, position: 0 };
   }
 
   /** Batches per epoch. */
   get length(): number {
-    return this.options.dropLast ? Math.floor(this.datasetLength / this.batchSize) : Math.ceil(this.datasetLength / this.batchSize);
+    return this.options.dropLast
+      ? Math.floor(this.datasetLength / this.batchSize)
+      : Math.ceil(this.datasetLength / this.batchSize);
   }
 
   state(): SamplerState {
@@ -60,7 +63,8 @@ export class BatchSampler implements Sampler {
   }
 
   restore(state: SamplerState): void {
-    if (state.position < 0 || state.position > this.length) throw new RangeError(`sampler position ${state.position} outside 0..${this.length}`);
+    if (state.position < 0 || state.position > this.length)
+      throw new RangeError(`sampler position ${state.position} outside 0..${this.length}`);
     this.#state = { ...state };
   }
 
@@ -82,7 +86,8 @@ export class BatchSampler implements Sampler {
 
   /** The next batch's indices; an exhausted epoch starts the next one (the reference restarts its iterator). */
   next(): number[] {
-    if (this.#state.position >= this.length) this.#state = { ...this.#state, epoch: this.#state.epoch + 1, position: 0 };
+    if (this.#state.position >= this.length)
+      this.#state = { ...this.#state, epoch: this.#state.epoch + 1, position: 0 };
     const start = this.#state.position * this.batchSize;
     const indices = this.#epochOrder().slice(start, start + this.batchSize);
     this.#state = { ...this.#state, position: this.#state.position + 1 };
@@ -98,7 +103,8 @@ function isTensor(value: ItemValue): value is ItemTensor {
 
 /** Stacks items as torch's default_collate does: tensors along a new dim 0, ints to int64 [B]. */
 export function collate(items: readonly DatasetItem[], indices: readonly number[]): Batch {
-  if (items.length !== indices.length) throw new RangeError(`collate: ${items.length} items for ${indices.length} indices`);
+  if (items.length !== indices.length)
+    throw new RangeError(`collate: ${items.length} items for ${indices.length} indices`);
   return collateFrom(indices, (_, row) => items[row]!);
 }
 
@@ -111,14 +117,22 @@ export function collateFrom(indices: readonly number[], item: (index: number, ro
   if (indices.length === 0) throw new RangeError('cannot collate an empty batch');
   const first = item(indices[0]!, 0);
   const rows = indices.length;
-  type Column = { name: string; head: ItemTensor; data: TypedData } | { name: string; head: ItemValue; data: undefined; scalars: ItemValue[] };
+  type Column =
+    | { name: string; head: ItemTensor; data: TypedData }
+    | { name: string; head: ItemValue; data: undefined; scalars: ItemValue[] };
   const columns = first.order.map((name): Column => {
     const head = first.values[name]!;
     if (!isTensor(head)) return { name, head, data: undefined, scalars: [] };
     // Every element is overwritten below, so the memory need not be zeroed first.
     const bytes = Buffer.allocUnsafeSlow(head.data.length * rows * head.data.BYTES_PER_ELEMENT);
-    const Constructor = head.data.constructor as { new (buffer: ArrayBuffer, offset: number, length: number): TypedData };
-    return { name, head, data: new Constructor(bytes.buffer as ArrayBuffer, bytes.byteOffset, head.data.length * rows) };
+    const Constructor = head.data.constructor as {
+      new (buffer: ArrayBuffer, offset: number, length: number): TypedData;
+    };
+    return {
+      name,
+      head,
+      data: new Constructor(bytes.buffer as ArrayBuffer, bytes.byteOffset, head.data.length * rows),
+    };
   });
   for (let row = 0; row < rows; row++) {
     const current = row === 0 ? first : item(indices[row]!, row);
@@ -130,14 +144,17 @@ export function collateFrom(indices: readonly number[], item: (index: number, ro
       }
       const { head } = column;
       if (!isTensor(value) || value.data.length !== head.data.length || value.dtype !== head.dtype) {
-        throw new TypeError(`collate: element '${column.name}' of item ${indices[row]} is not a ${head.dtype} [${head.shape.join(', ')}] like item ${indices[0]}`);
+        throw new TypeError(
+          `collate: element '${column.name}' of item ${indices[row]} is not a ${head.dtype} [${head.shape.join(', ')}] like item ${indices[0]}`,
+        );
       }
       (column.data as Float32Array).set(value.data as Float32Array, row * head.data.length);
     }
   }
   const values: Record<string, ItemTensor | string[]> = {};
   for (const column of columns) {
-    if (column.data !== undefined) values[column.name] = { dtype: column.head.dtype, shape: [rows, ...column.head.shape], data: column.data };
+    if (column.data !== undefined)
+      values[column.name] = { dtype: column.head.dtype, shape: [rows, ...column.head.shape], data: column.data };
     else if (typeof column.head === 'string') values[column.name] = column.scalars.map(String);
     else if (typeof column.head === 'number') values[column.name] = int64Tensor([rows], column.scalars as number[]);
   }

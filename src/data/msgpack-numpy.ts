@@ -10,12 +10,23 @@ import { RAW_DTYPE_SIZE, elementCount, type RawDType, type RawTensor } from '../
 
 /** An ext value (type code and payload); Python's msgpack returns `ExtType(code, data)`. */
 export class MsgpackExt {
-  constructor(readonly type: number, readonly data: Uint8Array) {}
+  constructor(
+    readonly type: number,
+    readonly data: Uint8Array,
+  ) {}
 }
 
 export type MsgpackValue =
-  | null | boolean | number | bigint | string | Uint8Array | MsgpackExt | RawTensor
-  | MsgpackValue[] | Map<MsgpackValue, MsgpackValue>;
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | MsgpackExt
+  | RawTensor
+  | MsgpackValue[]
+  | Map<MsgpackValue, MsgpackValue>;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -23,7 +34,10 @@ class MsgpackDecoder {
   private position = 0;
   private readonly view: DataView;
 
-  constructor(private readonly bytes: Uint8Array, private readonly source: string) {
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly source: string,
+  ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
@@ -38,7 +52,8 @@ class MsgpackDecoder {
   }
 
   private take(length: number): Uint8Array {
-    if (this.position + length > this.bytes.length) this.fail(`needs ${length} bytes, ${this.bytes.length - this.position} left`);
+    if (this.position + length > this.bytes.length)
+      this.fail(`needs ${length} bytes, ${this.bytes.length - this.position} left`);
     const slice = this.bytes.subarray(this.position, this.position + length);
     this.position += length;
     return slice;
@@ -102,38 +117,70 @@ class MsgpackDecoder {
     if (code <= 0x9f) return this.array(code & 0x0f);
     if (code <= 0xbf) return this.text(code & 0x1f);
     switch (code) {
-      case 0xc0: return null;
-      case 0xc2: return false;
-      case 0xc3: return true;
-      case 0xc4: return this.take(this.uint(1));
-      case 0xc5: return this.take(this.uint(2));
-      case 0xc6: return this.take(this.uint(4));
-      case 0xc7: return this.ext(this.uint(1));
-      case 0xc8: return this.ext(this.uint(2));
-      case 0xc9: return this.ext(this.uint(4));
-      case 0xca: return this.view.getFloat32(this.skip(4));
-      case 0xcb: return this.view.getFloat64(this.skip(8));
-      case 0xcc: return this.uint(1);
-      case 0xcd: return this.uint(2);
-      case 0xce: return this.uint(4);
-      case 0xcf: return this.int64(false);
-      case 0xd0: return this.view.getInt8(this.skip(1));
-      case 0xd1: return this.view.getInt16(this.skip(2));
-      case 0xd2: return this.view.getInt32(this.skip(4));
-      case 0xd3: return this.int64(true);
-      case 0xd4: return this.ext(1);
-      case 0xd5: return this.ext(2);
-      case 0xd6: return this.ext(4);
-      case 0xd7: return this.ext(8);
-      case 0xd8: return this.ext(16);
-      case 0xd9: return this.text(this.uint(1));
-      case 0xda: return this.text(this.uint(2));
-      case 0xdb: return this.text(this.uint(4));
-      case 0xdc: return this.array(this.uint(2));
-      case 0xdd: return this.array(this.uint(4));
-      case 0xde: return this.map(this.uint(2));
-      case 0xdf: return this.map(this.uint(4));
-      default: return this.fail(`reserved type byte 0x${code.toString(16)}`);
+      case 0xc0:
+        return null;
+      case 0xc2:
+        return false;
+      case 0xc3:
+        return true;
+      case 0xc4:
+        return this.take(this.uint(1));
+      case 0xc5:
+        return this.take(this.uint(2));
+      case 0xc6:
+        return this.take(this.uint(4));
+      case 0xc7:
+        return this.ext(this.uint(1));
+      case 0xc8:
+        return this.ext(this.uint(2));
+      case 0xc9:
+        return this.ext(this.uint(4));
+      case 0xca:
+        return this.view.getFloat32(this.skip(4));
+      case 0xcb:
+        return this.view.getFloat64(this.skip(8));
+      case 0xcc:
+        return this.uint(1);
+      case 0xcd:
+        return this.uint(2);
+      case 0xce:
+        return this.uint(4);
+      case 0xcf:
+        return this.int64(false);
+      case 0xd0:
+        return this.view.getInt8(this.skip(1));
+      case 0xd1:
+        return this.view.getInt16(this.skip(2));
+      case 0xd2:
+        return this.view.getInt32(this.skip(4));
+      case 0xd3:
+        return this.int64(true);
+      case 0xd4:
+        return this.ext(1);
+      case 0xd5:
+        return this.ext(2);
+      case 0xd6:
+        return this.ext(4);
+      case 0xd7:
+        return this.ext(8);
+      case 0xd8:
+        return this.ext(16);
+      case 0xd9:
+        return this.text(this.uint(1));
+      case 0xda:
+        return this.text(this.uint(2));
+      case 0xdb:
+        return this.text(this.uint(4));
+      case 0xdc:
+        return this.array(this.uint(2));
+      case 0xdd:
+        return this.array(this.uint(4));
+      case 0xde:
+        return this.map(this.uint(2));
+      case 0xdf:
+        return this.map(this.uint(4));
+      default:
+        return this.fail(`reserved type byte 0x${code.toString(16)}`);
     }
   }
 }
@@ -144,11 +191,19 @@ export function decodeMsgpack(bytes: Uint8Array, source = '<buffer>'): MsgpackVa
 }
 
 const NUMPY_DTYPES: Readonly<Record<string, RawDType>> = {
-  '<f2': 'float16', '<f4': 'float32', '<f8': 'float64',
-  '<i8': 'int64', '<i4': 'int32', '<i2': 'int16', '|i1': 'int8', '|u1': 'uint8', '|b1': 'bool',
+  '<f2': 'float16',
+  '<f4': 'float32',
+  '<f8': 'float64',
+  '<i8': 'int64',
+  '<i4': 'int32',
+  '<i2': 'int16',
+  '|i1': 'int8',
+  '|u1': 'uint8',
+  '|b1': 'bool',
 };
 
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((byte, i) => byte === b[i]);
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
+  a.length === b.length && a.every((byte, i) => byte === b[i]);
 const ascii = (text: string): Uint8Array => Uint8Array.from(text, (char) => char.charCodeAt(0));
 
 /** The value under the bin key `name` (msgpack-numpy's b"..." keys), if present. */
@@ -166,23 +221,33 @@ function binKeyed(map: Map<MsgpackValue, MsgpackValue>, name: string): MsgpackVa
 function numpyObject(map: Map<MsgpackValue, MsgpackValue>, source: string): MsgpackValue {
   const nd = binKeyed(map, 'nd');
   if (nd === undefined) return map;
-  const fail = (problem: string): never => { throw new CheckpointFormatError(source, `msgpack-numpy array: ${problem}`); };
+  const fail = (problem: string): never => {
+    throw new CheckpointFormatError(source, `msgpack-numpy array: ${problem}`);
+  };
   if (nd !== true) fail('numpy scalars (b"nd": False) are not supported');
   const kind = binKeyed(map, 'kind');
-  if (kind instanceof Uint8Array && sameBytes(kind, ascii('V'))) fail('structured dtypes (kind b"V") are not supported');
+  if (kind instanceof Uint8Array && sameBytes(kind, ascii('V')))
+    fail('structured dtypes (kind b"V") are not supported');
   const type = binKeyed(map, 'type');
   const descr = type instanceof Uint8Array ? new TextDecoder().decode(type) : type;
   const dtype = typeof descr === 'string' ? NUMPY_DTYPES[descr] : undefined;
-  if (dtype === undefined) return fail(`dtype ${JSON.stringify(descr)} is not supported (expected one of ${Object.keys(NUMPY_DTYPES).join(' ')})`);
+  if (dtype === undefined)
+    return fail(
+      `dtype ${JSON.stringify(descr)} is not supported (expected one of ${Object.keys(NUMPY_DTYPES).join(' ')})`,
+    );
   const shape = binKeyed(map, 'shape');
-  if (!Array.isArray(shape) || !shape.every((size) => typeof size === 'number' && Number.isSafeInteger(size) && size >= 0)) {
+  if (
+    !Array.isArray(shape) ||
+    !shape.every((size) => typeof size === 'number' && Number.isSafeInteger(size) && size >= 0)
+  ) {
     return fail(`shape ${String(shape)} is not a list of sizes`);
   }
   const data = binKeyed(map, 'data');
   if (!(data instanceof Uint8Array)) return fail('b"data" is not bytes');
   const byteLength = elementCount(shape as number[]) * RAW_DTYPE_SIZE[dtype];
   // np.ndarray(buffer=...) accepts a longer buffer and reads its start.
-  if (data.length < byteLength) fail(`${data.length} data bytes for shape [${shape.join(', ')}] ${descr}, need ${byteLength}`);
+  if (data.length < byteLength)
+    fail(`${data.length} data bytes for shape [${shape.join(', ')}] ${descr}, need ${byteLength}`);
   return { dtype, shape: shape as number[], data: data.subarray(0, byteLength) };
 }
 

@@ -25,7 +25,10 @@ export interface MtState {
 
 /** MT19937 (Matsumoto & Nishimura), the generator of CPython's `random` and numpy's RandomState. */
 class MersenneTwister {
-  private constructor(private readonly words: Uint32Array, private index: number) {}
+  private constructor(
+    private readonly words: Uint32Array,
+    private index: number,
+  ) {}
 
   /** `init_genrand(seed)`: numpy's `np.random.seed(int)`. */
   static fromSeed(seed: number): MersenneTwister {
@@ -66,7 +69,8 @@ class MersenneTwister {
   }
 
   static fromState(state: MtState): MersenneTwister {
-    if (state.words.length !== MT_N || !(state.index >= 0 && state.index <= MT_N)) throw new RangeError('an MT19937 state is 624 words and an index in [0, 624]');
+    if (state.words.length !== MT_N || !(state.index >= 0 && state.index <= MT_N))
+      throw new RangeError('an MT19937 state is 624 words and an index in [0, 624]');
     return new MersenneTwister(Uint32Array.from(state.words), state.index);
   }
 
@@ -112,7 +116,8 @@ class MersenneTwister {
 }
 
 function checkSeed(seed: number): void {
-  if (!Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`seed must be an integer in [0, 2^32), got ${seed}`);
+  if (!Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff)
+    throw new RangeError(`seed must be an integer in [0, 2^32), got ${seed}`);
 }
 
 /**
@@ -138,7 +143,8 @@ export class ReferenceRandomSource implements RandomSource {
   }
 
   randint(low: number, high: number): number {
-    if (!Number.isSafeInteger(low) || !Number.isSafeInteger(high) || high <= low) throw new RangeError(`randint needs integers low < high, got [${low}, ${high})`);
+    if (!Number.isSafeInteger(low) || !Number.isSafeInteger(high) || high <= low)
+      throw new RangeError(`randint needs integers low < high, got [${low}, ${high})`);
     const range = high - 1 - low;
     if (range > 0xffffffff) throw new RangeError(`randint range ${range + 1}: more than 2^32`);
     return low + this.numpy.numpyUpTo(range);
@@ -166,7 +172,10 @@ export interface ReferenceRandomState {
 
 /** Python's `random` module and numpy's global legacy RandomState, seeded as `random.seed(S); np.random.seed(S)`. */
 export class ReferenceRandom implements PretrainingRandomSource {
-  private constructor(private readonly python: MersenneTwister, private readonly numpy: MersenneTwister) {}
+  private constructor(
+    private readonly python: MersenneTwister,
+    private readonly numpy: MersenneTwister,
+  ) {}
 
   static seeded(seed: number): ReferenceRandom {
     checkSeed(seed);
@@ -191,12 +200,14 @@ export class ReferenceRandom implements PretrainingRandomSource {
   /** randrange(a, b + 1). */
   randint(a: number, b: number): number {
     const n = b - a + 1;
-    if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || n < 1 || n > 0xffffffff) throw new RangeError(`randint(${a}, ${b}): empty or unsupported range`);
+    if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || n < 1 || n > 0xffffffff)
+      throw new RangeError(`randint(${a}, ${b}): empty or unsupported range`);
     return a + this.python.pythonBelow(n);
   }
 
   npRandint(n: number): number {
-    if (!Number.isSafeInteger(n) || n < 1 || n > 0x100000000) throw new RangeError(`np.random.randint(${n}): unsupported bound`);
+    if (!Number.isSafeInteger(n) || n < 1 || n > 0x100000000)
+      throw new RangeError(`np.random.randint(${n}): unsupported bound`);
     return this.numpy.numpyUpTo(n - 1);
   }
 }
@@ -212,7 +223,10 @@ export type LoggedDraw = ['random.choice', number, unknown] | ['np.random.randin
 export class ReplayRandomSource implements RandomSource {
   private position = 0;
 
-  constructor(private readonly draws: readonly LoggedDraw[], private readonly source = 'rng_log') {}
+  constructor(
+    private readonly draws: readonly LoggedDraw[],
+    private readonly source = 'rng_log',
+  ) {}
 
   /** Draws not consumed yet. */
   get remaining(): number {
@@ -221,22 +235,28 @@ export class ReplayRandomSource implements RandomSource {
 
   choice<T>(items: readonly T[]): T {
     const draw = this.take('random.choice');
-    if (draw[1] !== items.length) throw new Error(`${this.where()}: random.choice over ${items.length} items, logged ${String(draw[1])}`);
+    if (draw[1] !== items.length)
+      throw new Error(`${this.where()}: random.choice over ${items.length} items, logged ${String(draw[1])}`);
     const index = items.findIndex((item) => item === draw[2]);
-    if (index < 0) throw new Error(`${this.where()}: logged value ${JSON.stringify(draw[2])} is not among the ${items.length} items`);
+    if (index < 0)
+      throw new Error(
+        `${this.where()}: logged value ${JSON.stringify(draw[2])} is not among the ${items.length} items`,
+      );
     return items[index]!;
   }
 
   randint(low: number, high: number): number {
     const draw = this.take('np.random.randint');
     const [loggedLow, loggedHigh] = draw[1] as [number, number];
-    if (loggedLow !== low || loggedHigh !== high) throw new Error(`${this.where()}: randint(${low}, ${high}), logged [${loggedLow}, ${loggedHigh}]`);
+    if (loggedLow !== low || loggedHigh !== high)
+      throw new Error(`${this.where()}: randint(${low}, ${high}), logged [${loggedLow}, ${loggedHigh}]`);
     return draw[2] as number;
   }
 
   private take(kind: LoggedDraw[0]): LoggedDraw {
     const draw = this.draws[this.position];
-    if (draw === undefined) throw new Error(`${this.source}: ${kind} requested after all ${this.draws.length} logged draws`);
+    if (draw === undefined)
+      throw new Error(`${this.source}: ${kind} requested after all ${this.draws.length} logged draws`);
     if (draw[0] !== kind) throw new Error(`${this.source}[${this.position}]: ${kind} requested, logged ${draw[0]}`);
     this.position += 1;
     return draw;

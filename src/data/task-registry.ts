@@ -6,7 +6,13 @@ import { DatasetError } from './dataset-error.js';
 
 /** How a task's output is read: which head, loss and score (the yml's `type`). */
 export type TaskType =
-  | 'VL-classifier' | 'VL-classifier-GQA' | 'VL-logit' | 'V-logit' | 'V-logit-mc' | 'VL-binary-classifier' | 'VL-tri-classifier';
+  | 'VL-classifier'
+  | 'VL-classifier-GQA'
+  | 'VL-logit'
+  | 'V-logit'
+  | 'V-logit-mc'
+  | 'VL-binary-classifier'
+  | 'VL-tri-classifier';
 /** How a task's batch is reshaped before the model (the yml's `process`). */
 export type TaskProcess = 'normal' | 'expand' | 'retrieval' | 'nlvr' | 'dialog';
 
@@ -34,8 +40,21 @@ export interface TaskConfig {
 }
 
 const REQUIRED: (keyof TaskConfig)[] = [
-  'name', 'type', 'loss', 'process', 'task_id', 'dataroot', 'features_h5path1', 'features_h5path2',
-  'max_seq_length', 'max_region_num', 'batch_size', 'train_split', 'val_split', 'lr', 'num_epoch',
+  'name',
+  'type',
+  'loss',
+  'process',
+  'task_id',
+  'dataroot',
+  'features_h5path1',
+  'features_h5path2',
+  'max_seq_length',
+  'max_region_num',
+  'batch_size',
+  'train_split',
+  'val_split',
+  'lr',
+  'num_epoch',
 ];
 
 export function bundledTasksPath(): string {
@@ -48,9 +67,13 @@ export function loadTaskRegistry(path = bundledTasksPath()): Map<string, TaskCon
   try {
     document = parse(readFileSync(path, 'utf8'));
   } catch (error) {
-    throw new DatasetError(path, `not a readable YAML task registry (${error instanceof Error ? error.message : String(error)})`);
+    throw new DatasetError(
+      path,
+      `not a readable YAML task registry (${error instanceof Error ? error.message : String(error)})`,
+    );
   }
-  if (typeof document !== 'object' || document === null) throw new DatasetError(path, 'expected a mapping of TASK<n> entries');
+  if (typeof document !== 'object' || document === null)
+    throw new DatasetError(path, 'expected a mapping of TASK<n> entries');
   const tasks = new Map<string, TaskConfig>();
   for (const [key, value] of Object.entries(document)) {
     if (!/^TASK\d+$/.test(key)) throw new DatasetError(path, `'${key}' is not a task key (TASK<n>)`);

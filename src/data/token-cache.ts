@@ -15,7 +15,14 @@ import { PYTHON_DATA_GLOBALS } from '../io/pickle-builtins.js';
 import { combineAllowLists, describe, unpickle, type AllowList, type PickleGlobal } from '../io/pickle.js';
 import { PickleCall, PickleGlobalRef, PicklePersistentId, pickle } from '../io/pickle-writer.js';
 import {
-  RAW_DTYPE_SIZE, contiguousStrides, elementCount, gatherStrided, isRawTensor, viewExtent, type RawDType, type RawTensor,
+  RAW_DTYPE_SIZE,
+  contiguousStrides,
+  elementCount,
+  gatherStrided,
+  isRawTensor,
+  viewExtent,
+  type RawDType,
+  type RawTensor,
 } from '../io/raw-tensor.js';
 import { STORAGE_DTYPES, StorageRef } from '../io/torch-pickle.js';
 import { parseTorchCheckpoint } from '../io/torch-checkpoint.js';
@@ -36,12 +43,19 @@ export interface TokenCacheName {
 /** `<dataroot>/cache/<Task>_<split>_<L>[_<R>][_cleaned].pkl` */
 export function tokenCachePath(dataroot: string, name: TokenCacheName): string {
   const region = name.maxRegionNum === undefined ? '' : `_${name.maxRegionNum}`;
-  return join(dataroot, 'cache', `${name.task}_${name.split}_${name.maxSeqLength}${region}${name.cleaned ? '_cleaned' : ''}.pkl`);
+  return join(
+    dataroot,
+    'cache',
+    `${name.task}_${name.split}_${name.maxSeqLength}${region}${name.cleaned ? '_cleaned' : ''}.pkl`,
+  );
 }
 
 /** A storage as `_load_from_bytes` gives it: element type and little-endian bytes. */
 class LoadedStorage {
-  constructor(readonly dtype: RawDType, readonly bytes: Uint8Array) {}
+  constructor(
+    readonly dtype: RawDType,
+    readonly bytes: Uint8Array,
+  ) {}
 
   get numel(): number {
     return this.bytes.length / RAW_DTYPE_SIZE[this.dtype];
@@ -58,7 +72,9 @@ function loadStorageFromBytes(args: unknown[]): LoadedStorage {
   if (!(bytes instanceof Uint8Array)) throw new Error(`expects bytes, got a ${describe(bytes)}`);
   const { format, object } = parseTorchCheckpoint(bytes, '<storage bytes>');
   if (format !== 'legacy' || !(object instanceof StorageRef) || object.elementOffset !== 0) {
-    throw new Error(`expects a legacy torch stream of one whole storage, found a ${format} stream of a ${describe(object)}`);
+    throw new Error(
+      `expects a legacy torch stream of one whole storage, found a ${format} stream of a ${describe(object)}`,
+    );
   }
   const length = object.numel * RAW_DTYPE_SIZE[object.dtype];
   const countAt = bytes.length - length - 8;
@@ -70,26 +86,40 @@ function loadStorageFromBytes(args: unknown[]): LoadedStorage {
 /** `_rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])` on a loaded storage. */
 function rebuildTensor(args: unknown[]): RawTensor {
   const [storage, offset, size, stride] = args;
-  if (!(storage instanceof LoadedStorage)) throw new Error(`first argument is a ${describe(storage)}, expected a storage from _load_from_bytes`);
-  const isIndexList = (value: unknown): value is number[] => Array.isArray(value) && value.every((n) => Number.isSafeInteger(n) && n >= 0);
-  if (!Number.isSafeInteger(offset) || (offset as number) < 0 || !isIndexList(size) || !isIndexList(stride) || size.length !== stride.length) {
-    throw new Error(`bad tensor view: offset ${String(offset)}, size ${JSON.stringify(size)}, stride ${JSON.stringify(stride)}`);
+  if (!(storage instanceof LoadedStorage))
+    throw new Error(`first argument is a ${describe(storage)}, expected a storage from _load_from_bytes`);
+  const isIndexList = (value: unknown): value is number[] =>
+    Array.isArray(value) && value.every((n) => Number.isSafeInteger(n) && n >= 0);
+  if (
+    !Number.isSafeInteger(offset) ||
+    (offset as number) < 0 ||
+    !isIndexList(size) ||
+    !isIndexList(stride) ||
+    size.length !== stride.length
+  ) {
+    throw new Error(
+      `bad tensor view: offset ${String(offset)}, size ${JSON.stringify(size)}, stride ${JSON.stringify(stride)}`,
+    );
   }
   const shape = [...size];
   const extent = viewExtent(offset as number, shape, stride);
-  if (extent > storage.numel) throw new Error(`view [${shape.join(', ')}] reaches element ${extent} of a ${storage.numel}-element storage`);
+  if (extent > storage.numel)
+    throw new Error(`view [${shape.join(', ')}] reaches element ${extent} of a ${storage.numel}-element storage`);
   // A copy: views into the pickle buffer are unaligned for typed arrays.
   const data = gatherStrided(storage.bytes, RAW_DTYPE_SIZE[storage.dtype], offset as number, shape, stride).slice();
   return { dtype: storage.dtype, shape, data };
 }
 
 /** What token caches may name: torch tensors and plain Python data (dict and list included, as the writer uses them). */
-export const TOKEN_CACHE_GLOBALS: AllowList = combineAllowLists(PYTHON_DATA_GLOBALS, new Map<string, PickleGlobal>([
-  ['torch.storage._load_from_bytes', { call: loadStorageFromBytes }],
-  ['torch._utils._rebuild_tensor_v2', { call: rebuildTensor }],
-  ['builtins.dict', { call: () => new Map() }],
-  ['builtins.list', { call: (args) => [...((args[0] ?? []) as unknown[])] }],
-]));
+export const TOKEN_CACHE_GLOBALS: AllowList = combineAllowLists(
+  PYTHON_DATA_GLOBALS,
+  new Map<string, PickleGlobal>([
+    ['torch.storage._load_from_bytes', { call: loadStorageFromBytes }],
+    ['torch._utils._rebuild_tensor_v2', { call: rebuildTensor }],
+    ['builtins.dict', { call: () => new Map() }],
+    ['builtins.list', { call: (args) => [...((args[0] ?? []) as unknown[])] }],
+  ]),
+);
 
 /** The unpickled cache: dicts as Maps, lists as arrays, tensors as RawTensor (own, aligned bytes). */
 export function readTokenCache(path: string): unknown {
@@ -99,9 +129,11 @@ export function readTokenCache(path: string): unknown {
 /** The cache's entries: a list of dicts with string keys (what every loader pickles). */
 export function readTokenCacheEntries(path: string): Map<string, unknown>[] {
   const value = readTokenCache(path);
-  if (!Array.isArray(value)) throw new CheckpointFormatError(path, `token cache holds a ${describe(value)}, expected a list of entries`);
+  if (!Array.isArray(value))
+    throw new CheckpointFormatError(path, `token cache holds a ${describe(value)}, expected a list of entries`);
   value.forEach((entry, index) => {
-    if (!(entry instanceof Map)) throw new CheckpointFormatError(path, `entry ${index} is a ${describe(entry)}, expected a dict`);
+    if (!(entry instanceof Map))
+      throw new CheckpointFormatError(path, `entry ${index} is a ${describe(entry)}, expected a dict`);
   });
   return value as Map<string, unknown>[];
 }
@@ -118,7 +150,10 @@ const STORAGE_NAMES = new Map(Object.entries(STORAGE_DTYPES).map(([name, dtype])
 
 /** Protocol 2 carries bytes as `_codecs.encode(latin-1 text, 'latin1')`, as Python 3 pickles them. */
 function bytesNode(bytes: Uint8Array): PickleCall {
-  return new PickleCall(GLOBAL.encode, [Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1'), 'latin1']);
+  return new PickleCall(GLOBAL.encode, [
+    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1'),
+    'latin1',
+  ]);
 }
 
 /**
@@ -142,23 +177,47 @@ function storageStream(tensor: RawTensor, where: string): Uint8Array {
   return Buffer.concat([
     LEGACY_HEADER,
     pickle(new PicklePersistentId(['storage', new PickleGlobalRef('torch', storageType), key, 'cpu', numel, null])),
-    pickle([key]), count, tensor.data,
+    pickle([key]),
+    count,
+    tensor.data,
   ]);
 }
 
 /** The pickle-writer tree of a value: Map / plain object -> dict, array -> list, RawTensor or ItemTensor -> torch tensor. */
 function cacheNode(value: unknown, where: string): unknown {
-  if (value === null || typeof value === 'boolean' || typeof value === 'number' || typeof value === 'bigint' || typeof value === 'string') return value;
+  if (
+    value === null ||
+    typeof value === 'boolean' ||
+    typeof value === 'number' ||
+    typeof value === 'bigint' ||
+    typeof value === 'string'
+  )
+    return value;
   if (value === undefined) return null;
   if (isRawTensor(value)) {
     const storage = new PickleCall(GLOBAL.loadFromBytes, [bytesNode(storageStream(value, where))]);
-    return new PickleCall(GLOBAL.rebuild, [storage, 0, value.shape, contiguousStrides(value.shape), false, new PickleCall(GLOBAL.orderedDict, [])]);
+    return new PickleCall(GLOBAL.rebuild, [
+      storage,
+      0,
+      value.shape,
+      contiguousStrides(value.shape),
+      false,
+      new PickleCall(GLOBAL.orderedDict, []),
+    ]);
   }
   if (isItemTensor(value)) return cacheNode(rawFromItemTensor(value), where);
   if (value instanceof Uint8Array) return bytesNode(value);
-  if (Array.isArray(value)) return new PickleCall(GLOBAL.list, [value.map((item, index) => cacheNode(item, `${where}[${index}]`))]);
+  if (Array.isArray(value))
+    return new PickleCall(GLOBAL.list, [value.map((item, index) => cacheNode(item, `${where}[${index}]`))]);
   const entries = value instanceof Map ? [...value] : Object.entries(value as object);
-  return new PickleCall(GLOBAL.dict, [], entries.map(([key, item]): [unknown, unknown] => [cacheNode(key, where), cacheNode(item, `${where}.${String(key)}`)]));
+  return new PickleCall(
+    GLOBAL.dict,
+    [],
+    entries.map(([key, item]): [unknown, unknown] => [
+      cacheNode(key, where),
+      cacheNode(item, `${where}.${String(key)}`),
+    ]),
+  );
 }
 
 /** Writes a cache the reference's `cPickle.load` (with torch importable) and `readTokenCache` both read. */
@@ -182,10 +241,14 @@ export function itemTensorFromRaw(tensor: RawTensor, where: string): ItemTensor 
   const data = tensor.data.slice();
   const count = elementCount(tensor.shape);
   switch (tensor.dtype) {
-    case 'float32': return { dtype: 'float32', shape: [...tensor.shape], data: new Float32Array(data.buffer, 0, count) };
-    case 'float64': return { dtype: 'float64', shape: [...tensor.shape], data: new Float64Array(data.buffer, 0, count) };
-    case 'int64': return { dtype: 'int64', shape: [...tensor.shape], data: new BigInt64Array(data.buffer, 0, count) };
-    default: throw new DatasetError(where, `tensor of ${tensor.dtype}, expected float32, float64 or int64`);
+    case 'float32':
+      return { dtype: 'float32', shape: [...tensor.shape], data: new Float32Array(data.buffer, 0, count) };
+    case 'float64':
+      return { dtype: 'float64', shape: [...tensor.shape], data: new Float64Array(data.buffer, 0, count) };
+    case 'int64':
+      return { dtype: 'int64', shape: [...tensor.shape], data: new BigInt64Array(data.buffer, 0, count) };
+    default:
+      throw new DatasetError(where, `tensor of ${tensor.dtype}, expected float32, float64 or int64`);
   }
 }
 

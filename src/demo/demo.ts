@@ -83,40 +83,102 @@ export function demoRegistry(worldRegistry: string, out: string, options: Pick<D
 }
 
 /** The demo's train-tasks arguments: its small model from random weights, on a registry written by demoRegistry. */
-export function demoTrainArgs(run: { tasks: string; registry: string; worldRoot: string; lr: number; outputDir: string; saveName: string; seed: number }): TrainTasksArgs {
+export function demoTrainArgs(run: {
+  tasks: string;
+  registry: string;
+  worldRoot: string;
+  lr: number;
+  outputDir: string;
+  saveName: string;
+  seed: number;
+}): TrainTasksArgs {
   return {
     ...TRAIN_TASKS_DEFAULTS,
-    tasks: run.tasks, tasks_config: run.registry, datasets_root: run.worldRoot, config_file: assetPath('demo', 'vilbert_demo.json'),
-    from_pretrained: 'none', task_specific_tokens: true, lr_scheduler: 'mannul', head_lr: run.lr, answer_bias_init: DEMO_ANSWER_BIAS,
+    tasks: run.tasks,
+    tasks_config: run.registry,
+    datasets_root: run.worldRoot,
+    config_file: assetPath('demo', 'vilbert_demo.json'),
+    from_pretrained: 'none',
+    task_specific_tokens: true,
+    lr_scheduler: 'mannul',
+    head_lr: run.lr,
+    answer_bias_init: DEMO_ANSWER_BIAS,
     // Stop-and-go pauses a task whose score has not moved yet; a model trained from scratch needs every step.
-    train_iter_gap: 1, num_train_epochs: 1, num_workers: 0, output_dir: run.outputDir, save_name: run.saveName, seed: run.seed,
+    train_iter_gap: 1,
+    num_train_epochs: 1,
+    num_workers: 0,
+    output_dir: run.outputDir,
+    save_name: run.saveName,
+    seed: run.seed,
   };
 }
 
 /** Every task's validation metric: the in-training evaluation's score, R@1 over all images for retrieval. */
-async function evaluateAll(model: VILBertForVLTasks, tasks: TaskConfig[], root: string, world: WorldInfo): Promise<DemoTaskResult[]> {
+async function evaluateAll(
+  model: VILBertForVLTasks,
+  tasks: TaskConfig[],
+  root: string,
+  world: WorldInfo,
+): Promise<DemoTaskResult[]> {
   const results: DemoTaskResult[] = [];
   for (const task of tasks) {
     const chance = world.tasks[task.key]?.chance ?? Number.NaN;
     const number = taskNumber(task);
     if (task.name.startsWith('Retrieval')) {
-      const opened = openDataset({ className: datasetClassOf(task, 'eval'), task, split: task.val_split, phase: 'eval', root, cleanDatasets: true });
+      const opened = openDataset({
+        className: datasetClassOf(task, 'eval'),
+        task,
+        split: task.val_split,
+        phase: 'eval',
+        root,
+        cleanDatasets: true,
+      });
       try {
         const ranking = evaluateRetrieval(model, opened.dataset, { taskNumber: number });
         const { r1, r5, r10, medr, meanr } = ranking.metrics;
-        results.push({ key: task.key, task: task.name, type: task.type, metric: 'R@1', score: r1 / 100, chance, count: ranking.numCaptions, extra: { 'R@5': r5 / 100, 'R@10': r10 / 100, medr, meanr, images: ranking.numImages } });
+        results.push({
+          key: task.key,
+          task: task.name,
+          type: task.type,
+          metric: 'R@1',
+          score: r1 / 100,
+          chance,
+          count: ranking.numCaptions,
+          extra: { 'R@5': r5 / 100, 'R@10': r10 / 100, medr, meanr, images: ranking.numImages },
+        });
       } finally {
         opened.close();
       }
       continue;
     }
-    const opened = openDataset({ className: datasetClassOf(task, 'val'), task, split: task.val_split, phase: 'val', root, cleanDatasets: true });
+    const opened = openDataset({
+      className: datasetClassOf(task, 'val'),
+      task,
+      split: task.val_split,
+      phase: 'val',
+      root,
+      cleanDatasets: true,
+    });
     try {
-      const loader = TaskLoader.inProcess(opened.dataset, { batchSize: task.eval_batch_size ?? task.batch_size, shuffle: false, seed: 0 });
+      const loader = TaskLoader.inProcess(opened.dataset, {
+        batchSize: task.eval_batch_size ?? task.batch_size,
+        shuffle: false,
+        seed: 0,
+      });
       const evaluation = await evaluateTask(model, loader, { ...task, number }, { collectResults: false });
       const [metric] = Object.keys(evaluation.metrics);
       const textOnly = world.tasks[task.key]?.textOnly;
-      results.push({ key: task.key, task: task.name, type: task.type, metric: metric ?? 'score', score: evaluation.score, chance, ...(textOnly === undefined ? {} : { textOnly }), count: evaluation.count, extra: {} });
+      results.push({
+        key: task.key,
+        task: task.name,
+        type: task.type,
+        metric: metric ?? 'score',
+        score: evaluation.score,
+        chance,
+        ...(textOnly === undefined ? {} : { textOnly }),
+        count: evaluation.count,
+        extra: {},
+      });
     } finally {
       opened.close();
     }
@@ -129,9 +191,21 @@ function pipelineTasks(tasks: TaskConfig[]): TaskTable {
   const settings = (key: string) => {
     const task = tasks.find((candidate) => candidate.key === key);
     if (!task) throw new Error(`the demo registry has no ${key}`);
-    return { task_id: taskNumber(task), max_seq_length: task.max_seq_length, max_region_num: task.max_region_num, name: task.name };
+    return {
+      task_id: taskNumber(task),
+      max_seq_length: task.max_seq_length,
+      max_region_num: task.max_region_num,
+      name: task.name,
+    };
   };
-  return { vqa: settings('TASK1'), gqa: settings('TASK15'), ground: settings('TASK9'), retrieve: settings('TASK7'), verify: settings('TASK12'), entail: settings('TASK13') };
+  return {
+    vqa: settings('TASK1'),
+    gqa: settings('TASK15'),
+    ground: settings('TASK9'),
+    retrieve: settings('TASK7'),
+    verify: settings('TASK12'),
+    entail: settings('TASK13'),
+  };
 }
 
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
@@ -148,14 +222,30 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   started = clock();
   stage('training');
   const registry = demoRegistry(world.registryPath, dir, options);
-  const trained = await trainTasks(demoTrainArgs({
-    tasks: DEMO_TASKS, registry, worldRoot: world.root, lr: options.lr, outputDir: join(dir, 'runs'), saveName: 'demo', seed: options.seed,
-  }), options.hooks);
+  const trained = await trainTasks(
+    demoTrainArgs({
+      tasks: DEMO_TASKS,
+      registry,
+      worldRoot: world.root,
+      lr: options.lr,
+      outputDir: join(dir, 'runs'),
+      saveName: 'demo',
+      seed: options.seed,
+    }),
+    options.hooks,
+  );
   const trainingSeconds = clock() - started;
   const { model, config, tasks, runDir } = trained;
   try {
     if (trained.status === 'interrupted') {
-      return { status: 'interrupted', runDir, modelDir: '', reportPath: null, results: [], seconds: { world: worldSeconds, training: trainingSeconds, evaluation: 0, report: 0 } };
+      return {
+        status: 'interrupted',
+        runDir,
+        modelDir: '',
+        reportPath: null,
+        results: [],
+        seconds: { world: worldSeconds, training: trainingSeconds, evaluation: 0, report: 0 },
+      };
     }
     started = clock();
     stage('evaluation');
@@ -168,9 +258,27 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const modelDir = join(dir, 'model');
     const labels = labelLists(tasks, world.root);
     saveModelFolder(modelDir, { model, config, labels, tasks: pipelineTasks(tasks) });
-    await writeDemoExamples({ runDir, modelDir, tasks, root: world.root, scenesPath: join(world.root, world.info.scenes) });
+    await writeDemoExamples({
+      runDir,
+      modelDir,
+      tasks,
+      root: world.root,
+      scenesPath: join(world.root, world.info.scenes),
+    });
     const reportPath = writeReport(runDir, { title: 'vilbert-ts demo: 12 tasks on the synthetic world' });
-    return { status: 'finished', runDir, modelDir, reportPath, results, seconds: { world: worldSeconds, training: trainingSeconds, evaluation: evaluationSeconds, report: clock() - started } };
+    return {
+      status: 'finished',
+      runDir,
+      modelDir,
+      reportPath,
+      results,
+      seconds: {
+        world: worldSeconds,
+        training: trainingSeconds,
+        evaluation: evaluationSeconds,
+        report: clock() - started,
+      },
+    };
   } finally {
     model.dispose();
   }
@@ -180,7 +288,14 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
 function labelLists(tasks: TaskConfig[], root: string) {
   const labelsOf = (key: string): string[] => {
     const task = tasks.find((candidate) => candidate.key === key)!;
-    const opened = openDataset({ className: datasetClassOf(task, 'val'), task, split: task.val_split, phase: 'val', root, cleanDatasets: true });
+    const opened = openDataset({
+      className: datasetClassOf(task, 'val'),
+      task,
+      split: task.val_split,
+      phase: 'val',
+      root,
+      cleanDatasets: true,
+    });
     try {
       return [...((opened.dataset as { label2ans?: readonly string[] }).label2ans ?? [])];
     } finally {

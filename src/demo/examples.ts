@@ -18,8 +18,13 @@ const RETRIEVAL_CANDIDATES = 8;
 
 /** Word pieces back to text: special tokens dropped, '##' pieces joined to their word. */
 export function tokensToText(ids: ArrayLike<number | bigint>, tokenizer: BertTokenizer): string {
-  const tokens = tokenizer.convertIdsToTokens(Array.from(ids, Number)).filter((token) => !['[CLS]', '[SEP]', '[PAD]'].includes(token));
-  return tokens.reduce((text, token) => (token.startsWith('##') ? text + token.slice(2) : text ? `${text} ${token}` : token), '');
+  const tokens = tokenizer
+    .convertIdsToTokens(Array.from(ids, Number))
+    .filter((token) => !['[CLS]', '[SEP]', '[PAD]'].includes(token));
+  return tokens.reduce(
+    (text, token) => (token.startsWith('##') ? text + token.slice(2) : text ? `${text} ${token}` : token),
+    '',
+  );
 }
 
 interface Scene {
@@ -28,13 +33,26 @@ interface Scene {
 }
 
 function openVal(task: TaskConfig, root: string): { dataset: TaskDataset; close: () => void } {
-  return openDataset({ className: datasetClassOf(task, 'val'), task, split: task.val_split, phase: 'val', root, cleanDatasets: true });
+  return openDataset({
+    className: datasetClassOf(task, 'val'),
+    task,
+    split: task.val_split,
+    phase: 'val',
+    root,
+    cleanDatasets: true,
+  });
 }
 
 const ints = (value: unknown): number[] => Array.from((value as ItemTensor).data as ArrayLike<number | bigint>, Number);
 const floats = (value: unknown): Float32Array => (value as ItemTensor).data as Float32Array;
 
-export async function writeDemoExamples(options: { runDir: string; modelDir: string; tasks: TaskConfig[]; root: string; scenesPath: string }): Promise<string> {
+export async function writeDemoExamples(options: {
+  runDir: string;
+  modelDir: string;
+  tasks: TaskConfig[];
+  root: string;
+  scenesPath: string;
+}): Promise<string> {
   const { tasks, root } = options;
   const task = (key: string) => tasks.find((candidate) => candidate.key === key)!;
   const tokenizer = BertTokenizer.bundled();
@@ -46,8 +64,11 @@ export async function writeDemoExamples(options: { runDir: string; modelDir: str
   const vqaTask = task('TASK1');
   const vqa = await createPipeline('vqa', folder);
   const questionsPath = join(root, vqaTask.dataroot, 'v2_OpenEnded_mscoco_val2014_questions.json');
-  const questions = (JSON.parse(readFileSync(questionsPath, 'utf8')) as { questions: { image_id: number; question: string; question_id: number }[] }).questions
-    .sort((a, b) => a.question_id - b.question_id);
+  const questions = (
+    JSON.parse(readFileSync(questionsPath, 'utf8')) as {
+      questions: { image_id: number; question: string; question_id: number }[];
+    }
+  ).questions.sort((a, b) => a.question_id - b.question_id);
   const vqaExamples = [];
   const vqaData = openVal(vqaTask, root);
   try {
@@ -56,7 +77,13 @@ export async function writeDemoExamples(options: { runDir: string; modelDir: str
       const target = floats(vqaData.dataset.item(index).values.target);
       const truth = label2ans.filter((_, label) => (target[label] ?? 0) > 0);
       const answers = await vqa(question.question, { store: store(vqaTask), imageId: question.image_id }, { topk: 3 });
-      vqaExamples.push({ task: vqaTask.name, image_id: String(question.image_id), question: question.question, answers, truth });
+      vqaExamples.push({
+        task: vqaTask.name,
+        image_id: String(question.image_id),
+        question: question.question,
+        answers,
+        truth,
+      });
     }
   } finally {
     vqaData.close();
@@ -76,11 +103,23 @@ export async function writeDemoExamples(options: { runDir: string; modelDir: str
       const target = floats(values.target);
       const best = target.reduce((bestIndex, value, region) => (value > target[bestIndex]! ? region : bestIndex), 0);
       const spatials = floats(values.spatials).subarray(best * 5, best * 5 + 4);
-      const truth = [spatials[0]! * scene.width, spatials[1]! * scene.height, spatials[2]! * scene.width, spatials[3]! * scene.height];
+      const truth = [
+        spatials[0]! * scene.width,
+        spatials[1]! * scene.height,
+        spatials[2]! * scene.width,
+        spatials[3]! * scene.height,
+      ];
       const text = tokensToText(ints(values.caption), tokenizer);
       const [predicted] = await ground(text, { store: store(referTask), imageId });
       const overlap = predicted ? iou(Float32Array.from(predicted.box), Float32Array.from(truth))[0]! : null;
-      groundingExamples.push({ task: referTask.name, image_id: imageId, text, predicted: predicted?.box ?? null, truth, iou: overlap });
+      groundingExamples.push({
+        task: referTask.name,
+        image_id: imageId,
+        text,
+        predicted: predicted?.box ?? null,
+        truth,
+        iou: overlap,
+      });
     }
   } finally {
     referData.close();
@@ -98,15 +137,28 @@ export async function writeDemoExamples(options: { runDir: string; modelDir: str
       if (!imageIds.includes(imageId)) imageIds.push(imageId);
     }
     const seen = new Set<string>();
-    for (let index = 0; index < retrievalData.dataset.length && retrievalExamples.length < Math.min(EXAMPLES_PER_KIND, imageIds.length); index++) {
+    for (
+      let index = 0;
+      index < retrievalData.dataset.length && retrievalExamples.length < Math.min(EXAMPLES_PER_KIND, imageIds.length);
+      index++
+    ) {
       const { values } = retrievalData.dataset.item(index);
       const imageId = String(values.image_id);
       if (seen.has(imageId) || !imageIds.includes(imageId)) continue;
       seen.add(imageId);
       const tokens = ints(values.caption); // [4, L]: slot 0 is the caption of its own image
       const caption = tokensToText(tokens.slice(0, tokens.length / 4), tokenizer);
-      const ranked = await retrieve(caption, imageIds.map((id) => ({ store: store(retrievalTask), imageId: id })), { topk: imageIds.length });
-      retrievalExamples.push({ task: retrievalTask.name, caption, ranked: ranked.map((entry) => ({ image_id: imageIds[entry.index]!, score: entry.score })), truth: imageId });
+      const ranked = await retrieve(
+        caption,
+        imageIds.map((id) => ({ store: store(retrievalTask), imageId: id })),
+        { topk: imageIds.length },
+      );
+      retrievalExamples.push({
+        task: retrievalTask.name,
+        caption,
+        ranked: ranked.map((entry) => ({ image_id: imageIds[entry.index]!, score: entry.score })),
+        truth: imageId,
+      });
     }
   } finally {
     retrievalData.close();
@@ -115,6 +167,9 @@ export async function writeDemoExamples(options: { runDir: string; modelDir: str
   folder.model.dispose();
 
   const path = join(options.runDir, 'examples.json');
-  writeFileSync(path, `${JSON.stringify({ scenes: options.scenesPath, grounding: groundingExamples, vqa: vqaExamples, retrieval: retrievalExamples }, null, 2)}\n`);
+  writeFileSync(
+    path,
+    `${JSON.stringify({ scenes: options.scenesPath, grounding: groundingExamples, vqa: vqaExamples, retrieval: retrievalExamples }, null, 2)}\n`,
+  );
   return path;
 }

@@ -82,7 +82,8 @@ function layoutDifference(own: Layout, main: Layout): string | null {
       return `'${name}' is ${dtype} [${shape.join(', ')}] here, ${mainDtype} [${mainShape.join(', ')}] on rank 0`;
     }
   }
-  if (own.length !== main.length) return `its model has ${own.length} parameters and buffers, rank 0's has ${main.length}`;
+  if (own.length !== main.length)
+    return `its model has ${own.length} parameters and buffers, rank 0's has ${main.length}`;
   return null;
 }
 
@@ -125,7 +126,6 @@ export class DataParallel {
     return local;
   }
 
-
   /**
    * Gives every rank rank 0's parameters and persistent buffers. Call once, after the
    * model is built and loaded, before training; it first checks that every rank has
@@ -138,9 +138,15 @@ export class DataParallel {
     const layout: Layout = entries.map(([name, tensor]) => [name, tensor.shape, tensor.dtype]);
     const difference = layoutDifference(layout, await this.broadcastValue(layout));
     if (await this.someRank(difference !== null)) {
-      throw new Error(`rank ${this.rank}: ${difference ?? 'the model of another rank differs from rank 0\'s (that rank says where)'}`);
+      throw new Error(
+        `rank ${this.rank}: ${difference ?? "the model of another rank differs from rank 0's (that rank says where)"}`,
+      );
     }
-    await this.#bucketed(entries.map(([, tensor]) => tensor), (flats) => group.broadcast(flats, 0), this.rank !== 0);
+    await this.#bucketed(
+      entries.map(([, tensor]) => tensor),
+      (flats) => group.broadcast(flats, 0),
+      this.rank !== 0,
+    );
   }
 
   /**
@@ -157,10 +163,14 @@ export class DataParallel {
     const reduced = trainable.filter((_, i) => ranksWithGradient[i]! > 0);
     const gradients = torch.noGrad(() => reduced.map((parameter) => gradientOf(parameter)));
     try {
-      await this.#bucketed(gradients, async (flats) => {
-        await group.allreduce(flats);
-        torch.noGrad(() => flats.forEach((flat) => flat.div_(this.worldSize)));
-      }, true);
+      await this.#bucketed(
+        gradients,
+        async (flats) => {
+          await group.allreduce(flats);
+          torch.noGrad(() => flats.forEach((flat) => flat.div_(this.worldSize)));
+        },
+        true,
+      );
     } finally {
       for (const gradient of gradients) gradient.dispose();
     }
@@ -196,8 +206,13 @@ export class DataParallel {
   checkResumable(savedWorldSize: number, checkpoint: string): void {
     if (savedWorldSize === this.worldSize) return;
     const plural = (count: number) => `${count} process${count === 1 ? '' : 'es'}`;
-    const how = savedWorldSize === 1 ? 'without vilbert launch' : `under vilbert launch with ${plural(savedWorldSize)} in all (--nnodes x --nproc_per_node)`;
-    throw new Error(`${checkpoint}: saved by a run of ${plural(savedWorldSize)}, this run has ${plural(this.worldSize)}; its data positions count per-process batches, so resume it ${how}`);
+    const how =
+      savedWorldSize === 1
+        ? 'without vilbert launch'
+        : `under vilbert launch with ${plural(savedWorldSize)} in all (--nnodes x --nproc_per_node)`;
+    throw new Error(
+      `${checkpoint}: saved by a run of ${plural(savedWorldSize)}, this run has ${plural(this.worldSize)}; its data positions count per-process batches, so resume it ${how}`,
+    );
   }
 
   /** True on every rank when flag is true on any: how ranks agree to stop at the same step. */
@@ -245,7 +260,9 @@ export class DataParallel {
     const group = this.#group;
     if (group === null) return [value];
     const bytes = new TextEncoder().encode(JSON.stringify(value));
-    const lengths = await this.sumOverRanks(Array.from({ length: this.worldSize }, (_, rank) => (rank === this.rank ? bytes.length : 0)));
+    const lengths = await this.sumOverRanks(
+      Array.from({ length: this.worldSize }, (_, rank) => (rank === this.rank ? bytes.length : 0)),
+    );
     const offsets = lengths.map((_, rank) => lengths.slice(0, rank).reduce((sum, length) => sum + length, 0));
     // Each rank fills its own slice of zeros: the sum over ranks is every slice at once.
     const all = new Uint8Array(offsets.at(-1)! + lengths.at(-1)!);
@@ -255,7 +272,9 @@ export class DataParallel {
       await group.allreduce([tensor]);
       const gathered = tensor.toArray() as Uint8Array;
       const decoder = new TextDecoder();
-      return lengths.map((length, rank) => JSON.parse(decoder.decode(gathered.subarray(offsets[rank], offsets[rank]! + length))) as T);
+      return lengths.map(
+        (length, rank) => JSON.parse(decoder.decode(gathered.subarray(offsets[rank], offsets[rank]! + length))) as T,
+      );
     } finally {
       tensor.dispose();
     }
@@ -277,20 +296,24 @@ export class DataParallel {
    */
   async #bucketed(tensors: Tensor[], collective: (flats: Tensor[]) => Promise<void>, unpack: boolean): Promise<void> {
     const buckets = bucketsOf(tensors, this.#bucketBytes);
-    const flats = torch.noGrad(() => torch.scope(() => buckets.map((bucket) => torch.cat(bucket.map((tensor) => tensor.reshape(-1))).keep())));
+    const flats = torch.noGrad(() =>
+      torch.scope(() => buckets.map((bucket) => torch.cat(bucket.map((tensor) => tensor.reshape(-1))).keep())),
+    );
     try {
       await collective(flats);
       if (!unpack) return;
-      torch.noGrad(() => torch.scope(() => {
-        buckets.forEach((bucket, i) => {
-          let offset = 0;
-          for (const tensor of bucket) {
-            const size = tensor.numel();
-            tensor.copy_(flats[i]!.narrow(0, offset, size).view(tensor.shape));
-            offset += size;
-          }
-        });
-      }));
+      torch.noGrad(() =>
+        torch.scope(() => {
+          buckets.forEach((bucket, i) => {
+            let offset = 0;
+            for (const tensor of bucket) {
+              const size = tensor.numel();
+              tensor.copy_(flats[i]!.narrow(0, offset, size).view(tensor.shape));
+              offset += size;
+            }
+          });
+        }),
+      );
     } finally {
       for (const flat of flats) flat.dispose();
     }

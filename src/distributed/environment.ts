@@ -42,7 +42,8 @@ export function readLaunchEnvironment(env: NodeJS.ProcessEnv = process.env): Lau
   const rank = integerVariable(env, 'RANK', 0, worldSize - 1);
   const localRank = env.LOCAL_RANK === undefined ? rank : integerVariable(env, 'LOCAL_RANK', 0, worldSize - 1);
   const masterAddr = env.MASTER_ADDR ?? '';
-  if (masterAddr === '') throw new Error('distributed training: MASTER_ADDR must name rank 0\'s machine (WORLD_SIZE is set)');
+  if (masterAddr === '')
+    throw new Error("distributed training: MASTER_ADDR must name rank 0's machine (WORLD_SIZE is set)");
   const masterPort = integerVariable(env, 'MASTER_PORT', 1, 65535);
   return { rank, localRank, worldSize, masterAddr, masterPort };
 }

@@ -34,12 +34,19 @@ export class ProcessGroup {
 
   /** Sums each tensor over all ranks, in place. */
   allreduce(tensors: Tensor[]): Promise<void> {
-    return native.distAllreduce(this.#live(), tensors.map((tensor) => tensor.handle));
+    return native.distAllreduce(
+      this.#live(),
+      tensors.map((tensor) => tensor.handle),
+    );
   }
 
   /** Overwrites each tensor with root's, in place. */
   broadcast(tensors: Tensor[], root = 0): Promise<void> {
-    return native.distBroadcast(this.#live(), tensors.map((tensor) => tensor.handle), root);
+    return native.distBroadcast(
+      this.#live(),
+      tensors.map((tensor) => tensor.handle),
+      root,
+    );
   }
 
   /** Resolves when every rank has reached its barrier. */

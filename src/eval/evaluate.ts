@@ -49,14 +49,22 @@ function sampleIds(batch: Batch): (number | string)[] {
 
 function onDevice(batch: TaskBatch, device: string): TaskBatch {
   if (device === 'cpu') return batch;
-  return Object.fromEntries(Object.entries(batch).map(([slot, tensor]) => [slot, (tensor as torch.Tensor).to(device)])) as unknown as TaskBatch;
+  return Object.fromEntries(
+    Object.entries(batch).map(([slot, tensor]) => [slot, (tensor as torch.Tensor).to(device)]),
+  ) as unknown as TaskBatch;
 }
 
 /** The records EvaluatingModel appends for one batch (none for the binary / tri classifiers). */
-function batchRecords(task: EvaluatedTask, outcomes: SampleOutcomes, ids: (number | string)[], label2ans: readonly string[] | undefined): unknown[] {
+function batchRecords(
+  task: EvaluatedTask,
+  outcomes: SampleOutcomes,
+  ids: (number | string)[],
+  label2ans: readonly string[] | undefined,
+): unknown[] {
   const idOf = (row: number): number | string => {
     const id = ids[row];
-    if (id === undefined) throw new Error(`${task.name}: prediction row ${row} has no id (the batch has ${ids.length})`);
+    if (id === undefined)
+      throw new Error(`${task.name}: prediction row ${row} has no id (the batch has ${ids.length})`);
     return id;
   };
   // A head wider than the dataset's label map (the data kit, small synthetic label sets) can
@@ -95,7 +103,9 @@ export async function evaluateTask(
 ): Promise<TaskEvaluation> {
   const collect = options.collectResults ?? true;
   if (collect && NAMES_ANSWERS.has(task.type) && !options.label2ans) {
-    throw new Error(`${task.name}: naming the predicted answers needs the dataset's label2ans (or collectResults: false)`);
+    throw new Error(
+      `${task.name}: naming the predicted answers needs the dataset's label2ans (or collectResults: false)`,
+    );
   }
   const device = model.parameters()[0]?.device ?? 'cpu';
   const total = loader.length;
@@ -109,19 +119,24 @@ export async function evaluateTask(
   try {
     for (let index = 0; index < total; index++) {
       const batch = await loader.next();
-      const step = torch.scope(() => torch.inferenceMode(() => {
-        try {
-          const forwarded = forwardTask(model, onDevice(toTaskBatch(batch), device), task);
-          return {
-            loss: forwarded.loss.item(),
-            score: forwarded.score,
-            batchSize: forwarded.prepared.batchSize,
-            outcomes: sampleOutcomes(task.type, forwarded.logits, forwarded.target),
-          };
-        } catch (error) {
-          throw new Error(`${task.name} batch ${index} (items ${batch.indices[0]}..${batch.indices[batch.indices.length - 1]}): ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-        }
-      }));
+      const step = torch.scope(() =>
+        torch.inferenceMode(() => {
+          try {
+            const forwarded = forwardTask(model, onDevice(toTaskBatch(batch), device), task);
+            return {
+              loss: forwarded.loss.item(),
+              score: forwarded.score,
+              batchSize: forwarded.prepared.batchSize,
+              outcomes: sampleOutcomes(task.type, forwarded.logits, forwarded.target),
+            };
+          } catch (error) {
+            throw new Error(
+              `${task.name} batch ${index} (items ${batch.indices[0]}..${batch.indices[batch.indices.length - 1]}): ${error instanceof Error ? error.message : String(error)}`,
+              { cause: error },
+            );
+          }
+        }),
+      );
       lossSum += step.loss * step.batchSize;
       scoreSum += step.score;
       count += step.batchSize;

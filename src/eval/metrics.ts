@@ -33,23 +33,27 @@ export function sampleOutcomes(type: TaskType, logits: Tensor, target: Tensor): 
       case 'VL-classifier':
       case 'VL-classifier-GQA':
       case 'VL-binary-classifier':
-      case 'VL-tri-classifier': { // logits [B, C], target [B, C] (taskLoss's, padded to the head)
+      case 'VL-tri-classifier': {
+        // logits [B, C], target [B, C] (taskLoss's, padded to the head)
         const predicted = logits.argmax(1, true); // [B, 1]
         return { predicted: predicted.toNumbers(), score: target.gather(1, predicted).toNumbers() };
       }
-      case 'VL-logit': { // logits [B, K], target [B] option index
+      case 'VL-logit': {
+        // logits [B, K], target [B] option index
         const predicted = logits.argmax(1); // [B]
         const K = logits.size(1);
         const flat = F.softmax(logits, 1).toNumbers();
         const probabilities = Array.from({ length: logits.size(0) }, (_, b) => flat.slice(b * K, (b + 1) * K));
         return { predicted: predicted.toNumbers(), score: predicted.eq(target).toNumbers(), probabilities };
       }
-      case 'V-logit': { // logits, target [B, R, 1]
+      case 'V-logit': {
+        // logits, target [B, R, 1]
         const predicted = logits.argmax(1); // [B, 1]
         const iou = target.squeeze(2).gather(1, predicted); // [B, 1]
         return { predicted: predicted.toNumbers(), score: iou.gt(0.5).toNumbers(), iou: iou.toNumbers() };
       }
-      case 'V-logit-mc': { // logits, target [B, C, 1] over the candidates
+      case 'V-logit-mc': {
+        // logits, target [B, C, 1] over the candidates
         const predicted = logits.argmax(1); // [B, 1]
         return { predicted: predicted.toNumbers(), score: predicted.eq(target.argmax(1)).toNumbers() };
       }

@@ -50,7 +50,10 @@ function intElement(value: ItemValue | undefined, name: string): number {
 function rowsOf(value: ItemTensor, start: number, n: number): Tensor {
   const [, ...rest] = value.shape;
   const width = rest.reduce((a, b) => a * b, 1);
-  return torch.tensor(value.data.subarray(start * width, (start + n) * width), { dtype: value.dtype, shape: [n, ...rest] });
+  return torch.tensor(value.data.subarray(start * width, (start + n) * width), {
+    dtype: value.dtype,
+    shape: [n, ...rest],
+  });
 }
 
 /** Leading image slots of a half that hold an image (unused slots of the 1000-slot buffer have an all-zero mask). */
@@ -86,9 +89,11 @@ export function evaluateRetrieval(
   options: RetrievalOptions,
 ): RetrievalEvaluation {
   const chunkSize = options.chunkSize ?? 500;
-  if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new RangeError(`chunk size must be a positive integer, got ${chunkSize}`);
+  if (!Number.isInteger(chunkSize) || chunkSize < 1)
+    throw new RangeError(`chunk size must be a positive integer, got ${chunkSize}`);
   const numCaptions = dataset.length / 2;
-  if (!Number.isInteger(numCaptions) || numCaptions < 1) throw new Error(`a retrieval ranking dataset has two items per caption, got length ${dataset.length}`);
+  if (!Number.isInteger(numCaptions) || numCaptions < 1)
+    throw new Error(`a retrieval ranking dataset has two items per caption, got length ${dataset.length}`);
   const device = model.parameters()[0]?.device ?? 'cpu';
   const fast = model.config.fast_mode;
   // Scores by caption and buffer slot; slots past the last filled one are cut at the end.
@@ -117,24 +122,26 @@ export function evaluateRetrieval(
 
       for (let start = 0; start < filled; start += chunkSize) {
         const n = Math.min(chunkSize, filled - start);
-        const chunk = torch.scope(() => torch.inferenceMode(() => {
-          const text = (name: string) => {
-            const { data, dtype, shape } = tensorElement(values[name], name);
-            const row = torch.tensor(data, { dtype, shape: [1, ...shape] }).to(device); // [1, L]
-            return fast ? row : row.expand(n, row.size(1));
-          };
-          const inputIds = text('caption');
-          const inputs: BertInputs = {
-            inputIds,
-            attentionMask: text('input_mask'),
-            tokenTypeIds: text('segment_ids'),
-            imageFeatures: rowsOf(features, start, n).to(device), // [n, R, 2048]
-            imageLocations: rowsOf(spatials, start, n).to(device), // [n, R, 5]
-            imageAttentionMask: rowsOf(imageMask, start, n).to(device), // [n, R]
-            taskIds: torch.full([inputIds.size(0), 1], options.taskNumber, { dtype: 'int64', device }),
-          };
-          return scoreImages(model, inputs).to('cpu').toNumbers();
-        }));
+        const chunk = torch.scope(() =>
+          torch.inferenceMode(() => {
+            const text = (name: string) => {
+              const { data, dtype, shape } = tensorElement(values[name], name);
+              const row = torch.tensor(data, { dtype, shape: [1, ...shape] }).to(device); // [1, L]
+              return fast ? row : row.expand(n, row.size(1));
+            };
+            const inputIds = text('caption');
+            const inputs: BertInputs = {
+              inputIds,
+              attentionMask: text('input_mask'),
+              tokenTypeIds: text('segment_ids'),
+              imageFeatures: rowsOf(features, start, n).to(device), // [n, R, 2048]
+              imageLocations: rowsOf(spatials, start, n).to(device), // [n, R, 5]
+              imageAttentionMask: rowsOf(imageMask, start, n).to(device), // [n, R]
+              taskIds: torch.full([inputIds.size(0), 1], options.taskNumber, { dtype: 'int64', device }),
+            };
+            return scoreImages(model, inputs).to('cpu').toNumbers();
+          }),
+        );
         slotScores[caption]!.set(chunk, offset + start);
       }
       options.onProgress?.(index + 1, dataset.length);
@@ -148,7 +155,8 @@ export function evaluateRetrieval(
   const results: number[][] = [];
   slotScores.forEach((row, caption) => {
     const image = ownImage[caption]!;
-    if (image < 0) throw new Error(`caption ${caption}: none of the ${numImages} images is marked as its image (target_all)`);
+    if (image < 0)
+      throw new Error(`caption ${caption}: none of the ${numImages} images is marked as its image (target_all)`);
     const own = row.subarray(0, numImages);
     scores.set(own, caption * numImages);
     ranks.push(rankOf(own, image));

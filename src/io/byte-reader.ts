@@ -11,7 +11,11 @@ export class ByteReader {
   /** @param what names the structure in errors, e.g. 'pickle' or 'zip central directory' */
   readonly bytes: Uint8Array;
 
-  constructor(bytes: Uint8Array, readonly source: string, readonly what: string) {
+  constructor(
+    bytes: Uint8Array,
+    readonly source: string,
+    readonly what: string,
+  ) {
     // A Buffer's slice() is a view, not a copy: work on a plain Uint8Array.
     this.bytes = plainBytes(bytes);
     this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
@@ -62,7 +66,10 @@ export class ByteReader {
     this.need(8);
     const value = this.view.getBigUint64(this.position, true);
     if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new CheckpointFormatError(this.source, `${this.what}: 64-bit length ${value} at offset ${this.position} is impossibly large`);
+      throw new CheckpointFormatError(
+        this.source,
+        `${this.what}: 64-bit length ${value} at offset ${this.position} is impossibly large`,
+      );
     }
     this.position += 8;
     return Number(value);
@@ -86,7 +93,11 @@ export class ByteReader {
   /** Bytes up to (not including) the next '\n', which is consumed. */
   line(): Uint8Array {
     const end = this.bytes.indexOf(0x0a, this.position);
-    if (end < 0) throw new CheckpointFormatError(this.source, `truncated ${this.what}: unterminated line at offset ${this.position}`);
+    if (end < 0)
+      throw new CheckpointFormatError(
+        this.source,
+        `truncated ${this.what}: unterminated line at offset ${this.position}`,
+      );
     const out = this.bytes.subarray(this.position, end);
     this.position = end + 1;
     return out;

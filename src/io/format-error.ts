@@ -11,7 +11,11 @@ export class CheckpointFormatError extends VilbertError {
    * @param problem what was expected and what was found
    * @param key the tensor key or archive member concerned, if any
    */
-  constructor(readonly source: string, readonly problem: string, readonly key?: string) {
+  constructor(
+    readonly source: string,
+    readonly problem: string,
+    readonly key?: string,
+  ) {
     super(`${source}: ${key === undefined ? '' : `'${key}': `}${problem}`);
   }
 }

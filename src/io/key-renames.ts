@@ -38,13 +38,18 @@ export interface RenameOptions {
 
 const PREFIX = 'bert';
 
-export function applyFromPretrainedRenames<T>(stateDict: ReadonlyMap<string, T>, options: RenameOptions): RenamedStateDict<T> {
+export function applyFromPretrainedRenames<T>(
+  stateDict: ReadonlyMap<string, T>,
+  options: RenameOptions,
+): RenamedStateDict<T> {
   const renames: KeyRename[] = [];
   const renamed = new Map(stateDict);
   for (const key of stateDict.keys()) {
     const rename: KeyRename | undefined = key.includes('beta')
       ? { from: key, to: key.replaceAll('beta', 'bias'), rule: 'beta->bias' }
-      : key.includes('gamma') ? { from: key, to: key.replaceAll('gamma', 'weight'), rule: 'gamma->weight' } : undefined;
+      : key.includes('gamma')
+        ? { from: key, to: key.replaceAll('gamma', 'weight'), rule: 'gamma->weight' }
+        : undefined;
     if (rename === undefined) continue;
     const value = renamed.get(key) as T;
     renamed.delete(key);

@@ -12,7 +12,11 @@ export class LmdbError extends VilbertError {
   override readonly name = 'LmdbError';
   override readonly code = 'E_LMDB';
 
-  constructor(readonly path: string, readonly problem: string, readonly key?: string) {
+  constructor(
+    readonly path: string,
+    readonly problem: string,
+    readonly key?: string,
+  ) {
     super(`${path}: ${key === undefined ? '' : `key '${key}': `}${problem}`);
   }
 }
@@ -37,12 +41,18 @@ function keyLabel(key: string | Uint8Array): string {
 export class LmdbReader {
   private handle: LmdbHandle | null;
 
-  private constructor(readonly path: string, handle: LmdbHandle) {
+  private constructor(
+    readonly path: string,
+    handle: LmdbHandle,
+  ) {
     this.handle = handle;
   }
 
   static open(path: string): LmdbReader {
-    return new LmdbReader(path, nativeCall(path, undefined, () => native.lmdbOpen(path)));
+    return new LmdbReader(
+      path,
+      nativeCall(path, undefined, () => native.lmdbOpen(path)),
+    );
   }
 
   /** The value stored under `key` (a copy), or null when there is none. */
@@ -104,7 +114,8 @@ export class LmdbReader {
   }
 
   private env(key?: string | Uint8Array): LmdbHandle {
-    if (this.handle === null) throw new LmdbError(this.path, 'the store was used after close()', key === undefined ? undefined : keyLabel(key));
+    if (this.handle === null)
+      throw new LmdbError(this.path, 'the store was used after close()', key === undefined ? undefined : keyLabel(key));
     return this.handle;
   }
 }
@@ -149,7 +160,11 @@ function mapSizeFor(keys: readonly Uint8Array[], values: readonly Uint8Array[]):
  * LmdbReader.open reads it. `path` must not exist yet, and does not after a failure. The
  * file's bytes depend only on the entries and their order.
  */
-export function writeLmdb(path: string, entries: Iterable<readonly [string | Uint8Array, Uint8Array]>, options: LmdbWriteOptions = {}): void {
+export function writeLmdb(
+  path: string,
+  entries: Iterable<readonly [string | Uint8Array, Uint8Array]>,
+  options: LmdbWriteOptions = {},
+): void {
   const subdir = options.subdir ?? true;
   if (existsSync(path)) throw new LmdbError(path, 'already exists: writeLmdb creates a new store');
   const keys: Uint8Array[] = [];

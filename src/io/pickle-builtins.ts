@@ -38,7 +38,8 @@ function makeBytes(args: unknown[]): Uint8Array {
   const [first] = args;
   if (args.length === 2) return codecsEncode(args);
   if (first instanceof Uint8Array) return first.slice();
-  if (Array.isArray(first) && first.every((byte) => Number.isInteger(byte) && byte >= 0 && byte < 256)) return Uint8Array.from(first as number[]);
+  if (Array.isArray(first) && first.every((byte) => Number.isInteger(byte) && byte >= 0 && byte < 256))
+    return Uint8Array.from(first as number[]);
   throw new Error('unsupported arguments');
 }
 
@@ -50,19 +51,22 @@ function makeSet(args: unknown[]): Set<unknown> {
 
 /** Plain Python data; every reader's allow-list starts from these. */
 export const PYTHON_DATA_GLOBALS: AllowList = new Map<string, PickleGlobal>([
-  ['collections.OrderedDict', {
-    call: (args) => {
-      const dict = new Map<unknown, unknown>();
-      for (const pair of (args[0] ?? []) as unknown[]) {
-        if (!Array.isArray(pair) || pair.length !== 2) throw new Error('expects (key, value) pairs');
-        dict.set(pair[0], pair[1]);
-      }
-      return dict;
+  [
+    'collections.OrderedDict',
+    {
+      call: (args) => {
+        const dict = new Map<unknown, unknown>();
+        for (const pair of (args[0] ?? []) as unknown[]) {
+          if (!Array.isArray(pair) || pair.length !== 2) throw new Error('expects (key, value) pairs');
+          dict.set(pair[0], pair[1]);
+        }
+        return dict;
+      },
+      // The state is the instance __dict__; torch puts per-module version numbers there
+      // (`_metadata`), which a Map cannot carry and loading does not need.
+      setState: () => undefined,
     },
-    // The state is the instance __dict__; torch puts per-module version numbers there
-    // (`_metadata`), which a Map cannot carry and loading does not need.
-    setState: () => undefined,
-  }],
+  ],
   ['builtins.set', { call: makeSet }],
   ['builtins.frozenset', { call: makeSet }],
   ['builtins.bytes', { call: makeBytes }],

@@ -35,12 +35,40 @@ export interface PickleDataOptions {
 }
 
 const OP = {
-  PROTO: 0x80, STOP: 0x2e, MARK: 0x28, NONE: 0x4e, NEWTRUE: 0x88, NEWFALSE: 0x89,
-  BININT1: 0x4b, BININT2: 0x4d, BININT: 0x4a, LONG1: 0x8a, BINFLOAT: 0x47,
-  BINUNICODE: 0x58, SHORT_BINSTRING: 0x55, BINSTRING: 0x54, SHORT_BINBYTES: 0x43, BINBYTES: 0x42,
-  EMPTY_TUPLE: 0x29, TUPLE1: 0x85, TUPLE2: 0x86, TUPLE3: 0x87, TUPLE: 0x74,
-  EMPTY_LIST: 0x5d, APPEND: 0x61, APPENDS: 0x65, EMPTY_DICT: 0x7d, SETITEM: 0x73, SETITEMS: 0x75,
-  GLOBAL: 0x63, REDUCE: 0x52, BUILD: 0x62, BINPUT: 0x71, LONG_BINPUT: 0x72, BINGET: 0x68, LONG_BINGET: 0x6a,
+  PROTO: 0x80,
+  STOP: 0x2e,
+  MARK: 0x28,
+  NONE: 0x4e,
+  NEWTRUE: 0x88,
+  NEWFALSE: 0x89,
+  BININT1: 0x4b,
+  BININT2: 0x4d,
+  BININT: 0x4a,
+  LONG1: 0x8a,
+  BINFLOAT: 0x47,
+  BINUNICODE: 0x58,
+  SHORT_BINSTRING: 0x55,
+  BINSTRING: 0x54,
+  SHORT_BINBYTES: 0x43,
+  BINBYTES: 0x42,
+  EMPTY_TUPLE: 0x29,
+  TUPLE1: 0x85,
+  TUPLE2: 0x86,
+  TUPLE3: 0x87,
+  TUPLE: 0x74,
+  EMPTY_LIST: 0x5d,
+  APPEND: 0x61,
+  APPENDS: 0x65,
+  EMPTY_DICT: 0x7d,
+  SETITEM: 0x73,
+  SETITEMS: 0x75,
+  GLOBAL: 0x63,
+  REDUCE: 0x52,
+  BUILD: 0x62,
+  BINPUT: 0x71,
+  LONG_BINPUT: 0x72,
+  BINGET: 0x68,
+  LONG_BINGET: 0x6a,
 } as const;
 
 /** CPython's batch size for APPENDS / SETITEMS. */
@@ -48,9 +76,15 @@ const BATCH = 1000;
 
 /** numpy's type code and byte-order character of each RawTensor dtype. */
 const NUMPY_DTYPES: Readonly<Partial<Record<RawDType, readonly [string, string]>>> = {
-  float16: ['f2', '<'], float32: ['f4', '<'], float64: ['f8', '<'],
-  int8: ['i1', '|'], int16: ['i2', '<'], int32: ['i4', '<'], int64: ['i8', '<'],
-  uint8: ['u1', '|'], bool: ['b1', '|'],
+  float16: ['f2', '<'],
+  float32: ['f4', '<'],
+  float64: ['f8', '<'],
+  int8: ['i1', '|'],
+  int16: ['i2', '<'],
+  int32: ['i4', '<'],
+  int64: ['i8', '<'],
+  uint8: ['u1', '|'],
+  bool: ['b1', '|'],
 };
 
 /** The pickle of `value` (see the file comment for the mapping). */
@@ -127,7 +161,10 @@ class DataPickler {
   private readonly out = new ByteSink();
   private readonly memo = new Map<string, number>();
 
-  constructor(private readonly protocol: 2 | 3, private readonly python2Strings: boolean) {}
+  constructor(
+    private readonly protocol: 2 | 3,
+    private readonly python2Strings: boolean,
+  ) {}
 
   finish(): Buffer {
     return this.out.finish();
@@ -151,8 +188,12 @@ class DataPickler {
     else if (Array.isArray(value)) this.list(value, where);
     else if (value instanceof PyTuple) this.tuple(value.items, where);
     else if (value instanceof Map) this.dict([...value], where);
-    else if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) this.dict(Object.entries(value), where);
-    else throw new TypeError(`${where}: cannot pickle a ${typeof value === 'object' ? value.constructor.name : typeof value}`);
+    else if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype)
+      this.dict(Object.entries(value), where);
+    else
+      throw new TypeError(
+        `${where}: cannot pickle a ${typeof value === 'object' ? value.constructor.name : typeof value}`,
+      );
   }
 
   /** A safe integer without going through BigInt when it fits the 1-, 2- and 4-byte forms. */

@@ -18,7 +18,8 @@ export class NumpyDType {
   /** The RawTensor dtype, or throws for types RawTensor cannot hold. */
   rawDType(): RawDType {
     const dtype = NUMPY_TYPE_CODES.get(this.typeCode);
-    if (dtype === undefined || this.structured) throw new Error(`numpy dtype '${this.typeCode}' has no RawTensor dtype`);
+    if (dtype === undefined || this.structured)
+      throw new Error(`numpy dtype '${this.typeCode}' has no RawTensor dtype`);
     return dtype;
   }
 
@@ -29,9 +30,15 @@ export class NumpyDType {
 }
 
 const NUMPY_TYPE_CODES = new Map<string, RawDType>([
-  ['f2', 'float16'], ['f4', 'float32'], ['f8', 'float64'],
-  ['i1', 'int8'], ['i2', 'int16'], ['i4', 'int32'], ['i8', 'int64'],
-  ['u1', 'uint8'], ['b1', 'bool'],
+  ['f2', 'float16'],
+  ['f4', 'float32'],
+  ['f8', 'float64'],
+  ['i1', 'int8'],
+  ['i2', 'int16'],
+  ['i4', 'int32'],
+  ['i8', 'int64'],
+  ['u1', 'uint8'],
+  ['b1', 'bool'],
 ]);
 
 function numpyDType(value: unknown, what: string): NumpyDType {
@@ -53,7 +60,9 @@ function toRawTensor(dtype: NumpyDType, shape: number[], fortranOrder: boolean, 
   let data = binaryValue(buffer, 'array data');
   const expected = byteLength(raw, shape);
   if (data.length !== expected) {
-    throw new Error(`array of shape [${shape.join(', ')}] and dtype '${dtype.typeCode}' needs ${expected} bytes, found ${data.length}`);
+    throw new Error(
+      `array of shape [${shape.join(', ')}] and dtype '${dtype.typeCode}' needs ${expected} bytes, found ${data.length}`,
+    );
   }
   if (dtype.bigEndian && size > 1) data = byteSwapped(data, size);
   if (fortranOrder && shape.length > 1) {
@@ -78,7 +87,8 @@ const reconstruct: PickleGlobal = {
     return placeholder;
   },
   setState: (target, state) => {
-    if (!Array.isArray(state) || (state.length !== 4 && state.length !== 5)) throw new Error('array state is not (version, shape, dtype, is_fortran, data)');
+    if (!Array.isArray(state) || (state.length !== 4 && state.length !== 5))
+      throw new Error('array state is not (version, shape, dtype, is_fortran, data)');
     const [shape, dtype, fortranOrder, data] = state.length === 5 ? state.slice(1) : state;
     if (Array.isArray(data)) throw new Error('object arrays (dtype O) are not supported');
     Object.assign(target, toRawTensor(numpyDType(dtype, 'array dtype'), shapeOf(shape), fortranOrder === true, data));
@@ -92,7 +102,8 @@ const dtypeGlobal: PickleGlobal = {
     return new NumpyDType(typeCode);
   },
   setState: (target, state) => {
-    if (!Array.isArray(state) || state.length < 5 || typeof state[1] !== 'string') throw new Error('dtype state is not (version, byte order, ...)');
+    if (!Array.isArray(state) || state.length < 5 || typeof state[1] !== 'string')
+      throw new Error('dtype state is not (version, byte order, ...)');
     const dtype = target as NumpyDType;
     dtype.byteOrder = state[1];
     // names (index 3) and fields (index 4) are set for structured dtypes.
@@ -103,23 +114,33 @@ const dtypeGlobal: PickleGlobal = {
 function decodeScalar(dtype: NumpyDType, bytes: Uint8Array): number | bigint | boolean {
   const raw = dtype.rawDType();
   const size = RAW_DTYPE_SIZE[raw];
-  if (bytes.length !== size) throw new Error(`scalar of dtype '${dtype.typeCode}' needs ${size} bytes, found ${bytes.length}`);
+  if (bytes.length !== size)
+    throw new Error(`scalar of dtype '${dtype.typeCode}' needs ${size} bytes, found ${bytes.length}`);
   const little = dtype.bigEndian ? byteSwapped(bytes, size) : bytes;
   const view = new DataView(little.buffer, little.byteOffset, size);
   switch (raw) {
-    case 'bool': return view.getUint8(0) !== 0;
-    case 'uint8': return view.getUint8(0);
-    case 'int8': return view.getInt8(0);
-    case 'int16': return view.getInt16(0, true);
-    case 'int32': return view.getInt32(0, true);
+    case 'bool':
+      return view.getUint8(0) !== 0;
+    case 'uint8':
+      return view.getUint8(0);
+    case 'int8':
+      return view.getInt8(0);
+    case 'int16':
+      return view.getInt16(0, true);
+    case 'int32':
+      return view.getInt32(0, true);
     case 'int64': {
       const value = view.getBigInt64(0, true);
       return Number.isSafeInteger(Number(value)) ? Number(value) : value;
     }
-    case 'float32': return view.getFloat32(0, true);
-    case 'float64': return view.getFloat64(0, true);
-    case 'float16': return halfToNumber(view.getUint16(0, true));
-    case 'bfloat16': return new Float32Array(new Uint32Array([view.getUint16(0, true) << 16]).buffer)[0]!;
+    case 'float32':
+      return view.getFloat32(0, true);
+    case 'float64':
+      return view.getFloat64(0, true);
+    case 'float16':
+      return halfToNumber(view.getUint16(0, true));
+    case 'bfloat16':
+      return new Float32Array(new Uint32Array([view.getUint16(0, true) << 16]).buffer)[0]!;
   }
 }
 
@@ -149,12 +170,14 @@ const fromBuffer: PickleGlobal = {
  * numpy 2.x `numpy._core`). Combine with PYTHON_DATA_GLOBALS for `_codecs.encode`.
  */
 export const NUMPY_GLOBALS: AllowList = new Map<string, PickleGlobal>(
-  ['numpy.core', 'numpy._core'].flatMap((core): Array<[string, PickleGlobal]> => [
-    [`${core}.multiarray._reconstruct`, reconstruct],
-    [`${core}.multiarray.scalar`, scalar],
-    [`${core}.numeric._frombuffer`, fromBuffer],
-  ]).concat([
-    ['numpy.ndarray', {}],
-    ['numpy.dtype', dtypeGlobal],
-  ]),
+  ['numpy.core', 'numpy._core']
+    .flatMap((core): Array<[string, PickleGlobal]> => [
+      [`${core}.multiarray._reconstruct`, reconstruct],
+      [`${core}.multiarray.scalar`, scalar],
+      [`${core}.numeric._frombuffer`, fromBuffer],
+    ])
+    .concat([
+      ['numpy.ndarray', {}],
+      ['numpy.dtype', dtypeGlobal],
+    ]),
 );

@@ -4,12 +4,19 @@
 
 /** A reference to a Python global, e.g. ('torch', 'FloatStorage'). */
 export class PickleGlobalRef {
-  constructor(readonly module: string, readonly name: string) {}
+  constructor(
+    readonly module: string,
+    readonly name: string,
+  ) {}
 }
 
 /** `callee(*args)`, then `result[key] = value` for each item (how OrderedDict pickles). */
 export class PickleCall {
-  constructor(readonly callee: PickleGlobalRef, readonly args: unknown[], readonly items: Array<[unknown, unknown]> = []) {}
+  constructor(
+    readonly callee: PickleGlobalRef,
+    readonly args: unknown[],
+    readonly items: Array<[unknown, unknown]> = [],
+  ) {}
 }
 
 /** A persistent id, resolved by the reader's `persistent_load`. */
@@ -18,11 +25,31 @@ export class PicklePersistentId {
 }
 
 const OP = {
-  PROTO: 0x80, STOP: 0x2e, MARK: 0x28, NONE: 0x4e, NEWTRUE: 0x88, NEWFALSE: 0x89,
-  BININT1: 0x4b, BININT2: 0x4d, BININT: 0x4a, LONG1: 0x8a, BINFLOAT: 0x47, BINUNICODE: 0x58,
-  EMPTY_TUPLE: 0x29, TUPLE1: 0x85, TUPLE2: 0x86, TUPLE3: 0x87, TUPLE: 0x74,
-  GLOBAL: 0x63, REDUCE: 0x52, SETITEMS: 0x75, BINPERSID: 0x51,
-  BINPUT: 0x71, LONG_BINPUT: 0x72, BINGET: 0x68, LONG_BINGET: 0x6a,
+  PROTO: 0x80,
+  STOP: 0x2e,
+  MARK: 0x28,
+  NONE: 0x4e,
+  NEWTRUE: 0x88,
+  NEWFALSE: 0x89,
+  BININT1: 0x4b,
+  BININT2: 0x4d,
+  BININT: 0x4a,
+  LONG1: 0x8a,
+  BINFLOAT: 0x47,
+  BINUNICODE: 0x58,
+  EMPTY_TUPLE: 0x29,
+  TUPLE1: 0x85,
+  TUPLE2: 0x86,
+  TUPLE3: 0x87,
+  TUPLE: 0x74,
+  GLOBAL: 0x63,
+  REDUCE: 0x52,
+  SETITEMS: 0x75,
+  BINPERSID: 0x51,
+  BINPUT: 0x71,
+  LONG_BINPUT: 0x72,
+  BINGET: 0x68,
+  LONG_BINGET: 0x6a,
 } as const;
 
 /** Python's batch size for SETITEMS. */

@@ -3,8 +3,7 @@
 // without libtorch.
 
 export type RawDType =
-  | 'float32' | 'float64' | 'float16' | 'bfloat16'
-  | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
+  'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
 export interface RawTensor {
   dtype: RawDType;
@@ -19,8 +18,16 @@ export interface RawTensor {
 }
 
 export const RAW_DTYPE_SIZE: Readonly<Record<RawDType, number>> = {
-  float32: 4, float64: 8, float16: 2, bfloat16: 2,
-  int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1,
+  float32: 4,
+  float64: 8,
+  float16: 2,
+  bfloat16: 2,
+  int64: 8,
+  int32: 4,
+  int16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
 };
 
 export function isRawDType(value: unknown): value is RawDType {
@@ -40,7 +47,8 @@ export function isRawTensor(value: unknown): value is RawTensor {
 export function elementCount(shape: readonly number[]): number {
   let count = 1;
   for (const size of shape) {
-    if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`invalid dimension size ${String(size)} in shape [${shape.join(', ')}]`);
+    if (!Number.isSafeInteger(size) || size < 0)
+      throw new RangeError(`invalid dimension size ${String(size)} in shape [${shape.join(', ')}]`);
     count *= size;
     if (!Number.isSafeInteger(count)) throw new RangeError(`shape [${shape.join(', ')}] has more than 2^53 elements`);
   }
@@ -50,7 +58,8 @@ export function elementCount(shape: readonly number[]): number {
 /** Byte length a tensor of this dtype and shape must have. */
 export function byteLength(dtype: RawDType, shape: readonly number[]): number {
   const bytes = elementCount(shape) * RAW_DTYPE_SIZE[dtype];
-  if (!Number.isSafeInteger(bytes)) throw new RangeError(`shape [${shape.join(', ')}] of ${dtype} has more than 2^53 bytes`);
+  if (!Number.isSafeInteger(bytes))
+    throw new RangeError(`shape [${shape.join(', ')}] of ${dtype} has more than 2^53 bytes`);
   return bytes;
 }
 
@@ -80,7 +89,11 @@ export function contiguousStrides(shape: readonly number[]): number[] {
  * inside the storage (see `viewExtent`).
  */
 export function gatherStrided(
-  storage: Uint8Array, elementSize: number, offset: number, shape: readonly number[], strides: readonly number[],
+  storage: Uint8Array,
+  elementSize: number,
+  offset: number,
+  shape: readonly number[],
+  strides: readonly number[],
 ): Uint8Array {
   const count = elementCount(shape);
   const expected = contiguousStrides(shape);

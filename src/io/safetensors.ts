@@ -16,14 +16,33 @@ const METADATA_KEY = '__metadata__';
 
 /** File dtype names, in the reference's `Dtype` enum order (its ordering of the writer). */
 const FILE_DTYPES: ReadonlyArray<[string, RawDType]> = [
-  ['BOOL', 'bool'], ['U8', 'uint8'], ['I8', 'int8'], ['I16', 'int16'], ['F16', 'float16'],
-  ['BF16', 'bfloat16'], ['I32', 'int32'], ['F32', 'float32'], ['F64', 'float64'], ['I64', 'int64'],
+  ['BOOL', 'bool'],
+  ['U8', 'uint8'],
+  ['I8', 'int8'],
+  ['I16', 'int16'],
+  ['F16', 'float16'],
+  ['BF16', 'bfloat16'],
+  ['I32', 'int32'],
+  ['F32', 'float32'],
+  ['F64', 'float64'],
+  ['I64', 'int64'],
 ];
 const FROM_FILE = new Map(FILE_DTYPES);
 const TO_FILE = new Map(FILE_DTYPES.map(([name, dtype]) => [dtype, name]));
 const WRITE_RANK = new Map(FILE_DTYPES.map(([, dtype], rank) => [dtype, rank]));
 /** Valid safetensors dtypes that RawTensor has no element type for. */
-const UNSUPPORTED_FILE_DTYPES = new Set(['U16', 'U32', 'U64', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2', 'C64']);
+const UNSUPPORTED_FILE_DTYPES = new Set([
+  'U16',
+  'U32',
+  'U64',
+  'F8_E4M3',
+  'F8_E5M2',
+  'F8_E8M0',
+  'F4',
+  'F6_E2M3',
+  'F6_E3M2',
+  'C64',
+]);
 
 export interface SafetensorsContent {
   /** Tensors in data-offset order; each `data` is a view into the parsed buffer. */
@@ -42,10 +61,16 @@ export function parseSafetensors(input: Uint8Array, source = '<buffer>'): Safete
   const reader = new ByteReader(bytes, source, 'safetensors header');
   const headerLength = reader.u64();
   if (headerLength > MAX_HEADER_BYTES) {
-    throw new CheckpointFormatError(source, `header length ${headerLength} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file?)`);
+    throw new CheckpointFormatError(
+      source,
+      `header length ${headerLength} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file?)`,
+    );
   }
   if (headerLength > reader.remaining) {
-    throw new CheckpointFormatError(source, `header length ${headerLength} runs past the end of the file (${bytes.length} bytes): truncated?`);
+    throw new CheckpointFormatError(
+      source,
+      `header length ${headerLength} runs past the end of the file (${bytes.length} bytes): truncated?`,
+    );
   }
   const header = parseHeaderJson(reader.take(headerLength), source);
   const data = bytes.subarray(reader.position);
@@ -60,17 +85,27 @@ export function parseSafetensors(input: Uint8Array, source = '<buffer>'): Safete
   const tensors = new Map<string, RawTensor>();
   for (const entry of entries) {
     if (entry.begin !== expectedBegin) {
-      const problem = entry.begin > expectedBegin ? `leaves a gap: it starts at ${entry.begin}, the previous tensor ends at ${expectedBegin}` : `overlaps the previous tensor (starts at ${entry.begin}, previous ends at ${expectedBegin})`;
+      const problem =
+        entry.begin > expectedBegin
+          ? `leaves a gap: it starts at ${entry.begin}, the previous tensor ends at ${expectedBegin}`
+          : `overlaps the previous tensor (starts at ${entry.begin}, previous ends at ${expectedBegin})`;
       throw new CheckpointFormatError(source, `data_offsets ${problem}`, entry.name);
     }
     if (entry.end > data.length) {
-      throw new CheckpointFormatError(source, `data_offsets [${entry.begin}, ${entry.end}] run past the data section (${data.length} bytes): truncated?`, entry.name);
+      throw new CheckpointFormatError(
+        source,
+        `data_offsets [${entry.begin}, ${entry.end}] run past the data section (${data.length} bytes): truncated?`,
+        entry.name,
+      );
     }
     tensors.set(entry.name, { dtype: entry.dtype, shape: entry.shape, data: data.subarray(entry.begin, entry.end) });
     expectedBegin = entry.end;
   }
   if (expectedBegin !== data.length) {
-    throw new CheckpointFormatError(source, `tensors cover ${expectedBegin} bytes but the data section has ${data.length}`);
+    throw new CheckpointFormatError(
+      source,
+      `tensors cover ${expectedBegin} bytes but the data section has ${data.length}`,
+    );
   }
   return { tensors, metadata };
 }
@@ -82,7 +117,8 @@ function parseHeaderJson(headerBytes: Uint8Array, source: string): Record<string
   } catch {
     throw new CheckpointFormatError(source, 'header is not valid UTF-8');
   }
-  if (!text.startsWith('{')) throw new CheckpointFormatError(source, `header must start with '{', found ${JSON.stringify(text.slice(0, 16))}`);
+  if (!text.startsWith('{'))
+    throw new CheckpointFormatError(source, `header must start with '{', found ${JSON.stringify(text.slice(0, 16))}`);
   let header: unknown;
   try {
     header = JSON.parse(text);
@@ -102,14 +138,21 @@ function readMetadata(value: unknown, source: string): Record<string, string> {
     throw new CheckpointFormatError(source, 'must be an object of strings', METADATA_KEY);
   }
   for (const [name, entry] of Object.entries(value)) {
-    if (typeof entry !== 'string') throw new CheckpointFormatError(source, `entry '${name}' is ${typeof entry}, expected a string`, METADATA_KEY);
+    if (typeof entry !== 'string')
+      throw new CheckpointFormatError(source, `entry '${name}' is ${typeof entry}, expected a string`, METADATA_KEY);
     // defineProperty: a key named '__proto__' must stay a plain entry.
     Object.defineProperty(metadata, name, { value: entry, enumerable: true, writable: true, configurable: true });
   }
   return metadata;
 }
 
-interface HeaderEntry { name: string; dtype: RawDType; shape: number[]; begin: number; end: number }
+interface HeaderEntry {
+  name: string;
+  dtype: RawDType;
+  shape: number[];
+  begin: number;
+  end: number;
+}
 
 function readEntry(name: string, info: unknown, source: string): HeaderEntry {
   const fail = (problem: string): never => {
@@ -120,10 +163,13 @@ function readEntry(name: string, info: unknown, source: string): HeaderEntry {
   if (typeof fileDtype !== 'string') return fail('dtype is missing or not a string');
   const dtype = FROM_FILE.get(fileDtype);
   if (dtype === undefined) {
-    return fail(UNSUPPORTED_FILE_DTYPES.has(fileDtype) ? `dtype ${fileDtype} is not supported` : `unknown dtype '${fileDtype}'`);
+    return fail(
+      UNSUPPORTED_FILE_DTYPES.has(fileDtype) ? `dtype ${fileDtype} is not supported` : `unknown dtype '${fileDtype}'`,
+    );
   }
   const isIndex = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
-  if (!Array.isArray(shape) || !shape.every(isIndex)) return fail(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+  if (!Array.isArray(shape) || !shape.every(isIndex))
+    return fail(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex)) {
     return fail(`data_offsets ${JSON.stringify(offsets)} is not [begin, end] of non-negative integers`);
   }
@@ -136,7 +182,9 @@ function readEntry(name: string, info: unknown, source: string): HeaderEntry {
     return fail((error as Error).message);
   }
   if (end - begin !== expected) {
-    return fail(`shape [${shape.join(', ')}] of ${fileDtype} needs ${expected} bytes, data_offsets [${begin}, ${end}] hold ${end - begin}`);
+    return fail(
+      `shape [${shape.join(', ')}] of ${fileDtype} needs ${expected} bytes, data_offsets [${begin}, ${end}] hold ${end - begin}`,
+    );
   }
   return { name, dtype, shape: [...shape], begin, end };
 }
@@ -147,35 +195,53 @@ function readEntry(name: string, info: unknown, source: string): HeaderEntry {
  * 8 bytes, so every tensor starts at an offset aligned to its element size.
  */
 export function serializeSafetensors(
-  tensors: Iterable<readonly [string, RawTensor]>, metadata?: Readonly<Record<string, string>>,
+  tensors: Iterable<readonly [string, RawTensor]>,
+  metadata?: Readonly<Record<string, string>>,
 ): Buffer {
   return Buffer.concat(safetensorsChunks(tensors, metadata));
 }
 
 /** Writes `serializeSafetensors(tensors, metadata)` to a file, streaming the tensor data. */
 export function writeSafetensors(
-  path: string, tensors: Iterable<readonly [string, RawTensor]>, metadata?: Readonly<Record<string, string>>,
+  path: string,
+  tensors: Iterable<readonly [string, RawTensor]>,
+  metadata?: Readonly<Record<string, string>>,
 ): void {
   writeChunks(path, safetensorsChunks(tensors, metadata));
 }
 
 /** The file as chunks: length and header, then each tensor's data. */
-function safetensorsChunks(tensors: Iterable<readonly [string, RawTensor]>, metadata?: Readonly<Record<string, string>>): Uint8Array[] {
+function safetensorsChunks(
+  tensors: Iterable<readonly [string, RawTensor]>,
+  metadata?: Readonly<Record<string, string>>,
+): Uint8Array[] {
   const ordered = [...tensors];
   for (const [name, tensor] of ordered) {
-    if (name === METADATA_KEY) throw new CheckpointFormatError('<safetensors writer>', 'is reserved for the metadata map', name);
+    if (name === METADATA_KEY)
+      throw new CheckpointFormatError('<safetensors writer>', 'is reserved for the metadata map', name);
     const expected = byteLength(tensor.dtype, tensor.shape);
     if (tensor.data.length !== expected) {
-      throw new CheckpointFormatError('<safetensors writer>', `shape [${tensor.shape.join(', ')}] of ${tensor.dtype} needs ${expected} bytes, data has ${tensor.data.length}`, name);
+      throw new CheckpointFormatError(
+        '<safetensors writer>',
+        `shape [${tensor.shape.join(', ')}] of ${tensor.dtype} needs ${expected} bytes, data has ${tensor.data.length}`,
+        name,
+      );
     }
   }
-  ordered.sort(([nameA, a], [nameB, b]) => WRITE_RANK.get(b.dtype)! - WRITE_RANK.get(a.dtype)! || Buffer.compare(Buffer.from(nameA), Buffer.from(nameB)));
+  ordered.sort(
+    ([nameA, a], [nameB, b]) =>
+      WRITE_RANK.get(b.dtype)! - WRITE_RANK.get(a.dtype)! || Buffer.compare(Buffer.from(nameA), Buffer.from(nameB)),
+  );
 
   const header: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   if (metadata !== undefined) header[METADATA_KEY] = { ...metadata };
   let offset = 0;
   for (const [name, tensor] of ordered) {
-    header[name] = { dtype: TO_FILE.get(tensor.dtype), shape: tensor.shape, data_offsets: [offset, offset + tensor.data.length] };
+    header[name] = {
+      dtype: TO_FILE.get(tensor.dtype),
+      shape: tensor.shape,
+      data_offsets: [offset, offset + tensor.data.length],
+    };
     offset += tensor.data.length;
   }
   const json = Buffer.from(JSON.stringify(header), 'utf8');

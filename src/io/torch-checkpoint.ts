@@ -10,7 +10,15 @@ import { ByteReader } from './byte-reader.js';
 import { CheckpointFormatError } from './format-error.js';
 import { unpickle, unpickleFrom, type AllowList } from './pickle.js';
 import { PickleCall, PickleGlobalRef, PicklePersistentId, pickle } from './pickle-writer.js';
-import { RAW_DTYPE_SIZE, byteLength, contiguousStrides, elementCount, isRawTensor, plainBytes, type RawTensor } from './raw-tensor.js';
+import {
+  RAW_DTYPE_SIZE,
+  byteLength,
+  contiguousStrides,
+  elementCount,
+  isRawTensor,
+  plainBytes,
+  type RawTensor,
+} from './raw-tensor.js';
 import { STORAGE_DTYPES, TorchUnpickling } from './torch-pickle.js';
 import { readFileBytes, writeChunks } from './file-io.js';
 import { readZipMembers, writeZip, zipChunks, type ZipMember } from './zip.js';
@@ -39,13 +47,18 @@ export function readTorchCheckpoint(path: string, options: TorchCheckpointOption
 }
 
 /** @param source names the data in errors (a file path, or '<buffer>') */
-export function parseTorchCheckpoint(input: Uint8Array, source = '<buffer>', options: TorchCheckpointOptions = {}): TorchCheckpoint {
+export function parseTorchCheckpoint(
+  input: Uint8Array,
+  source = '<buffer>',
+  options: TorchCheckpointOptions = {},
+): TorchCheckpoint {
   const bytes = plainBytes(input);
   const session = new TorchUnpickling(source, options.allow);
   if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04) {
     return { format: 'zip', object: parseZipCheckpoint(bytes, source, session) };
   }
-  if (bytes.length >= 2 && bytes[0] === 0x80) return { format: 'legacy', object: parseLegacyCheckpoint(bytes, source, session) };
+  if (bytes.length >= 2 && bytes[0] === 0x80)
+    return { format: 'legacy', object: parseLegacyCheckpoint(bytes, source, session) };
   if (bytes.length >= 262 && new TextDecoder().decode(bytes.subarray(257, 262)) === 'ustar') {
     throw new CheckpointFormatError(source, 'tar-format torch checkpoints (torch < 0.4) are not supported');
   }
@@ -63,18 +76,29 @@ function parseZipCheckpoint(bytes: Uint8Array, source: string, session: TorchUnp
   // libtorch takes the archive's folder name from its first member, as this does.
   const prefix = first.done === true ? '' : first.value.slice(0, first.value.indexOf('/') + 1);
   const dataPickle = members.get(`${prefix}data.pkl`);
-  if (dataPickle === undefined) throw new CheckpointFormatError(source, `zip archive has no ${prefix}data.pkl: not a torch checkpoint`);
+  if (dataPickle === undefined)
+    throw new CheckpointFormatError(source, `zip archive has no ${prefix}data.pkl: not a torch checkpoint`);
   const byteOrder = members.get(`${prefix}byteorder`);
   const order = byteOrder === undefined ? 'little' : new TextDecoder().decode(byteOrder).trim();
-  if (order !== 'little' && order !== 'big') throw new CheckpointFormatError(source, `unknown byte order '${order}'`, `${prefix}byteorder`);
+  if (order !== 'little' && order !== 'big')
+    throw new CheckpointFormatError(source, `unknown byte order '${order}'`, `${prefix}byteorder`);
 
-  const object = unpickle(dataPickle, { allow: session.allow, persistentLoad: session.persistentLoad, source: `${source} (${prefix}data.pkl)` });
+  const object = unpickle(dataPickle, {
+    allow: session.allow,
+    persistentLoad: session.persistentLoad,
+    source: `${source} (${prefix}data.pkl)`,
+  });
   for (const [key, root] of session.roots) {
     const member = `${prefix}data/${key}`;
     const data = members.get(member);
     if (data === undefined) throw new CheckpointFormatError(source, 'storage is missing from the archive', member);
     const expected = root.numel * RAW_DTYPE_SIZE[root.dtype];
-    if (data.length !== expected) throw new CheckpointFormatError(source, `storage of ${root.numel} x ${root.dtype} needs ${expected} bytes, found ${data.length}`, member);
+    if (data.length !== expected)
+      throw new CheckpointFormatError(
+        source,
+        `storage of ${root.numel} x ${root.dtype} needs ${expected} bytes, found ${data.length}`,
+        member,
+      );
     root.bytes = data;
   }
   session.materialize(object, order === 'big');
@@ -84,9 +108,11 @@ function parseZipCheckpoint(bytes: Uint8Array, source: string, session: TorchUnp
 function parseLegacyCheckpoint(bytes: Uint8Array, source: string, session: TorchUnpickling): unknown {
   const reader = new ByteReader(bytes, source, 'legacy torch checkpoint');
   const plain = { allow: new Map(), source };
-  if (unpickleFrom(reader, plain) !== LEGACY_MAGIC) throw new CheckpointFormatError(source, 'bad magic number: not a legacy torch checkpoint');
+  if (unpickleFrom(reader, plain) !== LEGACY_MAGIC)
+    throw new CheckpointFormatError(source, 'bad magic number: not a legacy torch checkpoint');
   const protocol = unpickleFrom(reader, plain);
-  if (protocol !== LEGACY_PROTOCOL) throw new CheckpointFormatError(source, `legacy protocol version ${String(protocol)}, expected ${LEGACY_PROTOCOL}`);
+  if (protocol !== LEGACY_PROTOCOL)
+    throw new CheckpointFormatError(source, `legacy protocol version ${String(protocol)}, expected ${LEGACY_PROTOCOL}`);
   const sysInfo = unpickleFrom(reader, plain);
   if (!(sysInfo instanceof Map)) throw new CheckpointFormatError(source, 'sys_info is not a dict');
   const littleEndian = sysInfo.get('little_endian') !== false;
@@ -98,10 +124,18 @@ function parseLegacyCheckpoint(bytes: Uint8Array, source: string, session: Torch
   }
   for (const key of keys as string[]) {
     const root = session.roots.get(key);
-    if (root === undefined) throw new CheckpointFormatError(source, 'storage is listed but no tensor uses it', `storage ${key}`);
+    if (root === undefined)
+      throw new CheckpointFormatError(source, 'storage is listed but no tensor uses it', `storage ${key}`);
     // The count is written in the saving machine's byte order.
-    const count = littleEndian ? reader.u64() : Number(new DataView(reader.take(8).slice().reverse().buffer).getBigUint64(0, true));
-    if (count !== root.numel) throw new CheckpointFormatError(source, `storage holds ${count} elements, its persistent id says ${root.numel}`, `storage ${key}`);
+    const count = littleEndian
+      ? reader.u64()
+      : Number(new DataView(reader.take(8).slice().reverse().buffer).getBigUint64(0, true));
+    if (count !== root.numel)
+      throw new CheckpointFormatError(
+        source,
+        `storage holds ${count} elements, its persistent id says ${root.numel}`,
+        `storage ${key}`,
+      );
     root.bytes = reader.take(count * RAW_DTYPE_SIZE[root.dtype]);
   }
   session.materialize(object, !littleEndian);
@@ -125,7 +159,10 @@ export function findStateDict(object: unknown, source = '<buffer>'): Map<string,
       if (isTensorMap(nested)) return nested;
     }
     const keys = [...object.keys()].slice(0, 10).map(String).join(', ');
-    throw new CheckpointFormatError(source, `no state dict: the top-level dict (keys ${keys}) is neither name -> tensor nor holds one under ${NESTED_STATE_DICT_KEYS.join('/')}`);
+    throw new CheckpointFormatError(
+      source,
+      `no state dict: the top-level dict (keys ${keys}) is neither name -> tensor nor holds one under ${NESTED_STATE_DICT_KEYS.join('/')}`,
+    );
   }
   const kind = object === null ? 'None' : Array.isArray(object) ? 'a list' : `a ${typeof object}`;
   throw new CheckpointFormatError(source, `no state dict: the checkpoint holds ${kind}, not a dict`);
@@ -138,7 +175,10 @@ const STORAGE_NAMES = new Map(Object.entries(STORAGE_DTYPES).map(([name, dtype])
  * (protocol-2 pickle, one storage per tensor, data aligned to 64 bytes); torch.load reads
  * it, weights_only included.
  */
-export function serializeTorchStateDict(tensors: Iterable<readonly [string, RawTensor]>, archiveName = 'archive'): Buffer {
+export function serializeTorchStateDict(
+  tensors: Iterable<readonly [string, RawTensor]>,
+  archiveName = 'archive',
+): Buffer {
   return writeZip(stateDictMembers(tensors, archiveName));
 }
 
@@ -155,7 +195,11 @@ function stateDictMembers(tensors: Iterable<readonly [string, RawTensor]>, archi
   for (const [name, tensor] of tensors) {
     const expected = byteLength(tensor.dtype, tensor.shape);
     if (tensor.data.length !== expected) {
-      throw new CheckpointFormatError('<torch writer>', `shape [${tensor.shape.join(', ')}] of ${tensor.dtype} needs ${expected} bytes, data has ${tensor.data.length}`, name);
+      throw new CheckpointFormatError(
+        '<torch writer>',
+        `shape [${tensor.shape.join(', ')}] of ${tensor.dtype} needs ${expected} bytes, data has ${tensor.data.length}`,
+        name,
+      );
     }
     const key = String(storages.length);
     storages.push({ name: `${archiveName}/data/${key}`, data: tensor.data });

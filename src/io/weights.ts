@@ -24,7 +24,8 @@ export function readRawWeights(path: string): Map<string, RawTensor> {
 
 function rawWeightsOf(bytes: Uint8Array, path: string): Map<string, RawTensor> {
   // Else read as a safetensors header that is cut short: true, but not what a user needs.
-  if (bytes.length === 0) throw new CheckpointFormatError(path, 'the file is empty (0 bytes): an incomplete copy or download?');
+  if (bytes.length === 0)
+    throw new CheckpointFormatError(path, 'the file is empty (0 bytes): an incomplete copy or download?');
   if (detectFormat(bytes) === 'safetensors') return parseSafetensors(bytes, path).tensors;
   return findStateDict(parseTorchCheckpoint(bytes, path).object, path);
 }
@@ -35,7 +36,11 @@ export function rawToTensor(raw: RawTensor): torch.Tensor {
 
 export function tensorToRaw(tensor: torch.Tensor): RawTensor {
   const array = tensor.toArray();
-  return { dtype: tensor.dtype, shape: tensor.shape, data: new Uint8Array(array.buffer, array.byteOffset, array.byteLength) };
+  return {
+    dtype: tensor.dtype,
+    shape: tensor.shape,
+    data: new Uint8Array(array.buffer, array.byteOffset, array.byteLength),
+  };
 }
 
 /**
@@ -47,7 +52,8 @@ export function readWeights(path: string): Map<string, torch.Tensor> {
   const bytes = readFileBytes(path);
   const tensors = new Map<string, torch.Tensor>();
   try {
-    for (const [key, raw] of rawWeightsOf(bytes, path)) tensors.set(key, torch.tensorOverFileBytes(raw.data, raw.dtype, [...raw.shape]).keep());
+    for (const [key, raw] of rawWeightsOf(bytes, path))
+      tensors.set(key, torch.tensorOverFileBytes(raw.data, raw.dtype, [...raw.shape]).keep());
   } catch (error) {
     for (const tensor of tensors.values()) tensor.dispose();
     throw error;
@@ -57,7 +63,12 @@ export function readWeights(path: string): Map<string, torch.Tensor> {
   return tensors;
 }
 
-export function writeWeights(path: string, tensors: Map<string, torch.Tensor>, format: WeightFormat, metadata: Record<string, string> = {}): void {
+export function writeWeights(
+  path: string,
+  tensors: Map<string, torch.Tensor>,
+  format: WeightFormat,
+  metadata: Record<string, string> = {},
+): void {
   const raw = new Map<string, RawTensor>([...tensors].map(([key, tensor]) => [key, tensorToRaw(tensor)]));
   if (format === 'safetensors') writeSafetensors(path, raw, metadata);
   else writeTorchStateDict(path, raw);
@@ -68,7 +79,9 @@ export function weightFormatOfPath(path: string): WeightFormat {
   const extension = extname(path).toLowerCase();
   if (extension === '.safetensors') return 'safetensors';
   if (extension === '.bin' || extension === '.pt' || extension === '.pth') return 'torch';
-  throw new Error(`${path}: cannot tell the output format from '${extension || 'no extension'}' (use .safetensors, .bin, .pt or .pth)`);
+  throw new Error(
+    `${path}: cannot tell the output format from '${extension || 'no extension'}' (use .safetensors, .bin, .pt or .pth)`,
+  );
 }
 
 /**
@@ -77,7 +90,11 @@ export function weightFormatOfPath(path: string): WeightFormat {
  * byte for byte; the file is written under a temporary name and renamed, so an existing
  * `output` stays intact until the new file is complete.
  */
-export function convertWeights(input: string, output: string, format: WeightFormat = weightFormatOfPath(output)): { tensors: number; format: WeightFormat } {
+export function convertWeights(
+  input: string,
+  output: string,
+  format: WeightFormat = weightFormatOfPath(output),
+): { tensors: number; format: WeightFormat } {
   const tensors = readRawWeights(input);
   writeAtomically(output, (temporary) => {
     if (format === 'safetensors') writeSafetensors(temporary, tensors, { format: 'pt' });

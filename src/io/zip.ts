@@ -34,7 +34,8 @@ export function portableCrc32(data: Uint8Array): number {
 
 // zlib.crc32 (Node >= 20.15) is about ten times faster: seconds saved on a 1 GB checkpoint.
 const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
-const smallCrc32: (data: Uint8Array) => number = zlibCrc32 === undefined ? portableCrc32 : (data) => zlibCrc32(data) >>> 0;
+const smallCrc32: (data: Uint8Array) => number =
+  zlibCrc32 === undefined ? portableCrc32 : (data) => zlibCrc32(data) >>> 0;
 
 /** CRC-32 (ISO-HDLC, as zip uses); large members (tensor storages) on every thread, in the addon. */
 export function crc32(data: Uint8Array): number {
@@ -65,7 +66,8 @@ export function readZipMembers(archive: Uint8Array, source: string): Map<string,
   const names = new Set<string>();
   for (const entry of entries) {
     checkMemberName(entry.name, root, source);
-    if (names.has(entry.name)) throw new CheckpointFormatError(source, 'appears twice in the zip archive', printable(entry.name));
+    if (names.has(entry.name))
+      throw new CheckpointFormatError(source, 'appears twice in the zip archive', printable(entry.name));
     names.add(entry.name);
   }
   return new Map(entries.map((entry) => [entry.name, memberData(archive, source, entry)]));
@@ -82,7 +84,8 @@ function readDirectory(archive: Uint8Array, source: string): DirectoryEntry[] {
   if (count === 0xffff || directoryOffset === 0xffffffff) {
     // ZIP64: the locator just before the end record points at the ZIP64 end record.
     reader.position = eocd - 20;
-    if (eocd < 20 || reader.u32() !== ZIP64_LOCATOR) reader.fail('ZIP64 sizes without a ZIP64 end-of-central-directory locator');
+    if (eocd < 20 || reader.u32() !== ZIP64_LOCATOR)
+      reader.fail('ZIP64 sizes without a ZIP64 end-of-central-directory locator');
     reader.position += 4;
     reader.position = reader.u64();
     if (reader.u32() !== ZIP64_END) reader.fail('ZIP64 locator does not point at a ZIP64 end record');
@@ -126,8 +129,18 @@ function readDirectory(archive: Uint8Array, source: string): DirectoryEntry[] {
     }
     const member = printable(name);
     if (flags & 1) throw new CheckpointFormatError(source, 'is encrypted', member);
-    if (method !== 0) throw new CheckpointFormatError(source, `uses zip compression method ${method}; torch checkpoints store members uncompressed`, member);
-    if (compressedSize !== size) throw new CheckpointFormatError(source, `stored member has compressed size ${compressedSize} != size ${size}`, member);
+    if (method !== 0)
+      throw new CheckpointFormatError(
+        source,
+        `uses zip compression method ${method}; torch checkpoints store members uncompressed`,
+        member,
+      );
+    if (compressedSize !== size)
+      throw new CheckpointFormatError(
+        source,
+        `stored member has compressed size ${compressedSize} != size ${size}`,
+        member,
+      );
     entries.push({ name, rawName, size, localOffset, crc });
   }
   return entries;
@@ -140,7 +153,11 @@ function readDirectory(archive: Uint8Array, source: string): DirectoryEntry[] {
  */
 function checkMemberName(name: string, root: string, source: string): void {
   const refuse = (problem: string): never => {
-    throw new CheckpointFormatError(source, `${problem}: a torch checkpoint keeps its members inside one root folder`, printable(name));
+    throw new CheckpointFormatError(
+      source,
+      `${problem}: a torch checkpoint keeps its members inside one root folder`,
+      printable(name),
+    );
   };
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(name)) refuse('has a control character in its name');
@@ -158,7 +175,8 @@ function checkMemberName(name: string, root: string, source: string): void {
 /** A member name as errors print it: control characters escaped. */
 function printable(name: string): string {
   // eslint-disable-next-line no-control-regex
-  return name.replace(/[\u0000-\u001f\u007f]/g, (character) => `\\x${character.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  const control = /[\u0000-\u001f\u007f]/g;
+  return name.replace(control, (character) => `\\x${character.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 function findEndOfCentralDirectory(archive: Uint8Array, source: string): number {
@@ -170,7 +188,11 @@ function findEndOfCentralDirectory(archive: Uint8Array, source: string): number 
   throw new CheckpointFormatError(source, 'no zip end-of-central-directory record (not a zip archive, or truncated)');
 }
 
-function memberData(archive: Uint8Array, source: string, { name, rawName, size, localOffset, crc }: DirectoryEntry): Uint8Array {
+function memberData(
+  archive: Uint8Array,
+  source: string,
+  { name, rawName, size, localOffset, crc }: DirectoryEntry,
+): Uint8Array {
   const member = printable(name);
   const local = new ByteReader(archive, source, `zip local header of '${member}'`);
   local.position = localOffset;
@@ -180,15 +202,28 @@ function memberData(archive: Uint8Array, source: string, { name, rawName, size, 
   const extraLength = local.u16();
   // The local header must name the member as the directory does (a mismatch is the classic
   // way to show one name to a checker and another to an extractor).
-  if (Buffer.compare(local.take(nameLength), rawName) !== 0) throw new CheckpointFormatError(source, 'its local header names another member than the central directory does', member);
+  if (Buffer.compare(local.take(nameLength), rawName) !== 0)
+    throw new CheckpointFormatError(
+      source,
+      'its local header names another member than the central directory does',
+      member,
+    );
   local.take(extraLength);
   if (size > local.remaining) {
-    throw new CheckpointFormatError(source, `member data (${size} bytes at offset ${local.position}) runs past the end of the archive: truncated?`, member);
+    throw new CheckpointFormatError(
+      source,
+      `member data (${size} bytes at offset ${local.position}) runs past the end of the archive: truncated?`,
+      member,
+    );
   }
   const data = local.take(size);
   const actualCrc = crc32(data);
   if (actualCrc !== crc) {
-    throw new CheckpointFormatError(source, `CRC-32 mismatch (stored ${crc.toString(16)}, computed ${actualCrc.toString(16)}): the file is corrupt`, member);
+    throw new CheckpointFormatError(
+      source,
+      `CRC-32 mismatch (stored ${crc.toString(16)}, computed ${actualCrc.toString(16)}): the file is corrupt`,
+      member,
+    );
   }
   return data;
 }
@@ -246,7 +281,15 @@ export function zipChunks(members: readonly ZipMember[], alignment = 64): Uint8A
  * The fields local and central headers share, from `at` (version needed onward); a
  * negative signature skips writing one. Date and time stay zero, as in torch's files.
  */
-function writeCommonFields(header: Buffer, signature: number, at: number, crc: number, size: number, nameLength: number, extraLength: number): void {
+function writeCommonFields(
+  header: Buffer,
+  signature: number,
+  at: number,
+  crc: number,
+  size: number,
+  nameLength: number,
+  extraLength: number,
+): void {
   if (signature >= 0) header.writeUInt32LE(signature, 0);
   header.writeUInt16LE(20, at); // version needed to extract
   header.writeUInt16LE(0, at + 2); // flags
@@ -260,7 +303,8 @@ function writeCommonFields(header: Buffer, signature: number, at: number, crc: n
 }
 
 function checkedU32(value: number, what: string): number {
-  if (value > 0xffffffff) throw new RangeError(`${what} ${value} needs ZIP64, which this writer does not produce (archives up to 4 GiB)`);
+  if (value > 0xffffffff)
+    throw new RangeError(`${what} ${value} needs ZIP64, which this writer does not produce (archives up to 4 GiB)`);
   return value;
 }
 

@@ -31,12 +31,17 @@ export class BertEmbeddings extends torch.Module {
   /** input_ids, token_type_ids [B, T]; task_ids [B, 1] -> [B, T (+1 with a task token), H] */
   forward(inputIds: Tensor, tokenTypeIds: Tensor, taskIds: Tensor | null): Tensor {
     const T = inputIds.size(1);
-    const positions = torch.arange(T, undefined, 1, { dtype: 'int64', device: inputIds.device }).unsqueeze(0).expandAs(inputIds);
-    let embeddings = this.word_embeddings.call(inputIds)
+    const positions = torch
+      .arange(T, undefined, 1, { dtype: 'int64', device: inputIds.device })
+      .unsqueeze(0)
+      .expandAs(inputIds);
+    let embeddings = this.word_embeddings
+      .call(inputIds)
       .add(this.position_embeddings.call(positions))
       .add(this.token_type_embeddings.call(tokenTypeIds)); // [B, T, H]
     if (this.task_embeddings) {
-      if (taskIds === null) throw new Error('this model has task tokens (task_specific_tokens): task_ids [B, 1] are required');
+      if (taskIds === null)
+        throw new Error('this model has task tokens (task_specific_tokens): task_ids [B, 1] are required');
       // The task token goes right after [CLS], with no position or type embedding.
       const task = this.task_embeddings.call(taskIds); // [B, 1, H]
       embeddings = torch.cat([embeddings.narrow(1, 0, 1), task, embeddings.narrow(1, 1, T - 1)], 1);
@@ -84,8 +89,12 @@ export class BertEncoder extends torch.Module {
     const text = textSizes(config);
     const visual = visualSizes(config);
     const dynamic = config.dynamic_attention ? config.hidden_size : undefined;
-    this.layer = new torch.ModuleList(Array.from({ length: config.num_hidden_layers }, () => new TransformerLayer(text)));
-    this.v_layer = new torch.ModuleList(Array.from({ length: config.v_num_hidden_layers }, () => new TransformerLayer(visual, dynamic)));
+    this.layer = new torch.ModuleList(
+      Array.from({ length: config.num_hidden_layers }, () => new TransformerLayer(text)),
+    );
+    this.v_layer = new torch.ModuleList(
+      Array.from({ length: config.v_num_hidden_layers }, () => new TransformerLayer(visual, dynamic)),
+    );
     this.c_layer = new torch.ModuleList(config.v_biattention_id.map(() => new ConnectionLayer(config)));
   }
 

@@ -179,7 +179,8 @@ const isInteger = (value: unknown): value is number => Number.isInteger(value);
 const positiveInteger = rule('a positive integer', (v) => isInteger(v) && v > 0);
 function atMost(limit: number, name: string): Check {
   return (value) =>
-    positiveInteger(value) ?? ((value as number) > limit ? `${show(value)} is over the ${name} of ${limit}` : undefined);
+    positiveInteger(value) ??
+    ((value as number) > limit ? `${show(value)} is over the ${name} of ${limit}` : undefined);
 }
 const size = atMost(SIZE_LIMIT, 'size limit (2^20)');
 const layerCount = atMost(LAYER_LIMIT, 'layer limit');

@@ -13,7 +13,10 @@ export class PredictionHeadTransform extends torch.Module {
   readonly dense: torch.nn.Linear;
   readonly LayerNorm: BertLayerNorm;
 
-  constructor(hidden: number, readonly activation: Activation) {
+  constructor(
+    hidden: number,
+    readonly activation: Activation,
+  ) {
     super();
     this.dense = new nn.Linear(hidden, hidden);
     this.LayerNorm = new BertLayerNorm(hidden);
@@ -71,7 +74,10 @@ export class PreTrainingHeads extends torch.Module {
   readonly imagePredictions: ImagePredictionHead;
   readonly dropout = new nn.Dropout(0.1);
 
-  constructor(readonly config: ViLBertConfig, wordEmbeddings: torch.Parameter) {
+  constructor(
+    readonly config: ViLBertConfig,
+    wordEmbeddings: torch.Parameter,
+  ) {
     super();
     this.predictions = new LMPredictionHead(config, wordEmbeddings);
     this.bi_seq_relationship = new nn.Linear(config.bi_hidden_size, 2);
@@ -80,7 +86,9 @@ export class PreTrainingHeads extends torch.Module {
 
   /** The alignment logits alone (cheap: no vocabulary-wide decoder). */
   alignment(pooledText: Tensor, pooledImage: Tensor): Tensor {
-    return torch.scope(() => this.bi_seq_relationship.call(this.dropout.call(fuse(this.config, pooledText, pooledImage))));
+    return torch.scope(() =>
+      this.bi_seq_relationship.call(this.dropout.call(fuse(this.config, pooledText, pooledImage))),
+    );
   }
 
   forward(sequenceText: Tensor, sequenceImage: Tensor, pooledText: Tensor, pooledImage: Tensor): PreTrainingScores {

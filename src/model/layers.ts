@@ -49,9 +49,12 @@ import type { Activation } from './config.js';
 
 export function activate(input: Tensor, activation: Activation): Tensor {
   switch (activation) {
-    case 'gelu': return gelu(input); // exact erf form
-    case 'relu': return F.relu(input);
-    case 'swish': return torch.scope(() => input.mul(input.sigmoid()));
+    case 'gelu':
+      return gelu(input); // exact erf form
+    case 'relu':
+      return F.relu(input);
+    case 'swish':
+      return torch.scope(() => input.mul(input.sigmoid()));
   }
 }
 
@@ -71,7 +74,10 @@ function splitHeads(x: Tensor, heads: number): Tensor {
 /** [B, heads, L, d] -> [B, L, heads * d] */
 function mergeHeads(x: Tensor): Tensor {
   const [B, heads, L, d] = x.shape as [number, number, number, number];
-  return x.permute(0, 2, 1, 3).contiguous().view(B, L, heads * d);
+  return x
+    .permute(0, 2, 1, 3)
+    .contiguous()
+    .view(B, L, heads * d);
 }
 
 /** softmax(Q K^T / sqrt(d) + mask) V; the probabilities are returned for inspection. */
@@ -127,7 +133,10 @@ export class SelfAttention extends torch.Module {
   readonly dyLinear_q?: torch.nn.Linear;
   readonly dyLinear_k?: torch.nn.Linear;
 
-  constructor(readonly sizes: AttentionSizes, dynamicFromText?: number) {
+  constructor(
+    readonly sizes: AttentionSizes,
+    dynamicFromText?: number,
+  ) {
     super();
     this.query = new nn.Linear(sizes.hidden, sizes.hidden);
     this.key = new nn.Linear(sizes.hidden, sizes.hidden);
@@ -149,7 +158,13 @@ export class SelfAttention extends torch.Module {
       key = key.mul(this.dyLinear_k.call(pooled).sigmoid().add(1).unsqueeze(1));
     }
     const heads = this.sizes.heads;
-    return attend(splitHeads(query, heads), splitHeads(key, heads), splitHeads(this.value.call(hidden), heads), additiveMask, this.dropout);
+    return attend(
+      splitHeads(query, heads),
+      splitHeads(key, heads),
+      splitHeads(this.value.call(hidden), heads),
+      additiveMask,
+      this.dropout,
+    );
   }
 }
 
@@ -174,7 +189,11 @@ export class ResidualOutput extends torch.Module {
 export class Intermediate extends torch.Module {
   readonly dense: torch.nn.Linear;
 
-  constructor(hidden: number, intermediate: number, readonly activation: Activation) {
+  constructor(
+    hidden: number,
+    intermediate: number,
+    readonly activation: Activation,
+  ) {
     super();
     this.dense = new nn.Linear(hidden, intermediate);
   }

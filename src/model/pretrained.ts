@@ -13,7 +13,10 @@ export interface PretrainedLoadReport {
   skipped: string[];
 }
 
-export function loadPretrainedWeights(model: torch.Module, file: string | Map<string, torch.Tensor>): PretrainedLoadReport {
+export function loadPretrainedWeights(
+  model: torch.Module,
+  file: string | Map<string, torch.Tensor>,
+): PretrainedLoadReport {
   const weights = typeof file === 'string' ? readWeights(file) : file;
   try {
     const hasBert = model.namedChildren().some(([name]) => name === 'bert');

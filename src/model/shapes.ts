@@ -10,7 +10,8 @@ export type ModelKind = 'VILBertForVLTasks' | 'BertForMultiModalPreTraining';
 export function stateDictShapes(config: ViLBertConfig, kind: ModelKind): Map<string, number[]> {
   return torch.scope(() =>
     torch.withDefaultDevice('meta', () => {
-      const model = kind === 'VILBertForVLTasks' ? new VILBertForVLTasks(config) : new BertForMultiModalPreTraining(config);
+      const model =
+        kind === 'VILBertForVLTasks' ? new VILBertForVLTasks(config) : new BertForMultiModalPreTraining(config);
       const shapes = new Map([...model.stateDict()].map(([key, tensor]) => [key, tensor.shape]));
       model.dispose();
       return shapes;
@@ -39,7 +40,11 @@ const IMAGE_DECODER_KEYS = ['cls.imagePredictions.decoder.weight', 'cls.imagePre
  * masked-region decoder from 1601 to 2048 outputs. (Building every variant on the meta device
  * took most of `inspect`'s time.)
  */
-export function variantShapes(base: Map<string, number[]>, taskTokens: boolean, visualTarget: 0 | 1): Map<string, number[]> {
+export function variantShapes(
+  base: Map<string, number[]>,
+  taskTokens: boolean,
+  visualTarget: 0 | 1,
+): Map<string, number[]> {
   const shapes = new Map(base);
   if (!taskTokens) shapes.delete(TASK_TOKEN_KEY);
   if (visualTarget !== 0) {
@@ -63,7 +68,10 @@ export function rankConfigFits(shapes: Map<string, number[]>): ConfigFit[] {
     }
     for (const kind of ['VILBertForVLTasks', 'BertForMultiModalPreTraining'] as const) {
       const withTokens = kind === 'VILBertForVLTasks';
-      const base = stateDictShapes({ ...parsed.config, task_specific_tokens: withTokens, visual_target: 0, v_target_size: 1601 }, kind);
+      const base = stateDictShapes(
+        { ...parsed.config, task_specific_tokens: withTokens, visual_target: 0, v_target_size: 1601 },
+        kind,
+      );
       for (const taskTokens of withTokens ? [true, false] : [false]) {
         for (const visualTarget of [0, 1] as const) {
           const expected = variantShapes(base, taskTokens, visualTarget);
@@ -74,7 +82,9 @@ export function rankConfigFits(shapes: Map<string, number[]>): ConfigFit[] {
             visualTarget,
             missing: [...expected.keys()].filter((key) => !shapes.has(key)),
             unexpected: [...shapes.keys()].filter((key) => !expected.has(key)),
-            mismatched: [...expected].filter(([key, shape]) => shapes.has(key) && !sameShape(shapes.get(key)!, shape)).map(([key]) => key),
+            mismatched: [...expected]
+              .filter(([key, shape]) => shapes.has(key) && !sameShape(shapes.get(key)!, shape))
+              .map(([key]) => key),
           });
         }
       }

@@ -45,8 +45,15 @@ export interface VLTaskOutputs {
 export type VLHead = Exclude<keyof VLTaskOutputs, 'bert' | 'pooled_output_fused'>;
 
 export const ALL_VL_HEADS: readonly VLHead[] = [
-  'vil_prediction', 'vil_prediction_gqa', 'vil_logit', 'vil_binary_prediction', 'vil_tri_prediction',
-  'vision_prediction', 'vision_logit', 'linguisic_prediction', 'linguisic_logit',
+  'vil_prediction',
+  'vil_prediction_gqa',
+  'vil_logit',
+  'vil_binary_prediction',
+  'vil_tri_prediction',
+  'vision_prediction',
+  'vision_logit',
+  'linguisic_prediction',
+  'linguisic_logit',
 ];
 
 export interface VLForwardOptions {
@@ -89,8 +96,10 @@ export class VILBertForVLTasks extends torch.Module {
     const pooled = this.dropout.call(fuse(this.config, bert.pooledText, bert.pooledImage)); // [B, bi]
     const B = pooled.size(0);
     const out: VLTaskOutputs = { bert, pooled_output_fused: pooled };
-    if (wanted.has('linguisic_prediction')) out.linguisic_prediction = this.cls.predictions.call(bert.sequenceOutputText);
-    if (wanted.has('vision_prediction')) out.vision_prediction = this.cls.imagePredictions.call(bert.sequenceOutputImage);
+    if (wanted.has('linguisic_prediction'))
+      out.linguisic_prediction = this.cls.predictions.call(bert.sequenceOutputText);
+    if (wanted.has('vision_prediction'))
+      out.vision_prediction = this.cls.imagePredictions.call(bert.sequenceOutputImage);
     if (wanted.has('vil_prediction')) out.vil_prediction = this.vil_prediction.call(pooled);
     if (wanted.has('vil_prediction_gqa')) out.vil_prediction_gqa = this.vil_prediction_gqa.call(pooled);
     if (wanted.has('vil_logit')) out.vil_logit = this.vil_logit.call(pooled);
@@ -99,12 +108,14 @@ export class VILBertForVLTasks extends torch.Module {
       const padding = bert.imageMask.to(pooled.dtype).neg().add(1).mul(-10000).unsqueeze(2); // [B, R, 1]
       out.vision_logit = this.vision_logit.call(this.dropout.call(bert.sequenceOutputImage)).add(padding);
     }
-    if (wanted.has('linguisic_logit')) out.linguisic_logit = this.linguisic_logit.call(this.dropout.call(bert.sequenceOutputText));
+    if (wanted.has('linguisic_logit'))
+      out.linguisic_logit = this.linguisic_logit.call(this.dropout.call(bert.sequenceOutputText));
     if (wanted.has('vil_binary_prediction')) {
       // Rows 2i and 2i+1 are the two images of pair i; an odd batch gets the alignment head, as the reference.
-      out.vil_binary_prediction = B % 2 === 0
-        ? this.vil_binary_prediction.call(pooled.view(B / 2, 2 * pooled.size(1)))
-        : this.cls.alignment(bert.pooledText, bert.pooledImage);
+      out.vil_binary_prediction =
+        B % 2 === 0
+          ? this.vil_binary_prediction.call(pooled.view(B / 2, 2 * pooled.size(1)))
+          : this.cls.alignment(bert.pooledText, bert.pooledImage);
     }
     return out;
   }
@@ -150,11 +161,17 @@ export class BertForMultiModalPreTraining extends torch.Module {
     const scores = this.scores(inputs);
     const imageScores = scores.predictionScoresImage.narrow(1, 1, scores.predictionScoresImage.size(1) - 1); // drop region 0
     return {
-      maskedLmLoss: F.crossEntropy(scores.predictionScoresText.view(-1, this.config.vocab_size), labels.maskedLmLabels.view(-1), {
+      maskedLmLoss: F.crossEntropy(
+        scores.predictionScoresText.view(-1, this.config.vocab_size),
+        labels.maskedLmLabels.view(-1),
+        {
+          ignoreIndex: -1,
+        },
+      ),
+      maskedImageLoss: this.maskedImageLoss(imageScores, labels.imageLabel, labels.imageTarget),
+      nextSentenceLoss: F.crossEntropy(scores.seqRelationshipScore.view(-1, 2), labels.nextSentenceLabel.view(-1), {
         ignoreIndex: -1,
       }),
-      maskedImageLoss: this.maskedImageLoss(imageScores, labels.imageLabel, labels.imageTarget),
-      nextSentenceLoss: F.crossEntropy(scores.seqRelationshipScore.view(-1, 2), labels.nextSentenceLabel.view(-1), { ignoreIndex: -1 }),
     };
   }
 
@@ -173,7 +190,10 @@ export class BertForMultiModalPreTraining extends torch.Module {
       }
       case 1: {
         const squared = F.mseLoss(scores, target, { reduction: 'none' }); // [B, R', 2048]
-        return squared.mul(masked.unsqueeze(2)).sum().div(count.mul(scores.size(2)));
+        return squared
+          .mul(masked.unsqueeze(2))
+          .sum()
+          .div(count.mul(scores.size(2)));
       }
       case 2:
         return this.nceLoss(scores, masked, target);

@@ -36,13 +36,19 @@ export function rawValues(raw: RawTensor): number[] {
   const aligned = new Uint8Array(byteLength);
   aligned.set(new Uint8Array(buffer, byteOffset, byteLength));
   switch (raw.dtype) {
-    case 'float32': return Array.from(new Float32Array(aligned.buffer));
-    case 'float64': return Array.from(new Float64Array(aligned.buffer));
-    case 'int64': return Array.from(new BigInt64Array(aligned.buffer), Number);
-    case 'int32': return Array.from(new Int32Array(aligned.buffer));
+    case 'float32':
+      return Array.from(new Float32Array(aligned.buffer));
+    case 'float64':
+      return Array.from(new Float64Array(aligned.buffer));
+    case 'int64':
+      return Array.from(new BigInt64Array(aligned.buffer), Number);
+    case 'int32':
+      return Array.from(new Int32Array(aligned.buffer));
     case 'uint8':
-    case 'bool': return Array.from(aligned);
-    default: throw new Error(`cannot compare tensors of dtype ${raw.dtype}`);
+    case 'bool':
+      return Array.from(aligned);
+    default:
+      throw new Error(`cannot compare tensors of dtype ${raw.dtype}`);
   }
 }
 
@@ -54,11 +60,18 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 export function compare(got: torch.Tensor, want: RawTensor, tolerance: Tolerance): Comparison {
   const bound = `atol ${tolerance.atol}${tolerance.scaledAtol ? ` + ${tolerance.scaledAtol}*max|want|` : ''}, rtol ${tolerance.rtol}`;
   if (!sameShape(got.shape, want.shape)) {
-    return { ok: false, maxAbsDiff: Number.NaN, bound, problem: `shape [${got.shape.join(', ')}] != reference [${want.shape.join(', ')}]` };
+    return {
+      ok: false,
+      maxAbsDiff: Number.NaN,
+      bound,
+      problem: `shape [${got.shape.join(', ')}] != reference [${want.shape.join(', ')}]`,
+    };
   }
   const actual = got.toNumbers();
   const expected = rawValues(want);
-  const scale = tolerance.scaledAtol ? tolerance.scaledAtol * expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0) : 0;
+  const scale = tolerance.scaledAtol
+    ? tolerance.scaledAtol * expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0)
+    : 0;
   let maxAbsDiff = 0;
   let ok = true;
   for (let i = 0; i < expected.length; i++) {

@@ -63,10 +63,20 @@ function isAllZero(tensor: ItemTensor, from = 0): boolean {
 
 function leadingRows(tensor: ItemTensor, rows: number): ItemTensor {
   const elementsPerRow = tensor.shape.slice(1).reduce((a, b) => a * b, 1);
-  return { ...tensor, shape: [rows, ...tensor.shape.slice(1)], data: tensor.data.subarray(0, rows * elementsPerRow) as ItemTensor['data'] };
+  return {
+    ...tensor,
+    shape: [rows, ...tensor.shape.slice(1)],
+    data: tensor.data.subarray(0, rows * elementsPerRow) as ItemTensor['data'],
+  };
 }
 
-function compareValues(name: string, actual: ArrayLike<number>, expected: ArrayLike<number>, relative: number, problems: string[]): void {
+function compareValues(
+  name: string,
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  relative: number,
+  problems: string[],
+): void {
   if (actual.length !== expected.length) {
     problems.push(`${name}: ${actual.length} values, reference ${expected.length}`);
     return;
@@ -81,10 +91,18 @@ function compareValues(name: string, actual: ArrayLike<number>, expected: ArrayL
       worstAt = i;
     }
   }
-  if (worstAt >= 0) problems.push(`${name}[${worstAt}]: got ${actual[worstAt]}, reference ${expected[worstAt]} (max |diff| ${worst})`);
+  if (worstAt >= 0)
+    problems.push(`${name}[${worstAt}]: got ${actual[worstAt]}, reference ${expected[worstAt]} (max |diff| ${worst})`);
 }
 
-function checkElement(label: string, base: string, value: ItemValue | undefined, golden: Map<string, RawTensor>, metadata: Record<string, string>, problems: string[]): void {
+function checkElement(
+  label: string,
+  base: string,
+  value: ItemValue | undefined,
+  golden: Map<string, RawTensor>,
+  metadata: Record<string, string>,
+  problems: string[],
+): void {
   const trueShape = metadata[`${base}.shape`] ? (JSON.parse(metadata[`${base}.shape`]!) as number[]) : undefined;
   const dtype = metadata[`${base}.dtype`];
   if (value === undefined) {
@@ -94,7 +112,8 @@ function checkElement(label: string, base: string, value: ItemValue | undefined,
   if (!isTensor(value)) {
     // A Python scalar: stored as a 0-d int64 tensor.
     const stored = golden.get(base);
-    if (stored && Number(value) !== rawValues(stored)[0]) problems.push(`${label}: got ${value}, reference ${rawValues(stored)[0]}`);
+    if (stored && Number(value) !== rawValues(stored)[0])
+      problems.push(`${label}: got ${value}, reference ${rawValues(stored)[0]}`);
     return;
   }
   if (trueShape && JSON.stringify(value.shape) !== JSON.stringify(trueShape)) {
@@ -139,7 +158,14 @@ function checkElement(label: string, base: string, value: ItemValue | undefined,
     });
     if (argmax) compareValues(`${label}.argmax`, best, rawValues(argmax), 0, problems);
     const width = compared.shape[compared.shape.length - 1] ?? 1;
-    if (max) compareValues(`${label}.max`, best.map((at, row) => valueAt(compared, row * width + at)), rawValues(max), FLOAT_TOLERANCE, problems);
+    if (max)
+      compareValues(
+        `${label}.max`,
+        best.map((at, row) => valueAt(compared, row * width + at)),
+        rawValues(max),
+        FLOAT_TOLERANCE,
+        problems,
+      );
   }
   if (!plain && !head8 && !rowsum) problems.push(`${label}: the reference file has nothing to compare it with`);
 }
@@ -177,7 +203,8 @@ export function verifyDatasetSplit(dataset: TaskDataset, expectedDir: string, op
     if (order.length > 0 && order.join(',') !== item.order.join(',')) {
       problems.push(`item ${index}: returns (${item.order.join(', ')}), reference (${order.join(', ')})`);
     }
-    for (const name of order) checkElement(`item ${index} ${name}`, name, item.values[name], tensors, metadata, problems);
+    for (const name of order)
+      checkElement(`item ${index} ${name}`, name, item.values[name], tensors, metadata, problems);
     for (const [name, value] of Object.entries(status.non_tensor ?? {})) {
       if (item.values[name] !== value && Number(item.values[name]) !== Number(value)) {
         problems.push(`item ${index} ${name}: got ${String(item.values[name])}, reference ${String(value)}`);
@@ -201,5 +228,7 @@ export function verifyTensorFile(values: Readonly<Record<string, ItemValue>>, fi
 
 /** The split folders of one task's expected/ directory. */
 export function expectedSplits(taskDir: string): string[] {
-  return readdirSync(taskDir, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => join(taskDir, entry.name));
+  return readdirSync(taskDir, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => join(taskDir, entry.name));
 }

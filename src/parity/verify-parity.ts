@@ -18,8 +18,16 @@ import { BertForMultiModalPreTraining, VILBertForVLTasks, dropMismatchedLabels }
 import { getNumerics, type Numerics, setNumerics } from '../model/layers.js';
 import { compare, type Tolerance, TOLERANCES } from './compare.js';
 import {
-  checkVisualTargetLosses, checkVisualTargetScores, pretrainInputs, VISUAL_TARGET_DECODER, VISUAL_TARGET_INPUTS, VISUAL_TARGETS,
-  VISUAL_TARGETS_FILE, visualTargetLabels, visualTargetModel, visualTargetSeed,
+  checkVisualTargetLosses,
+  checkVisualTargetScores,
+  pretrainInputs,
+  VISUAL_TARGET_DECODER,
+  VISUAL_TARGET_INPUTS,
+  VISUAL_TARGETS,
+  VISUAL_TARGETS_FILE,
+  visualTargetLabels,
+  visualTargetModel,
+  visualTargetSeed,
 } from './visual-targets.js';
 import type { TaskProcess, TaskType } from '../data/task-registry.js';
 import { forwardTask, headOf, prepareBatch, type TaskBatch } from '../task-step/step.js';
@@ -106,7 +114,13 @@ class Checker {
     if (this.skip.has(family)) return;
     const difference = Math.abs(got - want);
     const ok = difference <= tolerance.atol + tolerance.rtol * Math.abs(want);
-    this.rows.push({ family, name: `scalars:${name}`, ok, maxAbsDiff: difference, bound: `atol ${tolerance.atol}, rtol ${tolerance.rtol}` });
+    this.rows.push({
+      family,
+      name: `scalars:${name}`,
+      ok,
+      maxAbsDiff: difference,
+      bound: `atol ${tolerance.atol}, rtol ${tolerance.rtol}`,
+    });
   }
 
   /** Moves every pending tensor whose name starts with `prefix` to the unchecked list, with `reason`. */
@@ -138,7 +152,14 @@ class Checker {
     if (!entry) return;
     this.pending.delete(`${file}:${key}`);
     if (got === undefined) {
-      this.rows.push({ family: entry.family, name: `${file}:${key}`, ok: false, maxAbsDiff: Number.NaN, bound: '-', problem: 'not produced' });
+      this.rows.push({
+        family: entry.family,
+        name: `${file}:${key}`,
+        ok: false,
+        maxAbsDiff: Number.NaN,
+        bound: '-',
+        problem: 'not produced',
+      });
       return;
     }
     this.rows.push({ family: entry.family, name: `${file}:${key}`, ...compare(got, entry.raw, tolerance) });
@@ -155,15 +176,24 @@ export function verifyParity(dir: string, options: ParityOptions = {}): ParityRe
   const skip = options.skip ?? new Set<Family>();
   const progress = options.onProgress ?? (() => {});
   const path = (name: string) => join(dir, name);
-  const load = (name: string) => (existsSync(path(`${name}.safetensors`)) ? readSafetensors(path(`${name}.safetensors`)).tensors : new Map<string, RawTensor>());
+  const load = (name: string) =>
+    existsSync(path(`${name}.safetensors`))
+      ? readSafetensors(path(`${name}.safetensors`)).tensors
+      : new Map<string, RawTensor>();
   const inputsRaw = load('inputs');
   const checker = new Checker(skip);
   checker.add('forward', load('forward'));
   checker.add('pretrain', load('pretrain'));
   // Visual targets 1 and 2: the file's targets, decoder and NCE draw are inputs of the comparison, not outputs.
-  const visualTargets = !skip.has('pretrain') && existsSync(path(VISUAL_TARGETS_FILE)) ? readSafetensors(path(VISUAL_TARGETS_FILE)) : undefined;
+  const visualTargets =
+    !skip.has('pretrain') && existsSync(path(VISUAL_TARGETS_FILE))
+      ? readSafetensors(path(VISUAL_TARGETS_FILE))
+      : undefined;
   if (visualTargets) {
-    checker.add(VISUAL_TARGETS_KEY, new Map([...visualTargets.tensors].filter(([key]) => !VISUAL_TARGET_INPUTS.includes(key))));
+    checker.add(
+      VISUAL_TARGETS_KEY,
+      new Map([...visualTargets.tensors].filter(([key]) => !VISUAL_TARGET_INPUTS.includes(key))),
+    );
   }
   checker.add('train_step', load('train_step'));
   checker.add('optimizer', load('optimizer'));
@@ -198,7 +228,9 @@ export function verifyParity(dir: string, options: ParityOptions = {}): ParityRe
         model.dispose();
       }
     }
-    const scalars = existsSync(path('scalars.json')) ? (JSON.parse(readFileSync(path('scalars.json'), 'utf8')) as Partial<Scalars>) : undefined;
+    const scalars = existsSync(path('scalars.json'))
+      ? (JSON.parse(readFileSync(path('scalars.json'), 'utf8')) as Partial<Scalars>)
+      : undefined;
     if (scalars && (scalars.train || scalars.optimizer) && (!skip.has('train_step') || !skip.has('optimizer'))) {
       const specs = new TaskSpecs(scalars, path('scalars.json'));
       const { config } = loadConfig(configPath, { task_specific_tokens: true, visual_target: 0, v_target_size: 1601 });
@@ -249,14 +281,25 @@ export function verifyParity(dir: string, options: ParityOptions = {}): ParityRe
   }
   const unchecked = [
     ...checker.unchecked,
-    ...[...checker.pending.entries()].map(([name, entry]) => ({ family: entry.family, name, reason: 'no comparison for this tensor' })),
+    ...[...checker.pending.entries()].map(([name, entry]) => ({
+      family: entry.family,
+      name,
+      reason: 'no comparison for this tensor',
+    })),
   ];
   return { weights: WEIGHT_FILES[variant], rows: checker.rows, unchecked };
 }
 
 const HEADS = [
-  'vil_prediction', 'vil_prediction_gqa', 'vil_logit', 'vil_binary_prediction', 'vil_tri_prediction',
-  'vision_prediction', 'vision_logit', 'linguisic_prediction', 'linguisic_logit',
+  'vil_prediction',
+  'vil_prediction_gqa',
+  'vil_logit',
+  'vil_binary_prediction',
+  'vil_tri_prediction',
+  'vision_prediction',
+  'vision_logit',
+  'linguisic_prediction',
+  'linguisic_logit',
 ] as const;
 
 function baseInputs(input: (key: string) => torch.Tensor, taskIds: torch.Tensor | null): BertInputs {
@@ -280,7 +323,12 @@ function taskIdsPresent(checker: Checker): number[] {
   return [...ids].sort((a, b) => a - b);
 }
 
-function checkForwards(model: VILBertForVLTasks, checker: Checker, input: (key: string) => torch.Tensor, progress: (m: string) => void): void {
+function checkForwards(
+  model: VILBertForVLTasks,
+  checker: Checker,
+  input: (key: string) => torch.Tensor,
+  progress: (m: string) => void,
+): void {
   for (const task of taskIdsPresent(checker)) {
     progress(`forward, task ${task}`);
     const prefix = `t${task}.`;
@@ -300,7 +348,12 @@ function checkForwards(model: VILBertForVLTasks, checker: Checker, input: (key: 
           }),
         );
         for (const [name, tensor] of debug) {
-          checker.check('forward', `${prefix}debug.${name}`, tensor, name.includes('attn_probs') ? TOLERANCES.attention : TOLERANCES.forward);
+          checker.check(
+            'forward',
+            `${prefix}debug.${name}`,
+            tensor,
+            name.includes('attn_probs') ? TOLERANCES.attention : TOLERANCES.forward,
+          );
         }
       });
     } finally {
@@ -313,8 +366,12 @@ function checkForwards(model: VILBertForVLTasks, checker: Checker, input: (key: 
 function attachDebugHooks(model: VILBertForVLTasks, into: Map<string, torch.Tensor>): (() => void)[] {
   const encoder = model.bert.encoder;
   const removers = [
-    model.bert.embeddings.registerForwardHook((_, output) => into.set('embeddings_t', keepTensor(output as torch.Tensor))),
-    model.bert.v_embeddings.registerForwardHook((_, output) => into.set('embeddings_v', keepTensor(output as torch.Tensor))),
+    model.bert.embeddings.registerForwardHook((_, output) =>
+      into.set('embeddings_t', keepTensor(output as torch.Tensor)),
+    ),
+    model.bert.v_embeddings.registerForwardHook((_, output) =>
+      into.set('embeddings_v', keepTensor(output as torch.Tensor)),
+    ),
   ];
   const layerHook = (name: string) => (_: unknown, output: unknown) => {
     const { output: states, probs } = output as { output: torch.Tensor; probs: torch.Tensor };
@@ -326,7 +383,12 @@ function attachDebugHooks(model: VILBertForVLTasks, into: Map<string, torch.Tens
   encoder.c_layer.items.forEach((layer, i) =>
     removers.push(
       layer.registerForwardHook((_, output) => {
-        const mixed = output as { image: torch.Tensor; text: torch.Tensor; probsTextToImage: torch.Tensor; probsImageToText: torch.Tensor };
+        const mixed = output as {
+          image: torch.Tensor;
+          text: torch.Tensor;
+          probsTextToImage: torch.Tensor;
+          probsImageToText: torch.Tensor;
+        };
         into.set(`c_layer.${i}.output_v`, keepTensor(mixed.image));
         into.set(`c_layer.${i}.output_t`, keepTensor(mixed.text));
         into.set(`c_layer.${i}.attn_probs_t2v`, keepTensor(mixed.probsTextToImage));
@@ -343,8 +405,12 @@ function checkNlvr2(model: VILBertForVLTasks, checker: Checker, input: (key: str
     torch.noGrad(() => {
       // The NLVR2 paired forward: the reference's 'nlvr' input processing of the dataset's packed pairs.
       const batch = {
-        question: input('nlvr2.question'), features: input('nlvr2.features'), spatials: input('nlvr2.spatials'),
-        image_mask: input('nlvr2.image_mask'), input_mask: input('nlvr2.input_mask'), segment_ids: input('nlvr2.segment_ids'),
+        question: input('nlvr2.question'),
+        features: input('nlvr2.features'),
+        spatials: input('nlvr2.spatials'),
+        image_mask: input('nlvr2.image_mask'),
+        input_mask: input('nlvr2.input_mask'),
+        segment_ids: input('nlvr2.segment_ids'),
         target: input('target.nlvr2'),
       };
       const modelInputs = prepareBatch(batch, 'nlvr', 12).inputs;
@@ -358,7 +424,6 @@ function checkNlvr2(model: VILBertForVLTasks, checker: Checker, input: (key: str
     }),
   );
 }
-
 
 function checkPretraining(
   model: BertForMultiModalPreTraining,
@@ -386,7 +451,13 @@ function checkPretraining(
       isNext,
       nspWeight: 1,
     },
-    { name: 'obj2', lm: input('pretrain.lm_label_ids'), image: input('pretrain.image_label'), isNext: torch.zerosLike(isNext).keep(), nspWeight: 0 },
+    {
+      name: 'obj2',
+      lm: input('pretrain.lm_label_ids'),
+      image: input('pretrain.image_label'),
+      isNext: torch.zerosLike(isNext).keep(),
+      nspWeight: 0,
+    },
   ];
   checker.check('pretrain', 'obj1.lm_label_ids', objectives[1]!.lm, TOLERANCES.exact);
   checker.check('pretrain', 'obj1.image_label', objectives[1]!.image, TOLERANCES.exact);
@@ -404,14 +475,21 @@ function checkPretraining(
       checker.check('pretrain', `${objective.name}.masked_img_loss`, losses.maskedImageLoss, TOLERANCES.loss);
       checker.check('pretrain', `${objective.name}.next_sentence_loss`, nextSentence, TOLERANCES.loss);
       checker.check('pretrain', `${objective.name}.loss`, total, TOLERANCES.loss);
-      const gradientKeys = [...checker.pending.keys()].filter((key) => key.startsWith(`pretrain:${objective.name}.grad.`));
+      const gradientKeys = [...checker.pending.keys()].filter((key) =>
+        key.startsWith(`pretrain:${objective.name}.grad.`),
+      );
       if (gradientKeys.length > 0) {
         model.zeroGrad(true);
         total.backward();
         const parameters = new Map(model.stateDict());
         for (const key of gradientKeys) {
           const name = key.slice(`pretrain:${objective.name}.grad.`.length);
-          checker.check('pretrain', `${objective.name}.grad.${name}`, parameters.get(name)?.grad ?? undefined, TOLERANCES.gradient);
+          checker.check(
+            'pretrain',
+            `${objective.name}.grad.${name}`,
+            parameters.get(name)?.grad ?? undefined,
+            TOLERANCES.gradient,
+          );
         }
       }
     });
@@ -446,14 +524,18 @@ function checkVisualTargets(
   }
   const seed = visualTargetSeed(file.metadata);
   const pendingNames = (prefix: string) =>
-    [...checker.pending.keys()].filter((key) => key.startsWith(`${VISUAL_TARGETS_KEY}:${prefix}`)).map((key) => key.slice(VISUAL_TARGETS_KEY.length + 1));
+    [...checker.pending.keys()]
+      .filter((key) => key.startsWith(`${VISUAL_TARGETS_KEY}:${prefix}`))
+      .map((key) => key.slice(VISUAL_TARGETS_KEY.length + 1));
   let targets = VISUAL_TARGETS.filter((k) => pendingNames(`vt${k}.`).length > 0);
   if (seed === undefined) {
-    for (const k of targets) checker.abandon(`${VISUAL_TARGETS_KEY}:vt${k}.`, `${filePath} has no integer __metadata__ nce_seed`);
+    for (const k of targets)
+      checker.abandon(`${VISUAL_TARGETS_KEY}:vt${k}.`, `${filePath} has no integer __metadata__ nce_seed`);
     targets = [];
   }
   if (targets.length === 0 && pendingNames('scores.').length > 0) targets = [1];
-  const check = (name: string, got: torch.Tensor | undefined, tolerance: Tolerance) => checker.check(VISUAL_TARGETS_KEY, name, got, tolerance);
+  const check = (name: string, got: torch.Tensor | undefined, tolerance: Tolerance) =>
+    checker.check(VISUAL_TARGETS_KEY, name, got, tolerance);
   const imageTarget = rawToTensor(file.tensors.get('image_target')!).keep();
   try {
     for (const k of targets) {
@@ -462,7 +544,10 @@ function checkVisualTargets(
       try {
         built = visualTargetModel(configPath, weights, file.tensors, k);
       } catch (error) {
-        if (error instanceof torch.StateDictError) throw new ParityGap(`the visual_target ${k} model cannot load these weights with ${filePath}'s decoder: ${error.message}`);
+        if (error instanceof torch.StateDictError)
+          throw new ParityGap(
+            `the visual_target ${k} model cannot load these weights with ${filePath}'s decoder: ${error.message}`,
+          );
         throw error;
       }
       const { model, missingKeys } = built;
@@ -471,7 +556,15 @@ function checkVisualTargets(
         const inputs = pretrainInputs(input);
         checkVisualTargetScores(model, inputs, check); // once: the entries are pending only until checked
         if (seed !== undefined && pendingNames(`vt${k}.`).length > 0) {
-          checkVisualTargetLosses(model, k, inputs, visualTargetLabels(input, imageTarget), seed, pendingNames(`vt${k}.`), check);
+          checkVisualTargetLosses(
+            model,
+            k,
+            inputs,
+            visualTargetLabels(input, imageTarget),
+            seed,
+            pendingNames(`vt${k}.`),
+            check,
+          );
         }
       } finally {
         model.dispose();
@@ -501,7 +594,18 @@ interface OptimizerScalars {
   loss_scale?: Record<string, number>;
   num_train_optimization_steps: number;
   warmup_steps: number;
-  scenarios: Record<string, { steps: { step: number; iteration: number; task: string; loss_scaled: number; lr_used: { vil: number; base: number } }[] }>;
+  scenarios: Record<
+    string,
+    {
+      steps: {
+        step: number;
+        iteration: number;
+        task: string;
+        loss_scaled: number;
+        lr_used: { vil: number; base: number };
+      }[];
+    }
+  >;
 }
 
 interface Scalars {
@@ -509,7 +613,17 @@ interface Scalars {
   optimizer?: OptimizerScalars;
 }
 
-const BATCH_SLOTS = ['features', 'spatials', 'image_mask', 'question', 'target', 'input_mask', 'segment_ids', 'co_attention_mask', 'question_id'] as const;
+const BATCH_SLOTS = [
+  'features',
+  'spatials',
+  'image_mask',
+  'question',
+  'target',
+  'input_mask',
+  'segment_ids',
+  'co_attention_mask',
+  'question_id',
+] as const;
 
 /** The target tensor of a 'normal'-process task of each type (MANIFEST section 5); absent: no fixture layout. */
 const NORMAL_TARGETS: Partial<Record<TaskType, string>> = {
@@ -528,7 +642,16 @@ const NORMAL_TARGETS: Partial<Record<TaskType, string>> = {
  */
 export function fixtureBatch(type: TaskType, process: TaskProcess): Record<string, string> | undefined {
   const from = (image: string, text: string, target: string) =>
-    Object.fromEntries(BATCH_SLOTS.map((slot) => [slot, slot === 'target' ? target : ['features', 'spatials', 'image_mask'].includes(slot) ? `${image}.${slot}` : `${text}.${slot}`]));
+    Object.fromEntries(
+      BATCH_SLOTS.map((slot) => [
+        slot,
+        slot === 'target'
+          ? target
+          : ['features', 'spatials', 'image_mask'].includes(slot)
+            ? `${image}.${slot}`
+            : `${text}.${slot}`,
+      ]),
+    );
   switch (process) {
     case 'nlvr':
       return type === 'VL-binary-classifier' ? from('nlvr2', 'nlvr2', 'target.nlvr2') : undefined;
@@ -554,7 +677,10 @@ export function fixtureBatch(type: TaskType, process: TaskProcess): Record<strin
 class TaskSpecs {
   private registry: Map<string, TaskConfig> | undefined;
 
-  constructor(readonly scalars: Partial<Scalars>, readonly scalarsPath: string) {}
+  constructor(
+    readonly scalars: Partial<Scalars>,
+    readonly scalarsPath: string,
+  ) {}
 
   has(task: string): boolean {
     return Boolean(this.scalars.train && Object.hasOwn(this.scalars.train, task));
@@ -568,15 +694,26 @@ class TaskSpecs {
 
   get(task: string): TrainTaskScalars {
     const given = this.has(task) ? this.scalars.train![task] : undefined;
-    if (given && typeof given === 'object' && given.batch && typeof given.batch === 'object' && given.type && given.process) {
+    if (
+      given &&
+      typeof given === 'object' &&
+      given.batch &&
+      typeof given.batch === 'object' &&
+      given.type &&
+      given.process
+    ) {
       return { ...given, task_token: typeof given.task_token === 'number' ? given.task_token : taskNumber(task) };
     }
-    const where = given ? `its train.${task} entry in ${this.scalarsPath} has no complete batch/type/process` : `${this.scalarsPath} has no train.${task} entry`;
+    const where = given
+      ? `its train.${task} entry in ${this.scalarsPath} has no complete batch/type/process`
+      : `${this.scalarsPath} has no train.${task} entry`;
     const entry = this.registryEntry(task);
     if (!entry) throw new ParityGap(`${task}: ${where}, and the task registry has no ${task}`);
     const batch = fixtureBatch(entry.type, entry.process);
     if (!batch) {
-      throw new ParityGap(`${task}: ${where}, and the fixtures have no batch layout for its type '${entry.type}' with process '${entry.process}'`);
+      throw new ParityGap(
+        `${task}: ${where}, and the fixtures have no batch layout for its type '${entry.type}' with process '${entry.process}'`,
+      );
     }
     return { name: entry.name, type: entry.type, process: entry.process, task_token: taskNumber(task), batch };
   }
@@ -593,13 +730,18 @@ function taskBatch(spec: TrainTaskScalars, input: (key: string) => torch.Tensor)
   return slots as unknown as TaskBatch;
 }
 
-
 /**
  * Each task's loss, head output, reshaped model inputs and gradients (eval
  * mode, as the fixtures): the tasks of scalars.json's train section and any
  * other task train_step.safetensors has tensors of.
  */
-function checkTrainSteps(model: VILBertForVLTasks, checker: Checker, input: (key: string) => torch.Tensor, specs: TaskSpecs, progress: (m: string) => void): void {
+function checkTrainSteps(
+  model: VILBertForVLTasks,
+  checker: Checker,
+  input: (key: string) => torch.Tensor,
+  specs: TaskSpecs,
+  progress: (m: string) => void,
+): void {
   const parameters = new Map(model.namedParameters());
   const tasks = new Set(Object.keys(specs.scalars.train ?? {}));
   for (const key of checker.pending.keys()) {
@@ -608,7 +750,11 @@ function checkTrainSteps(model: VILBertForVLTasks, checker: Checker, input: (key
   }
   for (const task of tasks) {
     const extra = specs.has(task) ? { family: 'train_step' as const, name: `scalars:train.${task}` } : undefined;
-    checker.attempt(`train_step:${task}.`, () => checkTrainStep(model, checker, input, specs, task, parameters, progress), extra);
+    checker.attempt(
+      `train_step:${task}.`,
+      () => checkTrainStep(model, checker, input, specs, task, parameters, progress),
+      extra,
+    );
   }
   model.zeroGrad(true);
 }
@@ -624,30 +770,55 @@ function checkTrainStep(
 ): void {
   const spec = specs.get(task);
   {
-    progress(`training loss and gradients, ${task} (${spec.name}${specs.has(task) ? '' : ', batch derived from the task registry'})`);
+    progress(
+      `training loss and gradients, ${task} (${spec.name}${specs.has(task) ? '' : ', batch derived from the task registry'})`,
+    );
     torch.scope(() => {
       model.zeroGrad(true);
-      const result = forwardTask(model, taskBatch(spec, input), { type: spec.type, process: spec.process, number: spec.task_token });
+      const result = forwardTask(model, taskBatch(spec, input), {
+        type: spec.type,
+        process: spec.process,
+        number: spec.task_token,
+      });
       const inputs = result.prepared.inputs;
       checker.check('train_step', `${task}.model_in.question`, inputs.inputIds, TOLERANCES.exact);
       checker.check('train_step', `${task}.model_in.segment_ids`, inputs.tokenTypeIds ?? undefined, TOLERANCES.exact);
       checker.check('train_step', `${task}.model_in.input_mask`, inputs.attentionMask ?? undefined, TOLERANCES.exact);
-      checker.check('train_step', `${task}.model_in.image_mask`, inputs.imageAttentionMask ?? undefined, TOLERANCES.exact);
+      checker.check(
+        'train_step',
+        `${task}.model_in.image_mask`,
+        inputs.imageAttentionMask ?? undefined,
+        TOLERANCES.exact,
+      );
       checker.check('train_step', `${task}.model_in.task_ids`, inputs.taskIds ?? undefined, TOLERANCES.exact);
       checker.check('train_step', `${task}.loss`, result.loss, TOLERANCES.loss);
       checker.check('train_step', `${task}.head.${headOf(spec.type)}`, result.output, TOLERANCES.forward);
       if (typeof spec.batch_score === 'number') {
-        checker.checkScalar('train_step', `train.${task}.batch_score`, result.score / result.prepared.batchSize, spec.batch_score, { atol: 1e-6, rtol: 0 }); // stored from a float32 score
+        checker.checkScalar(
+          'train_step',
+          `train.${task}.batch_score`,
+          result.score / result.prepared.batchSize,
+          spec.batch_score,
+          { atol: 1e-6, rtol: 0 },
+        ); // stored from a float32 score
       }
       result.loss.backward();
       for (const key of [...checker.pending.keys()].filter((k) => k.startsWith(`train_step:${task}.grad.`))) {
         const name = key.slice(`train_step:${task}.grad.`.length);
-        checker.check('train_step', `${task}.grad.${name}`, parameters.get(name)?.grad ?? undefined, TOLERANCES.gradient);
+        checker.check(
+          'train_step',
+          `${task}.grad.${name}`,
+          parameters.get(name)?.grad ?? undefined,
+          TOLERANCES.gradient,
+        );
       }
       for (const name of Array.isArray(spec.grad_is_none) ? spec.grad_is_none : []) {
         const gradient = parameters.get(name)?.grad ?? null;
         const largest = gradient === null ? 0 : gradient.abs().max().item();
-        checker.checkScalar('train_step', `train.${task}.grad_is_none.${name} (max |grad|)`, largest, 0, { atol: 0, rtol: 0 });
+        checker.checkScalar('train_step', `train.${task}.grad_is_none.${name} (max |grad|)`, largest, 0, {
+          atol: 0,
+          rtol: 0,
+        });
       }
     });
   }
@@ -672,17 +843,28 @@ function checkOptimizer(
   for (const field of ['base_lr', 'num_train_optimization_steps', 'warmup_steps'] as const) {
     if (typeof spec[field] !== 'number') throw new ParityGap(`${where}.${field} is missing or not a number`);
   }
-  if (scenario !== 'warmup_linear' && scenario !== 'mannul') throw new ParityGap(`${where}.scenarios: unknown scenario '${scenario}' (warmup_linear, mannul)`);
+  if (scenario !== 'warmup_linear' && scenario !== 'mannul')
+    throw new ParityGap(`${where}.scenarios: unknown scenario '${scenario}' (warmup_linear, mannul)`);
   const steps = spec.scenarios[scenario]?.steps;
-  if (!Array.isArray(steps) || steps.length === 0) throw new ParityGap(`${where}.scenarios.${scenario}.steps is missing or empty`);
+  if (!Array.isArray(steps) || steps.length === 0)
+    throw new ParityGap(`${where}.scenarios.${scenario}.steps is missing or empty`);
   const iterations = Math.max(...steps.map((step) => Number(step?.iteration))) + 1;
   if (!Number.isInteger(iterations) || steps.length !== iterations * spec.tasks.length) {
-    throw new ParityGap(`${where}.scenarios.${scenario}.steps: ${steps.length} steps do not make whole iterations over the ${spec.tasks.length} tasks ${spec.tasks.join(', ')}`);
+    throw new ParityGap(
+      `${where}.scenarios.${scenario}.steps: ${steps.length} steps do not make whole iterations over the ${spec.tasks.length} tasks ${spec.tasks.join(', ')}`,
+    );
   }
   steps.forEach((step, index) => {
     const task = spec.tasks[index % spec.tasks.length]!;
-    if (step.task !== undefined && step.task !== task) throw new ParityGap(`${where}.scenarios.${scenario}.steps[${index}] is task ${step.task}, but optimizer.tasks puts ${task} there`);
-    if (typeof step.loss_scaled !== 'number' || typeof step.lr_used?.vil !== 'number' || typeof step.lr_used?.base !== 'number') {
+    if (step.task !== undefined && step.task !== task)
+      throw new ParityGap(
+        `${where}.scenarios.${scenario}.steps[${index}] is task ${step.task}, but optimizer.tasks puts ${task} there`,
+      );
+    if (
+      typeof step.loss_scaled !== 'number' ||
+      typeof step.lr_used?.vil !== 'number' ||
+      typeof step.lr_used?.base !== 'number'
+    ) {
       throw new ParityGap(`${where}.scenarios.${scenario}.steps[${index}] lacks loss_scaled or lr_used.vil/base`);
     }
   });
@@ -711,11 +893,33 @@ function checkOptimizer(
       for (const { train, batch, lossScale: scale } of tasks) {
         const expected = steps[stepIndex]!;
         torch.scope(() => {
-          const result = forwardTask(model, batch, { type: train.type, process: train.process, number: train.task_token });
+          const result = forwardTask(model, batch, {
+            type: train.type,
+            process: train.process,
+            number: train.task_token,
+          });
           const scaled = result.loss.mul(scale);
-          checker.checkScalar('optimizer', `optimizer.${scenario}.step${stepIndex}.loss_scaled`, scaled.item(), expected.loss_scaled, TOLERANCES.loss);
-          checker.checkScalar('optimizer', `optimizer.${scenario}.step${stepIndex}.lr_used.vil`, vilGroup.lr, expected.lr_used.vil, { atol: 0, rtol: 1e-12 });
-          checker.checkScalar('optimizer', `optimizer.${scenario}.step${stepIndex}.lr_used.base`, baseGroup.lr, expected.lr_used.base, { atol: 0, rtol: 1e-12 });
+          checker.checkScalar(
+            'optimizer',
+            `optimizer.${scenario}.step${stepIndex}.loss_scaled`,
+            scaled.item(),
+            expected.loss_scaled,
+            TOLERANCES.loss,
+          );
+          checker.checkScalar(
+            'optimizer',
+            `optimizer.${scenario}.step${stepIndex}.lr_used.vil`,
+            vilGroup.lr,
+            expected.lr_used.vil,
+            { atol: 0, rtol: 1e-12 },
+          );
+          checker.checkScalar(
+            'optimizer',
+            `optimizer.${scenario}.step${stepIndex}.lr_used.base`,
+            baseGroup.lr,
+            expected.lr_used.base,
+            { atol: 0, rtol: 1e-12 },
+          );
           scaled.backward();
         });
         optimizer.step();
@@ -739,7 +943,12 @@ function checkOptimizer(
         const name = key.slice(`optimizer:${prefix}`.length);
         const parameter = parameters.get(name);
         const state = parameter ? optimizer.stateOf(parameter) : undefined;
-        checker.check('optimizer', `${prefix}${name}`, kind === 'exp_avg' ? state?.expAvg : state?.expAvgSq, TOLERANCES.moments);
+        checker.check(
+          'optimizer',
+          `${prefix}${name}`,
+          kind === 'exp_avg' ? state?.expAvg : state?.expAvgSq,
+          TOLERANCES.moments,
+        );
       }
     }
   } finally {
@@ -756,9 +965,14 @@ function lossScale(spec: OptimizerScalars, specs: TaskSpecs, task: string, index
   const given = spec.loss_scale?.[task];
   if (typeof given === 'number') return given;
   const lrs = spec.tasks.map((name, i) => {
-    const lr = Array.isArray(spec.task_lr) && typeof spec.task_lr[i] === 'number' ? spec.task_lr[i] : specs.registryEntry(name)?.lr;
+    const lr =
+      Array.isArray(spec.task_lr) && typeof spec.task_lr[i] === 'number'
+        ? spec.task_lr[i]
+        : specs.registryEntry(name)?.lr;
     if (typeof lr !== 'number' || !(lr > 0)) {
-      throw new ParityGap(`${specs.scalarsPath} optimizer.loss_scale has no ${task}, and the lr of ${name} is neither in optimizer.task_lr nor in the task registry`);
+      throw new ParityGap(
+        `${specs.scalarsPath} optimizer.loss_scale has no ${task}, and the lr of ${name} is neither in optimizer.task_lr nor in the task registry`,
+      );
     }
     return lr;
   });

@@ -17,7 +17,10 @@ export const VISUAL_TARGETS = [1, 2] as const;
 export type VisualTarget = (typeof VISUAL_TARGETS)[number];
 
 /** The 2048-way image decoder the fixture generator drew (it replaces the weights files' 1601-way one). */
-export const VISUAL_TARGET_DECODER = ['cls.imagePredictions.decoder.weight', 'cls.imagePredictions.decoder.bias'] as const;
+export const VISUAL_TARGET_DECODER = [
+  'cls.imagePredictions.decoder.weight',
+  'cls.imagePredictions.decoder.bias',
+] as const;
 
 /**
  * Tensors of the file that are inputs of the comparison, not outputs to check:
@@ -126,11 +129,20 @@ export function seededPretrainingLosses(
     torch.setRngState(state);
   }
   const loss = losses.maskedLmLoss.add(losses.maskedImageLoss).add(losses.nextSentenceLoss); // img_weight 1
-  return { masked_lm_loss: losses.maskedLmLoss, masked_img_loss: losses.maskedImageLoss, next_sentence_loss: losses.nextSentenceLoss, loss };
+  return {
+    masked_lm_loss: losses.maskedLmLoss,
+    masked_img_loss: losses.maskedImageLoss,
+    next_sentence_loss: losses.nextSentenceLoss,
+    loss,
+  };
 }
 
 /** Scores without labels, under no-grad (the same for both visual targets). */
-export function checkVisualTargetScores(model: BertForMultiModalPreTraining, inputs: BertInputs, check: VisualTargetCheck): void {
+export function checkVisualTargetScores(
+  model: BertForMultiModalPreTraining,
+  inputs: BertInputs,
+  check: VisualTargetCheck,
+): void {
   torch.scope(() =>
     torch.noGrad(() => {
       const scores = model.scores(inputs);
@@ -161,7 +173,8 @@ export function checkVisualTargetLosses(
     if (gradients.length === 0) return;
     losses.loss.backward();
     const parameters = new Map(model.namedParameters());
-    for (const name of gradients) check(name, parameters.get(name.slice(prefix.length))?.grad ?? undefined, TOLERANCES.gradient);
+    for (const name of gradients)
+      check(name, parameters.get(name.slice(prefix.length))?.grad ?? undefined, TOLERANCES.gradient);
   });
   model.zeroGrad(true);
   return gradients;

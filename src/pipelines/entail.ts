@@ -4,7 +4,14 @@
 import { ENTAILMENT_CLASSES } from '../data/datasets/pairs.js';
 import type { ImageInput } from './image-input.js';
 import type { ModelFolder } from './model-folder.js';
-import { type PipelineHandle, type PipelineOptions, makePipeline, openContext, rankIndices, sigmoid } from './pipeline.js';
+import {
+  type PipelineHandle,
+  type PipelineOptions,
+  makePipeline,
+  openContext,
+  rankIndices,
+  sigmoid,
+} from './pipeline.js';
 
 export { ENTAILMENT_CLASSES };
 export type EntailmentLabel = (typeof ENTAILMENT_CLASSES)[number];
@@ -25,7 +32,9 @@ export function createEntailPipeline(model: string | ModelFolder, options: Pipel
     const values = context.forward([{ sentence, regions: [padded] }], 'vil_tri_prediction'); // [1, 3]
     context.report({ status: 'progress', task: 'entail', done: 1, total: 1 });
     const best = rankIndices(values)[0]!;
-    const scores = Object.fromEntries(ENTAILMENT_CLASSES.map((name, index) => [name, sigmoid(values[index]!)])) as Record<EntailmentLabel, number>;
+    const scores = Object.fromEntries(
+      ENTAILMENT_CLASSES.map((name, index) => [name, sigmoid(values[index]!)]),
+    ) as Record<EntailmentLabel, number>;
     return { label: ENTAILMENT_CLASSES[best]!, scores };
   });
 }

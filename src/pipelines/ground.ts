@@ -3,7 +3,15 @@
 // answer as in the reference's evaluation.
 import type { ImageInput } from './image-input.js';
 import type { ModelFolder } from './model-folder.js';
-import { type PipelineHandle, type PipelineOptions, checkTopk, makePipeline, openContext, rankIndices, sigmoid } from './pipeline.js';
+import {
+  type PipelineHandle,
+  type PipelineOptions,
+  checkTopk,
+  makePipeline,
+  openContext,
+  rankIndices,
+  sigmoid,
+} from './pipeline.js';
 import { LOCATION_WIDTH } from '../data/features.js';
 
 export interface GroundingResult {
@@ -20,7 +28,12 @@ export interface GroundCallOptions {
   topk?: number;
 }
 
-export type GroundPipeline = ((expression: string, image: ImageInput, options?: GroundCallOptions) => Promise<GroundingResult[]>) & PipelineHandle;
+export type GroundPipeline = ((
+  expression: string,
+  image: ImageInput,
+  options?: GroundCallOptions,
+) => Promise<GroundingResult[]>) &
+  PipelineHandle;
 
 export function createGroundPipeline(model: string | ModelFolder, options: PipelineOptions = {}): GroundPipeline {
   const context = openContext('ground', model, options);
@@ -31,10 +44,12 @@ export function createGroundPipeline(model: string | ModelFolder, options: Pipel
     const values = context.forward([{ sentence, regions: [padded] }], 'vision_logit'); // [1, R, 1]
     context.report({ status: 'progress', task: 'ground', done: 1, total: 1 });
     // Padded rows carry -10000 and are not candidates.
-    return rankIndices(values, padded.numBoxes).slice(0, topk).map((row) => {
-      const at = row * LOCATION_WIDTH;
-      const [x1, y1, x2, y2] = regions.imageLocationOri.subarray(at, at + 4);
-      return { box: [x1!, y1!, x2!, y2!], score: sigmoid(values[row]!), regionIndex: row };
-    });
+    return rankIndices(values, padded.numBoxes)
+      .slice(0, topk)
+      .map((row) => {
+        const at = row * LOCATION_WIDTH;
+        const [x1, y1, x2, y2] = regions.imageLocationOri.subarray(at, at + 4);
+        return { box: [x1!, y1!, x2!, y2!], score: sigmoid(values[row]!), regionIndex: row };
+      });
   });
 }

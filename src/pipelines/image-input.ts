@@ -68,22 +68,37 @@ function given(value: unknown): string {
 function checkDetected(input: DetectedRegions, what: string): number {
   const { features, boxes, width, height } = input;
   if (!(features instanceof Float32Array) || features.length === 0 || features.length % FEATURE_WIDTH !== 0) {
-    throw new ImageInputError(`${what}: features must be a non-empty Float32Array of N * ${FEATURE_WIDTH} values, got ${given(features)}`);
+    throw new ImageInputError(
+      `${what}: features must be a non-empty Float32Array of N * ${FEATURE_WIDTH} values, got ${given(features)}`,
+    );
   }
   const rows = features.length / FEATURE_WIDTH;
   if (!(boxes instanceof Float32Array) || boxes.length !== rows * 4) {
     const count = boxes instanceof Float32Array && boxes.length % 4 === 0 ? ` (${boxes.length / 4} boxes)` : '';
-    throw new ImageInputError(`${what}: boxes must be a Float32Array of ${rows} * 4 values (one x1, y1, x2, y2 box per feature row), got ${given(boxes)}${count}`);
+    throw new ImageInputError(
+      `${what}: boxes must be a Float32Array of ${rows} * 4 values (one x1, y1, x2, y2 box per feature row), got ${given(boxes)}${count}`,
+    );
   }
-  for (const [name, size] of [['width', width], ['height', height]] as const) {
-    if (!Number.isSafeInteger(size) || size <= 0) throw new ImageInputError(`${what}: ${name} must be a positive integer (pixels), got ${size}`);
+  for (const [name, size] of [
+    ['width', width],
+    ['height', height],
+  ] as const) {
+    if (!Number.isSafeInteger(size) || size <= 0)
+      throw new ImageInputError(`${what}: ${name} must be a positive integer (pixels), got ${size}`);
   }
   for (let at = 0; at < boxes.length; at += 4) {
     // (y2 - y1) * (x2 - x1) as regionsOf computes it; NaN or infinite when a coordinate is.
-    if (Number.isFinite(Math.fround(Math.fround(boxes[at + 3]! - boxes[at + 1]!) * Math.fround(boxes[at + 2]! - boxes[at]!)))) continue;
+    if (
+      Number.isFinite(
+        Math.fround(Math.fround(boxes[at + 3]! - boxes[at + 1]!) * Math.fround(boxes[at + 2]! - boxes[at]!)),
+      )
+    )
+      continue;
     const box = boxes.subarray(at, at + 4);
     const shown = `${what}: boxes row ${at / 4} is [${box.join(', ')}]`;
-    throw new ImageInputError(box.every(Number.isFinite) ? `${shown}: its float32 area overflows` : `${shown}: not finite`);
+    throw new ImageInputError(
+      box.every(Number.isFinite) ? `${shown}: its float32 area overflows` : `${shown}: not finite`,
+    );
   }
   return rows;
 }
@@ -98,13 +113,19 @@ function checkMeanRow(mean: Float32Array, features: Float32Array, rows: number, 
   for (let column = 0; column < FEATURE_WIDTH; column++) total += mean[column]!;
   if (Number.isFinite(total)) return;
   const at = features.findIndex((value) => !Number.isFinite(value));
-  if (at >= 0) throw new ImageInputError(`${what}: features row ${Math.floor(at / FEATURE_WIDTH)}, column ${at % FEATURE_WIDTH} is ${features[at]}`);
+  if (at >= 0)
+    throw new ImageInputError(
+      `${what}: features row ${Math.floor(at / FEATURE_WIDTH)}, column ${at % FEATURE_WIDTH} is ${features[at]}`,
+    );
   const column = mean.findIndex((value) => !Number.isFinite(value));
   // An overflowing sum is an infinity, and so is its mean.
-  throw new ImageInputError(`${what}: features column ${column} sums to ${mean[column]} in float32 over ${rows} rows: its values are too large to be detector features`);
+  throw new ImageInputError(
+    `${what}: features column ${column} sums to ${mean[column]} in float32 over ${rows} rows: its values are too large to be detector features`,
+  );
 }
 
-const featureBytes = (features: Float32Array): Uint8Array => new Uint8Array(features.buffer, features.byteOffset, features.byteLength);
+const featureBytes = (features: Float32Array): Uint8Array =>
+  new Uint8Array(features.buffer, features.byteOffset, features.byteLength);
 
 /**
  * ImageFeaturesH5Reader.__getitem__ on region arrays: the mean row and the 5-d locations,
@@ -121,7 +142,9 @@ function detectionRegions(input: DetectedRegions, what: string): ImageRegions {
 
 function checkStored(image: StoredImage, what: string): void {
   if (!(image.store instanceof ImageFeatureReader) && typeof image.store !== 'string') {
-    throw new ImageInputError(`${what}: store must be an ImageFeatureReader or an LMDB path, got ${given(image.store)}`);
+    throw new ImageInputError(
+      `${what}: store must be an ImageFeatureReader or an LMDB path, got ${given(image.store)}`,
+    );
   }
   if (typeof image.imageId !== 'string' && typeof image.imageId !== 'number') {
     throw new ImageInputError(`${what}: imageId must be a string or a number`);
@@ -133,7 +156,8 @@ export class ImageResolver {
   readonly #opened = new Map<string, ImageFeatureReader>();
 
   regions(image: ImageInput, what = 'image'): ImageRegions {
-    if (!isImage(image)) throw new ImageInputError(`${what}: expected { features, boxes, width, height } or { store, imageId }`);
+    if (!isImage(image))
+      throw new ImageInputError(`${what}: expected { features, boxes, width, height } or { store, imageId }`);
     if (!isStored(image)) return detectionRegions(image, what);
     checkStored(image, what);
     const stored = this.#reader(image.store).get(image.imageId);
@@ -147,7 +171,8 @@ export class ImageResolver {
    * would double the reads).
    */
   check(image: ImageInput, what: string): void {
-    if (!isImage(image)) throw new ImageInputError(`${what}: expected { features, boxes, width, height } or { store, imageId }`);
+    if (!isImage(image))
+      throw new ImageInputError(`${what}: expected { features, boxes, width, height } or { store, imageId }`);
     if (isStored(image)) return checkStored(image, what);
     const rows = checkDetected(image, what);
     const mean = new Float32Array(FEATURE_WIDTH); // [2048] the mean row, as regionsOf sums it

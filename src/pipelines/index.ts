@@ -20,30 +20,47 @@ export interface PipelineOfTask {
   entail: EntailPipeline;
 }
 
-const FACTORIES: { [K in PipelineTask]: (model: string | ModelFolder, options: PipelineOptions) => PipelineOfTask[K] } = {
-  vqa: (model, options) => createVqaPipeline('vqa', model, options),
-  gqa: (model, options) => createVqaPipeline('gqa', model, options),
-  ground: createGroundPipeline,
-  retrieve: createRetrievePipeline,
-  verify: createVerifyPipeline,
-  entail: createEntailPipeline,
-};
+const FACTORIES: { [K in PipelineTask]: (model: string | ModelFolder, options: PipelineOptions) => PipelineOfTask[K] } =
+  {
+    vqa: (model, options) => createVqaPipeline('vqa', model, options),
+    gqa: (model, options) => createVqaPipeline('gqa', model, options),
+    ground: createGroundPipeline,
+    retrieve: createRetrievePipeline,
+    verify: createVerifyPipeline,
+    entail: createEntailPipeline,
+  };
 
 /**
  * A pipeline of `task` over a model folder's path (loaded here, freed by the pipeline's
  * dispose()) or over a folder already loaded with loadModelFolder, which several pipelines can
  * share (the 12-in-1 model answers every task; the caller then disposes folder.model).
  */
-export async function createPipeline<K extends PipelineTask>(task: K, model: string | ModelFolder, options: PipelineOptions = {}): Promise<PipelineOfTask[K]> {
+export async function createPipeline<K extends PipelineTask>(
+  task: K,
+  model: string | ModelFolder,
+  options: PipelineOptions = {},
+): Promise<PipelineOfTask[K]> {
   const factory = FACTORIES[task];
-  if (factory === undefined) throw new Error(`unknown pipeline task '${String(task)}' (${Object.keys(FACTORIES).join(', ')})`);
+  if (factory === undefined)
+    throw new Error(`unknown pipeline task '${String(task)}' (${Object.keys(FACTORIES).join(', ')})`);
   return factory(model, options);
 }
 
 export {
-  DEFAULT_PIPELINE_TASKS, ModelFolderError, PIPELINE_TASKS, loadModelFolder, modelFolderFromCheckpoint, saveModelFolder,
-  type CheckpointFolderOptions, type CheckpointFolderReport, type LabelTable, type ModelFolder, type ModelFolderContents,
-  type PipelineTask, type TaskSettings, type TaskTable,
+  DEFAULT_PIPELINE_TASKS,
+  ModelFolderError,
+  PIPELINE_TASKS,
+  loadModelFolder,
+  modelFolderFromCheckpoint,
+  saveModelFolder,
+  type CheckpointFolderOptions,
+  type CheckpointFolderReport,
+  type LabelTable,
+  type ModelFolder,
+  type ModelFolderContents,
+  type PipelineTask,
+  type TaskSettings,
+  type TaskTable,
 } from './model-folder.js';
 export { ImageInputError, type DetectedRegions, type ImageInput, type StoredImage } from './image-input.js';
 export type { PipelineHandle, PipelineOptions, ProgressEvent } from './pipeline.js';

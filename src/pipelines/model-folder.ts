@@ -7,11 +7,28 @@
 //   tasks.json         { "<pipeline>": { "task_id", "max_seq_length", "max_region_num" } }
 //   vocab.txt          optional WordPiece vocabulary (default: the bundled bert-base-uncased)
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type * as torch from '../torch/index.js';
 import { StateDictError } from '../torch/index.js';
-import { bundledConfig, loadConfig, parseConfig, type ConfigWarning, type ParsedConfig, type ViLBertConfig } from '../model/config.js';
+import {
+  bundledConfig,
+  loadConfig,
+  parseConfig,
+  type ConfigWarning,
+  type ParsedConfig,
+  type ViLBertConfig,
+} from '../model/config.js';
 import { TASK_EMBEDDING_ROWS } from '../model/bert-model.js';
 import { VILBertForVLTasks } from '../model/vilbert.js';
 import { loadPretrainedWeights } from '../model/pretrained.js';
@@ -45,7 +62,10 @@ export interface TaskSettings {
 export type TaskTable = Partial<Record<PipelineTask, TaskSettings>>;
 
 /** Heads whose outputs are classes named in labels.json, and the pipeline reading each. */
-export const LABELLED_HEADS = { vil_prediction: 'vqa', vil_prediction_gqa: 'gqa' } as const satisfies Record<string, PipelineTask>;
+export const LABELLED_HEADS = { vil_prediction: 'vqa', vil_prediction_gqa: 'gqa' } as const satisfies Record<
+  string,
+  PipelineTask
+>;
 export type LabelledHead = keyof typeof LABELLED_HEADS;
 export type LabelTable = Partial<Record<LabelledHead, readonly string[]>>;
 
@@ -76,7 +96,12 @@ export class ModelFolderError extends VilbertError {
   override readonly name = 'ModelFolderError';
   override readonly code = 'E_MODEL_FOLDER';
 
-  constructor(readonly dir: string, readonly file: string | undefined, readonly problem: string, readonly key?: string) {
+  constructor(
+    readonly dir: string,
+    readonly file: string | undefined,
+    readonly problem: string,
+    readonly key?: string,
+  ) {
     super(`${file === undefined ? dir : join(dir, file)}: ${key === undefined ? '' : `${key}: `}${problem}`);
   }
 }
@@ -94,29 +119,49 @@ function headClasses(state: ReadonlyMap<string, { shape: number[] }>, head: Labe
 }
 
 /** tasks.json's table, checked against the config (task-token rows, position-table length). */
-function checkTasks(value: unknown, config: ViLBertConfig, fail: (problem: string, key?: string) => ModelFolderError): TaskTable {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail(`expected an object of pipelines (${PIPELINE_TASKS.join(', ')})`);
+function checkTasks(
+  value: unknown,
+  config: ViLBertConfig,
+  fail: (problem: string, key?: string) => ModelFolderError,
+): TaskTable {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw fail(`expected an object of pipelines (${PIPELINE_TASKS.join(', ')})`);
   const tasks: TaskTable = {};
   for (const [task, entry] of Object.entries(value)) {
-    if (!(PIPELINE_TASKS as readonly string[]).includes(task)) throw fail(`not a pipeline (${PIPELINE_TASKS.join(', ')})`, task);
-    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw fail('expected an object with task_id, max_seq_length and max_region_num', task);
+    if (!(PIPELINE_TASKS as readonly string[]).includes(task))
+      throw fail(`not a pipeline (${PIPELINE_TASKS.join(', ')})`, task);
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
+      throw fail('expected an object with task_id, max_seq_length and max_region_num', task);
     const fields = entry as Record<string, unknown>;
     for (const key of Object.keys(fields)) {
-      if (key !== 'name' && !(SETTING_KEYS as readonly string[]).includes(key)) throw fail(`unknown setting (expected ${SETTING_KEYS.join(', ')} and an optional name)`, `${task}.${key}`);
+      if (key !== 'name' && !(SETTING_KEYS as readonly string[]).includes(key))
+        throw fail(`unknown setting (expected ${SETTING_KEYS.join(', ')} and an optional name)`, `${task}.${key}`);
     }
     for (const key of SETTING_KEYS) {
       const setting = fields[key];
-      if (!Number.isSafeInteger(setting) || (setting as number) < 0) throw fail(`${setting === undefined ? 'missing' : JSON.stringify(setting)}, expected a non-negative integer`, `${task}.${key}`);
+      if (!Number.isSafeInteger(setting) || (setting as number) < 0)
+        throw fail(
+          `${setting === undefined ? 'missing' : JSON.stringify(setting)}, expected a non-negative integer`,
+          `${task}.${key}`,
+        );
     }
     const settings = fields as unknown as TaskSettings;
     if (config.task_specific_tokens && settings.task_id >= TASK_EMBEDDING_ROWS) {
-      throw fail(`${settings.task_id} has no row in the task-token table (0..${TASK_EMBEDDING_ROWS - 1})`, `${task}.task_id`);
+      throw fail(
+        `${settings.task_id} has no row in the task-token table (0..${TASK_EMBEDDING_ROWS - 1})`,
+        `${task}.task_id`,
+      );
     }
     if (settings.max_seq_length < 2 || settings.max_seq_length > config.max_position_embeddings) {
-      throw fail(`${settings.max_seq_length} is outside 2..${config.max_position_embeddings} ([CLS] and [SEP] up to the config's max_position_embeddings)`, `${task}.max_seq_length`);
+      throw fail(
+        `${settings.max_seq_length} is outside 2..${config.max_position_embeddings} ([CLS] and [SEP] up to the config's max_position_embeddings)`,
+        `${task}.max_seq_length`,
+      );
     }
-    if (settings.max_region_num < 1) throw fail('must be at least 1 (the whole-image region)', `${task}.max_region_num`);
-    if (fields.name !== undefined && typeof fields.name !== 'string') throw fail(`${JSON.stringify(fields.name)}, expected a string`, `${task}.name`);
+    if (settings.max_region_num < 1)
+      throw fail('must be at least 1 (the whole-image region)', `${task}.max_region_num`);
+    if (fields.name !== undefined && typeof fields.name !== 'string')
+      throw fail(`${JSON.stringify(fields.name)}, expected a string`, `${task}.name`);
     tasks[task as PipelineTask] = { ...settings };
   }
   return tasks;
@@ -124,17 +169,24 @@ function checkTasks(value: unknown, config: ViLBertConfig, fail: (problem: strin
 
 /** labels.json's table, checked against the heads' class counts and the pipelines that need labels. */
 function checkLabels(
-  value: unknown, tasks: TaskTable, state: ReadonlyMap<string, { shape: number[] }>, fail: (problem: string, key?: string) => ModelFolderError,
+  value: unknown,
+  tasks: TaskTable,
+  state: ReadonlyMap<string, { shape: number[] }>,
+  fail: (problem: string, key?: string) => ModelFolderError,
 ): LabelTable {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail(`expected an object of heads (${Object.keys(LABELLED_HEADS).join(', ')})`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw fail(`expected an object of heads (${Object.keys(LABELLED_HEADS).join(', ')})`);
   const labels: LabelTable = {};
   for (const [head, list] of Object.entries(value)) {
-    if (!Object.hasOwn(LABELLED_HEADS, head)) throw fail(`not a head with named classes (${Object.keys(LABELLED_HEADS).join(', ')})`, head);
-    if (!Array.isArray(list) || !list.every((label) => typeof label === 'string')) throw fail('expected a list of strings', head);
+    if (!Object.hasOwn(LABELLED_HEADS, head))
+      throw fail(`not a head with named classes (${Object.keys(LABELLED_HEADS).join(', ')})`, head);
+    if (!Array.isArray(list) || !list.every((label) => typeof label === 'string'))
+      throw fail('expected a list of strings', head);
     const classes = headClasses(state, head as LabelledHead);
     // Fewer answers than outputs is how models trained on a smaller label map (the demo's world) come:
     // training padded their targets with zeros, and the pipelines rank only the named answers.
-    if (classes === undefined || list.length > classes) throw fail(`has ${list.length} labels but the model's head has ${classes ?? 'no'} classes`, head);
+    if (classes === undefined || list.length > classes)
+      throw fail(`has ${list.length} labels but the model's head has ${classes ?? 'no'} classes`, head);
     labels[head as LabelledHead] = Object.freeze([...(list as string[])]);
   }
   for (const [head, task] of Object.entries(LABELLED_HEADS)) {
@@ -171,15 +223,23 @@ export function saveModelFolder(dir: string, contents: ModelFolderContents): voi
   const fail = (file: string) => (problem: string, key?: string) => new ModelFolderError(target, file, problem, key);
   const tasks = checkTasks(contents.tasks, contents.config, fail(TASKS_FILE));
   const labels = checkLabels(contents.labels, tasks, state, fail(LABELS_FILE));
-  if (existsSync(target) && !(statSync(target).isDirectory() && (readdirSync(target).length === 0 || isModelFolder(target)))) {
+  if (
+    existsSync(target) &&
+    !(statSync(target).isDirectory() && (readdirSync(target).length === 0 || isModelFolder(target)))
+  ) {
     throw new ModelFolderError(target, undefined, 'exists and is not a model folder; not replacing it');
   }
   mkdirSync(dirname(target), { recursive: true });
   // mkdirSync, not mkdtempSync: the folder gets the usual permissions (mkdtemp's are 0700).
-  const staging = join(dirname(target), `.${basename(target)}.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const staging = join(
+    dirname(target),
+    `.${basename(target)}.partial-${process.pid}-${randomBytes(4).toString('hex')}`,
+  );
   mkdirSync(staging);
   try {
-    const sortedConfig = Object.fromEntries(Object.entries(contents.config).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    const sortedConfig = Object.fromEntries(
+      Object.entries(contents.config).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    );
     writeFileSync(join(staging, CONFIG_FILE), `${JSON.stringify(sortedConfig, null, 2)}\n`);
     writeFileSync(join(staging, TASKS_FILE), `${JSON.stringify(tasks, null, 2)}\n`);
     writeFileSync(join(staging, LABELS_FILE), `${JSON.stringify(labels)}\n`);
@@ -222,7 +282,12 @@ export function loadModelFolder(dir: string, options: LoadModelFolderOptions = {
   }
   if (tokenizer.vocabSize > config.vocab_size) {
     const source = existsSync(join(root, VOCAB_FILE)) ? VOCAB_FILE : 'the bundled bert-base-uncased vocabulary';
-    throw new ModelFolderError(root, CONFIG_FILE, `${config.vocab_size} is smaller than the ${tokenizer.vocabSize} tokens of ${source}`, 'vocab_size');
+    throw new ModelFolderError(
+      root,
+      CONFIG_FILE,
+      `${config.vocab_size} is smaller than the ${tokenizer.vocabSize} tokens of ${source}`,
+      'vocab_size',
+    );
   }
 
   const weightsPath = join(root, WEIGHTS_FILE);
@@ -252,7 +317,12 @@ export function loadModelFolder(dir: string, options: LoadModelFolderOptions = {
 
 /** Which registry task each pipeline of a folder made from a checkpoint uses (the 12-in-1 tasks). */
 export const DEFAULT_PIPELINE_TASKS: Readonly<Record<PipelineTask, string>> = {
-  vqa: 'TASK1', gqa: 'TASK15', ground: 'TASK9', retrieve: 'TASK7', verify: 'TASK12', entail: 'TASK13',
+  vqa: 'TASK1',
+  gqa: 'TASK15',
+  ground: 'TASK9',
+  retrieve: 'TASK7',
+  verify: 'TASK12',
+  entail: 'TASK13',
 };
 
 export interface CheckpointFolderOptions {
@@ -306,7 +376,10 @@ export function modelFolderFromCheckpoint(options: CheckpointFolderOptions): Che
     const key = pipelines[task];
     if (key === null || key === undefined) continue;
     const entry = registry.get(key);
-    if (entry === undefined) throw new Error(`${options.registry ?? 'the bundled vilbert_tasks.yml'}: no ${key} (asked for the ${task} pipeline)`);
+    if (entry === undefined)
+      throw new Error(
+        `${options.registry ?? 'the bundled vilbert_tasks.yml'}: no ${key} (asked for the ${task} pipeline)`,
+      );
     const head = (Object.keys(LABELLED_HEADS) as LabelledHead[]).find((name) => LABELLED_HEADS[name] === task);
     if (head !== undefined) {
       const dataroot = join(resolve(options.labelsFrom ?? '.'), entry.dataroot);
@@ -318,10 +391,17 @@ export function modelFolderFromCheckpoint(options: CheckpointFolderOptions): Che
       labels[head] = readAnswerVocabulary(dataroot).label2ans;
       report.labels.push({ head, file, count: labels[head].length });
     }
-    tasks[task] = { name: entry.name, task_id: entry.task_id, max_seq_length: entry.max_seq_length, max_region_num: entry.max_region_num };
+    tasks[task] = {
+      name: entry.name,
+      task_id: entry.task_id,
+      max_seq_length: entry.max_seq_length,
+      max_region_num: entry.max_region_num,
+    };
   }
   if (options.labelsFrom !== undefined && report.labels.length === 0) {
-    throw new Error(`${options.labelsFrom}: no answer list found (looked for ${report.leftOut.map(({ file }) => file).join(' and ')})`);
+    throw new Error(
+      `${options.labelsFrom}: no answer list found (looked for ${report.leftOut.map(({ file }) => file).join(' and ')})`,
+    );
   }
 
   options.onProgress?.({ step: 'reading', file: options.checkpoint });
@@ -338,13 +418,21 @@ export function modelFolderFromCheckpoint(options: CheckpointFolderOptions): Che
     const loaded = loadPretrainedWeights(model, weights);
     if (loaded.missingKeys.length > 0) {
       const shown = loaded.missingKeys.slice(0, 10).join(', ');
-      throw new Error(`${options.checkpoint}: lacks ${loaded.missingKeys.length} of the model's keys (${shown}${loaded.missingKeys.length > 10 ? ', ...' : ''}); is it a multi-task checkpoint?`);
+      throw new Error(
+        `${options.checkpoint}: lacks ${loaded.missingKeys.length} of the model's keys (${shown}${loaded.missingKeys.length > 10 ? ', ...' : ''}); is it a multi-task checkpoint?`,
+      );
     }
     report.unexpectedKeys = loaded.unexpectedKeys;
     for (const tensor of weights.values()) tensor.dispose();
     weights.clear();
     options.onProgress?.({ step: 'writing', file: options.out });
-    saveModelFolder(options.out, { model, config, labels, tasks, ...(options.vocabFile === undefined ? {} : { vocabFile: options.vocabFile }) });
+    saveModelFolder(options.out, {
+      model,
+      config,
+      labels,
+      tasks,
+      ...(options.vocabFile === undefined ? {} : { vocabFile: options.vocabFile }),
+    });
     return report;
   } finally {
     model?.dispose();

@@ -37,7 +37,8 @@ export interface InputRow {
 }
 
 export function checkTopk(topk: number, task: PipelineTask): void {
-  if (!Number.isSafeInteger(topk) || topk < 1) throw new RangeError(`${task}: topk must be a positive integer, got ${topk}`);
+  if (!Number.isSafeInteger(topk) || topk < 1)
+    throw new RangeError(`${task}: topk must be a positive integer, got ${topk}`);
 }
 
 export const sigmoid = (logit: number): number => 1 / (1 + Math.exp(-logit));
@@ -54,15 +55,23 @@ export class PipelineContext {
   readonly #onProgress: ((event: ProgressEvent) => void) | undefined;
   #disposed = false;
 
-  constructor(readonly task: PipelineTask, readonly folder: ModelFolder, private readonly ownsModel: boolean, options: PipelineOptions) {
+  constructor(
+    readonly task: PipelineTask,
+    readonly folder: ModelFolder,
+    private readonly ownsModel: boolean,
+    options: PipelineOptions,
+  ) {
     const settings = folder.tasks[task];
     if (settings === undefined) {
       const available = Object.keys(folder.tasks);
-      throw new Error(`${folder.dir}: tasks.json has no '${task}' pipeline (it has ${available.length > 0 ? available.join(', ') : 'none'})`);
+      throw new Error(
+        `${folder.dir}: tasks.json has no '${task}' pipeline (it has ${available.length > 0 ? available.join(', ') : 'none'})`,
+      );
     }
     this.settings = settings;
     this.batchSize = options.batchSize ?? 32;
-    if (!Number.isSafeInteger(this.batchSize) || this.batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${options.batchSize}`);
+    if (!Number.isSafeInteger(this.batchSize) || this.batchSize < 1)
+      throw new RangeError(`batchSize must be a positive integer, got ${options.batchSize}`);
     this.#onProgress = options.onProgress;
   }
 
@@ -101,7 +110,13 @@ export class PipelineContext {
     const L = this.settings.max_seq_length;
     const R = this.settings.max_region_num * (process === 'nlvr' ? 2 : 1); // regions per row (a pair's two images side by side)
     const ids = (pick: (sentence: EncodedSentence) => number[]) =>
-      torch.tensor(BigInt64Array.from(rows.flatMap((row) => pick(row.sentence)), BigInt), { shape: [B, L] });
+      torch.tensor(
+        BigInt64Array.from(
+          rows.flatMap((row) => pick(row.sentence)),
+          BigInt,
+        ),
+        { shape: [B, L] },
+      );
     const regions = rows.flatMap((row) => row.regions);
     const concat = <T extends Float32Array | BigInt64Array>(parts: T[], make: (size: number) => T): T => {
       const out = make(parts.reduce((total, part) => total + part.length, 0));
@@ -115,9 +130,27 @@ export class PipelineContext {
     return torch.inferenceMode(() =>
       torch.scope(() => {
         const batch = {
-          features: torch.tensor(concat(regions.map((r) => r.features), (n) => new Float32Array(n)), { shape: [B, R, FEATURE_WIDTH] }),
-          spatials: torch.tensor(concat(regions.map((r) => r.spatials), (n) => new Float32Array(n)), { shape: [B, R, LOCATION_WIDTH] }),
-          image_mask: torch.tensor(concat(regions.map((r) => r.imageMask), (n) => new BigInt64Array(n)), { shape: [B, R] }),
+          features: torch.tensor(
+            concat(
+              regions.map((r) => r.features),
+              (n) => new Float32Array(n),
+            ),
+            { shape: [B, R, FEATURE_WIDTH] },
+          ),
+          spatials: torch.tensor(
+            concat(
+              regions.map((r) => r.spatials),
+              (n) => new Float32Array(n),
+            ),
+            { shape: [B, R, LOCATION_WIDTH] },
+          ),
+          image_mask: torch.tensor(
+            concat(
+              regions.map((r) => r.imageMask),
+              (n) => new BigInt64Array(n),
+            ),
+            { shape: [B, R] },
+          ),
           question: ids((s) => s.inputIds), // [B, L]
           input_mask: ids((s) => s.inputMask),
           segment_ids: ids((s) => s.segmentIds),
@@ -147,7 +180,11 @@ export class PipelineContext {
  * The context of a new pipeline over a model folder loaded here (then owned, and freed by
  * dispose()) or one the caller loaded and shares between pipelines (then the caller's to free).
  */
-export function openContext(task: PipelineTask, model: string | ModelFolder, options: PipelineOptions): PipelineContext {
+export function openContext(
+  task: PipelineTask,
+  model: string | ModelFolder,
+  options: PipelineOptions,
+): PipelineContext {
   if (typeof model !== 'string') return new PipelineContext(task, model, false, options);
   const folder = loadModelFolder(model, { onFile: (file) => options.onProgress?.({ status: 'loading', task, file }) });
   try {
@@ -162,7 +199,10 @@ export function openContext(task: PipelineTask, model: string | ModelFolder, opt
  * A pipeline as a function with the handle's members. Calls are async like transformers.js
  * pipelines; the work of a batch is synchronous, and the event loop runs between batches.
  */
-export function makePipeline<F extends (...args: never[]) => Promise<unknown>>(context: PipelineContext, run: F): F & PipelineHandle {
+export function makePipeline<F extends (...args: never[]) => Promise<unknown>>(
+  context: PipelineContext,
+  run: F,
+): F & PipelineHandle {
   const handle: PipelineHandle = { task: context.task, folder: context.folder, dispose: () => context.dispose() };
   context.report({ status: 'ready', task: context.task });
   return Object.assign(run, handle);

@@ -17,7 +17,12 @@ export interface VerifyResult {
   score: number;
 }
 
-export type VerifyPipeline = ((statement: string, leftImage: ImageInput, rightImage: ImageInput) => Promise<VerifyResult>) & PipelineHandle;
+export type VerifyPipeline = ((
+  statement: string,
+  leftImage: ImageInput,
+  rightImage: ImageInput,
+) => Promise<VerifyResult>) &
+  PipelineHandle;
 
 export function createVerifyPipeline(model: string | ModelFolder, options: PipelineOptions = {}): VerifyPipeline {
   const context = openContext('verify', model, options);

@@ -3,7 +3,15 @@
 // binary cross-entropy on soft answer scores, so each answer's score is its sigmoid.
 import type { ImageInput } from './image-input.js';
 import type { ModelFolder } from './model-folder.js';
-import { type PipelineHandle, type PipelineOptions, checkTopk, makePipeline, openContext, rankIndices, sigmoid } from './pipeline.js';
+import {
+  type PipelineHandle,
+  type PipelineOptions,
+  checkTopk,
+  makePipeline,
+  openContext,
+  rankIndices,
+  sigmoid,
+} from './pipeline.js';
 
 export interface VqaAnswer {
   answer: string;
@@ -16,11 +24,16 @@ export interface VqaCallOptions {
   topk?: number;
 }
 
-export type VqaPipeline = ((question: string, image: ImageInput, options?: VqaCallOptions) => Promise<VqaAnswer[]>) & PipelineHandle;
+export type VqaPipeline = ((question: string, image: ImageInput, options?: VqaCallOptions) => Promise<VqaAnswer[]>) &
+  PipelineHandle;
 
 const HEAD = { vqa: 'vil_prediction', gqa: 'vil_prediction_gqa' } as const;
 
-export function createVqaPipeline(task: 'vqa' | 'gqa', model: string | ModelFolder, options: PipelineOptions = {}): VqaPipeline {
+export function createVqaPipeline(
+  task: 'vqa' | 'gqa',
+  model: string | ModelFolder,
+  options: PipelineOptions = {},
+): VqaPipeline {
   const context = openContext(task, model, options);
   const head = HEAD[task];
   const labels = context.folder.labels[head];
@@ -35,6 +48,8 @@ export function createVqaPipeline(task: 'vqa' | 'gqa', model: string | ModelFold
     const values = context.forward([{ sentence, regions: [padded] }], head); // [1, answers]
     context.report({ status: 'progress', task, done: 1, total: 1 });
     // Outputs past the label list (a head wider than the trained answers) are never answers.
-    return rankIndices(values, labels.length).slice(0, topk).map((label) => ({ answer: labels[label]!, score: sigmoid(values[label]!) }));
+    return rankIndices(values, labels.length)
+      .slice(0, topk)
+      .map((label) => ({ answer: labels[label]!, score: sigmoid(values[label]!) }));
   });
 }

@@ -37,7 +37,11 @@ const tagOf = (phase: 'train' | 'val', task: string, kind: (typeof TASK_KINDS)[n
 function collectTasks(run: RunDirectory): TaskView[] {
   const tasks: TaskView[] = (run.run?.tasks ?? []).map((task) => ({ ...task, evaluation: null }));
   // Matched by the known names first: a task name may itself end in '_loss' or contain '_'.
-  const knownTags = new Set(tasks.flatMap((task) => TASK_KINDS.flatMap((kind) => [tagOf('train', task.name, kind), tagOf('val', task.name, kind)])));
+  const knownTags = new Set(
+    tasks.flatMap((task) =>
+      TASK_KINDS.flatMap((kind) => [tagOf('train', task.name, kind), tagOf('val', task.name, kind)]),
+    ),
+  );
   const seen = new Set<string>();
   for (const tag of run.metrics.keys()) {
     const match = TASK_TAG.exec(tag);
@@ -45,7 +49,9 @@ function collectTasks(run: RunDirectory): TaskView[] {
   }
   for (const name of [...seen].sort()) tasks.push({ name, key: '', type: '', evaluation: null });
   for (const result of run.evaluation ?? []) {
-    const task = tasks.find((candidate) => candidate.name === result.task || (result.key && candidate.key === result.key));
+    const task = tasks.find(
+      (candidate) => candidate.name === result.task || (result.key && candidate.key === result.key),
+    );
     if (task) task.evaluation = result;
     else tasks.push({ name: result.task, key: result.key ?? '', type: result.type ?? '', evaluation: result });
   }
@@ -88,17 +94,28 @@ function summaryTable(tasks: TaskView[], metrics: MetricSeries, withEvaluation: 
   const rows = tasks.map((task, index) => {
     const valScore = metrics.get(tagOf('val', task.name, 'score')) ?? [];
     const cells = [
-      `<td><a href="#task-${index}">${escapeXml(task.name)}</a></td>`, cell(task.key), cell(task.type),
-      cell(atStep(valScore[valScore.length - 1]), 'num'), cell(atStep(best(valScore)), 'num'),
+      `<td><a href="#task-${index}">${escapeXml(task.name)}</a></td>`,
+      cell(task.key),
+      cell(task.type),
+      cell(atStep(valScore[valScore.length - 1]), 'num'),
+      cell(atStep(best(valScore)), 'num'),
       cell(String(stopCount(metrics.get(tagOf('val', task.name, 'early_stop')) ?? [])), 'num'),
     ];
     if (withEvaluation) {
       const result = task.evaluation;
       const aboveChance = result && result.chance !== null ? (result.score > result.chance ? ' good' : ' bad') : '';
       cells.push(
-        cell(result?.metric ?? '—'), cell(result ? formatNumber(result.score) : '—', `num${aboveChance}`),
-        cell(result?.chance != null ? formatNumber(result.chance) : '—', 'num'), cell(result?.count != null ? String(result.count) : '—', 'num'),
-        cell(result ? Object.entries(result.extra).map(([name, value]) => `${name} ${formatNumber(value)}`).join(', ') || '—' : '—'),
+        cell(result?.metric ?? '—'),
+        cell(result ? formatNumber(result.score) : '—', `num${aboveChance}`),
+        cell(result?.chance != null ? formatNumber(result.chance) : '—', 'num'),
+        cell(result?.count != null ? String(result.count) : '—', 'num'),
+        cell(
+          result
+            ? Object.entries(result.extra)
+                .map(([name, value]) => `${name} ${formatNumber(value)}`)
+                .join(', ') || '—'
+            : '—',
+        ),
       );
     }
     return `<tr>${cells.join('')}</tr>`;
@@ -115,7 +132,12 @@ interface Section {
   body: string;
 }
 
-function taskSection(task: TaskView, index: number, metrics: MetricSeries, xDomain: [number, number] | undefined): Section {
+function taskSection(
+  task: TaskView,
+  index: number,
+  metrics: MetricSeries,
+  xDomain: [number, number] | undefined,
+): Section {
   const charts: string[] = [];
   for (const kind of ['loss', 'score'] as const) {
     const series: ChartSeries[] = [];
@@ -123,26 +145,57 @@ function taskSection(task: TaskView, index: number, metrics: MetricSeries, xDoma
     const val = metrics.get(tagOf('val', task.name, kind));
     if (train) series.push({ label: `train ${kind}`, points: train, color: TRAIN, style: 'line' });
     if (val) series.push({ label: `val ${kind}`, points: val, color: VAL, style: 'points' });
-    if (series.length > 0) charts.push(lineChart(series, { title: `${task.name} ${kind}`, yLabel: kind, xDomain, attributes: { 'data-task': task.name, 'data-chart': kind } }));
+    if (series.length > 0)
+      charts.push(
+        lineChart(series, {
+          title: `${task.name} ${kind}`,
+          yLabel: kind,
+          xDomain,
+          attributes: { 'data-task': task.name, 'data-chart': kind },
+        }),
+      );
   }
-  const body = charts.length > 0 ? `<div class="charts">${charts.join('')}</div>` : '<p class="empty">no loss or score logged for this task yet.</p>';
+  const body =
+    charts.length > 0
+      ? `<div class="charts">${charts.join('')}</div>`
+      : '<p class="empty">no loss or score logged for this task yet.</p>';
   const subtitle = [task.key, task.type].filter((part) => part !== '').join(' · ');
   return { id: `task-${index}`, title: task.name, subtitle, body };
 }
 
-function learningRateSection(tasks: TaskView[], metrics: MetricSeries, xDomain: [number, number] | undefined): Section | null {
+function learningRateSection(
+  tasks: TaskView[],
+  metrics: MetricSeries,
+  xDomain: [number, number] | undefined,
+): Section | null {
   const series: ChartSeries[] = [];
   const global = metrics.get('train/lr');
   if (global) series.push({ label: 'train/lr', points: global, color: '#333333', style: 'line' });
   for (const task of tasks) {
     const points = metrics.get(tagOf('train', task.name, 'lr'));
-    if (points) series.push({ label: task.name, points, color: PALETTE[series.length % PALETTE.length]!, style: 'line' });
+    if (points)
+      series.push({ label: task.name, points, color: PALETTE[series.length % PALETTE.length]!, style: 'line' });
   }
   if (series.length === 0) return null;
-  return { id: 'lr', title: 'Learning rate', body: lineChart(series, { title: 'learning rate', yLabel: 'lr', xDomain, width: 940, height: 260, attributes: { 'data-chart': 'lr' } }) };
+  return {
+    id: 'lr',
+    title: 'Learning rate',
+    body: lineChart(series, {
+      title: 'learning rate',
+      yLabel: 'lr',
+      xDomain,
+      width: 940,
+      height: 260,
+      attributes: { 'data-chart': 'lr' },
+    }),
+  };
 }
 
-function stopAndGoSection(tasks: TaskView[], metrics: MetricSeries, xDomain: [number, number] | undefined): Section | null {
+function stopAndGoSection(
+  tasks: TaskView[],
+  metrics: MetricSeries,
+  xDomain: [number, number] | undefined,
+): Section | null {
   const rows = tasks.flatMap((task) => {
     const points = metrics.get(tagOf('val', task.name, 'early_stop'));
     return points ? [{ label: task.name, points }] : [];
@@ -151,15 +204,28 @@ function stopAndGoSection(tasks: TaskView[], metrics: MetricSeries, xDomain: [nu
   return {
     id: 'stop-and-go',
     title: 'Stop-and-go',
-    body: '<p>A stopped task is trained only every few iterations until its validation score drops clearly below its best.</p>' +
-      stateBands(rows, { title: 'stop-and-go state per task', xDomain, onLabel: 'stopped', offLabel: 'training', attributes: { 'data-chart': 'stop-and-go' } }),
+    body:
+      '<p>A stopped task is trained only every few iterations until its validation score drops clearly below its best.</p>' +
+      stateBands(rows, {
+        title: 'stop-and-go state per task',
+        xDomain,
+        onLabel: 'stopped',
+        offLabel: 'training',
+        attributes: { 'data-chart': 'stop-and-go' },
+      }),
   };
 }
 
 /** Every tag no task section or the learning-rate chart shows, one chart each, by group. */
-function otherMetricsSection(tasks: TaskView[], metrics: MetricSeries, xDomain: [number, number] | undefined): Section | null {
+function otherMetricsSection(
+  tasks: TaskView[],
+  metrics: MetricSeries,
+  xDomain: [number, number] | undefined,
+): Section | null {
   const shown = new Set(['train/lr']);
-  for (const task of tasks) for (const kind of TASK_KINDS) for (const phase of ['train', 'val'] as const) shown.add(tagOf(phase, task.name, kind));
+  for (const task of tasks)
+    for (const kind of TASK_KINDS)
+      for (const phase of ['train', 'val'] as const) shown.add(tagOf(phase, task.name, kind));
   const groups = new Map<string, string[]>();
   for (const tag of [...metrics.keys()].sort()) {
     if (shown.has(tag)) continue;
@@ -167,10 +233,21 @@ function otherMetricsSection(tasks: TaskView[], metrics: MetricSeries, xDomain: 
     groups.set(group, [...(groups.get(group) ?? []), tag]);
   }
   if (groups.size === 0) return null;
-  const body = [...groups].map(([group, tags]) => `<h3>${escapeXml(group)}</h3><div class="charts">${tags.map((tag) => {
-    const points = metrics.get(tag)!;
-    return lineChart([{ label: tag, points, color: TRAIN, style: points.length <= 60 ? 'points' : 'line' }], { title: tag, xDomain, attributes: { 'data-chart': 'other' } });
-  }).join('')}</div>`).join('');
+  const body = [...groups]
+    .map(
+      ([group, tags]) =>
+        `<h3>${escapeXml(group)}</h3><div class="charts">${tags
+          .map((tag) => {
+            const points = metrics.get(tag)!;
+            return lineChart([{ label: tag, points, color: TRAIN, style: points.length <= 60 ? 'points' : 'line' }], {
+              title: tag,
+              xDomain,
+              attributes: { 'data-chart': 'other' },
+            });
+          })
+          .join('')}</div>`,
+    )
+    .join('');
   return { id: 'other', title: 'Other metrics', body };
 }
 
@@ -178,16 +255,32 @@ function examplesSection(run: RunDirectory, maxExamples: number): Section | null
   const examples = run.examples;
   if (!examples) return null;
   const parts: string[] = [];
-  const more = (count: number) => (count > maxExamples ? `<p class="meta">showing ${maxExamples} of ${count}.</p>` : '');
+  const more = (count: number) =>
+    count > maxExamples ? `<p class="meta">showing ${maxExamples} of ${count}.</p>` : '';
   if (examples.grounding.length > 0) {
-    parts.push(`<h3>Grounding</h3><p class="meta"><span class="key-truth">solid: true box</span> · <span class="key-predicted">dashed: predicted box</span></p>${more(examples.grounding.length)}` +
-      `<div class="cards">${examples.grounding.slice(0, maxExamples).map((example) => groundingCard(example, examples.scenes)).join('')}</div>`);
+    parts.push(
+      `<h3>Grounding</h3><p class="meta"><span class="key-truth">solid: true box</span> · <span class="key-predicted">dashed: predicted box</span></p>${more(examples.grounding.length)}` +
+        `<div class="cards">${examples.grounding
+          .slice(0, maxExamples)
+          .map((example) => groundingCard(example, examples.scenes))
+          .join('')}</div>`,
+    );
   }
   if (examples.vqa.length > 0) {
-    parts.push(`<h3>Visual question answering</h3>${more(examples.vqa.length)}<div class="cards">${examples.vqa.slice(0, maxExamples).map((example) => vqaCard(example, examples.scenes)).join('')}</div>`);
+    parts.push(
+      `<h3>Visual question answering</h3>${more(examples.vqa.length)}<div class="cards">${examples.vqa
+        .slice(0, maxExamples)
+        .map((example) => vqaCard(example, examples.scenes))
+        .join('')}</div>`,
+    );
   }
   if (examples.retrieval.length > 0) {
-    parts.push(`<h3>Retrieval</h3>${more(examples.retrieval.length)}${examples.retrieval.slice(0, maxExamples).map((example) => retrievalRow(example, examples.scenes)).join('')}`);
+    parts.push(
+      `<h3>Retrieval</h3>${more(examples.retrieval.length)}${examples.retrieval
+        .slice(0, maxExamples)
+        .map((example) => retrievalRow(example, examples.scenes))
+        .join('')}`,
+    );
   }
   return parts.length > 0 ? { id: 'examples', title: 'Examples', body: parts.join('') } : null;
 }
@@ -196,7 +289,11 @@ function duration(seconds: number): string {
   if (!(seconds >= 0)) return '—';
   const hours = Math.floor(seconds / 3600);
   const minutes = Math.floor((seconds % 3600) / 60);
-  return hours > 0 ? `${hours} h ${minutes} min` : minutes > 0 ? `${minutes} min ${Math.round(seconds % 60)} s` : `${Math.round(seconds)} s`;
+  return hours > 0
+    ? `${hours} h ${minutes} min`
+    : minutes > 0
+      ? `${minutes} min ${Math.round(seconds % 60)} s`
+      : `${Math.round(seconds)} s`;
 }
 
 function header(run: RunDirectory, title: string): string {
@@ -216,9 +313,11 @@ function header(run: RunDirectory, title: string): string {
     ['last metric logged', Number.isFinite(lastTime) ? new Date(lastTime * 1000).toISOString() : '—'],
   ];
   const notes = run.notes.map((note) => `<p class="note">${escapeXml(note)}</p>`).join('');
-  return `<header><h1>${escapeXml(title)} <span class="status status-${statusClass}">${escapeXml(status)}</span></h1>` +
+  return (
+    `<header><h1>${escapeXml(title)} <span class="status status-${statusClass}">${escapeXml(status)}</span></h1>` +
     (info?.command ? `<pre class="command">${escapeXml(info.command)}</pre>` : '') +
-    `<dl>${facts.map(([name, value]) => `<dt>${escapeXml(name)}</dt><dd>${escapeXml(value)}</dd>`).join('')}</dl>${notes}</header>`;
+    `<dl>${facts.map(([name, value]) => `<dt>${escapeXml(name)}</dt><dd>${escapeXml(value)}</dd>`).join('')}</dl>${notes}</header>`
+  );
 }
 
 const STYLE = `
@@ -254,7 +353,12 @@ export function renderReport(run: RunDirectory, options: ReportOptions = {}): st
   const tasks = collectTasks(run);
   const xDomain = stepDomain(run.metrics);
   const sections = [
-    { id: 'summary', title: 'Tasks', body: tasks.length > 0 ? summaryTable(tasks, run.metrics, run.evaluation !== null) : '<p class="empty">no tasks.</p>' },
+    {
+      id: 'summary',
+      title: 'Tasks',
+      body:
+        tasks.length > 0 ? summaryTable(tasks, run.metrics, run.evaluation !== null) : '<p class="empty">no tasks.</p>',
+    },
     learningRateSection(tasks, run.metrics, xDomain),
     stopAndGoSection(tasks, run.metrics, xDomain),
     ...tasks.map((task, index) => taskSection(task, index, run.metrics, xDomain)),
@@ -263,12 +367,22 @@ export function renderReport(run: RunDirectory, options: ReportOptions = {}): st
   ].filter((section) => section !== null);
   const config = run.run?.config ?? null;
   const links = sections.map((section) => `<a href="#${section.id}">${escapeXml(section.title)}</a>`).join('');
-  return '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/><meta name="viewport" content="width=device-width, initial-scale=1"/>' +
+  return (
+    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/><meta name="viewport" content="width=device-width, initial-scale=1"/>' +
     `<title>${escapeXml(title)}</title><style>${STYLE}</style></head><body>` +
-    header(run, title) + `<nav>${links}</nav>` +
-    sections.map((section) => `<section id="${section.id}"><h2>${escapeXml(section.title)}${section.subtitle ? ` <small>${escapeXml(section.subtitle)}</small>` : ''}</h2>${section.body}</section>\n`).join('') +
-    (config === null ? '' : `<details><summary>configuration</summary><pre>${escapeXml(JSON.stringify(config, null, 2))}</pre></details>`) +
-    '</body></html>\n';
+    header(run, title) +
+    `<nav>${links}</nav>` +
+    sections
+      .map(
+        (section) =>
+          `<section id="${section.id}"><h2>${escapeXml(section.title)}${section.subtitle ? ` <small>${escapeXml(section.subtitle)}</small>` : ''}</h2>${section.body}</section>\n`,
+      )
+      .join('') +
+    (config === null
+      ? ''
+      : `<details><summary>configuration</summary><pre>${escapeXml(JSON.stringify(config, null, 2))}</pre></details>`) +
+    '</body></html>\n'
+  );
 }
 
 /** Reads the run directory and writes its report atomically; returns the report's path. */

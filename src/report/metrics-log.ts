@@ -25,7 +25,11 @@ export class MetricsFormatError extends VilbertError {
   override readonly name = 'MetricsFormatError';
   override readonly code = 'E_METRICS_FORMAT';
 
-  constructor(readonly path: string, readonly line: number, readonly problem: string) {
+  constructor(
+    readonly path: string,
+    readonly line: number,
+    readonly problem: string,
+  ) {
     super(`${path}:${line}: ${problem}`);
   }
 }
@@ -42,7 +46,11 @@ interface MetricLine {
   point: MetricPoint;
 }
 
-const NON_FINITE: Record<string, number> = { NaN: Number.NaN, Infinity: Number.POSITIVE_INFINITY, '-Infinity': Number.NEGATIVE_INFINITY };
+const NON_FINITE: Record<string, number> = {
+  NaN: Number.NaN,
+  Infinity: Number.POSITIVE_INFINITY,
+  '-Infinity': Number.NEGATIVE_INFINITY,
+};
 
 function describe(value: unknown): string {
   return value === undefined ? 'nothing' : JSON.stringify(value);
@@ -53,11 +61,19 @@ function toMetric(path: string, line: number, text: string, parsed: unknown): Me
     throw new MetricsFormatError(path, line, `expected an object {tag, step, value, time}, found ${describe(parsed)}`);
   }
   const { tag, step, value, time } = parsed as Record<string, unknown>;
-  if (typeof tag !== 'string' || tag === '') throw new MetricsFormatError(path, line, `'tag' must be a non-empty string, found ${describe(tag)}`);
-  if (typeof step !== 'number') throw new MetricsFormatError(path, line, `'step' of ${tag} must be a number, found ${describe(step)}`);
+  if (typeof tag !== 'string' || tag === '')
+    throw new MetricsFormatError(path, line, `'tag' must be a non-empty string, found ${describe(tag)}`);
+  if (typeof step !== 'number')
+    throw new MetricsFormatError(path, line, `'step' of ${tag} must be a number, found ${describe(step)}`);
   const number = typeof value === 'number' ? value : typeof value === 'string' ? NON_FINITE[value] : undefined;
-  if (number === undefined) throw new MetricsFormatError(path, line, `'value' of ${tag} must be a number, "NaN", "Infinity" or "-Infinity", found ${describe(value)}`);
-  if (time !== undefined && typeof time !== 'number') throw new MetricsFormatError(path, line, `'time' of ${tag} must be a number, found ${describe(time)}`);
+  if (number === undefined)
+    throw new MetricsFormatError(
+      path,
+      line,
+      `'value' of ${tag} must be a number, "NaN", "Infinity" or "-Infinity", found ${describe(value)}`,
+    );
+  if (time !== undefined && typeof time !== 'number')
+    throw new MetricsFormatError(path, line, `'time' of ${tag} must be a number, found ${describe(time)}`);
   return { line, text, tag, point: { step, value: number, time: time ?? Number.NaN } };
 }
 
@@ -78,7 +94,11 @@ function parseMetricLines(path: string, options: ReadMetricsOptions = {}): Metri
         options.onTruncatedLine?.(index + 1);
         break;
       }
-      throw new MetricsFormatError(path, index + 1, `not a JSON line (${(error as Error).message}): ${text.slice(0, 80)}`);
+      throw new MetricsFormatError(
+        path,
+        index + 1,
+        `not a JSON line (${(error as Error).message}): ${text.slice(0, 80)}`,
+      );
     }
     metrics.push(toMetric(path, index + 1, text, parsed));
   }
@@ -106,7 +126,10 @@ export interface MetricsLogOptions {
 export class MetricsLog {
   #fd: number | null;
 
-  constructor(readonly path: string, options: MetricsLogOptions = {}) {
+  constructor(
+    readonly path: string,
+    options: MetricsLogOptions = {},
+  ) {
     mkdirSync(dirname(path), { recursive: true });
     const append = options.append ?? false;
     this.#fd = openSync(path, append ? 'a' : 'w');

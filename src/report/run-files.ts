@@ -10,7 +10,11 @@ export class ReportInputError extends VilbertError {
   override readonly name = 'ReportInputError';
   override readonly code = 'E_REPORT_INPUT';
 
-  constructor(readonly file: string, readonly field: string, readonly problem: string) {
+  constructor(
+    readonly file: string,
+    readonly field: string,
+    readonly problem: string,
+  ) {
     super(`${file}: ${field === '' ? '' : `${field}: `}${problem}`);
   }
 }
@@ -111,7 +115,8 @@ class Fields {
   }
 
   object(value: unknown, field: string): Json {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) this.fail(field, `expected an object, found ${kind(value)}`);
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+      this.fail(field, `expected an object, found ${kind(value)}`);
     return value as Json;
   }
 
@@ -149,7 +154,11 @@ class Fields {
 
   box(object: Json, key: string, field: string): Box {
     const value = object[key];
-    if (!Array.isArray(value) || value.length !== 4 || !value.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+    if (
+      !Array.isArray(value) ||
+      value.length !== 4 ||
+      !value.every((x) => typeof x === 'number' && Number.isFinite(x))
+    ) {
       this.fail(`${field}.${key}`, `expected a box [x1, y1, x2, y2] of 4 finite numbers, found ${kind(value)}`);
     }
     return value as Box;
@@ -178,11 +187,18 @@ function readJson(path: string): unknown {
 export function readRunInfo(path: string): RunInfo {
   const fields: Fields = new Fields(path);
   const run = fields.object(readJson(path), '');
-  const tasks = run.tasks === undefined ? [] : fields.array(run.tasks, 'tasks').map((value, index) => {
-    const where = `tasks[${index}]`;
-    const task = fields.object(value, where);
-    return { key: fields.optionalString(task, 'key', where) ?? '', name: fields.string(task, 'name', where), type: fields.optionalString(task, 'type', where) ?? '' };
-  });
+  const tasks =
+    run.tasks === undefined
+      ? []
+      : fields.array(run.tasks, 'tasks').map((value, index) => {
+          const where = `tasks[${index}]`;
+          const task = fields.object(value, where);
+          return {
+            key: fields.optionalString(task, 'key', where) ?? '',
+            name: fields.string(task, 'name', where),
+            type: fields.optionalString(task, 'type', where) ?? '',
+          };
+        });
   return {
     command: fields.optionalString(run, 'command', '') ?? '',
     tasks,
@@ -225,18 +241,21 @@ export function readScenes(value: unknown, file: string): Map<string, Scene> {
     const width = fields.number(scene, 'width', where);
     const height = fields.number(scene, 'height', where);
     if (!(width > 0 && height > 0)) fields.fail(where, `width and height must be positive, found ${width} x ${height}`);
-    const objects = (scene.objects === undefined ? [] : fields.array(scene.objects, `${where}.objects`)).map((objectValue, index) => {
-      const at = `${where}.objects[${index}]`;
-      const object = fields.object(objectValue, at);
-      const shape = fields.optionalString(object, 'shape', at);
-      if (shape !== null && shape !== 'rect' && shape !== 'ellipse') fields.fail(`${at}.shape`, `expected "rect" or "ellipse", found ${kind(shape)}`);
-      return {
-        box: fields.box(object, 'box', at),
-        label: fields.optionalString(object, 'label', at) ?? '',
-        color: fields.optionalString(object, 'color', at) ?? '',
-        shape: shape as SceneObject['shape'],
-      };
-    });
+    const objects = (scene.objects === undefined ? [] : fields.array(scene.objects, `${where}.objects`)).map(
+      (objectValue, index) => {
+        const at = `${where}.objects[${index}]`;
+        const object = fields.object(objectValue, at);
+        const shape = fields.optionalString(object, 'shape', at);
+        if (shape !== null && shape !== 'rect' && shape !== 'ellipse')
+          fields.fail(`${at}.shape`, `expected "rect" or "ellipse", found ${kind(shape)}`);
+        return {
+          box: fields.box(object, 'box', at),
+          label: fields.optionalString(object, 'label', at) ?? '',
+          color: fields.optionalString(object, 'color', at) ?? '',
+          shape: shape as SceneObject['shape'],
+        };
+      },
+    );
     scenes.set(imageId, { width, height, objects });
   }
   return scenes;
@@ -245,7 +264,11 @@ export function readScenes(value: unknown, file: string): Map<string, Scene> {
 export function readExamples(path: string, runDir: string): Examples {
   const fields: Fields = new Fields(path);
   const examples = fields.object(readJson(path), '');
-  const list = (key: string) => (examples[key] === undefined ? [] : fields.array(examples[key], key)).map((value, index) => ({ at: `${key}[${index}]`, item: fields.object(value, `${key}[${index}]`) }));
+  const list = (key: string) =>
+    (examples[key] === undefined ? [] : fields.array(examples[key], key)).map((value, index) => ({
+      at: `${key}[${index}]`,
+      item: fields.object(value, `${key}[${index}]`),
+    }));
   const grounding = list('grounding').map(({ at, item }) => ({
     task: fields.string(item, 'task', at),
     imageId: fields.id(item, 'image_id', at),
@@ -258,10 +281,15 @@ export function readExamples(path: string, runDir: string): Examples {
     task: fields.string(item, 'task', at),
     imageId: fields.id(item, 'image_id', at),
     question: fields.string(item, 'question', at),
-    answers: (item.answers === undefined ? [] : fields.array(item.answers, `${at}.answers`)).map((answerValue, index) => {
-      const answer = fields.object(answerValue, `${at}.answers[${index}]`);
-      return { answer: fields.string(answer, 'answer', `${at}.answers[${index}]`), score: fields.number(answer, 'score', `${at}.answers[${index}]`) };
-    }),
+    answers: (item.answers === undefined ? [] : fields.array(item.answers, `${at}.answers`)).map(
+      (answerValue, index) => {
+        const answer = fields.object(answerValue, `${at}.answers[${index}]`);
+        return {
+          answer: fields.string(answer, 'answer', `${at}.answers[${index}]`),
+          score: fields.number(answer, 'score', `${at}.answers[${index}]`),
+        };
+      },
+    ),
     truth: (item.truth === undefined ? [] : fields.array(item.truth, `${at}.truth`)).map((answer, index) => {
       if (typeof answer !== 'string') fields.fail(`${at}.truth[${index}]`, `expected a string, found ${kind(answer)}`);
       return answer;
@@ -272,7 +300,10 @@ export function readExamples(path: string, runDir: string): Examples {
     caption: fields.string(item, 'caption', at),
     ranked: fields.array(item.ranked, `${at}.ranked`).map((rankValue, index) => {
       const rank = fields.object(rankValue, `${at}.ranked[${index}]`);
-      return { imageId: fields.id(rank, 'image_id', `${at}.ranked[${index}]`), score: fields.number(rank, 'score', `${at}.ranked[${index}]`) };
+      return {
+        imageId: fields.id(rank, 'image_id', `${at}.ranked[${index}]`),
+        score: fields.number(rank, 'score', `${at}.ranked[${index}]`),
+      };
     }),
     truth: fields.id(item, 'truth', at),
   }));
@@ -293,11 +324,17 @@ export function readRunDirectory(dir: string): RunDirectory {
   const notes: string[] = [];
   const hasMetrics = existsSync(path('metrics.jsonl'));
   const hasRun = existsSync(path('run.json'));
-  if (!hasMetrics && !hasRun) throw new ReportInputError(dir, '', 'not a run directory: it has neither metrics.jsonl nor run.json');
+  if (!hasMetrics && !hasRun)
+    throw new ReportInputError(dir, '', 'not a run directory: it has neither metrics.jsonl nor run.json');
   if (!hasRun) notes.push('run.json is missing: the command, tasks and status are unknown.');
   if (!hasMetrics) notes.push('metrics.jsonl is missing: nothing has been logged yet.');
   const metrics = hasMetrics
-    ? readMetrics(path('metrics.jsonl'), { onTruncatedLine: (line) => notes.push(`metrics.jsonl: the last line (${line}) is incomplete and was skipped (the run was probably killed while writing it).`) })
+    ? readMetrics(path('metrics.jsonl'), {
+        onTruncatedLine: (line) =>
+          notes.push(
+            `metrics.jsonl: the last line (${line}) is incomplete and was skipped (the run was probably killed while writing it).`,
+          ),
+      })
     : new Map();
   return {
     dir,

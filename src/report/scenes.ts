@@ -48,9 +48,11 @@ export function drawScene(scene: Scene | undefined, imageId: string, options: Sc
   const className = `scene${options.className ? ` ${options.className}` : ''}`;
   if (!scene) {
     const height = Math.round(options.width * 0.75);
-    return `<svg xmlns="http://www.w3.org/2000/svg" class="${className}" viewBox="0 0 ${options.width} ${height}" width="${options.width}" height="${height}">` +
+    return (
+      `<svg xmlns="http://www.w3.org/2000/svg" class="${className}" viewBox="0 0 ${options.width} ${height}" width="${options.width}" height="${height}">` +
       `<rect class="scene-missing" x="0" y="0" width="${options.width}" height="${height}"/>` +
-      `<text class="label" x="${options.width / 2}" y="${height / 2}" text-anchor="middle">no scene for image ${escapeXml(imageId)}</text></svg>`;
+      `<text class="label" x="${options.width / 2}" y="${height / 2}" text-anchor="middle">no scene for image ${escapeXml(imageId)}</text></svg>`
+    );
   }
   const { width, height } = scene;
   const size = Math.max(width, height);
@@ -61,11 +63,19 @@ export function drawScene(scene: Scene | undefined, imageId: string, options: Sc
   for (const overlay of options.overlays ?? []) {
     const color = overlay.kind === 'predicted' ? PREDICTED : TRUTH;
     const dash = overlay.kind === 'predicted' ? ` stroke-dasharray="${number(stroke * 3)} ${number(stroke * 2)}"` : '';
-    parts.push(boxRect(overlay.box, `class="overlay-${overlay.kind}" fill="none" stroke="${color}" stroke-width="${number(stroke)}"${dash}`, overlay.title));
+    parts.push(
+      boxRect(
+        overlay.box,
+        `class="overlay-${overlay.kind}" fill="none" stroke="${color}" stroke-width="${number(stroke)}"${dash}`,
+        overlay.title,
+      ),
+    );
   }
   const displayHeight = Math.round((options.width * height) / width);
-  return `<svg xmlns="http://www.w3.org/2000/svg" class="${className}" viewBox="0 0 ${number(width)} ${number(height)}" width="${options.width}" height="${displayHeight}" role="img" aria-label="image ${escapeXml(imageId)}">` +
-    `<title>image ${escapeXml(imageId)}</title>${parts.join('')}</svg>`;
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" class="${className}" viewBox="0 0 ${number(width)} ${number(height)}" width="${options.width}" height="${displayHeight}" role="img" aria-label="image ${escapeXml(imageId)}">` +
+    `<title>image ${escapeXml(imageId)}</title>${parts.join('')}</svg>`
+  );
 }
 
 const boxText = (box: Box) => `[${box.map((value) => formatNumber(value)).join(', ')}]`;
@@ -73,39 +83,61 @@ const boxText = (box: Box) => `[${box.map((value) => formatNumber(value)).join('
 export function groundingCard(example: GroundingExample, scenes: Map<string, Scene>): string {
   const overlays: NonNullable<SceneOptions['overlays']> = [];
   if (example.truth) overlays.push({ box: example.truth, kind: 'truth', title: `true box ${boxText(example.truth)}` });
-  if (example.predicted) overlays.push({ box: example.predicted, kind: 'predicted', title: `predicted box ${boxText(example.predicted)}` });
-  const iou = example.iou === null ? '' : ` <span class="${example.iou >= 0.5 ? 'good' : 'bad'}">IoU ${escapeXml(formatNumber(example.iou))}</span>`;
-  return `<div class="card grounding" data-image="${escapeXml(example.imageId)}">` +
+  if (example.predicted)
+    overlays.push({ box: example.predicted, kind: 'predicted', title: `predicted box ${boxText(example.predicted)}` });
+  const iou =
+    example.iou === null
+      ? ''
+      : ` <span class="${example.iou >= 0.5 ? 'good' : 'bad'}">IoU ${escapeXml(formatNumber(example.iou))}</span>`;
+  return (
+    `<div class="card grounding" data-image="${escapeXml(example.imageId)}">` +
     drawScene(scenes.get(example.imageId), example.imageId, { width: 300, labels: true, overlays }) +
     `<p class="query">“${escapeXml(example.text)}”</p>` +
-    `<p class="meta">${escapeXml(example.task)}, image ${escapeXml(example.imageId)}${iou}</p></div>`;
+    `<p class="meta">${escapeXml(example.task)}, image ${escapeXml(example.imageId)}${iou}</p></div>`
+  );
 }
 
 export function vqaCard(example: VqaExample, scenes: Map<string, Scene>): string {
   const truth = new Set(example.truth);
   const top = Math.max(1, ...example.answers.map((answer) => answer.score));
-  const rows = example.answers.map((answer) => {
-    const width = Math.max(0, Math.min(100, (answer.score / top) * 100));
-    const correct = truth.has(answer.answer);
-    return `<tr${correct ? ' class="correct"' : ''}><td class="answer">${correct ? '✓ ' : ''}${escapeXml(answer.answer)}</td>` +
-      `<td class="bar"><span style="width:${width.toFixed(1)}%"></span></td><td class="num">${escapeXml(formatNumber(answer.score))}</td></tr>`;
-  }).join('');
-  return `<div class="card vqa" data-image="${escapeXml(example.imageId)}">` +
+  const rows = example.answers
+    .map((answer) => {
+      const width = Math.max(0, Math.min(100, (answer.score / top) * 100));
+      const correct = truth.has(answer.answer);
+      return (
+        `<tr${correct ? ' class="correct"' : ''}><td class="answer">${correct ? '✓ ' : ''}${escapeXml(answer.answer)}</td>` +
+        `<td class="bar"><span style="width:${width.toFixed(1)}%"></span></td><td class="num">${escapeXml(formatNumber(answer.score))}</td></tr>`
+      );
+    })
+    .join('');
+  return (
+    `<div class="card vqa" data-image="${escapeXml(example.imageId)}">` +
     drawScene(scenes.get(example.imageId), example.imageId, { width: 260, labels: true }) +
     `<div class="vqa-side"><p class="query">${escapeXml(example.question)}</p>` +
     `<table class="answers"><tbody>${rows}</tbody></table>` +
-    `<p class="meta">truth: ${escapeXml(example.truth.join(', ') || '—')}; ${escapeXml(example.task)}, image ${escapeXml(example.imageId)}</p></div></div>`;
+    `<p class="meta">truth: ${escapeXml(example.truth.join(', ') || '—')}; ${escapeXml(example.task)}, image ${escapeXml(example.imageId)}</p></div></div>`
+  );
 }
 
 export function retrievalRow(example: RetrievalExample, scenes: Map<string, Scene>, shown = 8): string {
   const truthRank = example.ranked.findIndex((entry) => entry.imageId === example.truth);
-  const thumbnails = example.ranked.slice(0, shown).map((entry, index) => {
-    const isTruth = entry.imageId === example.truth;
-    return `<div class="thumb${isTruth ? ' truth' : ''}">` +
-      drawScene(scenes.get(entry.imageId), entry.imageId, { width: 110, labels: false }) +
-      `<span>#${index + 1} · ${escapeXml(formatNumber(entry.score))}${isTruth ? ' ✓' : ''}</span></div>`;
-  }).join('');
-  const rank = truthRank < 0 ? 'the true image is not in the ranking' : `true image ${escapeXml(example.truth)} at rank ${truthRank + 1}`;
-  return `<div class="card retrieval"><p class="query">“${escapeXml(example.caption)}”</p>` +
-    `<div class="thumbs">${thumbnails}</div><p class="meta">${escapeXml(example.task)}; ${rank}</p></div>`;
+  const thumbnails = example.ranked
+    .slice(0, shown)
+    .map((entry, index) => {
+      const isTruth = entry.imageId === example.truth;
+      return (
+        `<div class="thumb${isTruth ? ' truth' : ''}">` +
+        drawScene(scenes.get(entry.imageId), entry.imageId, { width: 110, labels: false }) +
+        `<span>#${index + 1} · ${escapeXml(formatNumber(entry.score))}${isTruth ? ' ✓' : ''}</span></div>`
+      );
+    })
+    .join('');
+  const rank =
+    truthRank < 0
+      ? 'the true image is not in the ranking'
+      : `true image ${escapeXml(example.truth)} at rank ${truthRank + 1}`;
+  return (
+    `<div class="card retrieval"><p class="query">“${escapeXml(example.caption)}”</p>` +
+    `<div class="thumbs">${thumbnails}</div><p class="meta">${escapeXml(example.task)}; ${rank}</p></div>`
+  );
 }

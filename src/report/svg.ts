@@ -11,7 +11,8 @@ const XML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&
 /** Text for HTML or SVG content and attribute values; drops characters XML forbids. */
 export function escapeXml(text: string): string {
   // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g, '\uFFFD').replace(/[&<>"']/g, (character) => XML_ESCAPES[character]!);
+  const forbidden = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g;
+  return text.replace(forbidden, '\uFFFD').replace(/[&<>"']/g, (character) => XML_ESCAPES[character]!);
 }
 
 /** A CSS colour from the input files, or `fallback` when it is not a plain colour. */
@@ -35,11 +36,23 @@ export function niceTicks(min: number, max: number, count = 5): number[] {
   const power = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((factor) => factor * power).find((candidate) => candidate >= raw) ?? 10 * power;
   const ticks: number[] = [];
-  for (let tick = Math.ceil(min / step) * step; tick <= max + step * 1e-9; tick += step) ticks.push(Number(tick.toPrecision(12)));
+  for (let tick = Math.ceil(min / step) * step; tick <= max + step * 1e-9; tick += step)
+    ticks.push(Number(tick.toPrecision(12)));
   return ticks;
 }
 
-export const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+export const PALETTE = [
+  '#1f77b4',
+  '#ff7f0e',
+  '#2ca02c',
+  '#d62728',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+  '#17becf',
+];
 
 export interface ChartSeries {
   label: string;
@@ -134,17 +147,26 @@ function axes(x: Scale, y: Scale, width: number, height: number, yLabel: string 
   for (const tick of niceTicks(...y.domain)) {
     const at = coordinate(y(tick));
     parts.push(`<line class="grid" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${at}" y2="${at}"/>`);
-    parts.push(`<text class="tick" x="${MARGIN.left - 5}" y="${at}" text-anchor="end" dominant-baseline="middle">${escapeXml(formatNumber(tick))}</text>`);
+    parts.push(
+      `<text class="tick" x="${MARGIN.left - 5}" y="${at}" text-anchor="end" dominant-baseline="middle">${escapeXml(formatNumber(tick))}</text>`,
+    );
   }
   for (const tick of niceTicks(...x.domain, 6)) {
     const at = coordinate(x(tick));
     parts.push(`<line class="axis" x1="${at}" x2="${at}" y1="${bottom}" y2="${bottom + 4}"/>`);
-    parts.push(`<text class="tick" x="${at}" y="${bottom + 15}" text-anchor="middle">${escapeXml(formatNumber(tick))}</text>`);
+    parts.push(
+      `<text class="tick" x="${at}" y="${bottom + 15}" text-anchor="middle">${escapeXml(formatNumber(tick))}</text>`,
+    );
   }
   parts.push(`<line class="axis" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${bottom}" y2="${bottom}"/>`);
   parts.push(`<line class="axis" x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${top}" y2="${bottom}"/>`);
-  parts.push(`<text class="label" x="${(MARGIN.left + width - MARGIN.right) / 2}" y="${height - 4}" text-anchor="middle">iteration</text>`);
-  if (yLabel) parts.push(`<text class="label" transform="translate(12 ${(top + bottom) / 2}) rotate(-90)" text-anchor="middle">${escapeXml(yLabel)}</text>`);
+  parts.push(
+    `<text class="label" x="${(MARGIN.left + width - MARGIN.right) / 2}" y="${height - 4}" text-anchor="middle">iteration</text>`,
+  );
+  if (yLabel)
+    parts.push(
+      `<text class="label" transform="translate(12 ${(top + bottom) / 2}) rotate(-90)" text-anchor="middle">${escapeXml(yLabel)}</text>`,
+    );
   return parts.join('');
 }
 
@@ -155,11 +177,16 @@ function drawSeries(series: ChartSeries, x: Scale, y: Scale): string {
   for (const run of finiteRuns(series.points)) {
     const points = decimate(run, x);
     const vertices = points.map((point) => `${coordinate(x(point.step))} ${coordinate(y(point.value))}`);
-    const path = vertices.filter((vertex, index) => index === 0 || vertex !== vertices[index - 1]).map((vertex, index) => `${index === 0 ? 'M' : 'L'}${vertex}`).join('');
+    const path = vertices
+      .filter((vertex, index) => index === 0 || vertex !== vertices[index - 1])
+      .map((vertex, index) => `${index === 0 ? 'M' : 'L'}${vertex}`)
+      .join('');
     parts.push(`<path class="series-${series.style}" d="${path}" stroke="${color}"><title>${label}</title></path>`);
     if (series.style === 'points') {
       for (const point of points) {
-        parts.push(`<circle cx="${coordinate(x(point.step))}" cy="${coordinate(y(point.value))}" r="2.8" fill="${color}"><title>${label}, iteration ${point.step}: ${escapeXml(formatNumber(point.value))}</title></circle>`);
+        parts.push(
+          `<circle cx="${coordinate(x(point.step))}" cy="${coordinate(y(point.value))}" r="2.8" fill="${color}"><title>${label}, iteration ${point.step}: ${escapeXml(formatNumber(point.value))}</title></circle>`,
+        );
       }
     }
   }
@@ -167,12 +194,18 @@ function drawSeries(series: ChartSeries, x: Scale, y: Scale): string {
 }
 
 function legend(items: { label: string; color: string; style: string; note?: string }[]): string {
-  return `<div class="legend">${items.map((item) =>
-    `<span><i class="swatch swatch-${escapeXml(item.style)}" style="background:${escapeXml(item.color)}"></i>${escapeXml(item.label)}${item.note ? ` <em>${escapeXml(item.note)}</em>` : ''}</span>`).join('')}</div>`;
+  return `<div class="legend">${items
+    .map(
+      (item) =>
+        `<span><i class="swatch swatch-${escapeXml(item.style)}" style="background:${escapeXml(item.color)}"></i>${escapeXml(item.label)}${item.note ? ` <em>${escapeXml(item.note)}</em>` : ''}</span>`,
+    )
+    .join('')}</div>`;
 }
 
 function figureAttributes(attributes: Record<string, string> | undefined): string {
-  return Object.entries(attributes ?? {}).map(([name, value]) => ` ${name}="${escapeXml(value)}"`).join('');
+  return Object.entries(attributes ?? {})
+    .map(([name, value]) => ` ${name}="${escapeXml(value)}"`)
+    .join('');
 }
 
 /** A line chart of metric series against the iteration; series without finite points are listed but not drawn. */
@@ -191,13 +224,18 @@ export function lineChart(series: readonly ChartSeries[], options: ChartOptions)
     body = `<text class="label" x="${width / 2}" y="${height / 2}" text-anchor="middle">no finite values</text>`;
   } else {
     const yPadding = (yDomain[1] - yDomain[0]) * 0.05;
-    const x = linearScale(xDomain[0] === xDomain[1] ? [xDomain[0] - 1, xDomain[1] + 1] : xDomain, [MARGIN.left, width - MARGIN.right]);
+    const x = linearScale(xDomain[0] === xDomain[1] ? [xDomain[0] - 1, xDomain[1] + 1] : xDomain, [
+      MARGIN.left,
+      width - MARGIN.right,
+    ]);
     const y = linearScale([yDomain[0] - yPadding, yDomain[1] + yPadding], [height - MARGIN.bottom, MARGIN.top]);
     body = axes(x, y, width, height, options.yLabel) + series.map((entry) => drawSeries(entry, x, y)).join('');
   }
-  return `<figure class="chart"${figureAttributes(options.attributes)}><figcaption>${escapeXml(options.title)}</figcaption>` +
+  return (
+    `<figure class="chart"${figureAttributes(options.attributes)}><figcaption>${escapeXml(options.title)}</figcaption>` +
     `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeXml(options.title)}">${body}</svg>` +
-    `${legend(series.map((entry, index) => ({ label: entry.label, color: entry.color, style: entry.style, note: notes[index] })))}</figure>`;
+    `${legend(series.map((entry, index) => ({ label: entry.label, color: entry.color, style: entry.style, note: notes[index] })))}</figure>`
+  );
 }
 
 export interface StateRow {
@@ -207,25 +245,37 @@ export interface StateRow {
 }
 
 /** One lane per row, shaded where the state is 1, ticked at every decision. */
-export function stateBands(rows: readonly StateRow[], options: ChartOptions & { onLabel: string; offLabel: string }): string {
+export function stateBands(
+  rows: readonly StateRow[],
+  options: ChartOptions & { onLabel: string; offLabel: string },
+): string {
   const width = options.width ?? 940;
   const laneHeight = 20;
   const labelWidth = 150;
   const height = MARGIN.top + rows.length * laneHeight + MARGIN.bottom;
   const domain = options.xDomain ?? extent(rows.flatMap((row) => row.points.map((point) => point.step))) ?? [0, 1];
-  const x = linearScale(domain[0] === domain[1] ? [domain[0], domain[0] + 1] : domain, [labelWidth, width - MARGIN.right]);
+  const x = linearScale(domain[0] === domain[1] ? [domain[0], domain[0] + 1] : domain, [
+    labelWidth,
+    width - MARGIN.right,
+  ]);
   const parts: string[] = [];
   rows.forEach((row, index) => {
     const top = MARGIN.top + index * laneHeight;
     const label = escapeXml(row.label);
-    parts.push(`<text class="tick" x="${labelWidth - 6}" y="${top + laneHeight / 2}" text-anchor="end" dominant-baseline="middle">${label}</text>`);
-    parts.push(`<rect class="lane" x="${labelWidth}" y="${top + 2}" width="${coordinate(width - MARGIN.right - labelWidth)}" height="${laneHeight - 4}"/>`);
+    parts.push(
+      `<text class="tick" x="${labelWidth - 6}" y="${top + laneHeight / 2}" text-anchor="end" dominant-baseline="middle">${label}</text>`,
+    );
+    parts.push(
+      `<rect class="lane" x="${labelWidth}" y="${top + 2}" width="${coordinate(width - MARGIN.right - labelWidth)}" height="${laneHeight - 4}"/>`,
+    );
     // One band per stretch of 1s: from the decision to stop until the decision to go on.
     let onSince: number | null = null;
     const band = (start: number, end: number, endText: string) => {
       const [from, to] = [x(Math.max(start, x.domain[0])), x(Math.min(end, x.domain[1]))];
-      parts.push(`<rect class="band-on" x="${coordinate(from)}" y="${top + 2}" width="${coordinate(Math.max(to - from, 1))}" height="${laneHeight - 4}">` +
-        `<title>${label}: ${escapeXml(options.onLabel)} from iteration ${start} ${endText}</title></rect>`);
+      parts.push(
+        `<rect class="band-on" x="${coordinate(from)}" y="${top + 2}" width="${coordinate(Math.max(to - from, 1))}" height="${laneHeight - 4}">` +
+          `<title>${label}: ${escapeXml(options.onLabel)} from iteration ${start} ${endText}</title></rect>`,
+      );
     };
     for (const point of row.points) {
       if (point.value === 1 && onSince === null) onSince = point.step;
@@ -233,16 +283,28 @@ export function stateBands(rows: readonly StateRow[], options: ChartOptions & { 
         band(onSince, point.step, `to ${point.step}`);
         onSince = null;
       }
-      parts.push(`<line class="decision" x1="${coordinate(x(point.step))}" x2="${coordinate(x(point.step))}" y1="${top + 2}" y2="${top + laneHeight - 2}"/>`);
+      parts.push(
+        `<line class="decision" x1="${coordinate(x(point.step))}" x2="${coordinate(x(point.step))}" y1="${top + 2}" y2="${top + laneHeight - 2}"/>`,
+      );
     }
     if (onSince !== null) band(onSince, x.domain[1], 'on');
   });
   const bottom = MARGIN.top + rows.length * laneHeight;
   for (const tick of niceTicks(...x.domain, 8)) {
-    parts.push(`<text class="tick" x="${coordinate(x(tick))}" y="${bottom + 15}" text-anchor="middle">${escapeXml(formatNumber(tick))}</text>`);
+    parts.push(
+      `<text class="tick" x="${coordinate(x(tick))}" y="${bottom + 15}" text-anchor="middle">${escapeXml(formatNumber(tick))}</text>`,
+    );
   }
-  parts.push(`<text class="label" x="${(labelWidth + width - MARGIN.right) / 2}" y="${height - 4}" text-anchor="middle">iteration</text>`);
-  return `<figure class="chart wide"${figureAttributes(options.attributes)}><figcaption>${escapeXml(options.title)}</figcaption>` +
+  parts.push(
+    `<text class="label" x="${(labelWidth + width - MARGIN.right) / 2}" y="${height - 4}" text-anchor="middle">iteration</text>`,
+  );
+  return (
+    `<figure class="chart wide"${figureAttributes(options.attributes)}><figcaption>${escapeXml(options.title)}</figcaption>` +
     `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeXml(options.title)}">${parts.join('')}</svg>` +
-    `${legend([{ label: options.onLabel, color: '#f0a04b', style: 'band' }, { label: options.offLabel, color: '#eef0f3', style: 'band' }, { label: 'evaluation', color: '#555', style: 'tick' }])}</figure>`;
+    `${legend([
+      { label: options.onLabel, color: '#f0a04b', style: 'band' },
+      { label: options.offLabel, color: '#eef0f3', style: 'band' },
+      { label: 'evaluation', color: '#555', style: 'tick' },
+    ])}</figure>`
+  );
 }

@@ -53,15 +53,37 @@ export function majorityAccuracy(fit: readonly Labelled[], test: readonly Labell
  * for it in train; imageOnly = per image its most frequent val answer (in-sample: val images
  * are not in train, so this is an upper bound for a model that sees only the image).
  */
-export function blindBaselines(train: readonly { text: string; image: string; label: string }[], val: readonly { text: string; image: string; label: string }[]): {
-  chance: number; textOnly: number; imageOnly: number;
+export function blindBaselines(
+  train: readonly { text: string; image: string; label: string }[],
+  val: readonly { text: string; image: string; label: string }[],
+): {
+  chance: number;
+  textOnly: number;
+  imageOnly: number;
 } {
-  const view = (items: readonly { text: string; image: string; label: string }[], key: (item: { text: string; image: string }) => string): Labelled[] =>
-    items.map((item) => ({ key: key(item), label: item.label }));
+  const view = (
+    items: readonly { text: string; image: string; label: string }[],
+    key: (item: { text: string; image: string }) => string,
+  ): Labelled[] => items.map((item) => ({ key: key(item), label: item.label }));
   return {
-    chance: round(majorityAccuracy(view(val, () => ''), view(val, () => ''))),
-    textOnly: round(majorityAccuracy(view(train, (item) => item.text), view(val, (item) => item.text))),
-    imageOnly: round(majorityAccuracy(view(val, (item) => item.image), view(val, (item) => item.image))),
+    chance: round(
+      majorityAccuracy(
+        view(val, () => ''),
+        view(val, () => ''),
+      ),
+    ),
+    textOnly: round(
+      majorityAccuracy(
+        view(train, (item) => item.text),
+        view(val, (item) => item.text),
+      ),
+    ),
+    imageOnly: round(
+      majorityAccuracy(
+        view(val, (item) => item.image),
+        view(val, (item) => item.image),
+      ),
+    ),
   };
 }
 

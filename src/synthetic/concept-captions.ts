@@ -6,7 +6,15 @@
 import { join } from 'node:path';
 import { writeLmdb } from '../io/lmdb.js';
 import type { WorldContext } from './context.js';
-import { CLASS_WIDTH, FEATURE_WIDTH, classDistributions, detectorRegions, float32Raw, regionBoxes, regionFeatures } from './features.js';
+import {
+  CLASS_WIDTH,
+  FEATURE_WIDTH,
+  classDistributions,
+  detectorRegions,
+  float32Raw,
+  regionBoxes,
+  regionFeatures,
+} from './features.js';
 import { writeJsonObject } from './files.js';
 import { encodeMsgpackNumpy } from './msgpack-writer.js';
 import { Random } from './random.js';
@@ -25,20 +33,32 @@ function writeSplit(context: WorldContext, scenes: readonly Scene[], lmdb: strin
     const regions = detectorRegions(random, scene, REGION_LEN);
     const caption = captions(random, scene, 1)[0]!;
     captionOf.set(scene.key, caption);
-    return [String(index).padStart(8, '0'), encodeMsgpackNumpy([
-      float32Raw(regionFeatures(random, context.model, regions), [REGION_LEN, FEATURE_WIDTH]),
-      float32Raw(classDistributions(random, regions), [REGION_LEN, CLASS_WIDTH]),
-      float32Raw(regionBoxes(regions), [REGION_LEN, 4]),
-      String(REGION_LEN), String(scene.height), String(scene.width), scene.key, caption,
-    ])];
+    return [
+      String(index).padStart(8, '0'),
+      encodeMsgpackNumpy([
+        float32Raw(regionFeatures(random, context.model, regions), [REGION_LEN, FEATURE_WIDTH]),
+        float32Raw(classDistributions(random, regions), [REGION_LEN, CLASS_WIDTH]),
+        float32Raw(regionBoxes(regions), [REGION_LEN, 4]),
+        String(REGION_LEN),
+        String(scene.height),
+        String(scene.width),
+        scene.key,
+        caption,
+      ]),
+    ];
   });
   const keys = entries.map(([key]) => Buffer.from(key, 'latin1'));
-  writeLmdb(join(context.root, CONCEPT_CAPTIONS_DIR, lmdb), [...entries, ['__keys__', encodeMsgpackNumpy(keys)]], { subdir: false });
+  writeLmdb(join(context.root, CONCEPT_CAPTIONS_DIR, lmdb), [...entries, ['__keys__', encodeMsgpackNumpy(keys)]], {
+    subdir: false,
+  });
   writeJsonObject(join(context.root, CONCEPT_CAPTIONS_DIR, captionFile), [...captionOf]);
 }
 
 /** Both splits; returns their record counts. */
-export function writeConceptCaptions(context: WorldContext, pool: ScenePool): { path: string; train: number; val: number } {
+export function writeConceptCaptions(
+  context: WorldContext,
+  pool: ScenePool,
+): { path: string; train: number; val: number } {
   writeSplit(context, pool.train, 'training_feat_all.lmdb', 'caption_train.json');
   writeSplit(context, pool.val, 'validation_feat_all.lmdb', 'caption_val.json');
   return { path: CONCEPT_CAPTIONS_DIR, train: pool.train.length, val: pool.val.length };

@@ -32,8 +32,15 @@ export interface FeatureModel {
 /** The world's fixed attribute embeddings. */
 export function featureModel(seed: number, noise: number): FeatureModel {
   const random = new Random(seed, 'features/embeddings');
-  const table = (count: number) => Array.from({ length: count }, () => Float32Array.from({ length: FEATURE_WIDTH }, () => random.gaussian()));
-  return { category: table(CATEGORIES.length), color: table(COLORS.length), size: table(SIZES.length), background: table(BACKGROUNDS.length), noise };
+  const table = (count: number) =>
+    Array.from({ length: count }, () => Float32Array.from({ length: FEATURE_WIDTH }, () => random.gaussian()));
+  return {
+    category: table(CATEGORIES.length),
+    color: table(COLORS.length),
+    size: table(SIZES.length),
+    background: table(BACKGROUNDS.length),
+    noise,
+  };
 }
 
 /** One region: its box and what it shows. */
@@ -52,10 +59,16 @@ const clamp = (value: number, low: number, high: number) => Math.min(high, Math.
 function jittered(random: Random, box: Box, jitter: number, scene: Scene): Box {
   const w = box[2] - box[0];
   const h = box[3] - box[1];
-  const edge = (value: number, size: number, limit: number) => clamp(Math.round((value + random.between(-jitter, jitter) * size) * 10) / 10, 0, limit);
+  const edge = (value: number, size: number, limit: number) =>
+    clamp(Math.round((value + random.between(-jitter, jitter) * size) * 10) / 10, 0, limit);
   const x1 = edge(box[0], w, scene.width - 2);
   const y1 = edge(box[1], h, scene.height - 2);
-  return [x1, y1, Math.max(x1 + 1, edge(box[2], w, scene.width - 1)), Math.max(y1 + 1, edge(box[3], h, scene.height - 1))];
+  return [
+    x1,
+    y1,
+    Math.max(x1 + 1, edge(box[2], w, scene.width - 1)),
+    Math.max(y1 + 1, edge(box[3], h, scene.height - 1)),
+  ];
 }
 
 function overlap(a: Box, b: Box): number {
@@ -81,20 +94,44 @@ function backgroundBox(random: Random, scene: Scene): Box {
 
 /** `count` detector proposals: a tight box per object, a loose one per object while there is room, then background. */
 export function detectorRegions(random: Random, scene: Scene, count: number): Region[] {
-  if (count < scene.objects.length) throw new RangeError(`image ${scene.key}: ${count} detector boxes cannot cover its ${scene.objects.length} objects`);
+  if (count < scene.objects.length)
+    throw new RangeError(
+      `image ${scene.key}: ${count} detector boxes cannot cover its ${scene.objects.length} objects`,
+    );
   const order = random.shuffled(scene.objects);
-  const regions: Region[] = order.map((object) => ({ box: jittered(random, object.box, 0.04, scene), object, strength: 0.9, background: random.int(0, BACKGROUNDS.length - 1) }));
+  const regions: Region[] = order.map((object) => ({
+    box: jittered(random, object.box, 0.04, scene),
+    object,
+    strength: 0.9,
+    background: random.int(0, BACKGROUNDS.length - 1),
+  }));
   for (const object of order) {
     if (regions.length >= count) break;
-    regions.push({ box: jittered(random, object.box, 0.18, scene), object, strength: 0.6, background: random.int(0, BACKGROUNDS.length - 1) });
+    regions.push({
+      box: jittered(random, object.box, 0.18, scene),
+      object,
+      strength: 0.6,
+      background: random.int(0, BACKGROUNDS.length - 1),
+    });
   }
-  while (regions.length < count) regions.push({ box: backgroundBox(random, scene), object: null, strength: 0, background: random.int(0, BACKGROUNDS.length - 1) });
+  while (regions.length < count)
+    regions.push({
+      box: backgroundBox(random, scene),
+      object: null,
+      strength: 0,
+      background: random.int(0, BACKGROUNDS.length - 1),
+    });
   return regions;
 }
 
 /** The GT regions of `objects`, in the given order. */
 export function groundTruthRegions(random: Random, objects: readonly SceneObject[]): Region[] {
-  return objects.map((object) => ({ box: [...object.box], object, strength: 1, background: random.int(0, BACKGROUNDS.length - 1) }));
+  return objects.map((object) => ({
+    box: [...object.box],
+    object,
+    strength: 1,
+    background: random.int(0, BACKGROUNDS.length - 1),
+  }));
 }
 
 /** [regions, 2048] float32 features. */
@@ -156,7 +193,13 @@ export interface StoredImage {
 }
 
 /** Regions and features of an image, drawn from the image's own stream (independent of every other image). */
-export function storedImage(seed: number, model: FeatureModel, store: string, scene: Scene, regions: (random: Random) => Region[]): StoredImage {
+export function storedImage(
+  seed: number,
+  model: FeatureModel,
+  store: string,
+  scene: Scene,
+  regions: (random: Random) => Region[],
+): StoredImage {
   const random = new Random(seed, `features/${store}/${scene.key}`);
   const chosen = regions(random);
   return { scene, regions: chosen, features: regionFeatures(random, model, chosen) };
@@ -167,15 +210,22 @@ export function storedImage(seed: number, model: FeatureModel, store: string, sc
  * 3, insertion order image_id, image_h, image_w, num_boxes, boxes, features), then b"keys".
  * `imageIdOf` gives the dict's image_id (an int, or the key string where the reference has one).
  */
-export function writeFeatureLmdb(path: string, images: readonly StoredImage[], imageIdOf: (scene: Scene) => number | string = (scene) => scene.imageId): void {
-  const entries: [string, Uint8Array][] = images.map(({ scene, regions, features }) => [scene.key, pickleData({
-    image_id: imageIdOf(scene),
-    image_h: scene.height,
-    image_w: scene.width,
-    num_boxes: regions.length,
-    boxes: float32Raw(regionBoxes(regions), [regions.length, 4]),
-    features: float32Raw(features, [regions.length, FEATURE_WIDTH]),
-  })]);
+export function writeFeatureLmdb(
+  path: string,
+  images: readonly StoredImage[],
+  imageIdOf: (scene: Scene) => number | string = (scene) => scene.imageId,
+): void {
+  const entries: [string, Uint8Array][] = images.map(({ scene, regions, features }) => [
+    scene.key,
+    pickleData({
+      image_id: imageIdOf(scene),
+      image_h: scene.height,
+      image_w: scene.width,
+      num_boxes: regions.length,
+      boxes: float32Raw(regionBoxes(regions), [regions.length, 4]),
+      features: float32Raw(features, [regions.length, FEATURE_WIDTH]),
+    }),
+  ]);
   const keys = entries.map(([key]) => Buffer.from(key, 'utf8'));
   writeLmdb(path, [...entries, ['keys', pickleData(keys)]]);
 }
@@ -184,6 +234,7 @@ export function writeFeatureLmdb(path: string, images: readonly StoredImage[], i
 export function meanFeature(image: StoredImage): Float64Array {
   const mean = new Float64Array(FEATURE_WIDTH);
   const rows = image.regions.length;
-  for (let r = 0; r < rows; r++) for (let i = 0; i < FEATURE_WIDTH; i++) mean[i]! += image.features[r * FEATURE_WIDTH + i]! / rows;
+  for (let r = 0; r < rows; r++)
+    for (let i = 0; i < FEATURE_WIDTH; i++) mean[i]! += image.features[r * FEATURE_WIDTH + i]! / rows;
   return mean;
 }

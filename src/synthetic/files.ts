@@ -10,7 +10,10 @@ function ensureParent(path: string): void {
 
 /** JSON with every non-ASCII character escaped (Python's ensure_ascii). */
 export function asciiJson(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u0080-\uffff]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(value).replace(
+    /[\u0080-\uffff]/g,
+    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 export function writeJson(path: string, value: unknown): void {

@@ -9,10 +9,14 @@ export type Attribute = 'size' | 'color' | 'category' | 'position';
 
 function valueOf(object: SceneObject, attribute: Attribute, scene: Scene): string | number {
   switch (attribute) {
-    case 'size': return object.size;
-    case 'color': return object.color;
-    case 'category': return object.category;
-    case 'position': return positionOf(object, scene);
+    case 'size':
+      return object.size;
+    case 'color':
+      return object.color;
+    case 'category':
+      return object.category;
+    case 'position':
+      return positionOf(object, scene);
   }
 }
 
@@ -24,9 +28,19 @@ function subsets(allowed: readonly Attribute[]): Attribute[][] {
 }
 
 /** The attribute sets that single out `target` among `among` (which includes it), smallest first. */
-export function identifyingSets(target: SceneObject, among: readonly SceneObject[], scene: Scene, allowed: readonly Attribute[]): Attribute[][] {
+export function identifyingSets(
+  target: SceneObject,
+  among: readonly SceneObject[],
+  scene: Scene,
+  allowed: readonly Attribute[],
+): Attribute[][] {
   return subsets(allowed).filter((attributes) =>
-    among.every((other) => other === target || attributes.some((attribute) => valueOf(other, attribute, scene) !== valueOf(target, attribute, scene))));
+    among.every(
+      (other) =>
+        other === target ||
+        attributes.some((attribute) => valueOf(other, attribute, scene) !== valueOf(target, attribute, scene)),
+    ),
+  );
 }
 
 /** "small red ball on the left"; without a category the noun is "object". */
@@ -46,7 +60,13 @@ export function phrase(object: SceneObject, attributes: readonly Attribute[], sc
  * A phrase naming `target` uniquely among `among`, or null when the allowed attributes
  * cannot: mostly a smallest identifying set, sometimes a larger one (people over-specify).
  */
-export function describe(random: Random, target: SceneObject, among: readonly SceneObject[], scene: Scene, allowed: readonly Attribute[]): string | null {
+export function describe(
+  random: Random,
+  target: SceneObject,
+  among: readonly SceneObject[],
+  scene: Scene,
+  allowed: readonly Attribute[],
+): string | null {
   const sets = identifyingSets(target, among, scene, allowed);
   if (sets.length === 0) return null;
   const smallest = sets.filter((attributes) => attributes.length === sets[0]!.length);

@@ -8,7 +8,15 @@
 import { isRawTensor, type RawDType, type RawTensor } from '../io/raw-tensor.js';
 
 const DESCR: Readonly<Partial<Record<RawDType, string>>> = {
-  float16: '<f2', float32: '<f4', float64: '<f8', int8: '|i1', int16: '<i2', int32: '<i4', int64: '<i8', uint8: '|u1', bool: '|b1',
+  float16: '<f2',
+  float32: '<f4',
+  float64: '<f8',
+  int8: '|i1',
+  int16: '<i2',
+  int32: '<i4',
+  int64: '<i8',
+  uint8: '|u1',
+  bool: '|b1',
 };
 
 const bin = (text: string): Uint8Array => Buffer.from(text, 'latin1');
@@ -101,9 +109,15 @@ class MsgpackWriter {
   private ndarray(tensor: RawTensor): void {
     const descr = DESCR[tensor.dtype];
     if (descr === undefined) throw new TypeError(`msgpack-numpy has no dtype for ${tensor.dtype}`);
-    this.value(new Map<unknown, unknown>([
-      [bin('nd'), true], [bin('type'), descr], [bin('kind'), new Uint8Array(0)], [bin('shape'), tensor.shape], [bin('data'), tensor.data],
-    ]));
+    this.value(
+      new Map<unknown, unknown>([
+        [bin('nd'), true],
+        [bin('type'), descr],
+        [bin('kind'), new Uint8Array(0)],
+        [bin('shape'), tensor.shape],
+        [bin('data'), tensor.data],
+      ]),
+    );
   }
 }
 

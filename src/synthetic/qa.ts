@@ -23,7 +23,11 @@ const colorName = (object: SceneObject) => COLORS[object.color]!.name;
 const categoryName = (object: SceneObject) => CATEGORIES[object.category]!.name;
 
 /** A question about one object, named without the attribute asked for. */
-function aboutObject(allowed: Attribute[], ask: (desc: string) => string, answer: (object: SceneObject, scene: Scene) => string): Template {
+function aboutObject(
+  allowed: Attribute[],
+  ask: (desc: string) => string,
+  answer: (object: SceneObject, scene: Scene) => string,
+): Template {
   return (random, scene) => {
     const target = random.choice(scene.objects);
     const desc = describe(random, target, scene.objects, scene, allowed);
@@ -41,7 +45,12 @@ function horizontalPair(random: Random, scene: Scene): [SceneObject, SceneObject
 }
 
 /** Two objects named with the `allowed` attributes only, the pair chosen so that `same` holds half the time when it can. */
-function comparedPair(random: Random, scene: Scene, allowed: Attribute[], same: (a: SceneObject, b: SceneObject) => boolean): { a: SceneObject; b: SceneObject; descA: string; descB: string } | null {
+function comparedPair(
+  random: Random,
+  scene: Scene,
+  allowed: Attribute[],
+  same: (a: SceneObject, b: SceneObject) => boolean,
+): { a: SceneObject; b: SceneObject; descA: string; descB: string } | null {
   const pairs = scene.objects.flatMap((a, i) => scene.objects.slice(i + 1).map((b) => [a, b] as const));
   const wantSame = random.bernoulli(0.5);
   const matching = pairs.filter(([a, b]) => same(a, b) === wantSame);
@@ -54,7 +63,11 @@ function comparedPair(random: Random, scene: Scene, allowed: Attribute[], same: 
 const VQA_TEMPLATES: Template[] = [
   aboutObject(['size', 'category', 'position'], (desc) => `what color is the ${desc}?`, colorName),
   aboutObject(['size', 'color', 'position'], (desc) => `what shape is the ${desc}?`, categoryName),
-  aboutObject(['color', 'category', 'position'], (desc) => `is the ${desc} small or large?`, (object) => object.size),
+  aboutObject(
+    ['color', 'category', 'position'],
+    (desc) => `is the ${desc} small or large?`,
+    (object) => object.size,
+  ),
   (random, scene) => {
     const present = random.bernoulli(0.6);
     const color = present ? random.choice(scene.objects).color : random.int(0, COLORS.length - 1);
@@ -69,16 +82,25 @@ const VQA_TEMPLATES: Template[] = [
     const color = random.int(0, COLORS.length - 1);
     const category = random.int(0, CATEGORIES.length - 1);
     const present = scene.objects.some((object) => object.color === color && object.category === category);
-    return { question: `is there a ${COLORS[color]!.name} ${CATEGORIES[category]!.name}?`, answer: present ? 'yes' : 'no' };
+    return {
+      question: `is there a ${COLORS[color]!.name} ${CATEGORIES[category]!.name}?`,
+      answer: present ? 'yes' : 'no',
+    };
   },
 ];
 
 const GENOME_TEMPLATES: Template[] = [
   aboutObject(['size', 'category', 'position'], (desc) => `what color is the ${desc}?`, colorName),
   aboutObject(['size', 'color', 'position'], (desc) => `what is the ${desc}?`, categoryName),
-  aboutObject(['size', 'color', 'category'], (desc) => `where is the ${desc}?`, (object, scene) => positionOf(object, scene)),
+  aboutObject(
+    ['size', 'color', 'category'],
+    (desc) => `where is the ${desc}?`,
+    (object, scene) => positionOf(object, scene),
+  ),
   (random, scene) => {
-    const category = random.bernoulli(0.7) ? random.choice(scene.objects).category : random.int(0, CATEGORIES.length - 1);
+    const category = random.bernoulli(0.7)
+      ? random.choice(scene.objects).category
+      : random.int(0, CATEGORIES.length - 1);
     const count = scene.objects.filter((object) => object.category === category).length;
     return { question: `how many ${CATEGORIES[category]!.plural} are there?`, answer: String(count) };
   },
@@ -93,20 +115,36 @@ const GQA_TEMPLATES: Template[] = [
     const descA = describe(random, subject, scene.objects, scene, ['size', 'color', 'category']);
     const descB = describe(random, reference, scene.objects, scene, ['size', 'color', 'category']);
     if (descA === null || descB === null) return null;
-    return { question: `is the ${descA} to the left or to the right of the ${descB}?`, answer: swap ? 'right' : 'left' };
+    return {
+      question: `is the ${descA} to the left or to the right of the ${descB}?`,
+      answer: swap ? 'right' : 'left',
+    };
   },
   (random, scene) => {
     const pair = comparedPair(random, scene, ['size', 'category', 'position'], (a, b) => a.color === b.color);
-    return pair && { question: `are the ${pair.descA} and the ${pair.descB} the same color?`, answer: pair.a.color === pair.b.color ? 'yes' : 'no' };
+    return (
+      pair && {
+        question: `are the ${pair.descA} and the ${pair.descB} the same color?`,
+        answer: pair.a.color === pair.b.color ? 'yes' : 'no',
+      }
+    );
   },
   (random, scene) => {
     const pair = comparedPair(random, scene, ['size', 'color', 'position'], (a, b) => a.category === b.category);
-    return pair && { question: `are the ${pair.descA} and the ${pair.descB} the same shape?`, answer: pair.a.category === pair.b.category ? 'yes' : 'no' };
+    return (
+      pair && {
+        question: `are the ${pair.descA} and the ${pair.descB} the same shape?`,
+        answer: pair.a.category === pair.b.category ? 'yes' : 'no',
+      }
+    );
   },
   (random, scene) => {
     const pair = comparedPair(random, scene, ['color', 'category', 'position'], (a, b) => a.size !== b.size);
     if (pair === null || pair.a.size === pair.b.size) return null;
-    return { question: `is the ${pair.descA} bigger than the ${pair.descB}?`, answer: pair.a.size === 'large' ? 'yes' : 'no' };
+    return {
+      question: `is the ${pair.descA} bigger than the ${pair.descB}?`,
+      answer: pair.a.size === 'large' ? 'yes' : 'no',
+    };
   },
   aboutObject(['size', 'category', 'position'], (desc) => `what color is the ${desc}?`, colorName),
 ];
@@ -126,8 +164,15 @@ interface AskedQuestion extends Question {
   scene: Scene;
 }
 
-function askPool(random: Random, scenes: readonly Scene[], templates: readonly Template[], count: number): AskedQuestion[] {
-  return scenes.flatMap((scene) => askAbout(random, scene, templates, count).map((question) => ({ ...question, scene })));
+function askPool(
+  random: Random,
+  scenes: readonly Scene[],
+  templates: readonly Template[],
+  count: number,
+): AskedQuestion[] {
+  return scenes.flatMap((scene) =>
+    askAbout(random, scene, templates, count).map((question) => ({ ...question, scene })),
+  );
 }
 
 /** ans2label / label2ans over every answer, sorted (stable for a seed). */
@@ -141,15 +186,32 @@ function writeVocabulary(dataroot: string, vocabulary: { ans2label: Map<string, 
   writePickle(join(dataroot, 'cache', 'trainval_label2ans.pkl'), vocabulary.label2ans);
 }
 
-const forBaseline = (questions: readonly AskedQuestion[]) => questions.map((q) => ({ text: q.question, image: q.scene.key, label: q.answer }));
+const forBaseline = (questions: readonly AskedQuestion[]) =>
+  questions.map((q) => ({ text: q.question, image: q.scene.key, label: q.answer }));
 
 function summary(
-  context: WorldContext, key: string, name: string, registry: TaskSummary['registry'],
-  train: AskedQuestion[], val: AskedQuestion[], answers: number, allTexts: Iterable<string>,
+  context: WorldContext,
+  key: string,
+  name: string,
+  registry: TaskSummary['registry'],
+  train: AskedQuestion[],
+  val: AskedQuestion[],
+  answers: number,
+  allTexts: Iterable<string>,
 ): TaskSummary {
   return {
-    key, name, train: train.length, val: val.length, metric: 'accuracy', answers, ...blindBaselines(forBaseline(train), forBaseline(val)),
-    registry: { ...registry, max_seq_length: sequenceLength(context, allTexts), max_region_num: context.options.boxes + 1 },
+    key,
+    name,
+    train: train.length,
+    val: val.length,
+    metric: 'accuracy',
+    answers,
+    ...blindBaselines(forBaseline(train), forBaseline(val)),
+    registry: {
+      ...registry,
+      max_seq_length: sequenceLength(context, allTexts),
+      max_region_num: context.options.boxes + 1,
+    },
   };
 }
 
@@ -165,26 +227,51 @@ export function writeVqa(context: WorldContext, pool: ScenePool, featuresPath: s
   const train = askPool(random, pool.train, VQA_TEMPLATES, count);
   const heldOut = askPool(random, pool.heldOut, VQA_TEMPLATES, count);
   const val = askPool(random, pool.val, VQA_TEMPLATES, count);
-  if (val.length > 3000) throw new RangeError(`VQA: ${val.length} val questions; minval takes the last 3000 and the rest would join trainval (use fewer val images or questions)`);
+  if (val.length > 3000)
+    throw new RangeError(
+      `VQA: ${val.length} val questions; minval takes the last 3000 and the rest would join trainval (use fewer val images or questions)`,
+    );
   const vocabulary = answerVocabulary([...train, ...heldOut, ...val]);
   const root = join(context.root, dataroot);
   let questionId = 0;
   const write = (subtype: 'train2014' | 'val2014', questions: AskedQuestion[]) => {
     const ids = questions.map(() => ++questionId);
     writeJson(join(root, `v2_OpenEnded_mscoco_${subtype}_questions.json`), {
-      info: { description: 'vilbert-ts synthetic world' }, task_type: 'Open-Ended', data_type: 'mscoco', license: {}, data_subtype: subtype,
+      info: { description: 'vilbert-ts synthetic world' },
+      task_type: 'Open-Ended',
+      data_type: 'mscoco',
+      license: {},
+      data_subtype: subtype,
       questions: questions.map((q, i) => ({ image_id: q.scene.imageId, question: q.question, question_id: ids[i]! })),
     });
-    writePickle(join(root, 'cache', `${subtype.slice(0, -4)}_target.pkl`), questions.map((q, i) => ({
-      question_id: ids[i]!, image_id: q.scene.imageId, labels: [vocabulary.ans2label.get(q.answer)!], scores: [pyFloat(1)],
-    })));
+    writePickle(
+      join(root, 'cache', `${subtype.slice(0, -4)}_target.pkl`),
+      questions.map((q, i) => ({
+        question_id: ids[i]!,
+        image_id: q.scene.imageId,
+        labels: [vocabulary.ans2label.get(q.answer)!],
+        scores: [pyFloat(1)],
+      })),
+    );
   };
   write('train2014', random.shuffled([...train, ...heldOut]));
   write('val2014', val);
   writeVocabulary(root, vocabulary);
-  writeNpyInt64(join(root, 'cache', 'coco_test_ids.npy'), pool.heldOut.map((scene) => scene.imageId));
+  writeNpyInt64(
+    join(root, 'cache', 'coco_test_ids.npy'),
+    pool.heldOut.map((scene) => scene.imageId),
+  );
   const texts = [...train, ...heldOut, ...val].map((q) => q.question);
-  return summary(context, 'TASK1', 'VQA', { dataroot, features_h5path1: featuresPath, features_h5path2: '' }, train, val, vocabulary.label2ans.length, texts);
+  return summary(
+    context,
+    'TASK1',
+    'VQA',
+    { dataroot, features_h5path1: featuresPath, features_h5path2: '' },
+    train,
+    val,
+    vocabulary.label2ans.length,
+    texts,
+  );
 }
 
 /** GenomeQA's val split is the last 5000 items by question id. */
@@ -203,22 +290,45 @@ export function writeGenomeQa(context: WorldContext, pool: ScenePool, featuresPa
   const train = askPool(random, pool.train, GENOME_TEMPLATES, count);
   const heldOutTrain = askPool(random, pool.heldOut, GENOME_TEMPLATES, count);
   const val = askPool(random, pool.val, GENOME_TEMPLATES, count);
-  if (val.length > GENOME_VAL_SIZE) throw new RangeError(`GenomeQA: ${val.length} val questions; its val split holds ${GENOME_VAL_SIZE}`);
+  if (val.length > GENOME_VAL_SIZE)
+    throw new RangeError(`GenomeQA: ${val.length} val questions; its val split holds ${GENOME_VAL_SIZE}`);
   if (pool.heldOut.length === 0) throw new RangeError('GenomeQA needs held-out images to fill its 5000-item val split');
   // The held-out images' questions, over and over (only a run without cleaning ever sees them).
   const heldOutQuestions = askPool(random, pool.heldOut, GENOME_TEMPLATES, 4 * count);
-  const fillers = Array.from({ length: GENOME_VAL_SIZE - val.length }, (_, i) => heldOutQuestions[i % heldOutQuestions.length]!);
+  const fillers = Array.from(
+    { length: GENOME_VAL_SIZE - val.length },
+    (_, i) => heldOutQuestions[i % heldOutQuestions.length]!,
+  );
   const vocabulary = answerVocabulary([...train, ...heldOutTrain, ...val, ...fillers]);
   const head = random.shuffled([...train, ...heldOutTrain]);
   const tail = random.shuffled([...val, ...fillers]);
   const root = join(context.root, dataroot);
-  writePickle(join(root, 'cache', 'trainval_target.pkl'), [...head, ...tail].map((q, i) => ({
-    question_id: i + 1, image_id: q.scene.imageId, question: q.question, labels: [vocabulary.ans2label.get(q.answer)!], scores: [pyFloat(1)],
-  })));
+  writePickle(
+    join(root, 'cache', 'trainval_target.pkl'),
+    [...head, ...tail].map((q, i) => ({
+      question_id: i + 1,
+      image_id: q.scene.imageId,
+      question: q.question,
+      labels: [vocabulary.ans2label.get(q.answer)!],
+      scores: [pyFloat(1)],
+    })),
+  );
   writeVocabulary(root, vocabulary);
-  writeNpyInt64(join(root, 'cache', 'genome_test_ids.npy'), pool.heldOut.map((scene) => scene.imageId));
+  writeNpyInt64(
+    join(root, 'cache', 'genome_test_ids.npy'),
+    pool.heldOut.map((scene) => scene.imageId),
+  );
   const texts = [...head, ...val].map((q) => q.question);
-  return summary(context, 'TASK2', 'GenomeQA', { dataroot, features_h5path1: featuresPath, features_h5path2: '' }, train, val, vocabulary.label2ans.length, texts);
+  return summary(
+    context,
+    'TASK2',
+    'GenomeQA',
+    { dataroot, features_h5path1: featuresPath, features_h5path2: '' },
+    train,
+    val,
+    vocabulary.label2ans.length,
+    texts,
+  );
 }
 
 /**
@@ -237,13 +347,33 @@ export function writeGqa(context: WorldContext, pool: ScenePool, featuresPath: s
   const vocabulary = answerVocabulary([...train, ...heldOut, ...val]);
   const root = join(context.root, dataroot);
   let questionId = 0;
-  const write = (split: 'train' | 'val', questions: AskedQuestion[]) => writePickle(join(root, 'cache', `${split}_target.pkl`), questions.map((q) => ({
-    question_id: String(++questionId), image_id: String(q.scene.imageId), question: q.question, labels: [vocabulary.ans2label.get(q.answer)!], scores: [pyFloat(1)],
-  })));
+  const write = (split: 'train' | 'val', questions: AskedQuestion[]) =>
+    writePickle(
+      join(root, 'cache', `${split}_target.pkl`),
+      questions.map((q) => ({
+        question_id: String(++questionId),
+        image_id: String(q.scene.imageId),
+        question: q.question,
+        labels: [vocabulary.ans2label.get(q.answer)!],
+        scores: [pyFloat(1)],
+      })),
+    );
   write('train', random.shuffled([...train, ...heldOut]));
   write('val', val);
   writeVocabulary(root, vocabulary);
-  writeNpyInt64(join(root, 'cache', 'genome_test_ids.npy'), pool.heldOut.map((scene) => scene.imageId));
+  writeNpyInt64(
+    join(root, 'cache', 'genome_test_ids.npy'),
+    pool.heldOut.map((scene) => scene.imageId),
+  );
   const texts = [...train, ...heldOut, ...val].map((q) => q.question);
-  return summary(context, 'TASK15', 'GQA', { dataroot, features_h5path1: featuresPath, features_h5path2: '', train_split: 'train', val_split: 'val' }, train, val, vocabulary.label2ans.length, texts);
+  return summary(
+    context,
+    'TASK15',
+    'GQA',
+    { dataroot, features_h5path1: featuresPath, features_h5path2: '', train_split: 'train', val_split: 'val' },
+    train,
+    val,
+    vocabulary.label2ans.length,
+    texts,
+  );
 }

@@ -31,7 +31,8 @@ export class Random {
 
   /** The stream `name` of the world seeded `seed`. */
   constructor(seed: number, name: string) {
-    if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`the seed must be a non-negative integer, got ${seed}`);
+    if (!Number.isSafeInteger(seed) || seed < 0)
+      throw new RangeError(`the seed must be a non-negative integer, got ${seed}`);
     const mix = splitmix32((seed % 0x100000000) ^ hashName(name) ^ Math.floor(seed / 0x100000000));
     this.a = mix();
     this.b = mix();

@@ -62,8 +62,11 @@ function hardNegatives(images: readonly StoredImage[]): { train_hard_pool: RawTe
  * image) and hard_negative_cleaned.pkl (without the held-out ones), cache/<prefix>_test_ids.npy.
  */
 function writeRetrieval(
-  context: WorldContext, task: { key: string; name: 'RetrievalCOCO' | 'RetrievalFlickr30k'; dataroot: string; testIds: string },
-  pool: ScenePool, images: ReadonlyMap<string, StoredImage>, featuresPath: string,
+  context: WorldContext,
+  task: { key: string; name: 'RetrievalCOCO' | 'RetrievalFlickr30k'; dataroot: string; testIds: string },
+  pool: ScenePool,
+  images: ReadonlyMap<string, StoredImage>,
+  featuresPath: string,
 ): TaskSummary {
   const random = new Random(context.options.seed, `tasks/${task.name}`);
   const root = join(context.root, task.dataroot);
@@ -77,32 +80,71 @@ function writeRetrieval(
   const trainScenes = random.shuffled([...pool.train, ...pool.heldOut]);
   const trainLines = trainScenes.map(line);
   const valLines = pool.val.map(line);
-  if (pool.val.length > 1000) throw new RangeError(`${task.name}: ${pool.val.length} val images; the ranking buffer holds 1000`);
+  if (pool.val.length > 1000)
+    throw new RangeError(`${task.name}: ${pool.val.length} val images; the ranking buffer holds 1000`);
   const trainPath = `${task.dataroot}/all_data_final_train_2014.jsonline`;
   const valPath = `${task.dataroot}/all_data_final_test_set0_2014.jsonline`;
   writeJsonLines(join(context.root, trainPath), trainLines);
   writeJsonLines(join(context.root, valPath), valLines);
   const heldOut = new Set(pool.heldOut.map((scene) => scene.key));
   writePickle(join(root, 'hard_negative.pkl'), hardNegatives(trainScenes.map((scene) => images.get(scene.key)!)));
-  writePickle(join(root, 'hard_negative_cleaned.pkl'), hardNegatives(trainScenes.filter((scene) => !heldOut.has(scene.key)).map((scene) => images.get(scene.key)!)));
-  writeNpyInt64(join(root, 'cache', task.testIds), pool.heldOut.map((scene) => scene.imageId));
-  const captionCount = (lines: { sentences: string[] }[]) => lines.reduce((total, { sentences }) => total + sentences.length, 0);
+  writePickle(
+    join(root, 'hard_negative_cleaned.pkl'),
+    hardNegatives(trainScenes.filter((scene) => !heldOut.has(scene.key)).map((scene) => images.get(scene.key)!)),
+  );
+  writeNpyInt64(
+    join(root, 'cache', task.testIds),
+    pool.heldOut.map((scene) => scene.imageId),
+  );
+  const captionCount = (lines: { sentences: string[] }[]) =>
+    lines.reduce((total, { sentences }) => total + sentences.length, 0);
   const texts = [...trainLines, ...valLines].flatMap(({ sentences }) => sentences);
   return {
-    key: task.key, name: task.name,
-    train: captionCount(trainLines.filter((_, i) => !heldOut.has(trainScenes[i]!.key))), val: captionCount(valLines),
-    metric: 'R@1 over the val images (4-way accuracy in training)', chance: round(1 / pool.val.length), candidates: pool.val.length,
+    key: task.key,
+    name: task.name,
+    train: captionCount(trainLines.filter((_, i) => !heldOut.has(trainScenes[i]!.key))),
+    val: captionCount(valLines),
+    metric: 'R@1 over the val images (4-way accuracy in training)',
+    chance: round(1 / pool.val.length),
+    candidates: pool.val.length,
     registry: {
-      dataroot: task.dataroot, features_h5path1: featuresPath, features_h5path2: '', train_annotations_jsonpath: trainPath, val_annotations_jsonpath: valPath,
-      max_seq_length: sequenceLength(context, texts), max_region_num: context.options.boxes + 1,
+      dataroot: task.dataroot,
+      features_h5path1: featuresPath,
+      features_h5path2: '',
+      train_annotations_jsonpath: trainPath,
+      val_annotations_jsonpath: valPath,
+      max_seq_length: sequenceLength(context, texts),
+      max_region_num: context.options.boxes + 1,
     },
   };
 }
 
-export function writeRetrievalCoco(context: WorldContext, pool: ScenePool, images: ReadonlyMap<string, StoredImage>, featuresPath: string): TaskSummary {
-  return writeRetrieval(context, { key: 'TASK7', name: 'RetrievalCOCO', dataroot: 'datasets/cocoRetreival', testIds: 'coco_test_ids.npy' }, pool, images, featuresPath);
+export function writeRetrievalCoco(
+  context: WorldContext,
+  pool: ScenePool,
+  images: ReadonlyMap<string, StoredImage>,
+  featuresPath: string,
+): TaskSummary {
+  return writeRetrieval(
+    context,
+    { key: 'TASK7', name: 'RetrievalCOCO', dataroot: 'datasets/cocoRetreival', testIds: 'coco_test_ids.npy' },
+    pool,
+    images,
+    featuresPath,
+  );
 }
 
-export function writeRetrievalFlickr(context: WorldContext, pool: ScenePool, images: ReadonlyMap<string, StoredImage>, featuresPath: string): TaskSummary {
-  return writeRetrieval(context, { key: 'TASK8', name: 'RetrievalFlickr30k', dataroot: 'datasets/flickr30k', testIds: 'flickr_test_ids.npy' }, pool, images, featuresPath);
+export function writeRetrievalFlickr(
+  context: WorldContext,
+  pool: ScenePool,
+  images: ReadonlyMap<string, StoredImage>,
+  featuresPath: string,
+): TaskSummary {
+  return writeRetrieval(
+    context,
+    { key: 'TASK8', name: 'RetrievalFlickr30k', dataroot: 'datasets/flickr30k', testIds: 'flickr_test_ids.npy' },
+    pool,
+    images,
+    featuresPath,
+  );
 }

@@ -86,12 +86,21 @@ function sampleBox(random: Random, width: number, height: number, category: numb
   return [x1, y1, x1 + w, y1 + h];
 }
 
-export function sampleScene(random: Random, imageId: number, key: string, minObjects: number, maxObjects: number): Scene {
+export function sampleScene(
+  random: Random,
+  imageId: number,
+  key: string,
+  minObjects: number,
+  maxObjects: number,
+): Scene {
   const width = random.int(480, 640);
   const height = random.int(360, 480);
   const count = random.int(minObjects, maxObjects);
   for (;;) {
-    const kinds = random.sample(Array.from({ length: CATEGORIES.length * COLORS.length }, (_, i) => i), count);
+    const kinds = random.sample(
+      Array.from({ length: CATEGORIES.length * COLORS.length }, (_, i) => i),
+      count,
+    );
     const objects: SceneObject[] = [];
     for (const [k, kind] of kinds.entries()) {
       const category = kind % CATEGORIES.length;
@@ -99,7 +108,13 @@ export function sampleScene(random: Random, imageId: number, key: string, minObj
       let box: Box | null = null;
       for (let attempt = 0; attempt < 100 && box === null; attempt++) {
         const candidate = sampleBox(random, width, height, category, size);
-        if (clear(candidate, objects.map((object) => object.box))) box = candidate;
+        if (
+          clear(
+            candidate,
+            objects.map((object) => object.box),
+          )
+        )
+          box = candidate;
       }
       if (box === null) break;
       objects.push({ id: imageId * 10 + k, category, color: Math.floor(kind / CATEGORIES.length), size, box });
@@ -112,14 +127,22 @@ export function sampleScene(random: Random, imageId: number, key: string, minObj
 /** The pool's scenes: train, val, then held-out images, ids consecutive from firstId. */
 export function samplePool(seed: number, name: string, options: PoolOptions): ScenePool {
   if (options.maxObjects > MAX_OBJECTS || options.minObjects < 1 || options.minObjects > options.maxObjects) {
-    throw new RangeError(`${name}: objects per scene must satisfy 1 <= min (${options.minObjects}) <= max (${options.maxObjects}) <= ${MAX_OBJECTS}`);
+    throw new RangeError(
+      `${name}: objects per scene must satisfy 1 <= min (${options.minObjects}) <= max (${options.maxObjects}) <= ${MAX_OBJECTS}`,
+    );
   }
   const random = new Random(seed, `scenes/${name}`);
   let next = options.firstId;
   const split = (which: 'train' | 'val' | 'heldOut', count: number): Scene[] =>
     Array.from({ length: count }, (_, index) => {
       const imageId = next++;
-      return sampleScene(random, imageId, options.key?.(imageId, which, index) ?? String(imageId), options.minObjects, options.maxObjects);
+      return sampleScene(
+        random,
+        imageId,
+        options.key?.(imageId, which, index) ?? String(imageId),
+        options.minObjects,
+        options.maxObjects,
+      );
     });
   const train = split('train', options.train);
   const val = split('val', options.val);

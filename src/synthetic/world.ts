@@ -57,7 +57,12 @@ export const DEFAULT_WORLD_OPTIONS: Readonly<WorldOptions> = {
 };
 
 /** What world.json records of a task (its summary without the registry fields, which vilbert_tasks.yml holds). */
-export type WorldTaskInfo = Omit<TaskSummary, 'registry' | 'key'> & { trainSplit: string; valSplit: string; maxSeqLength: number; maxRegionNum: number };
+export type WorldTaskInfo = Omit<TaskSummary, 'registry' | 'key'> & {
+  trainSplit: string;
+  valSplit: string;
+  maxSeqLength: number;
+  maxRegionNum: number;
+};
 
 export interface WorldInfo {
   generator: 'vilbert-ts synthetic world';
@@ -91,21 +96,40 @@ export function resolveWorldOptions(options: Partial<WorldOptions> = {}): WorldO
   const resolved: WorldOptions = { ...DEFAULT_WORLD_OPTIONS };
   for (const [name, value] of Object.entries(options)) {
     if (value === undefined) continue;
-    if (!(name in DEFAULT_WORLD_OPTIONS)) throw new RangeError(`unknown world option '${name}' (known: ${Object.keys(DEFAULT_WORLD_OPTIONS).join(', ')})`);
+    if (!(name in DEFAULT_WORLD_OPTIONS))
+      throw new RangeError(`unknown world option '${name}' (known: ${Object.keys(DEFAULT_WORLD_OPTIONS).join(', ')})`);
     (resolved as unknown as Record<string, number>)[name] = value;
   }
   const minimum: Partial<Record<keyof WorldOptions, number>> = {
-    seed: 0, images: 2, valImages: 2, heldOutImages: 1, pointingImages: 1, pointingValImages: 1, minObjects: 2, maxObjects: 4,
-    questionsPerImage: 1, captionsPerImage: 1, statementsPerPair: 1, conceptCaptionsImages: 1, conceptCaptionsValImages: 1,
+    seed: 0,
+    images: 2,
+    valImages: 2,
+    heldOutImages: 1,
+    pointingImages: 1,
+    pointingValImages: 1,
+    minObjects: 2,
+    maxObjects: 4,
+    questionsPerImage: 1,
+    captionsPerImage: 1,
+    statementsPerPair: 1,
+    conceptCaptionsImages: 1,
+    conceptCaptionsValImages: 1,
   };
   for (const [name, atLeast] of Object.entries(minimum) as [keyof WorldOptions, number][]) {
-    if (!positiveInteger(resolved[name], atLeast)) throw new RangeError(`world option '${name}' must be an integer >= ${atLeast}, got ${resolved[name]}`);
+    if (!positiveInteger(resolved[name], atLeast))
+      throw new RangeError(`world option '${name}' must be an integer >= ${atLeast}, got ${resolved[name]}`);
   }
   if (resolved.maxObjects > MAX_OBJECTS || resolved.minObjects > resolved.maxObjects) {
-    throw new RangeError(`world options need minObjects (${resolved.minObjects}) <= maxObjects (${resolved.maxObjects}) <= ${MAX_OBJECTS}`);
+    throw new RangeError(
+      `world options need minObjects (${resolved.minObjects}) <= maxObjects (${resolved.maxObjects}) <= ${MAX_OBJECTS}`,
+    );
   }
-  if (!positiveInteger(resolved.boxes, resolved.maxObjects)) throw new RangeError(`world option 'boxes' must be an integer >= maxObjects (${resolved.maxObjects}), got ${resolved.boxes}`);
-  if (!(Number.isFinite(resolved.noise) && resolved.noise >= 0)) throw new RangeError(`world option 'noise' must be a number >= 0, got ${resolved.noise}`);
+  if (!positiveInteger(resolved.boxes, resolved.maxObjects))
+    throw new RangeError(
+      `world option 'boxes' must be an integer >= maxObjects (${resolved.maxObjects}), got ${resolved.boxes}`,
+    );
+  if (!(Number.isFinite(resolved.noise) && resolved.noise >= 0))
+    throw new RangeError(`world option 'noise' must be a number >= 0, got ${resolved.noise}`);
   return resolved;
 }
 
@@ -116,21 +140,27 @@ export function readWorldInfo(dir: string): WorldInfo | null {
   return JSON.parse(readFileSync(path, 'utf8')) as WorldInfo;
 }
 
-const sameOptions = (a: WorldOptions, b: WorldOptions) => Object.keys(DEFAULT_WORLD_OPTIONS).every((name) => a[name as keyof WorldOptions] === b[name as keyof WorldOptions]);
+const sameOptions = (a: WorldOptions, b: WorldOptions) =>
+  Object.keys(DEFAULT_WORLD_OPTIONS).every((name) => a[name as keyof WorldOptions] === b[name as keyof WorldOptions]);
 
 /**
  * Writes the world for `options` into `dir` and returns its description; a folder that
  * already holds the world of the same options and generator version is reused as it is. A
  * folder holding another world is replaced; any other non-empty folder is an error.
  */
-export function generateWorld(dir: string, options: Partial<WorldOptions> = {}, onProgress: (progress: WorldProgress) => void = () => {}): GeneratedWorld {
+export function generateWorld(
+  dir: string,
+  options: Partial<WorldOptions> = {},
+  onProgress: (progress: WorldProgress) => void = () => {},
+): GeneratedWorld {
   const root = resolve(dir);
   const resolved = resolveWorldOptions(options);
   const existing = readWorldInfo(root);
   if (existing && existing.version === GENERATOR_VERSION && sameOptions(existing.options, resolved)) {
     return { root, registryPath: join(root, REGISTRY_FILE), info: existing, reused: true };
   }
-  if (!existing && existsSync(root) && readdirSync(root).length > 0) throw new Error(`${root} is not empty and holds no ${WORLD_FILE}: not replacing it`);
+  if (!existing && existsSync(root) && readdirSync(root).length > 0)
+    throw new Error(`${root} is not empty and holds no ${WORLD_FILE}: not replacing it`);
   const partial = join(dirname(root), `.${basename(root)}.partial-${process.pid}`);
   rmSync(partial, { recursive: true, force: true });
   try {
@@ -141,7 +171,8 @@ export function generateWorld(dir: string, options: Partial<WorldOptions> = {}, 
     } catch (error) {
       // Another process wrote the same world meanwhile: use it.
       const other = readWorldInfo(root);
-      if (other && other.version === GENERATOR_VERSION && sameOptions(other.options, resolved)) return { root, registryPath: join(root, REGISTRY_FILE), info: other, reused: true };
+      if (other && other.version === GENERATOR_VERSION && sameOptions(other.options, resolved))
+        return { root, registryPath: join(root, REGISTRY_FILE), info: other, reused: true };
       throw error;
     }
     return { root, registryPath: join(root, REGISTRY_FILE), info, reused: false };
@@ -164,7 +195,13 @@ function samplePools(options: WorldOptions) {
   const { seed, images, valImages, heldOutImages: heldOut, minObjects, maxObjects } = options;
   const standard = { train: images, val: valImages, heldOut, minObjects, maxObjects };
   // Visual7w needs four candidate objects per question.
-  const pointing = { train: options.pointingImages, val: options.pointingValImages, heldOut, minObjects: Math.max(4, minObjects), maxObjects };
+  const pointing = {
+    train: options.pointingImages,
+    val: options.pointingValImages,
+    heldOut,
+    minObjects: Math.max(4, minObjects),
+    maxObjects,
+  };
   return {
     coco: samplePool(seed, 'coco', { firstId: 100001, ...standard }),
     guesswhat: samplePool(seed, 'guesswhat', { firstId: 500001, ...pointing }),
@@ -172,30 +209,54 @@ function samplePools(options: WorldOptions) {
     visual7w: samplePool(seed, 'visual7w', { firstId: 2400001, ...pointing, key: (id) => `v7w_${id}` }),
     flickr30k: samplePool(seed, 'flickr30k', { firstId: 1000001, ...standard }),
     nlvr2: samplePool(seed, 'nlvr2', {
-      firstId: 3000001, train: 2 * images, val: 2 * valImages, heldOut: 0, minObjects, maxObjects,
+      firstId: 3000001,
+      train: 2 * images,
+      val: 2 * valImages,
+      heldOut: 0,
+      minObjects,
+      maxObjects,
       key: (_id, split, index) => nlvr2Key(split === 'train' ? 'train' : 'dev', index),
     }),
     conceptCaptions: samplePool(seed, 'conceptual_captions', {
-      firstId: 4000001, train: options.conceptCaptionsImages, val: options.conceptCaptionsValImages, heldOut: 0, minObjects, maxObjects,
+      firstId: 4000001,
+      train: options.conceptCaptionsImages,
+      val: options.conceptCaptionsValImages,
+      heldOut: 0,
+      minObjects,
+      maxObjects,
     }),
   };
 }
 
 function writeWorld(root: string, options: WorldOptions, onProgress: (progress: WorldProgress) => void): WorldInfo {
   onProgress({ stage: 'scenes', detail: 'sampling scenes' });
-  const context: WorldContext = { root, options, tokenizer: BertTokenizer.bundled(), model: featureModel(options.seed, options.noise) };
+  const context: WorldContext = {
+    root,
+    options,
+    tokenizer: BertTokenizer.bundled(),
+    model: featureModel(options.seed, options.noise),
+  };
   const pools = samplePools(options);
 
   const detect = (store: string, pool: ScenePool, boxes: number): StoredImage[] =>
-    allScenes(pool).map((scene) => storedImage(options.seed, context.model, store, scene, (random) => detectorRegions(random, scene, boxes)));
+    allScenes(pool).map((scene) =>
+      storedImage(options.seed, context.model, store, scene, (random) => detectorRegions(random, scene, boxes)),
+    );
   const byKey = (images: StoredImage[]) => new Map(images.map((image) => [image.scene.key, image]));
   onProgress({ stage: 'features', detail: 'COCO' });
   const coco = detect('coco', pools.coco, options.boxes);
-  writeFeatureLmdb(join(root, FEATURE_PATHS.coco), [...coco, ...detect('coco', pools.guesswhat, POINTING_DETECTOR_BOXES)]);
+  writeFeatureLmdb(join(root, FEATURE_PATHS.coco), [
+    ...coco,
+    ...detect('coco', pools.guesswhat, POINTING_DETECTOR_BOXES),
+  ]);
   onProgress({ stage: 'features', detail: 'Visual Genome' });
   writeFeatureLmdb(join(root, FEATURE_PATHS.vg), detect('visual_genome', pools.vg, options.boxes));
   onProgress({ stage: 'features', detail: 'Visual7w' });
-  writeFeatureLmdb(join(root, FEATURE_PATHS.visual7w), detect('visual7w', pools.visual7w, POINTING_DETECTOR_BOXES), (scene) => scene.key);
+  writeFeatureLmdb(
+    join(root, FEATURE_PATHS.visual7w),
+    detect('visual7w', pools.visual7w, POINTING_DETECTOR_BOXES),
+    (scene) => scene.key,
+  );
   onProgress({ stage: 'features', detail: 'Flickr30k' });
   const flickr = detect('flickr30k', pools.flickr30k, options.boxes);
   writeFeatureLmdb(join(root, FEATURE_PATHS.flickr30k), flickr);
@@ -207,7 +268,10 @@ function writeWorld(root: string, options: WorldOptions, onProgress: (progress: 
     ['GenomeQA', () => writeGenomeQa(context, pools.vg, FEATURE_PATHS.vg)],
     ['Visual7w', () => writeVisual7w(context, pools.visual7w, FEATURE_PATHS.visual7w)],
     ['RetrievalCOCO', () => writeRetrievalCoco(context, pools.coco, byKey(coco), FEATURE_PATHS.coco)],
-    ['RetrievalFlickr30k', () => writeRetrievalFlickr(context, pools.flickr30k, byKey(flickr), FEATURE_PATHS.flickr30k)],
+    [
+      'RetrievalFlickr30k',
+      () => writeRetrievalFlickr(context, pools.flickr30k, byKey(flickr), FEATURE_PATHS.flickr30k),
+    ],
     ['refcoco', () => writeRefer(context, 'refcoco', pools.coco, byKey(coco), FEATURE_PATHS.coco)],
     ['refcoco+', () => writeRefer(context, 'refcoco+', pools.coco, byKey(coco), FEATURE_PATHS.coco)],
     ['refcocog', () => writeRefer(context, 'refcocog', pools.coco, byKey(coco), FEATURE_PATHS.coco)],
@@ -226,13 +290,33 @@ function writeWorld(root: string, options: WorldOptions, onProgress: (progress: 
   onProgress({ stage: 'files', detail: `${REGISTRY_FILE}, ${SCENES_FILE}, ${WORLD_FILE}` });
   writeScenes(root, pools);
   const registry = worldRegistry(summaries);
-  writeRegistry(root, registry, `vilbert-ts synthetic world, seed ${options.seed} (generator version ${GENERATOR_VERSION}).\nPaths are relative to this folder: open datasets with root = this folder.`);
+  writeRegistry(
+    root,
+    registry,
+    `vilbert-ts synthetic world, seed ${options.seed} (generator version ${GENERATOR_VERSION}).\nPaths are relative to this folder: open datasets with root = this folder.`,
+  );
   const info: WorldInfo = {
-    generator: 'vilbert-ts synthetic world', version: GENERATOR_VERSION, seed: options.seed, options, registry: REGISTRY_FILE, scenes: SCENES_FILE,
-    tasks: Object.fromEntries(summaries.map(({ key, registry: _fields, ...summary }) => {
-      const entry = registry[key]!;
-      return [key, { ...summary, trainSplit: entry.train_split, valSplit: entry.val_split, maxSeqLength: entry.max_seq_length, maxRegionNum: entry.max_region_num }];
-    })),
+    generator: 'vilbert-ts synthetic world',
+    version: GENERATOR_VERSION,
+    seed: options.seed,
+    options,
+    registry: REGISTRY_FILE,
+    scenes: SCENES_FILE,
+    tasks: Object.fromEntries(
+      summaries.map(({ key, registry: _fields, ...summary }) => {
+        const entry = registry[key]!;
+        return [
+          key,
+          {
+            ...summary,
+            trainSplit: entry.train_split,
+            valSplit: entry.val_split,
+            maxSeqLength: entry.max_seq_length,
+            maxRegionNum: entry.max_region_num,
+          },
+        ];
+      }),
+    ),
     conceptCaptions,
   };
   writeFileSync(join(root, WORLD_FILE), `${JSON.stringify(info, null, 2)}\n`);
@@ -241,14 +325,23 @@ function writeWorld(root: string, options: WorldOptions, onProgress: (progress: 
 
 /** scenes.json for the report's pictures: per image id (NLVR2: its image key) the size and the objects' boxes, labels and colours. */
 function writeScenes(root: string, pools: ReturnType<typeof samplePools>): void {
-  const entries = Object.entries(pools).flatMap(([name, pool]) => (['train', 'val', 'heldOut'] as const).flatMap((split) => pool[split].map((scene): [string, unknown] => [
-    name === 'nlvr2' ? scene.key : String(scene.imageId),
-    {
-      width: scene.width, height: scene.height, pool: name, split,
-      objects: scene.objects.map((object) => ({
-        box: object.box, label: `${COLORS[object.color]!.name} ${object.size} ${CATEGORIES[object.category]!.name}`, color: COLORS[object.color]!.hex,
-      })),
-    },
-  ])));
+  const entries = Object.entries(pools).flatMap(([name, pool]) =>
+    (['train', 'val', 'heldOut'] as const).flatMap((split) =>
+      pool[split].map((scene): [string, unknown] => [
+        name === 'nlvr2' ? scene.key : String(scene.imageId),
+        {
+          width: scene.width,
+          height: scene.height,
+          pool: name,
+          split,
+          objects: scene.objects.map((object) => ({
+            box: object.box,
+            label: `${COLORS[object.color]!.name} ${object.size} ${CATEGORIES[object.category]!.name}`,
+            color: COLORS[object.color]!.hex,
+          })),
+        },
+      ]),
+    ),
+  );
   writeJsonObject(join(root, SCENES_FILE), entries);
 }

@@ -8,8 +8,29 @@ import type { Batch } from '../data/loader.js';
 import type { ItemTensor } from '../data/dataset.js';
 import type { TaskBatch } from './step.js';
 
-const PLAIN_SLOTS = ['features', 'spatials', 'image_mask', 'question', 'target', 'input_mask', 'segment_ids', 'co_attention_mask', 'question_id'] as const;
-const POINTING_SLOTS = ['features', 'spatials', 'image_mask', 'question', 'target', 'input_mask', 'segment_ids', 'multiple_choice_ids', 'co_attention_mask', 'question_id'] as const;
+const PLAIN_SLOTS = [
+  'features',
+  'spatials',
+  'image_mask',
+  'question',
+  'target',
+  'input_mask',
+  'segment_ids',
+  'co_attention_mask',
+  'question_id',
+] as const;
+const POINTING_SLOTS = [
+  'features',
+  'spatials',
+  'image_mask',
+  'question',
+  'target',
+  'input_mask',
+  'segment_ids',
+  'multiple_choice_ids',
+  'co_attention_mask',
+  'question_id',
+] as const;
 
 function isItemTensor(value: ItemTensor | string[] | undefined): value is ItemTensor {
   return value !== undefined && !Array.isArray(value);
@@ -29,7 +50,9 @@ export function toTaskBatch(batch: Batch): TaskBatch {
   const pointing = batch.order.includes('multiple_choice_idx') || batch.order.includes('multiple_choice_ids');
   const slots = pointing ? POINTING_SLOTS : PLAIN_SLOTS;
   if (batch.order.length < slots.length - 1) {
-    throw new Error(`a task batch needs at least ${slots.length - 1} elements (${slots.join(', ')}), got ${batch.order.join(', ')}`);
+    throw new Error(
+      `a task batch needs at least ${slots.length - 1} elements (${slots.join(', ')}), got ${batch.order.join(', ')}`,
+    );
   }
   const result: Record<string, torch.Tensor> = {};
   slots.forEach((slot, position) => {

@@ -9,7 +9,6 @@ import type { TaskProcess, TaskType } from '../data/task-registry.js';
 
 const { F } = torch;
 
-
 /** A collated batch, in the reference's tuple slots. */
 export interface TaskBatch {
   features: Tensor;
@@ -53,7 +52,11 @@ export function headOf(type: TaskType): VLHead {
 /** [B, ...rest] -> [B*K, ...rest], each sample repeated K times in a row. */
 function repeatEach(x: Tensor, K: number): Tensor {
   const [B, ...rest] = x.shape as [number, ...number[]];
-  return x.unsqueeze(1).expand([B, K, ...rest]).contiguous().view([B * K, ...rest]);
+  return x
+    .unsqueeze(1)
+    .expand([B, K, ...rest])
+    .contiguous()
+    .view([B * K, ...rest]);
 }
 
 /** Merges the first two dimensions: [B, K, ...rest] -> [B*K, ...rest]. */
@@ -87,7 +90,8 @@ export function prepareBatch(batch: TaskBatch, process: TaskProcess, taskNumber:
       inputMask = mergeLeading(inputMask);
       segmentIds = mergeLeading(segmentIds);
       break;
-    case 'nlvr': { // [B, 2R] packed image pair -> rows 2b (left) and 2b+1 (right), the text twice
+    case 'nlvr': {
+      // [B, 2R] packed image pair -> rows 2b (left) and 2b+1 (right), the text twice
       const R = features.size(1) / 2;
       const L = question.size(1);
       features = features.view(2 * batchSize, R, features.size(2));
@@ -99,13 +103,19 @@ export function prepareBatch(batch: TaskBatch, process: TaskProcess, taskNumber:
       numOptions = L;
       break;
     }
-    case 'dialog': { // VisDial: [B, rounds, options, L] texts, the image for every (round, option)
+    case 'dialog': {
+      // VisDial: [B, rounds, options, L] texts, the image for every (round, option)
       const rounds = question.size(1);
       const options = question.size(2);
       const L = question.size(3);
       const expandImage = (x: Tensor) => {
         const [B, ...rest] = x.shape as [number, ...number[]];
-        return x.unsqueeze(1).unsqueeze(1).expand([B, rounds, options, ...rest]).contiguous().view([B * rounds * options, ...rest]);
+        return x
+          .unsqueeze(1)
+          .unsqueeze(1)
+          .expand([B, rounds, options, ...rest])
+          .contiguous()
+          .view([B * rounds * options, ...rest]);
       };
       features = expandImage(features);
       spatials = expandImage(spatials);
@@ -116,7 +126,15 @@ export function prepareBatch(batch: TaskBatch, process: TaskProcess, taskNumber:
       target = target.reshape(-1);
       numOptions = options;
       return {
-        inputs: { inputIds: question, imageFeatures: features, imageLocations: spatials, tokenTypeIds: segmentIds, attentionMask: inputMask, imageAttentionMask: imageMask, taskIds: torch.full([question.size(0), 1], taskNumber, { dtype: 'int64' }) },
+        inputs: {
+          inputIds: question,
+          imageFeatures: features,
+          imageLocations: spatials,
+          tokenTypeIds: segmentIds,
+          attentionMask: inputMask,
+          imageAttentionMask: imageMask,
+          taskIds: torch.full([question.size(0), 1], taskNumber, { dtype: 'int64' }),
+        },
         batchSize: batchSize * rounds,
         numOptions,
         target,
@@ -127,7 +145,15 @@ export function prepareBatch(batch: TaskBatch, process: TaskProcess, taskNumber:
   }
   const taskIds = torch.full([question.size(0), 1], taskNumber, { dtype: 'int64', device: question.device });
   return {
-    inputs: { inputIds: question, imageFeatures: features, imageLocations: spatials, tokenTypeIds: segmentIds, attentionMask: inputMask, imageAttentionMask: imageMask, taskIds },
+    inputs: {
+      inputIds: question,
+      imageFeatures: features,
+      imageLocations: spatials,
+      tokenTypeIds: segmentIds,
+      attentionMask: inputMask,
+      imageAttentionMask: imageMask,
+      taskIds,
+    },
     batchSize,
     numOptions,
     target,
@@ -161,37 +187,63 @@ function padLabels(target: Tensor, width: number, type: TaskType): Tensor {
   const labels = target.size(1);
   if (labels === width) return target;
   if (labels > width) throw new Error(`${type}: the dataset has ${labels} answers, the head has ${width} outputs`);
-  return torch.cat([target, torch.zeros([target.size(0), width - labels], { dtype: target.dtype, device: target.device })], 1);
+  return torch.cat(
+    [target, torch.zeros([target.size(0), width - labels], { dtype: target.dtype, device: target.device })],
+    1,
+  );
 }
 
 /** The loss and batch score of one task type from the model outputs, as the reference computes them. */
-export function taskLoss(type: TaskType, outputs: VLTaskOutputs, prepared: PreparedBatch, multipleChoiceIds?: Tensor): TaskLoss {
+export function taskLoss(
+  type: TaskType,
+  outputs: VLTaskOutputs,
+  prepared: PreparedBatch,
+  multipleChoiceIds?: Tensor,
+): TaskLoss {
   const target = prepared.target;
   const head = outputs[headOf(type)];
   if (!head) throw new Error(`the forward did not compute ${headOf(type)}, needed by ${type}`);
   return { target, ...lossOfType(type, head, target, prepared, multipleChoiceIds), output: head };
 }
 
-function lossOfType(type: TaskType, head: Tensor, target: Tensor, prepared: PreparedBatch, multipleChoiceIds?: Tensor): Omit<TaskLoss, 'output' | 'target'> & { target?: Tensor } {
+function lossOfType(
+  type: TaskType,
+  head: Tensor,
+  target: Tensor,
+  prepared: PreparedBatch,
+  multipleChoiceIds?: Tensor,
+): Omit<TaskLoss, 'output' | 'target'> & { target?: Tensor } {
   switch (type) {
     case 'VL-classifier':
-    case 'VL-classifier-GQA': { // mean over all elements, times the classes: a per-sample sum
+    case 'VL-classifier-GQA': {
+      // mean over all elements, times the classes: a per-sample sum
       const padded = padLabels(target, head.size(1), type);
-      return { loss: F.binaryCrossEntropyWithLogits(head, padded).mul(padded.size(1)), score: scoreAtArgmax(head, padded), logits: head, target: padded };
+      return {
+        loss: F.binaryCrossEntropyWithLogits(head, padded).mul(padded.size(1)),
+        score: scoreAtArgmax(head, padded),
+        logits: head,
+        target: padded,
+      };
     }
     case 'VL-logit': {
       const logits = head.view(prepared.batchSize, prepared.numOptions); // [B, K]
       return { loss: F.crossEntropy(logits, target), score: logits.argmax(1).eq(target).sum().item(), logits };
     }
-    case 'V-logit': { // [B, R, 1] against IoU-based targets
+    case 'V-logit': {
+      // [B, R, 1] against IoU-based targets
       const chosen = head.argmax(1); // [B, 1]
       const score = target.squeeze(2).gather(1, chosen).gt(0.5).sum().item();
       return { loss: F.binaryCrossEntropyWithLogits(head, target).mul(target.size(1)), score, logits: head };
     }
-    case 'V-logit-mc': { // the candidates sit after the first 101 regions
-      if (!multipleChoiceIds) throw new Error('V-logit-mc needs the batch\'s multiple_choice_ids');
+    case 'V-logit-mc': {
+      // the candidates sit after the first 101 regions
+      if (!multipleChoiceIds) throw new Error("V-logit-mc needs the batch's multiple_choice_ids");
       const regions = head.size(1);
-      const logits = head.narrow(1, 101, regions - 101).squeeze(2).gather(1, multipleChoiceIds).unsqueeze(2); // [B, C, 1]
+      const logits = head
+        .narrow(1, 101, regions - 101)
+        .squeeze(2)
+        .gather(1, multipleChoiceIds)
+        .unsqueeze(2); // [B, C, 1]
       const score = logits.argmax(1).eq(target.argmax(1)).sum().item();
       return { loss: F.binaryCrossEntropyWithLogits(logits, target).mul(target.size(1)), score, logits };
     }

@@ -7,7 +7,8 @@ import { NONSPACING_MARKS_ONLY_IN_UNICODE_14, isUnassignedInUnicode14 } from './
 
 // Python's str.isspace() set, which str.split() and str.strip() without arguments use. It is
 // wider than BERT's own whitespace test (it has U+2028/U+2029, which _clean_text keeps).
-const PYTHON_WHITESPACE = '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const PYTHON_WHITESPACE =
+  '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 const PYTHON_WHITESPACE_RUN = new RegExp(`[${PYTHON_WHITESPACE}]+`, 'u');
 const PYTHON_STRIP = new RegExp(`^[${PYTHON_WHITESPACE}]+|[${PYTHON_WHITESPACE}]+$`, 'gu');
 

@@ -59,7 +59,10 @@ export class BertTokenizer {
   private readonly wordPiece: WordPiece;
 
   /** @param source where the vocabulary came from, named in errors */
-  constructor(private readonly vocab: Vocab, source: string) {
+  constructor(
+    private readonly vocab: Vocab,
+    source: string,
+  ) {
     const idOf = (token: string): number => {
       const id = vocab.ids.get(token);
       if (id === undefined) throw new VocabFormatError(source, `special token '${token}' is missing`);
@@ -127,7 +130,9 @@ export class BertTokenizer {
     return ids.map((id, position) => {
       const token = Number.isInteger(id) ? this.vocab.tokens[id] : undefined;
       if (token === undefined) {
-        throw new RangeError(`token id ${id} at position ${position} is not in the vocabulary (ids 0..${this.vocabSize - 1})`);
+        throw new RangeError(
+          `token id ${id} at position ${position} is not in the vocabulary (ids 0..${this.vocabSize - 1})`,
+        );
       }
       return token;
     });

@@ -13,7 +13,11 @@ export class VocabFormatError extends VilbertError {
    * @param problem what was expected and what was found
    * @param line the 1-based line concerned, if any
    */
-  constructor(readonly source: string, readonly problem: string, readonly line?: number) {
+  constructor(
+    readonly source: string,
+    readonly problem: string,
+    readonly line?: number,
+  ) {
     super(`${source}${line === undefined ? '' : `:${line}`}: ${problem}`);
   }
 }

@@ -10,7 +10,10 @@ export class WordPiece {
   // match: the reference tries them all, the result is the same.
   private readonly longestPiece: number;
 
-  constructor(private readonly vocab: ReadonlyMap<string, number>, private readonly unknownToken: string) {
+  constructor(
+    private readonly vocab: ReadonlyMap<string, number>,
+    private readonly unknownToken: string,
+  ) {
     let longest = 0;
     for (const token of vocab.keys()) longest = Math.max(longest, Array.from(token).length);
     this.longestPiece = longest;

@@ -53,15 +53,23 @@ function flatten(data: NestedNumbers, shape: number[], depth: number, out: (numb
 
 function typedArrayOf(values: (number | boolean | bigint)[], dtype: DType): AnyTypedArray {
   switch (dtype) {
-    case 'float32': return Float32Array.from(values, Number);
-    case 'float64': return Float64Array.from(values, Number);
-    case 'int64': return BigInt64Array.from(values, (value) => BigInt(typeof value === 'boolean' ? Number(value) : value));
-    case 'int32': return Int32Array.from(values, Number);
-    case 'int16': return Int16Array.from(values, Number);
-    case 'int8': return Int8Array.from(values, Number);
+    case 'float32':
+      return Float32Array.from(values, Number);
+    case 'float64':
+      return Float64Array.from(values, Number);
+    case 'int64':
+      return BigInt64Array.from(values, (value) => BigInt(typeof value === 'boolean' ? Number(value) : value));
+    case 'int32':
+      return Int32Array.from(values, Number);
+    case 'int16':
+      return Int16Array.from(values, Number);
+    case 'int8':
+      return Int8Array.from(values, Number);
     case 'uint8':
-    case 'bool': return Uint8Array.from(values, (value) => (dtype === 'bool' ? Number(Boolean(value)) : Number(value)));
-    default: throw new TypeError(`tensor(): cannot build ${dtype} from JavaScript numbers`);
+    case 'bool':
+      return Uint8Array.from(values, (value) => (dtype === 'bool' ? Number(Boolean(value)) : Number(value)));
+    default:
+      throw new TypeError(`tensor(): cannot build ${dtype} from JavaScript numbers`);
   }
 }
 
@@ -80,7 +88,10 @@ function finish(tensor: Tensor, options: CreateOptions): Tensor {
  * float32, booleans to bool, bigints to int64; a TypedArray keeps its type
  * unless dtype says how to read its bytes.
  */
-export function tensor(data: NestedNumbers | AnyTypedArray, options: CreateOptions & { shape?: number[] } = {}): Tensor {
+export function tensor(
+  data: NestedNumbers | AnyTypedArray,
+  options: CreateOptions & { shape?: number[] } = {},
+): Tensor {
   if (ArrayBuffer.isView(data)) {
     const dtype = options.dtype ?? dtypeOfArray(data);
     const shape = options.shape ?? [data.byteLength / BYTES_PER_ELEMENT[dtype]];
@@ -94,12 +105,19 @@ export function tensor(data: NestedNumbers | AnyTypedArray, options: CreateOptio
     flatten(data, shape, 0, values);
   }
   const first = values[0];
-  const dtype = options.dtype ?? (typeof first === 'boolean' ? 'bool' : typeof first === 'bigint' ? 'int64' : 'float32');
+  const dtype =
+    options.dtype ?? (typeof first === 'boolean' ? 'bool' : typeof first === 'bigint' ? 'int64' : 'float32');
   return finish(new Tensor(native.fromBuffer(typedArrayOf(values, dtype), shape, dtypeCode(dtype))), options);
 }
 
 /** Calls an ATen factory `name(...before, size, ...after, dtype, layout, device)`. */
-function factory(name: string, shape: number[], options: CreateOptions, before: unknown[] = [], after: unknown[] = []): Tensor {
+function factory(
+  name: string,
+  shape: number[],
+  options: CreateOptions,
+  before: unknown[] = [],
+  after: unknown[] = [],
+): Tensor {
   const dtype = options.dtype === undefined ? null : dtypeCode(options.dtype);
   const created = op(name, ...before, shape, ...after, dtype, null, options.device ?? defaultDevice);
   if (options.requiresGrad) created.requiresGrad_(true);

@@ -1,6 +1,7 @@
 // Tensor element types and their libtorch codes (c10::ScalarType).
 
-export type DType = 'uint8' | 'int8' | 'int16' | 'int32' | 'int64' | 'float16' | 'float32' | 'float64' | 'bool' | 'bfloat16';
+export type DType =
+  'uint8' | 'int8' | 'int16' | 'int32' | 'int64' | 'float16' | 'float32' | 'float64' | 'bool' | 'bfloat16';
 
 const CODES: Record<DType, number> = {
   uint8: 0,
@@ -30,7 +31,16 @@ export function dtypeFromCode(code: number): DType {
 }
 
 export const BYTES_PER_ELEMENT: Record<DType, number> = {
-  uint8: 1, int8: 1, int16: 2, int32: 4, int64: 8, float16: 2, float32: 4, float64: 8, bool: 1, bfloat16: 2,
+  uint8: 1,
+  int8: 1,
+  int16: 2,
+  int32: 4,
+  int64: 8,
+  float16: 2,
+  float32: 4,
+  float64: 8,
+  bool: 1,
+  bfloat16: 2,
 };
 
 /** The TypedArray that holds each dtype's elements (half floats come back as raw 16-bit words). */
@@ -51,20 +61,28 @@ export type TypedArrayFor<D extends DType> = D extends 'float32'
               : Uint8Array;
 
 export type AnyTypedArray =
-  | Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array | Uint16Array;
+  Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array | Uint16Array;
 
 export function viewAs(dtype: DType, buffer: ArrayBuffer): AnyTypedArray {
   switch (dtype) {
-    case 'float32': return new Float32Array(buffer);
-    case 'float64': return new Float64Array(buffer);
-    case 'int64': return new BigInt64Array(buffer);
-    case 'int32': return new Int32Array(buffer);
-    case 'int16': return new Int16Array(buffer);
-    case 'int8': return new Int8Array(buffer);
+    case 'float32':
+      return new Float32Array(buffer);
+    case 'float64':
+      return new Float64Array(buffer);
+    case 'int64':
+      return new BigInt64Array(buffer);
+    case 'int32':
+      return new Int32Array(buffer);
+    case 'int16':
+      return new Int16Array(buffer);
+    case 'int8':
+      return new Int8Array(buffer);
     case 'float16':
-    case 'bfloat16': return new Uint16Array(buffer);
+    case 'bfloat16':
+      return new Uint16Array(buffer);
     case 'uint8':
-    case 'bool': return new Uint8Array(buffer);
+    case 'bool':
+      return new Uint8Array(buffer);
   }
 }
 

@@ -47,7 +47,8 @@ export class StateDictError extends VilbertError {
       );
     }
     if (missingKeys.length > 0) lines.push(`missing keys (${missingKeys.length}): ${missingKeys.join(', ')}`);
-    if (unexpectedKeys.length > 0) lines.push(`unexpected keys (${unexpectedKeys.length}): ${unexpectedKeys.join(', ')}`);
+    if (unexpectedKeys.length > 0)
+      lines.push(`unexpected keys (${unexpectedKeys.length}): ${unexpectedKeys.join(', ')}`);
     super(`error loading state dict:\n  ${lines.join('\n  ')}`);
     this.name = 'StateDictError';
   }
@@ -69,7 +70,10 @@ export abstract class Module {
    * reference counting keeps it, which matters for speed (memory reuse) as much
    * as for peak memory.
    */
-  call<M extends Module & { forward(...args: never[]): unknown }>(this: M, ...args: Parameters<M['forward']>): ReturnType<M['forward']> {
+  call<M extends Module & { forward(...args: never[]): unknown }>(
+    this: M,
+    ...args: Parameters<M['forward']>
+  ): ReturnType<M['forward']> {
     const output = scope(() => this.forward(...args)) as ReturnType<M['forward']>;
     for (const hook of this.#forwardHooks) hook(this, output);
     return output;
@@ -231,7 +235,8 @@ export class ModuleList<T extends Module = Module> extends Module {
 
   at(index: number): T {
     const item = this.items[index];
-    if (item === undefined) throw new RangeError(`ModuleList index ${index} out of range (length ${this.items.length})`);
+    if (item === undefined)
+      throw new RangeError(`ModuleList index ${index} out of range (length ${this.items.length})`);
     return item;
   }
 

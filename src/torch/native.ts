@@ -84,7 +84,14 @@ export interface NativeAddon {
    * target row 0 = mean over the rows of source [rows, width] (float32, rows summed in order),
    * rows 1..keep = source rows 0..keep-1, every later element 0 (streaming stores unless streaming is false: for a warm, reused target).
    */
-  copyRowsWithMeanF32(source: Uint8Array, rows: number, width: number, keep: number, target: Float32Array, streaming?: boolean): void;
+  copyRowsWithMeanF32(
+    source: Uint8Array,
+    rows: number,
+    width: number,
+    keep: number,
+    target: Float32Array,
+    streaming?: boolean,
+  ): void;
   /** 1 where the parameter has a gradient. */
   gradsDefined(parameters: Handle[]): Uint8Array;
   /**
@@ -93,8 +100,15 @@ export interface NativeAddon {
    * fused false runs the ATen operator sequence instead of the one-pass kernel.
    */
   adamwStep(
-    parameters: Handle[], expAvgs: Handle[], expAvgSqs: Handle[], stepSizes: Float64Array, decays: Float64Array,
-    beta1: number, beta2: number, eps: number, fused: boolean,
+    parameters: Handle[],
+    expAvgs: Handle[],
+    expAvgSqs: Handle[],
+    stepSizes: Float64Array,
+    decays: Float64Array,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    fused: boolean,
   ): void;
   /** zero_() (or, with setToNone, drops) every defined gradient; returns how many there were. */
   zeroGrads(parameters: Handle[], setToNone: boolean): number;

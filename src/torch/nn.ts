@@ -38,8 +38,13 @@ export class Linear extends Module {
   ) {
     super();
     const bound = 1 / Math.sqrt(inFeatures);
-    if (options.tiedWeight && (options.tiedWeight.size(0) !== outFeatures || options.tiedWeight.size(1) !== inFeatures)) {
-      throw new RangeError(`Linear(${inFeatures}, ${outFeatures}): tied weight has shape [${options.tiedWeight.shape.join(', ')}]`);
+    if (
+      options.tiedWeight &&
+      (options.tiedWeight.size(0) !== outFeatures || options.tiedWeight.size(1) !== inFeatures)
+    ) {
+      throw new RangeError(
+        `Linear(${inFeatures}, ${outFeatures}): tied weight has shape [${options.tiedWeight.shape.join(', ')}]`,
+      );
     }
     // A tied weight is shared with another module (e.g. the MLM decoder and the word embeddings).
     this.weight = options.tiedWeight ?? uniformParameter([outFeatures, inFeatures], bound, options);
@@ -56,7 +61,11 @@ export class LayerNorm extends Module {
   readonly bias: Parameter;
   readonly normalizedShape: number[];
 
-  constructor(normalizedShape: number | number[], readonly eps = 1e-5, options: LayerOptions = {}) {
+  constructor(
+    normalizedShape: number | number[],
+    readonly eps = 1e-5,
+    options: LayerOptions = {},
+  ) {
     super();
     this.normalizedShape = Array.isArray(normalizedShape) ? normalizedShape : [normalizedShape];
     this.weight = filledParameter(() => ones(this.normalizedShape, options));

@@ -30,8 +30,15 @@ export interface AdamWStepArgs {
 /** The reference's AdamW update (pytorch-transformers 1.0) on every parameter, in one call. */
 export function adamwStep(args: AdamWStepArgs): void {
   native.adamwStep(
-    handles(args.parameters), handles(args.expAvgs), handles(args.expAvgSqs), args.stepSizes, args.decays,
-    args.beta1, args.beta2, args.eps, args.fused ?? true,
+    handles(args.parameters),
+    handles(args.expAvgs),
+    handles(args.expAvgSqs),
+    args.stepSizes,
+    args.decays,
+    args.beta1,
+    args.beta2,
+    args.eps,
+    args.fused ?? true,
   );
 }
 

@@ -115,7 +115,8 @@ export class Tensor implements Owned {
   size(dim: number): number {
     const shape = this.shape;
     const size = shape[dim < 0 ? dim + shape.length : dim];
-    if (size === undefined) throw new RangeError(`dimension ${dim} out of range for a tensor of shape [${shape.join(', ')}]`);
+    if (size === undefined)
+      throw new RangeError(`dimension ${dim} out of range for a tensor of shape [${shape.join(', ')}]`);
     return size;
   }
 
@@ -203,43 +204,92 @@ export class Tensor implements Owned {
   // ---- conversion -----------------------------------------------------------
 
   to(target: DType | string): Tensor {
-    if (target.startsWith('cpu') || target.startsWith('cuda')) return op('to.device', this, target, native.dtype(this.#handle));
+    if (target.startsWith('cpu') || target.startsWith('cuda'))
+      return op('to.device', this, target, native.dtype(this.#handle));
     return op('to.dtype', this, dtypeCode(target as DType));
   }
 
-  float(): Tensor { return this.to('float32'); }
-  double(): Tensor { return this.to('float64'); }
-  long(): Tensor { return this.to('int64'); }
-  bool(): Tensor { return this.to('bool'); }
-  clone(): Tensor { return op('clone', this); }
+  float(): Tensor {
+    return this.to('float32');
+  }
+  double(): Tensor {
+    return this.to('float64');
+  }
+  long(): Tensor {
+    return this.to('int64');
+  }
+  bool(): Tensor {
+    return this.to('bool');
+  }
+  clone(): Tensor {
+    return op('clone', this);
+  }
 
   // ---- shape ----------------------------------------------------------------
 
-  view(...shape: (number | number[])[]): Tensor { return op('view', this, shapeArgs(shape)); }
-  reshape(...shape: (number | number[])[]): Tensor { return op('reshape', this, shapeArgs(shape)); }
-  permute(...dims: (number | number[])[]): Tensor { return op('permute', this, shapeArgs(dims)); }
-  transpose(dim0: number, dim1: number): Tensor { return op('transpose.int', this, dim0, dim1); }
-  contiguous(): Tensor { return op('contiguous', this); }
-  flatten(startDim = 0, endDim = -1): Tensor { return op('flatten.using_ints', this, startDim, endDim); }
-  expand(...shape: (number | number[])[]): Tensor { return op('expand', this, shapeArgs(shape)); }
-  expandAs(other: Tensor): Tensor { return this.expand(other.shape); }
-  repeat(...repeats: (number | number[])[]): Tensor { return op('repeat', this, shapeArgs(repeats)); }
-  squeeze(dim?: number): Tensor { return dim === undefined ? op('squeeze', this) : op('squeeze.dim', this, dim); }
-  unsqueeze(dim: number): Tensor { return op('unsqueeze', this, dim); }
-  narrow(dim: number, start: number, length: number): Tensor { return op('narrow', this, dim, start, length); }
+  view(...shape: (number | number[])[]): Tensor {
+    return op('view', this, shapeArgs(shape));
+  }
+  reshape(...shape: (number | number[])[]): Tensor {
+    return op('reshape', this, shapeArgs(shape));
+  }
+  permute(...dims: (number | number[])[]): Tensor {
+    return op('permute', this, shapeArgs(dims));
+  }
+  transpose(dim0: number, dim1: number): Tensor {
+    return op('transpose.int', this, dim0, dim1);
+  }
+  contiguous(): Tensor {
+    return op('contiguous', this);
+  }
+  flatten(startDim = 0, endDim = -1): Tensor {
+    return op('flatten.using_ints', this, startDim, endDim);
+  }
+  expand(...shape: (number | number[])[]): Tensor {
+    return op('expand', this, shapeArgs(shape));
+  }
+  expandAs(other: Tensor): Tensor {
+    return this.expand(other.shape);
+  }
+  repeat(...repeats: (number | number[])[]): Tensor {
+    return op('repeat', this, shapeArgs(repeats));
+  }
+  squeeze(dim?: number): Tensor {
+    return dim === undefined ? op('squeeze', this) : op('squeeze.dim', this, dim);
+  }
+  unsqueeze(dim: number): Tensor {
+    return op('unsqueeze', this, dim);
+  }
+  narrow(dim: number, start: number, length: number): Tensor {
+    return op('narrow', this, dim, start, length);
+  }
   /** Python's x[start:end:step] along dim; null bounds mean the ends. */
   slice(dim: number, start: number | null = null, end: number | null = null, step = 1): Tensor {
     return op('slice.Tensor', this, dim, start, end, step);
   }
-  select(dim: number, index: number): Tensor { return op('select.int', this, dim, index); }
-  indexSelect(dim: number, index: Tensor): Tensor { return op('index_select', this, dim, index); }
-  gather(dim: number, index: Tensor): Tensor { return op('gather', this, dim, index); }
+  select(dim: number, index: number): Tensor {
+    return op('select.int', this, dim, index);
+  }
+  indexSelect(dim: number, index: Tensor): Tensor {
+    return op('index_select', this, dim, index);
+  }
+  gather(dim: number, index: Tensor): Tensor {
+    return op('gather', this, dim, index);
+  }
   /** Advanced indexing, Python's x[i0, i1, ...] with tensors (null keeps a dimension whole). */
-  index(indices: (Tensor | null)[]): Tensor { return op('index.Tensor', this, indices); }
-  chunk(chunks: number, dim = 0): Tensor[] { return opList('chunk', this, chunks, dim); }
-  split(splitSize: number, dim = 0): Tensor[] { return opList('split.Tensor', this, splitSize, dim); }
+  index(indices: (Tensor | null)[]): Tensor {
+    return op('index.Tensor', this, indices);
+  }
+  chunk(chunks: number, dim = 0): Tensor[] {
+    return opList('chunk', this, chunks, dim);
+  }
+  split(splitSize: number, dim = 0): Tensor[] {
+    return opList('split.Tensor', this, splitSize, dim);
+  }
   maskedFill(mask: Tensor, value: TensorOrScalar): Tensor {
-    return value instanceof Tensor ? op('masked_fill.Tensor', this, mask, value) : op('masked_fill.Scalar', this, mask, value);
+    return value instanceof Tensor
+      ? op('masked_fill.Tensor', this, mask, value)
+      : op('masked_fill.Scalar', this, mask, value);
   }
 
   // ---- arithmetic -----------------------------------------------------------
@@ -250,29 +300,69 @@ export class Tensor implements Owned {
   sub(other: TensorOrScalar, alpha: number = 1): Tensor {
     return other instanceof Tensor ? op('sub.Tensor', this, other, alpha) : op('sub.Scalar', this, other, alpha);
   }
-  mul(other: TensorOrScalar): Tensor { return binary('mul', this, other); }
-  div(other: TensorOrScalar): Tensor { return binary('div', this, other); }
-  neg(): Tensor { return op('neg', this); }
-  pow(exponent: TensorOrScalar): Tensor {
-    return exponent instanceof Tensor ? op('pow.Tensor_Tensor', this, exponent) : op('pow.Tensor_Scalar', this, exponent);
+  mul(other: TensorOrScalar): Tensor {
+    return binary('mul', this, other);
   }
-  matmul(other: Tensor): Tensor { return op('matmul', this, other); }
-  bmm(other: Tensor): Tensor { return op('bmm', this, other); }
-  exp(): Tensor { return op('exp', this); }
-  log(): Tensor { return op('log', this); }
-  sqrt(): Tensor { return op('sqrt', this); }
-  rsqrt(): Tensor { return op('rsqrt', this); }
-  erf(): Tensor { return op('erf', this); }
-  abs(): Tensor { return op('abs', this); }
-  floor(): Tensor { return op('floor', this); }
+  div(other: TensorOrScalar): Tensor {
+    return binary('div', this, other);
+  }
+  neg(): Tensor {
+    return op('neg', this);
+  }
+  pow(exponent: TensorOrScalar): Tensor {
+    return exponent instanceof Tensor
+      ? op('pow.Tensor_Tensor', this, exponent)
+      : op('pow.Tensor_Scalar', this, exponent);
+  }
+  matmul(other: Tensor): Tensor {
+    return op('matmul', this, other);
+  }
+  bmm(other: Tensor): Tensor {
+    return op('bmm', this, other);
+  }
+  exp(): Tensor {
+    return op('exp', this);
+  }
+  log(): Tensor {
+    return op('log', this);
+  }
+  sqrt(): Tensor {
+    return op('sqrt', this);
+  }
+  rsqrt(): Tensor {
+    return op('rsqrt', this);
+  }
+  erf(): Tensor {
+    return op('erf', this);
+  }
+  abs(): Tensor {
+    return op('abs', this);
+  }
+  floor(): Tensor {
+    return op('floor', this);
+  }
   /** Python's % (the result has the divisor's sign). */
-  remainder(other: TensorOrScalar): Tensor { return binary('remainder', this, other); }
-  tanh(): Tensor { return op('tanh', this); }
-  sigmoid(): Tensor { return op('sigmoid', this); }
-  relu(): Tensor { return op('relu', this); }
-  clamp(min: number | null = null, max: number | null = null): Tensor { return op('clamp', this, min, max); }
-  maximum(other: Tensor): Tensor { return op('maximum', this, other); }
-  minimum(other: Tensor): Tensor { return op('minimum', this, other); }
+  remainder(other: TensorOrScalar): Tensor {
+    return binary('remainder', this, other);
+  }
+  tanh(): Tensor {
+    return op('tanh', this);
+  }
+  sigmoid(): Tensor {
+    return op('sigmoid', this);
+  }
+  relu(): Tensor {
+    return op('relu', this);
+  }
+  clamp(min: number | null = null, max: number | null = null): Tensor {
+    return op('clamp', this, min, max);
+  }
+  maximum(other: Tensor): Tensor {
+    return op('maximum', this, other);
+  }
+  minimum(other: Tensor): Tensor {
+    return op('minimum', this, other);
+  }
 
   // ---- reductions -----------------------------------------------------------
 
@@ -292,23 +382,51 @@ export class Tensor implements Owned {
   min(dim?: number, keepdim = false): Tensor | ValuesIndices {
     return dim === undefined ? op('min', this) : pair('min.dim', this, dim, keepdim);
   }
-  argmax(dim: number | null = null, keepdim = false): Tensor { return op('argmax', this, dim, keepdim); }
-  topk(k: number, dim = -1, largest = true, sorted = true): ValuesIndices { return pair('topk', this, k, dim, largest, sorted); }
-  sort(dim = -1, descending = false): ValuesIndices { return pair('sort', this, dim, descending); }
-  all(): Tensor { return op('all', this); }
-  any(): Tensor { return op('any', this); }
+  argmax(dim: number | null = null, keepdim = false): Tensor {
+    return op('argmax', this, dim, keepdim);
+  }
+  topk(k: number, dim = -1, largest = true, sorted = true): ValuesIndices {
+    return pair('topk', this, k, dim, largest, sorted);
+  }
+  sort(dim = -1, descending = false): ValuesIndices {
+    return pair('sort', this, dim, descending);
+  }
+  all(): Tensor {
+    return op('all', this);
+  }
+  any(): Tensor {
+    return op('any', this);
+  }
 
   // ---- comparison and logic (bool results) -----------------------------------
 
-  eq(other: TensorOrScalar): Tensor { return binary('eq', this, other); }
-  ne(other: TensorOrScalar): Tensor { return binary('ne', this, other); }
-  lt(other: TensorOrScalar): Tensor { return binary('lt', this, other); }
-  le(other: TensorOrScalar): Tensor { return binary('le', this, other); }
-  gt(other: TensorOrScalar): Tensor { return binary('gt', this, other); }
-  ge(other: TensorOrScalar): Tensor { return binary('ge', this, other); }
-  logicalNot(): Tensor { return op('logical_not', this); }
-  logicalAnd(other: Tensor): Tensor { return op('logical_and', this, other); }
-  logicalOr(other: Tensor): Tensor { return op('logical_or', this, other); }
+  eq(other: TensorOrScalar): Tensor {
+    return binary('eq', this, other);
+  }
+  ne(other: TensorOrScalar): Tensor {
+    return binary('ne', this, other);
+  }
+  lt(other: TensorOrScalar): Tensor {
+    return binary('lt', this, other);
+  }
+  le(other: TensorOrScalar): Tensor {
+    return binary('le', this, other);
+  }
+  gt(other: TensorOrScalar): Tensor {
+    return binary('gt', this, other);
+  }
+  ge(other: TensorOrScalar): Tensor {
+    return binary('ge', this, other);
+  }
+  logicalNot(): Tensor {
+    return op('logical_not', this);
+  }
+  logicalAnd(other: Tensor): Tensor {
+    return op('logical_and', this, other);
+  }
+  logicalOr(other: Tensor): Tensor {
+    return op('logical_or', this, other);
+  }
 
   // ---- in-place updates (optimisers, masking) ---------------------------------
 
@@ -319,10 +437,14 @@ export class Tensor implements Owned {
   }
 
   add_(other: TensorOrScalar, alpha: number = 1): this {
-    return other instanceof Tensor ? this.#inPlace('add_.Tensor', other, alpha) : this.#inPlace('add_.Scalar', other, alpha);
+    return other instanceof Tensor
+      ? this.#inPlace('add_.Tensor', other, alpha)
+      : this.#inPlace('add_.Scalar', other, alpha);
   }
   sub_(other: TensorOrScalar, alpha: number = 1): this {
-    return other instanceof Tensor ? this.#inPlace('sub_.Tensor', other, alpha) : this.#inPlace('sub_.Scalar', other, alpha);
+    return other instanceof Tensor
+      ? this.#inPlace('sub_.Tensor', other, alpha)
+      : this.#inPlace('sub_.Scalar', other, alpha);
   }
   mul_(other: TensorOrScalar): this {
     return other instanceof Tensor ? this.#inPlace('mul_.Tensor', other) : this.#inPlace('mul_.Scalar', other);
@@ -331,22 +453,46 @@ export class Tensor implements Owned {
     return other instanceof Tensor ? this.#inPlace('div_.Tensor', other) : this.#inPlace('div_.Scalar', other);
   }
   /** this += value * tensor1 * tensor2 */
-  addcmul_(tensor1: Tensor, tensor2: Tensor, value = 1): this { return this.#inPlace('addcmul_', tensor1, tensor2, value); }
+  addcmul_(tensor1: Tensor, tensor2: Tensor, value = 1): this {
+    return this.#inPlace('addcmul_', tensor1, tensor2, value);
+  }
   /** this += value * tensor1 / tensor2 */
-  addcdiv_(tensor1: Tensor, tensor2: Tensor, value = 1): this { return this.#inPlace('addcdiv_', tensor1, tensor2, value); }
-  copy_(source: Tensor): this { return this.#inPlace('copy_', source); }
-  zero_(): this { return this.#inPlace('zero_'); }
-  fill_(value: Scalar): this { return this.#inPlace('fill_.Scalar', value); }
-  sqrt_(): this { return this.#inPlace('sqrt_'); }
-  clamp_(min: number | null = null, max: number | null = null): this { return this.#inPlace('clamp_', min, max); }
-  lerp_(end: Tensor, weight: number): this { return this.#inPlace('lerp_.Scalar', end, weight); }
-  maskedFill_(mask: Tensor, value: Scalar): this { return this.#inPlace('masked_fill_.Scalar', mask, value); }
+  addcdiv_(tensor1: Tensor, tensor2: Tensor, value = 1): this {
+    return this.#inPlace('addcdiv_', tensor1, tensor2, value);
+  }
+  copy_(source: Tensor): this {
+    return this.#inPlace('copy_', source);
+  }
+  zero_(): this {
+    return this.#inPlace('zero_');
+  }
+  fill_(value: Scalar): this {
+    return this.#inPlace('fill_.Scalar', value);
+  }
+  sqrt_(): this {
+    return this.#inPlace('sqrt_');
+  }
+  clamp_(min: number | null = null, max: number | null = null): this {
+    return this.#inPlace('clamp_', min, max);
+  }
+  lerp_(end: Tensor, weight: number): this {
+    return this.#inPlace('lerp_.Scalar', end, weight);
+  }
+  maskedFill_(mask: Tensor, value: Scalar): this {
+    return this.#inPlace('masked_fill_.Scalar', mask, value);
+  }
   /** Fills with draws from U(from, to) using the global generator. */
-  uniform_(from = 0, to = 1): this { return this.#inPlace('uniform_', from, to); }
+  uniform_(from = 0, to = 1): this {
+    return this.#inPlace('uniform_', from, to);
+  }
   /** Fills with draws from N(mean, std^2) using the global generator. */
-  normal_(mean = 0, std = 1): this { return this.#inPlace('normal_', mean, std); }
+  normal_(mean = 0, std = 1): this {
+    return this.#inPlace('normal_', mean, std);
+  }
 
   toString(): string {
-    return this.isDisposed ? 'Tensor(disposed)' : `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device})`;
+    return this.isDisposed
+      ? 'Tensor(disposed)'
+      : `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device})`;
   }
 }

@@ -77,17 +77,27 @@ export class MomentStore {
   load(entries: Map<string, Moments>): void {
     const byName = new Map(this.groups.map((group) => [group.name, group]));
     for (const name of entries.keys()) {
-      if (!byName.has(name)) throw new Error(`optimizer state names parameter '${name}', which is not trained by this model`);
+      if (!byName.has(name))
+        throw new Error(`optimizer state names parameter '${name}', which is not trained by this model`);
     }
     this.dispose();
     for (const [name, moments] of entries) {
       const parameter = byName.get(name)!.parameter;
-      for (const [what, tensor] of [['exp_avg', moments.expAvg], ['exp_avg_sq', moments.expAvgSq]] as const) {
+      for (const [what, tensor] of [
+        ['exp_avg', moments.expAvg],
+        ['exp_avg_sq', moments.expAvgSq],
+      ] as const) {
         if (tensor.shape.join(',') !== parameter.shape.join(',')) {
-          throw new Error(`optimizer state ${name}.${what} has shape [${tensor.shape.join(', ')}], the parameter has [${parameter.shape.join(', ')}]`);
+          throw new Error(
+            `optimizer state ${name}.${what} has shape [${tensor.shape.join(', ')}], the parameter has [${parameter.shape.join(', ')}]`,
+          );
         }
       }
-      this.#state.set(parameter, { step: moments.step, expAvg: moments.expAvg.clone().keep(), expAvgSq: moments.expAvgSq.clone().keep() });
+      this.#state.set(parameter, {
+        step: moments.step,
+        expAvg: moments.expAvg.clone().keep(),
+        expAvgSq: moments.expAvgSq.clone().keep(),
+      });
     }
   }
 
@@ -108,7 +118,10 @@ export class AdamW implements Optimizer {
   readonly fused: boolean;
   readonly #state: MomentStore;
 
-  constructor(groups: { name: string; parameter: Parameter; lr: number; weightDecay: number }[], options: AdamWOptions = {}) {
+  constructor(
+    groups: { name: string; parameter: Parameter; lr: number; weightDecay: number }[],
+    options: AdamWOptions = {},
+  ) {
     this.groups = groups.map((group) => ({ ...group, initialLr: group.lr }));
     this.betas = options.betas ?? [0.9, 0.999];
     this.eps = options.eps ?? 1e-6;
@@ -141,8 +154,15 @@ export class AdamW implements Optimizer {
       expAvgSqs.push(state.expAvgSq);
     });
     torch.adamwStep({
-      parameters: groups.map((group) => group.parameter), expAvgs, expAvgSqs, stepSizes, decays,
-      beta1, beta2, eps: this.eps, fused: this.fused,
+      parameters: groups.map((group) => group.parameter),
+      expAvgs,
+      expAvgSqs,
+      stepSizes,
+      decays,
+      beta1,
+      beta2,
+      eps: this.eps,
+      fused: this.fused,
     });
   }
 

@@ -41,7 +41,10 @@ export interface CheckpointState<T> {
   trainer: T;
 }
 
-export function saveTrainingCheckpoint<T>(path: string, parts: { model: torch.Module; optimizer: Optimizer; optimizerKind: string; trainer: T }): void {
+export function saveTrainingCheckpoint<T>(
+  path: string,
+  parts: { model: torch.Module; optimizer: Optimizer; optimizerKind: string; trainer: T },
+): void {
   const { model, optimizer } = parts;
   const raw = new Map<string, RawTensor>();
   for (const [key, tensor] of model.stateDict()) raw.set(MODEL_PREFIX + key, tensorToRaw(tensor));
@@ -55,11 +58,16 @@ export function saveTrainingCheckpoint<T>(path: string, parts: { model: torch.Mo
     format: 'vilbert-ts-training-checkpoint',
     version: 1,
     optimizer: { kind: parts.optimizerKind, steps, extra: optimizer.extraState() },
-    gradients: model.namedParameters().filter(([, parameter]) => hasGradient(parameter)).map(([name]) => name),
+    gradients: model
+      .namedParameters()
+      .filter(([, parameter]) => hasGradient(parameter))
+      .map(([name]) => name),
     rng: Buffer.from(torch.getRngState()).toString('base64'),
     trainer: parts.trainer,
   };
-  writeAtomically(path, (temporary) => writeSafetensors(temporary, raw, { format: 'pt', [STATE_KEY]: JSON.stringify(state) }));
+  writeAtomically(path, (temporary) =>
+    writeSafetensors(temporary, raw, { format: 'pt', [STATE_KEY]: JSON.stringify(state) }),
+  );
 }
 
 /** Whether the parameter holds a gradient (a tensor, possibly zeros). */
@@ -73,14 +81,20 @@ export function hasGradient(parameter: torch.Parameter): boolean {
 export function readCheckpointState<T>(path: string): CheckpointState<T> {
   const { metadata } = readSafetensors(path);
   const text = metadata[STATE_KEY];
-  if (text === undefined) throw new Error(`${path}: not a vilbert-ts training checkpoint (no '${STATE_KEY}' metadata; a weights-only file goes to --from_pretrained)`);
+  if (text === undefined)
+    throw new Error(
+      `${path}: not a vilbert-ts training checkpoint (no '${STATE_KEY}' metadata; a weights-only file goes to --from_pretrained)`,
+    );
   let state: CheckpointState<T>;
   try {
     state = JSON.parse(text) as CheckpointState<T>;
   } catch (error) {
-    throw new Error(`${path}: the training state metadata is not valid JSON (${error instanceof Error ? error.message : String(error)})`);
+    throw new Error(
+      `${path}: the training state metadata is not valid JSON (${error instanceof Error ? error.message : String(error)})`,
+    );
   }
-  if (state.format !== 'vilbert-ts-training-checkpoint' || state.version !== 1) throw new Error(`${path}: unknown training checkpoint format ${String(state.format)} v${String(state.version)}`);
+  if (state.format !== 'vilbert-ts-training-checkpoint' || state.version !== 1)
+    throw new Error(`${path}: unknown training checkpoint format ${String(state.format)} v${String(state.version)}`);
   return state;
 }
 
@@ -88,9 +102,13 @@ export function readCheckpointState<T>(path: string): CheckpointState<T> {
  * Restores model, optimiser, gradient flags and generator from a checkpoint and
  * returns the trainer's state. The model must have the checkpoint's parameters.
  */
-export function loadTrainingCheckpoint<T>(path: string, parts: { model: torch.Module; optimizer: Optimizer; optimizerKind: string }): T {
+export function loadTrainingCheckpoint<T>(
+  path: string,
+  parts: { model: torch.Module; optimizer: Optimizer; optimizerKind: string },
+): T {
   const state = readCheckpointState<T>(path);
-  if (state.optimizer.kind !== parts.optimizerKind) throw new Error(`${path}: saved with optimizer ${state.optimizer.kind}, this run uses ${parts.optimizerKind}`);
+  if (state.optimizer.kind !== parts.optimizerKind)
+    throw new Error(`${path}: saved with optimizer ${state.optimizer.kind}, this run uses ${parts.optimizerKind}`);
   const raw = readRawWeights(path);
   const modelState = new Map<string, torch.Tensor>();
   const moments = new Map<string, Moments>();
@@ -118,13 +136,15 @@ export function loadTrainingCheckpoint<T>(path: string, parts: { model: torch.Mo
     }
   }
   const withGradient = new Set(state.gradients);
-  torch.noGrad(() => torch.scope(() => {
-    for (const [name, parameter] of parts.model.namedParameters()) {
-      if (!withGradient.has(name)) parameter.grad = null;
-      else if (!hasGradient(parameter)) parameter.grad = torch.zerosLike(parameter);
-    }
-    parts.model.zeroGrad();
-  }));
+  torch.noGrad(() =>
+    torch.scope(() => {
+      for (const [name, parameter] of parts.model.namedParameters()) {
+        if (!withGradient.has(name)) parameter.grad = null;
+        else if (!hasGradient(parameter)) parameter.grad = torch.zerosLike(parameter);
+      }
+      parts.model.zeroGrad();
+    }),
+  );
   torch.setRngState(new Uint8Array(Buffer.from(state.rng, 'base64')));
   return state.trainer;
 }

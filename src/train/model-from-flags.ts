@@ -4,7 +4,13 @@
 // file --from_pretrained names.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { bundledConfig, bundledConfigNames, loadConfig, type ParsedConfig, type ViLBertConfig } from '../model/config.js';
+import {
+  bundledConfig,
+  bundledConfigNames,
+  loadConfig,
+  type ParsedConfig,
+  type ViLBertConfig,
+} from '../model/config.js';
 
 export interface ConfigFlags {
   /** A path, or a missing path whose file name is a bundled config (the reference's config/<name>.json). */
@@ -22,10 +28,12 @@ export interface ConfigFlags {
 /** The config file with the flags' edits; `extra` (a script's own edits) is applied last. */
 export function configFromFlags(flags: ConfigFlags, extra: Partial<ViLBertConfig> = {}): ParsedConfig {
   const overrides: Partial<ViLBertConfig> = {
-    ...(flags.visual_target === undefined ? {} : {
-      visual_target: flags.visual_target as ViLBertConfig['visual_target'],
-      v_target_size: flags.visual_target === 0 ? 1601 : 2048,
-    }),
+    ...(flags.visual_target === undefined
+      ? {}
+      : {
+          visual_target: flags.visual_target as ViLBertConfig['visual_target'],
+          v_target_size: flags.visual_target === 0 ? 1601 : 2048,
+        }),
     ...(flags.task_specific_tokens ? { task_specific_tokens: true } : {}),
     ...(flags.dynamic_attention ? { dynamic_attention: true } : {}),
     ...(flags.bert_model.includes('roberta') ? { model: 'roberta' as const } : {}),
@@ -35,7 +43,9 @@ export function configFromFlags(flags: ConfigFlags, extra: Partial<ViLBertConfig
   if (existsSync(path)) return loadConfig(path, overrides);
   const stem = basename(path, extname(path));
   if (bundledConfigNames().includes(stem)) return bundledConfig(stem, overrides);
-  throw new Error(`--config_file ${path}: no such file, and '${stem}' is not a bundled config (${bundledConfigNames().join(', ')})`);
+  throw new Error(
+    `--config_file ${path}: no such file, and '${stem}' is not a bundled config (${bundledConfigNames().join(', ')})`,
+  );
 }
 
 const WEIGHT_FILES_IN_FOLDER = ['pytorch_model.bin', 'model.safetensors', 'pytorch_model.safetensors'];
@@ -48,12 +58,16 @@ const WEIGHT_FILES_IN_FOLDER = ['pytorch_model.bin', 'model.safetensors', 'pytor
 export function pretrainedWeightsFile(value: string): string | null {
   if (value === '' || value === 'none') return null;
   if (!existsSync(value)) {
-    throw new Error(`--from_pretrained ${value}: no such file or folder (nothing is downloaded; pass a local .bin or .safetensors checkpoint, a folder holding one, or 'none' to start from random weights)`);
+    throw new Error(
+      `--from_pretrained ${value}: no such file or folder (nothing is downloaded; pass a local .bin or .safetensors checkpoint, a folder holding one, or 'none' to start from random weights)`,
+    );
   }
   if (!statSync(value).isDirectory()) return value;
   const named = WEIGHT_FILES_IN_FOLDER.find((file) => existsSync(join(value, file)));
   if (named) return join(value, named);
   const candidates = readdirSync(value).filter((file) => file.endsWith('.bin') || file.endsWith('.safetensors'));
   if (candidates.length === 1) return join(value, candidates[0]!);
-  throw new Error(`--from_pretrained ${value}: a folder without ${WEIGHT_FILES_IN_FOLDER.join(', ')} and with ${candidates.length} other weights files (${candidates.join(', ') || 'none'}); name the file`);
+  throw new Error(
+    `--from_pretrained ${value}: a folder without ${WEIGHT_FILES_IN_FOLDER.join(', ')} and with ${candidates.length} other weights files (${candidates.join(', ') || 'none'}); name the file`,
+  );
 }

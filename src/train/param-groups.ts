@@ -10,7 +10,11 @@ import { paramGroups } from './adamw.js';
 
 /** The text-stream weight names a BERT checkpoint provides (config/<bert_model>_weight_name.json). */
 export function bertWeightNames(bertModel: string): Set<string> {
-  const file = bertModel.includes('roberta') ? 'roberta-base_weight_name.json' : bertModel.includes('large') ? 'bert-large-uncased_weight_name.json' : 'bert-base-uncased_weight_name.json';
+  const file = bertModel.includes('roberta')
+    ? 'roberta-base_weight_name.json'
+    : bertModel.includes('large')
+      ? 'bert-large-uncased_weight_name.json'
+      : 'bert-base-uncased_weight_name.json';
   return new Set(JSON.parse(readFileSync(assetPath('configs', file), 'utf8')) as string[]);
 }
 

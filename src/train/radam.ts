@@ -21,7 +21,10 @@ export class RAdam implements Optimizer {
   readonly #state: MomentStore;
   #buffer: BufferedStep[] = Array.from({ length: 10 }, () => ({ step: null, rho: 0, stepSize: 0 }));
 
-  constructor(groups: { name: string; parameter: torch.Parameter; lr: number; weightDecay: number }[], options: { betas?: [number, number]; eps?: number } = {}) {
+  constructor(
+    groups: { name: string; parameter: torch.Parameter; lr: number; weightDecay: number }[],
+    options: { betas?: [number, number]; eps?: number } = {},
+  ) {
     this.groups = groups.map((group) => ({ ...group, initialLr: group.lr }));
     this.betas = options.betas ?? [0.9, 0.999];
     this.eps = options.eps ?? 1e-8;
@@ -35,9 +38,14 @@ export class RAdam implements Optimizer {
     const beta2Power = beta2 ** step;
     const rhoInfinity = 2 / (1 - beta2) - 1;
     const rho = rhoInfinity - (2 * step * beta2Power) / (1 - beta2Power);
-    const stepSize = rho >= 5
-      ? (lr * Math.sqrt(((1 - beta2Power) * (rho - 4) * (rho - 2) * rhoInfinity) / ((rhoInfinity - 4) * (rhoInfinity - 2) * rho))) / (1 - beta1 ** step)
-      : lr / (1 - beta1 ** step);
+    const stepSize =
+      rho >= 5
+        ? (lr *
+            Math.sqrt(
+              ((1 - beta2Power) * (rho - 4) * (rho - 2) * rhoInfinity) / ((rhoInfinity - 4) * (rhoInfinity - 2) * rho),
+            )) /
+          (1 - beta1 ** step)
+        : lr / (1 - beta1 ** step);
     const entry = { step, rho, stepSize };
     this.#buffer[step % 10] = entry;
     return entry;
@@ -72,9 +80,14 @@ export class RAdam implements Optimizer {
   }
 
   loadState(entries: Map<string, Moments>, extra: unknown): void {
-    if (!Array.isArray(extra) || extra.length !== 10) throw new Error('RAdam state: expected the 10-slot step-size buffer');
+    if (!Array.isArray(extra) || extra.length !== 10)
+      throw new Error('RAdam state: expected the 10-slot step-size buffer');
     this.#state.load(entries);
-    this.#buffer = (extra as BufferedStep[]).map((entry) => ({ step: entry.step, rho: Number(entry.rho), stepSize: Number(entry.stepSize) }));
+    this.#buffer = (extra as BufferedStep[]).map((entry) => ({
+      step: entry.step,
+      rho: Number(entry.rho),
+      stepSize: Number(entry.stepSize),
+    }));
   }
 
   dispose(): void {

@@ -18,7 +18,14 @@ import { DataParallel, caught } from '../distributed/index.js';
 import type { Optimizer } from './adamw.js';
 import { pretrainedWeightsFile } from './model-from-flags.js';
 import { loadTrainingCheckpoint, readCheckpointState, saveModelWeights, saveTrainingCheckpoint } from './checkpoint.js';
-import { assertFinite, checkFiniteGradients, divergedElsewhere, RunLog, TrainingDivergedError, type TrainEvent } from './run-log.js';
+import {
+  assertFinite,
+  checkFiniteGradients,
+  divergedElsewhere,
+  RunLog,
+  TrainingDivergedError,
+  type TrainEvent,
+} from './run-log.js';
 
 /** The events the harness emits itself; a trainer's event type includes them. */
 export type RunEvent = Extract<TrainEvent, { kind: 'warning' | 'pretrained' | 'resumed' | 'checkpoint' | 'epoch' }>;
@@ -74,7 +81,10 @@ export interface RunSetup {
  * size (before any file is touched), then creates the run directory on rank 0.
  * `S` is the trainer's checkpoint state, `E` its events.
  */
-export function openRun<S extends ResumePoint, E extends { kind: string }>(hooks: RunHooks<E | RunEvent>, options: RunOptions): TrainingRun<S, E> {
+export function openRun<S extends ResumePoint, E extends { kind: string }>(
+  hooks: RunHooks<E | RunEvent>,
+  options: RunOptions,
+): TrainingRun<S, E> {
   return new TrainingRun<S, E>(hooks, options);
 }
 
@@ -108,7 +118,11 @@ export class TrainingRun<S extends ResumePoint, E extends { kind: string }> {
   recordCommand(args: object, parsed: ParsedConfig): ViLBertConfig {
     const { config, warnings } = parsed;
     for (const warning of warnings) this.emit({ kind: 'warning', message: warning.message });
-    if (this.dp.isMain) writeFileSync(join(this.runDir, 'command.txt'), `${JSON.stringify(args, null, 2)}\n\n${JSON.stringify(config, null, 2)}\n`);
+    if (this.dp.isMain)
+      writeFileSync(
+        join(this.runDir, 'command.txt'),
+        `${JSON.stringify(args, null, 2)}\n\n${JSON.stringify(config, null, 2)}\n`,
+      );
     return config;
   }
 
@@ -128,7 +142,14 @@ export class TrainingRun<S extends ResumePoint, E extends { kind: string }> {
    */
   async execute<R extends { status: 'finished' | 'interrupted' }>(setup: RunSetup, loop: () => Promise<R>): Promise<R> {
     const { model, tasks, config } = setup;
-    this.log = this.dp.isMain ? new RunLog(this.runDir, { command: process.argv.slice(1).join(' '), tasks, config, resumed: this.#options.resumeFile !== '' }) : null;
+    this.log = this.dp.isMain
+      ? new RunLog(this.runDir, {
+          command: process.argv.slice(1).join(' '),
+          tasks,
+          config,
+          resumed: this.#options.resumeFile !== '',
+        })
+      : null;
     try {
       const result = await loop();
       this.log?.finish(result.status === 'finished' ? 'finished' : 'stopped');
@@ -151,7 +172,12 @@ export class TrainingRun<S extends ResumePoint, E extends { kind: string }> {
     if (!file) return new Set();
     const report = loadPretrainedWeights(model, file);
     const missing = new Set(report.missingKeys);
-    const loaded = new Set(model.namedParameters().map(([key]) => key).filter((key) => !missing.has(key)));
+    const loaded = new Set(
+      model
+        .namedParameters()
+        .map(([key]) => key)
+        .filter((key) => !missing.has(key)),
+    );
     this.emit({ kind: 'pretrained', file, missingKeys: report.missingKeys, unexpectedKeys: report.unexpectedKeys });
     return loaded;
   }
@@ -178,7 +204,7 @@ export class TrainingRun<S extends ResumePoint, E extends { kind: string }> {
    */
   async stopRequested(atBoundary: boolean): Promise<boolean> {
     await new Promise((resolve) => setImmediate(resolve));
-    return atBoundary && await this.dp.someRank(this.#shouldStop());
+    return atBoundary && (await this.dp.someRank(this.#shouldStop()));
   }
 
   /**
@@ -186,7 +212,12 @@ export class TrainingRun<S extends ResumePoint, E extends { kind: string }> {
    * first, then every gradient. A divergence is returned, not thrown, for sumOverRanks to
    * throw on every rank; `where` names the iteration and task in its message.
    */
-  guardedBackward(model: torch.Module, where: string, losses: [number, string][], backward: () => void): TrainingDivergedError | null {
+  guardedBackward(
+    model: torch.Module,
+    where: string,
+    losses: [number, string][],
+    backward: () => void,
+  ): TrainingDivergedError | null {
     const check = this.#options.checkFinite;
     return caught(TrainingDivergedError, () => {
       if (check) for (const [value, name] of losses) assertFinite(value, `${where}: ${name}`);
@@ -204,12 +235,21 @@ export class TrainingRun<S extends ResumePoint, E extends { kind: string }> {
   checkpoint(epoch: number, step: number, parts: CheckpointParts & { trainer: () => S }): void {
     if (!this.dp.isMain) return;
     const path = join(this.runDir, 'pytorch_ckpt_latest.safetensors');
-    saveTrainingCheckpoint(path, { model: parts.model, optimizer: parts.optimizer, optimizerKind: parts.optimizerKind, trainer: parts.trainer() });
+    saveTrainingCheckpoint(path, {
+      model: parts.model,
+      optimizer: parts.optimizer,
+      optimizerKind: parts.optimizerKind,
+      trainer: parts.trainer(),
+    });
     this.emit({ kind: 'checkpoint', path, epoch, step });
   }
 
   /** An epoch's end: rank 0 writes its weights (pytorch_model_<epoch>.safetensors), then `checkpoint` saves where the next one starts. */
-  async endEpoch(epoch: number, model: torch.Module, checkpoint: (epoch: number, step: number) => void | Promise<void>): Promise<void> {
+  async endEpoch(
+    epoch: number,
+    model: torch.Module,
+    checkpoint: (epoch: number, step: number) => void | Promise<void>,
+  ): Promise<void> {
     if (this.dp.isMain) saveModelWeights(join(this.runDir, `pytorch_model_${epoch}.safetensors`), model);
     await checkpoint(epoch + 1, 0);
     this.emit({ kind: 'epoch', epoch });
@@ -219,7 +259,10 @@ export class TrainingRun<S extends ResumePoint, E extends { kind: string }> {
     try {
       if (this.dp.isMain) writeReport(this.runDir);
     } catch (error) {
-      this.emit({ kind: 'warning', message: `report.html not written: ${error instanceof Error ? error.message : String(error)}` });
+      this.emit({
+        kind: 'warning',
+        message: `report.html not written: ${error instanceof Error ? error.message : String(error)}`,
+      });
     }
   }
 }

@@ -7,7 +7,10 @@ export type LrLambda = (step: number) => number;
 
 /** k / W during warm-up, then linear decay to 0 at T (WarmupLinearSchedule). */
 export function warmupLinear(warmupSteps: number, totalSteps: number): LrLambda {
-  return (step) => (step < warmupSteps ? step / Math.max(1, warmupSteps) : Math.max(0, (totalSteps - step) / Math.max(1, totalSteps - warmupSteps)));
+  return (step) =>
+    step < warmupSteps
+      ? step / Math.max(1, warmupSteps)
+      : Math.max(0, (totalSteps - step) / Math.max(1, totalSteps - warmupSteps));
 }
 
 /** k / W during warm-up, then 1 (WarmupConstantSchedule). */
@@ -23,7 +26,10 @@ export function epochDecay(milestones: readonly number[] = [5, 7], factor = 0.2)
 export class LambdaLR {
   lastEpoch = 0;
 
-  constructor(readonly groups: ParamGroup[], readonly lambda: LrLambda) {
+  constructor(
+    readonly groups: ParamGroup[],
+    readonly lambda: LrLambda,
+  ) {
     this.apply();
   }
 
@@ -79,15 +85,25 @@ export class LrPlan {
     readonly groups: ParamGroup[],
     readonly steps: { warmup: number; total: number; iterationsPerEpoch: number; epochs: number },
   ) {
-    if (!LR_SCHEDULERS.includes(kind)) throw new Error(`--lr_scheduler must be one of ${LR_SCHEDULERS.join(', ')}, got '${String(kind)}'`);
+    if (!LR_SCHEDULERS.includes(kind))
+      throw new Error(`--lr_scheduler must be one of ${LR_SCHEDULERS.join(', ')}, got '${String(kind)}'`);
     this.#warmup = kind === 'warmup_linear' ? warmupLinear(steps.warmup, steps.total) : warmupConstant(steps.warmup);
     const period = steps.iterationsPerEpoch * steps.epochs;
-    this.#second = kind === 'mannul' ? epochDecay()
-      // CosineAnnealingLR: not clamped at T_max (past it torch's lr rises again; train_tasks never gets there).
-      : kind === 'cosine' ? (k) => (1 + Math.cos((Math.PI * k) / period)) / 2
-        : kind === 'cosine_warm' ? (k) => (1 + Math.cos((Math.PI * (k % period)) / period)) / 2
-          : null;
-    this.#state = { warmupSteps: 0, secondSteps: 0, factor: 0, plateau: { best: Number.NEGATIVE_INFINITY, numBad: 0, cooldownCounter: 0 } };
+    this.#second =
+      kind === 'mannul'
+        ? epochDecay()
+        : // CosineAnnealingLR: not clamped at T_max (past it torch's lr rises again; train_tasks never gets there).
+          kind === 'cosine'
+          ? (k) => (1 + Math.cos((Math.PI * k) / period)) / 2
+          : kind === 'cosine_warm'
+            ? (k) => (1 + Math.cos((Math.PI * (k % period)) / period)) / 2
+            : null;
+    this.#state = {
+      warmupSteps: 0,
+      secondSteps: 0,
+      factor: 0,
+      plateau: { best: Number.NEGATIVE_INFINITY, numBad: 0, cooldownCounter: 0 },
+    };
     // Construction order of the reference: the warm-up scheduler applies lambda(0), then a second one overrides it,
     // except CosineAnnealingLR: being recursive, at construction it keeps the lr it finds (torch 1.13), so with a
     // warm-up the first update of a cosine run uses lr 0. LambdaLR ('mannul') and CosineAnnealingWarmRestarts
@@ -163,7 +179,10 @@ export class LrPlan {
 
   state(): LrPlanState {
     const plateau = this.#state.plateau;
-    return { ...this.#state, plateau: { ...plateau, ...(plateau.reductions ? { reductions: [...plateau.reductions] } : {}) } };
+    return {
+      ...this.#state,
+      plateau: { ...plateau, ...(plateau.reductions ? { reductions: [...plateau.reductions] } : {}) },
+    };
   }
 
   restore(state: LrPlanState): void {

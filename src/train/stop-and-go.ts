@@ -20,7 +20,12 @@ export interface StopAndGoOptions {
 }
 
 /** The settings train_tasks.py uses. */
-export const REFERENCE_STOP_AND_GO: StopAndGoOptions = { patience: 1, cooldown: 1, threshold: 0.001, continueThreshold: 0.005 };
+export const REFERENCE_STOP_AND_GO: StopAndGoOptions = {
+  patience: 1,
+  cooldown: 1,
+  threshold: 0.001,
+  continueThreshold: 0.005,
+};
 
 const INITIAL: StopAndGoState = { best: Number.NEGATIVE_INFINITY, numBad: 0, cooldownCounter: 0, inStop: false };
 

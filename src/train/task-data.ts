@@ -15,7 +15,8 @@ export function datasetClassOf(task: TaskConfig, phase: 'train' | 'val' | 'eval'
   const map = phase === 'eval' ? DATASET_MAP_EVAL : DATASET_MAP_TRAIN;
   const factory = map[task.name];
   const className = Object.entries(DATASET_CLASSES).find(([, candidate]) => candidate === factory)?.[0];
-  if (!factory || !className) throw new Error(`${task.key}: no dataset for task name '${task.name}' (known: ${Object.keys(map).join(', ')})`);
+  if (!factory || !className)
+    throw new Error(`${task.key}: no dataset for task name '${task.name}' (known: ${Object.keys(map).join(', ')})`);
   return className;
 }
 
@@ -28,11 +29,15 @@ export function taskNumber(task: TaskConfig): number {
 
 /** Parses --tasks ('1-2-4'): the registry entries in the given order. `source` names the registry in errors. */
 export function selectTasks(registry: Map<string, TaskConfig>, tasks: string, source: string): TaskConfig[] {
-  if (tasks.trim() === '') throw new Error('--tasks is required: name the tasks by number joined by -, e.g. --tasks 1-2-4');
+  if (tasks.trim() === '')
+    throw new Error('--tasks is required: name the tasks by number joined by -, e.g. --tasks 1-2-4');
   return tasks.split('-').map((part) => {
     const key = `TASK${part.trim()}`;
     const task = registry.get(key);
-    if (!task) throw new Error(`--tasks: ${key} is not in the task registry ${source} (it has ${[...registry.keys()].join(', ')})`);
+    if (!task)
+      throw new Error(
+        `--tasks: ${key} is not in the task registry ${source} (it has ${[...registry.keys()].join(', ')})`,
+      );
     return task;
   });
 }
@@ -58,7 +63,12 @@ export interface LoaderSettings {
 }
 
 /** A loader over the dataset of `spec`; `sampler` (given the dataset's length) replaces the plain BatchSampler. */
-function loaderOf(spec: DatasetSpec, settings: LoaderSettings, options: LoaderOptions, sampler?: (length: number) => Sampler): TaskLoader {
+function loaderOf(
+  spec: DatasetSpec,
+  settings: LoaderSettings,
+  options: LoaderOptions,
+  sampler?: (length: number) => Sampler,
+): TaskLoader {
   const opened = openDataset(spec);
   const length = opened.dataset.length;
   const withSampler = sampler ? { ...options, sampler: sampler(length) } : options;
@@ -76,13 +86,31 @@ export function buildTaskLoaders(tasks: TaskConfig[], settings: LoaderSettings):
     if (accumulated < 1) throw new Error(`${what} is 0`);
     const batchSize = parallel ? parallel.localBatchSize(accumulated, `${what} = ${accumulated}`) : accumulated;
     const spec = (split: string, phase: 'train' | 'val'): DatasetSpec => ({
-      className: datasetClassOf(task, phase), task, split, phase, root: settings.root, cleanDatasets: settings.cleanDatasets,
+      className: datasetClassOf(task, phase),
+      task,
+      split,
+      phase,
+      root: settings.root,
+      cleanDatasets: settings.cleanDatasets,
     });
     const seed = (settings.seed * 7919 + position * 104729) >>> 0;
     const options = { batchSize, reseed: true, prefetch: 2 };
-    const shard = parallel && parallel.worldSize > 1 ? (length: number) => new ShardedBatchSampler(length, batchSize, { shuffle: true, seed, rank: parallel.rank, worldSize: parallel.worldSize }) : undefined;
+    const shard =
+      parallel && parallel.worldSize > 1
+        ? (length: number) =>
+            new ShardedBatchSampler(length, batchSize, {
+              shuffle: true,
+              seed,
+              rank: parallel.rank,
+              worldSize: parallel.worldSize,
+            })
+        : undefined;
     const train = loaderOf(spec(task.train_split, 'train'), settings, { ...options, shuffle: true, seed }, shard);
-    const val = loaderOf(spec(task.val_split, 'val'), settings, { ...options, shuffle: false, seed: seed ^ 0x5bd1e995 });
+    const val = loaderOf(spec(task.val_split, 'val'), settings, {
+      ...options,
+      shuffle: false,
+      seed: seed ^ 0x5bd1e995,
+    });
     return { task, number: taskNumber(task), train, val };
   });
 }

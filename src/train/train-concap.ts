@@ -60,11 +60,30 @@ export interface TrainConcapArgs {
 }
 
 export const TRAIN_CONCAP_DEFAULTS: TrainConcapArgs = {
-  file_path: 'data/conceptual_caption/', from_pretrained: 'bert-base-uncased', bert_model: 'bert-base-uncased', output_dir: 'save',
-  config_file: 'config/bert_base_6layer_6conect.json', max_seq_length: 36, train_batch_size: 512, learning_rate: 1e-4,
-  num_train_epochs: 10, start_epoch: 0, warmup_proportion: 0.1, img_weight: 1, seed: 42, gradient_accumulation_steps: 1,
-  dynamic_attention: false, save_name: '', freeze: -1, without_coattention: false, visual_target: 0, objective: 0,
-  resume_file: '', adam_epsilon: 1e-8, checkpoint_every: 0, check_finite: true,
+  file_path: 'data/conceptual_caption/',
+  from_pretrained: 'bert-base-uncased',
+  bert_model: 'bert-base-uncased',
+  output_dir: 'save',
+  config_file: 'config/bert_base_6layer_6conect.json',
+  max_seq_length: 36,
+  train_batch_size: 512,
+  learning_rate: 1e-4,
+  num_train_epochs: 10,
+  start_epoch: 0,
+  warmup_proportion: 0.1,
+  img_weight: 1,
+  seed: 42,
+  gradient_accumulation_steps: 1,
+  dynamic_attention: false,
+  save_name: '',
+  freeze: -1,
+  without_coattention: false,
+  visual_target: 0,
+  objective: 0,
+  resume_file: '',
+  adam_epsilon: 1e-8,
+  checkpoint_every: 0,
+  check_finite: true,
 };
 
 /** The reference's task name for Conceptual Captions in its log tags. */
@@ -79,10 +98,33 @@ export interface ConcapLosses {
 
 export type ConcapEvent =
   | Extract<TrainEvent, { kind: 'warning' | 'pretrained' | 'resumed' | 'checkpoint' | 'epoch' }>
-  | { kind: 'setup'; runDir: string; records: number; batchesPerEpoch: number; epochs: number; totalSteps: number; startIteration: number }
-  | { kind: 'train'; iteration: number; epoch: number; step: number; globalStep: number; losses: ConcapLosses; lr: number }
+  | {
+      kind: 'setup';
+      runDir: string;
+      records: number;
+      batchesPerEpoch: number;
+      epochs: number;
+      totalSteps: number;
+      startIteration: number;
+    }
+  | {
+      kind: 'train';
+      iteration: number;
+      epoch: number;
+      step: number;
+      globalStep: number;
+      losses: ConcapLosses;
+      lr: number;
+    }
   | { kind: 'iteration'; iteration: number; epoch: number; step: number }
-  | { kind: 'validation'; epoch: number; iteration: number; losses: ConcapLosses; alignmentAccuracy: number; batches: number };
+  | {
+      kind: 'validation';
+      epoch: number;
+      iteration: number;
+      losses: ConcapLosses;
+      alignmentAccuracy: number;
+      batches: number;
+    };
 
 /** The out.txt summary's sums since its last line, and the micro-batches logged so far. */
 interface RunningSummary {
@@ -132,7 +174,8 @@ export function concapRunDirectory(args: Pick<TrainConcapArgs, 'output_dir' | 'c
 
 /** --bert_model as a tokenizer: a vocab.txt, a folder holding one, or else the bundled bert-base-uncased vocabulary. */
 function tokenizerFor(bertModel: string): BertTokenizer {
-  if (existsSync(bertModel)) return BertTokenizer.fromVocabFile(statSync(bertModel).isDirectory() ? join(bertModel, 'vocab.txt') : bertModel);
+  if (existsSync(bertModel))
+    return BertTokenizer.fromVocabFile(statSync(bertModel).isDirectory() ? join(bertModel, 'vocab.txt') : bertModel);
   return BertTokenizer.bundled();
 }
 
@@ -142,18 +185,32 @@ function checkArgs(args: TrainConcapArgs): void {
   };
   choice('objective', args.objective);
   choice('visual_target', args.visual_target);
-  if (!(args.gradient_accumulation_steps >= 1)) throw new Error(`--gradient_accumulation_steps must be at least 1, got ${args.gradient_accumulation_steps}`);
-  if (!(args.num_train_epochs > args.start_epoch)) throw new Error(`--num_train_epochs ${args.num_train_epochs} leaves no epoch after --start_epoch ${args.start_epoch}`);
+  if (!(args.gradient_accumulation_steps >= 1))
+    throw new Error(`--gradient_accumulation_steps must be at least 1, got ${args.gradient_accumulation_steps}`);
+  if (!(args.num_train_epochs > args.start_epoch))
+    throw new Error(
+      `--num_train_epochs ${args.num_train_epochs} leaves no epoch after --start_epoch ${args.start_epoch}`,
+    );
 }
 
 /** The batch as model inputs and pre-training labels; objective 1 drops the labels of mismatched pairs. */
-function toModelBatch(batch: ConceptCaptionsBatch, objective: number): { inputs: BertInputs; labels: PreTrainingLabels } {
-  const t = Object.fromEntries(batch.order.map((name) => [name, itemToTensor(batch.values[name])])) as Record<(typeof batch.order)[number], torch.Tensor>;
+function toModelBatch(
+  batch: ConceptCaptionsBatch,
+  objective: number,
+): { inputs: BertInputs; labels: PreTrainingLabels } {
+  const t = Object.fromEntries(batch.order.map((name) => [name, itemToTensor(batch.values[name])])) as Record<
+    (typeof batch.order)[number],
+    torch.Tensor
+  >;
   const mismatchDropped = objective === 1;
   return {
     inputs: {
-      inputIds: t.input_ids, imageFeatures: t.image_feat, imageLocations: t.image_loc,
-      tokenTypeIds: t.segment_ids, attentionMask: t.input_mask, imageAttentionMask: t.image_mask,
+      inputIds: t.input_ids,
+      imageFeatures: t.image_feat,
+      imageLocations: t.image_loc,
+      tokenTypeIds: t.segment_ids,
+      attentionMask: t.input_mask,
+      imageAttentionMask: t.image_mask,
     },
     labels: {
       maskedLmLabels: mismatchDropped ? dropMismatchedLabels(t.lm_label_ids, t.is_next) : t.lm_label_ids,
@@ -168,7 +225,11 @@ function toModelBatch(batch: ConceptCaptionsBatch, objective: number): { inputs:
 export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks = {}): Promise<TrainConcapResult> {
   checkArgs(args);
   const run = openRun<TrainConcapState, ConcapEvent>(hooks, {
-    runDir: concapRunDirectory(args), seed: args.seed, resumeFile: args.resume_file, checkFinite: args.check_finite, report: true,
+    runDir: concapRunDirectory(args),
+    seed: args.seed,
+    resumeFile: args.resume_file,
+    checkFinite: args.check_finite,
+    report: true,
   });
   const { dp, emit, runDir, resumed } = run;
   const coattention = args.without_coattention ? { with_coattention: false } : {};
@@ -186,13 +247,24 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
   // As the reference: each process's batch is the accumulation-divided one // world size.
   const batchSize = dp.localBatchSize(accumulated, `${batchFlags} = ${accumulated}`);
   const tokenizer = tokenizerFor(args.bert_model);
-  const readerOptions = { tokenizer, batchSize, seqLen: args.max_seq_length, objective: args.objective, visualTarget: args.visual_target };
+  const readerOptions = {
+    tokenizer,
+    batchSize,
+    seqLen: args.max_seq_length,
+    objective: args.objective,
+    visualTarget: args.visual_target,
+  };
   // Both streams start from the seed: the reference's validation loader draws from the seeded
   // main process, its training workers from forked copies of the same state.
-  const trainRandom = resumed ? ReferenceRandom.fromState(savedTrainRandom(resumed, dp.rank, args.resume_file)) : ReferenceRandom.seeded(args.seed);
+  const trainRandom = resumed
+    ? ReferenceRandom.fromState(savedTrainRandom(resumed, dp.rank, args.resume_file))
+    : ReferenceRandom.seeded(args.seed);
   const valRandom = resumed ? ReferenceRandom.fromState(resumed.valRandom) : ReferenceRandom.seeded(args.seed);
   const train = ConceptCaptionsReader.open(args.file_path, { ...readerOptions, split: 'train', random: trainRandom });
-  const val = openOrClose(() => ConceptCaptionsReader.open(args.file_path, { ...readerOptions, split: 'val', random: valRandom }), train);
+  const val = openOrClose(
+    () => ConceptCaptionsReader.open(args.file_path, { ...readerOptions, split: 'val', random: valRandom }),
+    train,
+  );
   const model = new BertForMultiModalPreTraining(config);
   // run.json and the report know a run by its tasks; pre-training has this one.
   const tasks = [{ key: 'TASK0', name: CONCAP_NAME, type: 'pretraining' }];
@@ -202,32 +274,54 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
   };
   return run.execute({ model, tasks, config, close }, async () => {
     for (const reader of [train, val]) {
-      if (reader.length === 0) throw new Error(`${reader.path}: ${reader.numRecords} records make no batch of ${batchSize} (--train_batch_size // --gradient_accumulation_steps${dp.worldSize > 1 ? ' // world size' : ''})`);
+      if (reader.length === 0)
+        throw new Error(
+          `${reader.path}: ${reader.numRecords} records make no batch of ${batchSize} (--train_batch_size // --gradient_accumulation_steps${dp.worldSize > 1 ? ' // world size' : ''})`,
+        );
     }
     const shard = trainingShard(train, dp);
-    if (shard.length === 0) throw new Error(`${train.path}: ${train.length} batches of ${batchSize} leave none for some of the ${dp.worldSize} processes`);
+    if (shard.length === 0)
+      throw new Error(
+        `${train.path}: ${train.length} batches of ${batchSize} leave none for some of the ${dp.worldSize} processes`,
+      );
     if (dp.worldSize > 1 && existsSync(join(args.file_path, 'training_feat_part_0.lmdb'))) {
-      emit({ kind: 'warning', message: `training_feat_part_<rank>.lmdb files are not read: rank r trains on batches r, r + ${dp.worldSize}, ... of training_feat_all.lmdb` });
+      emit({
+        kind: 'warning',
+        message: `training_feat_part_<rank>.lmdb files are not read: rank r trains on batches r, r + ${dp.worldSize}, ... of training_feat_all.lmdb`,
+      });
     }
     run.loadPretrained(model, args.from_pretrained);
     // The reference means BERT-initialised weights to train at 0.1 x lr, but its name test never
     // matches, so every parameter trains at --learning_rate; kept (docs/TRAINING.md).
-    const optimizer = new AdamW(referenceParamGroups(model, args.learning_rate, args.learning_rate), { betas: [0.9, 0.98], eps: args.adam_epsilon, correctBias: true });
+    const optimizer = new AdamW(referenceParamGroups(model, args.learning_rate, args.learning_rate), {
+      betas: [0.9, 0.98],
+      eps: args.adam_epsilon,
+      correctBias: true,
+    });
     const checkpointParts = { model, optimizer, optimizerKind: 'AdamW' };
     const accumulation = args.gradient_accumulation_steps;
     const batchesPerEpoch = shard.length;
-    const totalSteps = Math.trunc(shard.records / batchSize / accumulation) * (args.num_train_epochs - args.start_epoch);
+    const totalSteps =
+      Math.trunc(shard.records / batchSize / accumulation) * (args.num_train_epochs - args.start_epoch);
     const scheduler = new LambdaLR(optimizer.groups, warmupLinear(args.warmup_proportion * totalSteps, totalSteps));
 
     let state: TrainConcapState = {
-      epoch: Math.trunc(args.start_epoch), step: 0, globalStep: 0, batchSize, totalSteps,
-      trainRandom: trainRandom.state(), valRandom: valRandom.state(),
+      epoch: Math.trunc(args.start_epoch),
+      step: 0,
+      globalStep: 0,
+      batchSize,
+      totalSteps,
+      trainRandom: trainRandom.state(),
+      valRandom: valRandom.state(),
       summary: { maskedLm: 0, maskedImage: 0, nextSentence: 0, lr: 0, count: 0, microBatches: 0 },
-      worldSize: dp.worldSize, otherTrainRandom: [],
+      worldSize: dp.worldSize,
+      otherTrainRandom: [],
     };
     if (resumed) {
       if (resumed.batchSize !== batchSize || resumed.totalSteps !== totalSteps) {
-        throw new Error(`${args.resume_file}: saved by a run with batches of ${resumed.batchSize} and ${resumed.totalSteps} optimisation steps; these flags give ${batchSize} and ${totalSteps} (resume with the original run's flags)`);
+        throw new Error(
+          `${args.resume_file}: saved by a run with batches of ${resumed.batchSize} and ${resumed.totalSteps} optimisation steps; these flags give ${batchSize} and ${totalSteps} (resume with the original run's flags)`,
+        );
       }
       state = run.loadCheckpoint(checkpointParts);
       // LambdaLR's count is the number of optimiser steps: put it there and apply its lr.
@@ -237,18 +331,41 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
     }
     await run.shareWeights(model);
     const summary = state.summary;
-    emit({ kind: 'setup', runDir, records: train.numRecords, batchesPerEpoch, epochs: Math.trunc(args.num_train_epochs), totalSteps, startIteration: state.epoch * batchesPerEpoch + state.step });
+    emit({
+      kind: 'setup',
+      runDir,
+      records: train.numRecords,
+      batchesPerEpoch,
+      epochs: Math.trunc(args.num_train_epochs),
+      totalSteps,
+      startIteration: state.epoch * batchesPerEpoch + state.step,
+    });
 
     // Every rank takes part (each masks its own batches, so rank 0 saves all their draws); rank 0 writes.
     const checkpoint = async (epoch: number, step: number) => {
       const [first, ...others] = await dp.gatherValues(trainRandom.state());
       run.checkpoint(epoch, step, {
         ...checkpointParts,
-        trainer: () => ({ ...state, epoch, step, trainRandom: first!, valRandom: valRandom.state(), summary: { ...summary }, worldSize: dp.worldSize, otherTrainRandom: others }),
+        trainer: () => ({
+          ...state,
+          epoch,
+          step,
+          trainRandom: first!,
+          valRandom: valRandom.state(),
+          summary: { ...summary },
+          worldSize: dp.worldSize,
+          otherTrainRandom: others,
+        }),
       });
     };
     const taskNumIters = shard.records / batchSize;
-    const result = (status: TrainConcapResult['status']): TrainConcapResult => ({ status, runDir, model, config, iterations });
+    const result = (status: TrainConcapResult['status']): TrainConcapResult => ({
+      status,
+      runDir,
+      model,
+      config,
+      iterations,
+    });
 
     let iterations = 0;
     for (let epoch = state.epoch; epoch < Math.trunc(args.num_train_epochs); epoch++) {
@@ -269,12 +386,22 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
           // gradients from it, in the reference as here: it is logged as 0 and trained on.
           const maskedLm = hasTargets(labels.maskedLmLabels) ? out.maskedLmLoss.item() : 0;
           const values: ConcapLosses = { maskedLm, maskedImage: maskedImage.item(), nextSentence: nextSentence.item() };
-          const checked: [number, string][] = [[values.maskedLm, 'masked_loss_t'], [values.maskedImage, 'masked_loss_v'], [values.nextSentence, 'next_sentence_loss']];
-          const divergence = run.guardedBackward(model, where, checked, () => out.maskedLmLoss.add(maskedImage).add(nextSentence).div(accumulation).backward());
+          const checked: [number, string][] = [
+            [values.maskedLm, 'masked_loss_t'],
+            [values.maskedImage, 'masked_loss_v'],
+            [values.nextSentence, 'next_sentence_loss'],
+          ];
+          const divergence = run.guardedBackward(model, where, checked, () =>
+            out.maskedLmLoss.add(maskedImage).add(nextSentence).div(accumulation).backward(),
+          );
           return { values, divergence };
         });
         // One collective: every rank stops if one diverged, and the log gets the mean of the ranks' losses.
-        const sums = await run.sumOverRanks(local.divergence, [local.values.maskedLm, local.values.maskedImage, local.values.nextSentence], where);
+        const sums = await run.sumOverRanks(
+          local.divergence,
+          [local.values.maskedLm, local.values.maskedImage, local.values.nextSentence],
+          where,
+        );
         const [maskedLm, maskedImage, nextSentence] = sums.map((sum) => sum / dp.worldSize) as [number, number, number];
         const losses: ConcapLosses = { maskedLm, maskedImage, nextSentence };
         if ((step + 1) % accumulation === 0) {
@@ -301,13 +428,21 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
         }
         if (step !== 0 && step % (20 * accumulation) === 0 && summary.count > 0) {
           const mean = (sum: number) => (sum / summary.count).toFixed(3);
-          run.log?.line(`[${CONCAP_NAME}]: iter ${summary.microBatches} Ep: ${(summary.microBatches / taskNumIters).toFixed(2)} masked_t ${mean(summary.maskedLm)} masked_v ${mean(summary.maskedImage)} NSP ${mean(summary.nextSentence)} lr ${formatG(summary.lr / summary.count)}`);
+          run.log?.line(
+            `[${CONCAP_NAME}]: iter ${summary.microBatches} Ep: ${(summary.microBatches / taskNumIters).toFixed(2)} masked_t ${mean(summary.maskedLm)} masked_v ${mean(summary.maskedImage)} NSP ${mean(summary.nextSentence)} lr ${formatG(summary.lr / summary.count)}`,
+          );
           Object.assign(summary, { maskedLm: 0, maskedImage: 0, nextSentence: 0, lr: 0, count: 0 });
         }
         iterations += 1;
         emit({ kind: 'iteration', iteration: iterId, epoch, step });
         const next = step + 1;
-        if (args.checkpoint_every > 0 && (iterId + 1) % args.checkpoint_every === 0 && next % accumulation === 0 && next < batchesPerEpoch) await checkpoint(epoch, next);
+        if (
+          args.checkpoint_every > 0 &&
+          (iterId + 1) % args.checkpoint_every === 0 &&
+          next % accumulation === 0 &&
+          next < batchesPerEpoch
+        )
+          await checkpoint(epoch, next);
       }
       // A partial accumulation at the epoch's end is dropped (the reference carries it into the next epoch), so the epoch-end checkpoint is exact.
       model.zeroGrad();
@@ -318,9 +453,15 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
       run.log?.metrics.scalar(tag('mask_t'), lastIteration, validation.losses.maskedLm);
       run.log?.metrics.scalar(tag('maks_v'), lastIteration, validation.losses.maskedImage);
       run.log?.metrics.scalar(tag('nsp'), lastIteration, validation.losses.nextSentence);
-      run.log?.metrics.scalar(tag('loss'), lastIteration, validation.losses.maskedLm + validation.losses.maskedImage + validation.losses.nextSentence);
+      run.log?.metrics.scalar(
+        tag('loss'),
+        lastIteration,
+        validation.losses.maskedLm + validation.losses.maskedImage + validation.losses.nextSentence,
+      );
       run.log?.metrics.scalar(tag('score'), lastIteration, validation.alignmentAccuracy);
-      run.log?.line(`Validation [${CONCAP_NAME}]: masked_t ${validation.losses.maskedLm.toFixed(3)} masked_v ${validation.losses.maskedImage.toFixed(3)} NSP ${validation.losses.nextSentence.toFixed(3)}`);
+      run.log?.line(
+        `Validation [${CONCAP_NAME}]: masked_t ${validation.losses.maskedLm.toFixed(3)} masked_v ${validation.losses.maskedImage.toFixed(3)} NSP ${validation.losses.nextSentence.toFixed(3)}`,
+      );
       emit({ kind: 'validation', epoch, iteration: lastIteration, ...validation });
       await run.endEpoch(epoch, model, checkpoint);
     }
@@ -380,7 +521,11 @@ function openOrClose<T>(open: () => T, first: { close(): void }): T {
  * masked-region means leave out batches with nothing masked of that kind (the reference's
  * mean turns NaN there).
  */
-function validate(model: BertForMultiModalPreTraining, val: ConceptCaptionsReader, imgWeight: number): { losses: ConcapLosses; alignmentAccuracy: number; batches: number } {
+function validate(
+  model: BertForMultiModalPreTraining,
+  val: ConceptCaptionsReader,
+  imgWeight: number,
+): { losses: ConcapLosses; alignmentAccuracy: number; batches: number } {
   model.eval();
   const sums = { maskedLm: 0, wordBatches: 0, maskedImage: 0, regionBatches: 0, nextSentence: 0, correct: 0, pairs: 0 };
   torch.noGrad(() => {
@@ -407,10 +552,12 @@ function validate(model: BertForMultiModalPreTraining, val: ConceptCaptionsReade
   });
   const batches = val.length;
   return {
-    losses: { maskedLm: sums.maskedLm / sums.wordBatches, maskedImage: sums.maskedImage / sums.regionBatches, nextSentence: sums.nextSentence / batches },
+    losses: {
+      maskedLm: sums.maskedLm / sums.wordBatches,
+      maskedImage: sums.maskedImage / sums.regionBatches,
+      nextSentence: sums.nextSentence / batches,
+    },
     alignmentAccuracy: sums.correct / sums.pairs,
     batches,
   };
 }
-
-

@@ -74,12 +74,36 @@ export interface TrainTasksArgs {
 }
 
 export const TRAIN_TASKS_DEFAULTS: TrainTasksArgs = {
-  bert_model: 'bert-base-uncased', from_pretrained: 'bert-base-uncased', output_dir: 'save',
-  config_file: 'config/bert_base_6layer_6conect.json', num_train_epochs: 20, train_iter_multiplier: 1.0,
-  train_iter_gap: 4, warmup_proportion: 0.1, do_lower_case: true, seed: 0, gradient_accumulation_steps: 1,
-  num_workers: 16, save_name: '', in_memory: false, optim: 'AdamW', tasks: '', freeze: -1, vision_scratch: false,
-  lr_scheduler: 'mannul', resume_file: '', dynamic_attention: false, clean_train_sets: true, visual_target: 0,
-  task_specific_tokens: false, tasks_config: '', datasets_root: '.', checkpoint_every: 0, batch_size: 0, check_finite: true, head_lr: 1e-4,
+  bert_model: 'bert-base-uncased',
+  from_pretrained: 'bert-base-uncased',
+  output_dir: 'save',
+  config_file: 'config/bert_base_6layer_6conect.json',
+  num_train_epochs: 20,
+  train_iter_multiplier: 1.0,
+  train_iter_gap: 4,
+  warmup_proportion: 0.1,
+  do_lower_case: true,
+  seed: 0,
+  gradient_accumulation_steps: 1,
+  num_workers: 16,
+  save_name: '',
+  in_memory: false,
+  optim: 'AdamW',
+  tasks: '',
+  freeze: -1,
+  vision_scratch: false,
+  lr_scheduler: 'mannul',
+  resume_file: '',
+  dynamic_attention: false,
+  clean_train_sets: true,
+  visual_target: 0,
+  task_specific_tokens: false,
+  tasks_config: '',
+  datasets_root: '.',
+  checkpoint_every: 0,
+  batch_size: 0,
+  check_finite: true,
+  head_lr: 1e-4,
   answer_bias_init: 0,
 };
 
@@ -112,14 +136,19 @@ export interface TrainTasksResult {
 export type TrainTasksHooks = RunHooks<TrainEvent>;
 
 /** `<output_dir>/<task names joined by ->_<config stem>[-<save_name>]`, the reference's savePath. */
-export function runDirectory(args: Pick<TrainTasksArgs, 'output_dir' | 'config_file' | 'save_name'>, tasks: TaskConfig[]): string {
+export function runDirectory(
+  args: Pick<TrainTasksArgs, 'output_dir' | 'config_file' | 'save_name'>,
+  tasks: TaskConfig[],
+): string {
   const stem = basename(args.config_file, extname(args.config_file));
   const name = `${tasks.map((task) => task.name).join('-')}_${stem}${args.save_name ? `-${args.save_name}` : ''}`;
   return join(args.output_dir, name);
 }
 
 function buildOptimizer(args: TrainTasksArgs, model: VILBertForVLTasks, baseLr: number): Optimizer {
-  const groups = args.vision_scratch ? visionScratchGroups(model, baseLr, args.bert_model, args.head_lr) : referenceParamGroups(model, baseLr, args.head_lr);
+  const groups = args.vision_scratch
+    ? visionScratchGroups(model, baseLr, args.bert_model, args.head_lr)
+    : referenceParamGroups(model, baseLr, args.head_lr);
   if (args.optim === 'AdamW') return new AdamW(groups, { eps: 1e-6, correctBias: false });
   if (args.optim === 'RAdam') return new RAdam(groups);
   throw new Error(`--optim must be AdamW or RAdam, got '${String(args.optim)}'`);
@@ -147,17 +176,29 @@ export function initAnswerBias(model: VILBertForVLTasks, value: number, loaded: 
 export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = {}): Promise<TrainTasksResult> {
   const registryPath = args.tasks_config || bundledTasksPath();
   const tasks = selectTasks(loadTaskRegistry(registryPath), args.tasks, registryPath);
-  const run = openRun<TrainTasksState, TrainEvent>(hooks, { runDir: runDirectory(args, tasks), seed: args.seed, resumeFile: args.resume_file, checkFinite: args.check_finite });
+  const run = openRun<TrainTasksState, TrainEvent>(hooks, {
+    runDir: runDirectory(args, tasks),
+    seed: args.seed,
+    resumeFile: args.resume_file,
+    checkFinite: args.check_finite,
+  });
   const { dp, emit, runDir } = run;
   const baseLr = Math.min(...tasks.map((task) => task.lr));
   const lossScale = new Map(tasks.map((task) => [task.key, task.lr / baseLr]));
   const config = run.recordCommand(args, configFromFlags(args));
 
   // Rank 0 opens the datasets first: it writes the token caches that the other ranks then read.
-  const loaders = await run.mainRankFirst(() => buildTaskLoaders(tasks, {
-    root: args.datasets_root, cleanDatasets: args.clean_train_sets, gradientAccumulation: args.gradient_accumulation_steps,
-    seed: args.seed, workers: args.num_workers > 0, batchSize: args.batch_size, parallel: dp,
-  }));
+  const loaders = await run.mainRankFirst(() =>
+    buildTaskLoaders(tasks, {
+      root: args.datasets_root,
+      cleanDatasets: args.clean_train_sets,
+      gradientAccumulation: args.gradient_accumulation_steps,
+      seed: args.seed,
+      workers: args.num_workers > 0,
+      batchSize: args.batch_size,
+      parallel: dp,
+    }),
+  );
   const model = new VILBertForVLTasks(config);
   const close = () => Promise.all(loaders.flatMap((loader) => [loader.train.close(), loader.val.close()]));
   return run.execute({ model, tasks, config, close }, async () => {
@@ -168,42 +209,85 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
     const checkpointParts = { model, optimizer, optimizerKind: args.optim };
 
     const taskNumIters = new Map(loaders.map(({ task, train }) => [task.key, train.length]));
-    const taskAveIter = new Map(loaders.map(({ task, train }) => [task.key, Math.trunc((tasks.at(-1)!.num_epoch * train.length * args.train_iter_multiplier) / args.num_train_epochs)]));
+    const taskAveIter = new Map(
+      loaders.map(({ task, train }) => [
+        task.key,
+        Math.trunc((tasks.at(-1)!.num_epoch * train.length * args.train_iter_multiplier) / args.num_train_epochs),
+      ]),
+    );
     const iterationsPerEpoch = Math.max(...taskAveIter.values());
-    if (iterationsPerEpoch < 1) throw new Error(`--train_iter_multiplier ${args.train_iter_multiplier} and num_epoch leave 0 iterations per epoch`);
+    if (iterationsPerEpoch < 1)
+      throw new Error(
+        `--train_iter_multiplier ${args.train_iter_multiplier} and num_epoch leave 0 iterations per epoch`,
+      );
     const totalSteps = Math.trunc((iterationsPerEpoch * args.num_train_epochs) / args.gradient_accumulation_steps);
     const lrPlan = new LrPlan(args.lr_scheduler, optimizer.groups, {
-      warmup: args.warmup_proportion * totalSteps, total: totalSteps, iterationsPerEpoch, epochs: args.num_train_epochs,
+      warmup: args.warmup_proportion * totalSteps,
+      total: totalSteps,
+      iterationsPerEpoch,
+      epochs: args.num_train_epochs,
     });
     const stops = new Map(tasks.map((task) => [task.key, new StopAndGo()]));
 
-    let state: TrainTasksState = { epoch: 0, step: 0, globalStep: 0, lrPlan: lrPlan.state(), stopAndGo: {}, samplers: {}, valScores: {}, worldSize: dp.worldSize };
+    let state: TrainTasksState = {
+      epoch: 0,
+      step: 0,
+      globalStep: 0,
+      lrPlan: lrPlan.state(),
+      stopAndGo: {},
+      samplers: {},
+      valScores: {},
+      worldSize: dp.worldSize,
+    };
     if (run.resumed) {
       state = run.loadCheckpoint(checkpointParts);
       lrPlan.restore(state.lrPlan);
       for (const [key, stop] of stops) if (state.stopAndGo[key]) stop.restore(state.stopAndGo[key]);
       for (const loader of loaders) {
         const saved = state.samplers[loader.task.key];
-        if (!saved) throw new Error(`${args.resume_file}: no sampler state for ${loader.task.key} (was it saved by a run with other --tasks?)`);
+        if (!saved)
+          throw new Error(
+            `${args.resume_file}: no sampler state for ${loader.task.key} (was it saved by a run with other --tasks?)`,
+          );
         loader.train.restore(saved.train);
         loader.val.restore(saved.val);
       }
       run.resumedAt(state, iterationsPerEpoch);
     }
     await run.shareWeights(model);
-    emit({ kind: 'setup', runDir, tasks, iterationsPerEpoch, epochs: args.num_train_epochs, totalSteps, startIteration: state.epoch * iterationsPerEpoch + state.step });
+    emit({
+      kind: 'setup',
+      runDir,
+      tasks,
+      iterationsPerEpoch,
+      epochs: args.num_train_epochs,
+      totalSteps,
+      startIteration: state.epoch * iterationsPerEpoch + state.step,
+    });
 
     const snapshot = (epoch: number, step: number): TrainTasksState => ({
-      epoch, step, globalStep: state.globalStep, lrPlan: lrPlan.state(),
+      epoch,
+      step,
+      globalStep: state.globalStep,
+      lrPlan: lrPlan.state(),
       stopAndGo: Object.fromEntries([...stops].map(([key, stop]) => [key, stop.state()])),
-      samplers: Object.fromEntries(loaders.map((loader) => [loader.task.key, { train: loader.train.state(), val: loader.val.state() }])),
-      valScores: { ...state.valScores }, worldSize: dp.worldSize,
+      samplers: Object.fromEntries(
+        loaders.map((loader) => [loader.task.key, { train: loader.train.state(), val: loader.val.state() }]),
+      ),
+      valScores: { ...state.valScores },
+      worldSize: dp.worldSize,
     });
     // Sampler positions, weights and moments are the same on every rank: rank 0's checkpoint serves all.
-    const checkpoint = (epoch: number, step: number) => run.checkpoint(epoch, step, { ...checkpointParts, trainer: () => snapshot(epoch, step) });
+    const checkpoint = (epoch: number, step: number) =>
+      run.checkpoint(epoch, step, { ...checkpointParts, trainer: () => snapshot(epoch, step) });
     const evaluate = async (loader: TaskLoaders, iterId: number) => {
       model.eval();
-      const result = await evaluateTask(model, loader.val, { ...loader.task, number: loader.number }, { collectResults: false });
+      const result = await evaluateTask(
+        model,
+        loader.val,
+        { ...loader.task, number: loader.number },
+        { collectResults: false },
+      );
       model.train();
       // Rank 0's numbers on every rank, so that stop-and-go and the lr plan decide alike everywhere.
       const [loss, score] = (await dp.broadcastNumbers([result.loss, result.score])) as [number, number];
@@ -213,7 +297,15 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
       run.log?.validation(loader.task, iterId, loss, score, stop.inStop);
       emit({ kind: 'eval', task: loader.task, iteration: iterId, loss, score, inStop: stop.inStop });
     };
-    const result = (status: TrainTasksResult['status']): TrainTasksResult => ({ status, runDir, model, config, tasks, iterations, valScores: state.valScores });
+    const result = (status: TrainTasksResult['status']): TrainTasksResult => ({
+      status,
+      runDir,
+      model,
+      config,
+      tasks,
+      iterations,
+      valScores: state.valScores,
+    });
 
     let iterations = 0;
     const accumulation = args.gradient_accumulation_steps;
@@ -233,14 +325,22 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
           const where = `iteration ${iterId} (epoch ${epoch}, step ${step}), ${task.key} ${task.name}`;
           const local = torch.scope(() => {
             const taskBatch = toTaskBatch(batch);
-            const out = forwardTask(model, taskBatch, { type: task.type, process: task.process, number: loader.number });
+            const out = forwardTask(model, taskBatch, {
+              type: task.type,
+              process: task.process,
+              number: loader.number,
+            });
             const scaled = out.loss.mul(lossScale.get(task.key)! / accumulation);
             const value = scaled.item();
             const divergence = run.guardedBackward(model, where, [[value, 'the loss']], () => scaled.backward());
             return { loss: value, score: out.score, batchSize: out.prepared.batchSize, divergence };
           });
           // One collective: every rank stops if one diverged, and the log gets the global batch's loss and score.
-          const [lossSum, scoreSum, rows] = (await run.sumOverRanks(local.divergence, [local.loss, local.score, local.batchSize], where)) as [number, number, number];
+          const [lossSum, scoreSum, rows] = (await run.sumOverRanks(
+            local.divergence,
+            [local.loss, local.score, local.batchSize],
+            where,
+          )) as [number, number, number];
           const loss = lossSum / dp.worldSize; // the ranks' batches are of one size
           const score = scoreSum / rows;
           if ((step + 1) % accumulation === 0) {
@@ -261,12 +361,19 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
         run.log?.periodicSummary(step, accumulation, taskNumIters);
         for (const loader of loaders) {
           const lastIteration = epoch === args.num_train_epochs - 1 && step === iterationsPerEpoch - 1;
-          if ((iterId !== 0 && iterId % taskNumIters.get(loader.task.key)! === 0) || lastIteration) await evaluate(loader, iterId);
+          if ((iterId !== 0 && iterId % taskNumIters.get(loader.task.key)! === 0) || lastIteration)
+            await evaluate(loader, iterId);
         }
         iterations += 1;
         emit({ kind: 'iteration', iteration: iterId, epoch, step, globalStep: state.globalStep });
         const next = step + 1;
-        if (args.checkpoint_every > 0 && (iterId + 1) % args.checkpoint_every === 0 && next % accumulation === 0 && next < iterationsPerEpoch) checkpoint(epoch, next);
+        if (
+          args.checkpoint_every > 0 &&
+          (iterId + 1) % args.checkpoint_every === 0 &&
+          next % accumulation === 0 &&
+          next < iterationsPerEpoch
+        )
+          checkpoint(epoch, next);
       }
       const scores = Object.values(state.valScores);
       lrPlan.endOfEpoch(scores.length ? scores.reduce((a, b) => a + b, 0) / scores.length : 0);

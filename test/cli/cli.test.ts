@@ -14,7 +14,24 @@ const vilbert = (...args: string[]) => spawnSync(process.execPath, [bin, ...args
 test('--help lists the subcommands; each has --help', () => {
   const help = vilbert('--help');
   assert.equal(help.status, 0);
-  const commands = ['demo', 'smoke', 'train-tasks', 'train-concap', 'eval-tasks', 'eval-retrieval', 'report', 'predict', 'model-folder', 'make-world', 'launch', 'convert', 'inspect', 'verify-parity', 'verify-data', 'info'];
+  const commands = [
+    'demo',
+    'smoke',
+    'train-tasks',
+    'train-concap',
+    'eval-tasks',
+    'eval-retrieval',
+    'report',
+    'predict',
+    'model-folder',
+    'make-world',
+    'launch',
+    'convert',
+    'inspect',
+    'verify-parity',
+    'verify-data',
+    'info',
+  ];
   for (const command of commands) {
     assert.match(help.stdout, new RegExp(`\\n  ${command}\\b`));
     const sub = vilbert(command, '--help');

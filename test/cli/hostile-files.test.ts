@@ -41,12 +41,36 @@ describe('hostile torch checkpoints: inspect and convert refuse them, naming the
   const members = [...readZipMembers(serializeTorchStateDict(state), 'x')].map(([name, data]) => ({ name, data }));
   const payload = { data: Buffer.from('payload') };
   const cases: Array<[string, Uint8Array, RegExp]> = [
-    ['member-dotdot.bin', writeZip([...members, { name: 'archive/../../outside', ...payload }]), /'archive\/\.\.\/\.\.\/outside': has a '\.\.' component/],
-    ['member-absolute.pt', writeZip([...members, { name: '/tmp/outside', ...payload }]), /'\/tmp\/outside': is an absolute path/],
-    ['member-first-absolute.pt', writeZip([{ name: '/archive/data.pkl', ...payload }, ...members]), /'\/archive\/data\.pkl': is an absolute path/],
-    ['member-backslash.bin', writeZip([...members, { name: 'archive\\..\\..\\outside', ...payload }]), /'archive\\\.\.\\\.\.\\outside': has a backslash/],
-    ['member-drive.bin', writeZip([...members, { name: 'C:/outside', ...payload }]), /'C:\/outside': starts with a drive letter/],
-    ['member-second-root.bin', writeZip([...members, { name: 'second/data.pkl', ...payload }]), /'second\/data\.pkl': lies outside 'archive\/'/],
+    [
+      'member-dotdot.bin',
+      writeZip([...members, { name: 'archive/../../outside', ...payload }]),
+      /'archive\/\.\.\/\.\.\/outside': has a '\.\.' component/,
+    ],
+    [
+      'member-absolute.pt',
+      writeZip([...members, { name: '/tmp/outside', ...payload }]),
+      /'\/tmp\/outside': is an absolute path/,
+    ],
+    [
+      'member-first-absolute.pt',
+      writeZip([{ name: '/archive/data.pkl', ...payload }, ...members]),
+      /'\/archive\/data\.pkl': is an absolute path/,
+    ],
+    [
+      'member-backslash.bin',
+      writeZip([...members, { name: 'archive\\..\\..\\outside', ...payload }]),
+      /'archive\\\.\.\\\.\.\\outside': has a backslash/,
+    ],
+    [
+      'member-drive.bin',
+      writeZip([...members, { name: 'C:/outside', ...payload }]),
+      /'C:\/outside': starts with a drive letter/,
+    ],
+    [
+      'member-second-root.bin',
+      writeZip([...members, { name: 'second/data.pkl', ...payload }]),
+      /'second\/data\.pkl': lies outside 'archive\/'/,
+    ],
     ['cut-in-half.bin', readFileSync(fixture('parity', 'weights_vltasks.torch_zip.bin')).subarray(0, 200_000), /./],
     ['empty.bin', new Uint8Array(0), /the file is empty \(0 bytes\)/],
   ];
@@ -55,7 +79,10 @@ describe('hostile torch checkpoints: inspect and convert refuse them, naming the
       const file = join(dir, name);
       writeFileSync(file, bytes);
       const output = join(dir, `${name}.safetensors`);
-      for (const args of [['inspect', file], ['convert', file, output]]) {
+      for (const args of [
+        ['inspect', file],
+        ['convert', file, output],
+      ]) {
         const child = run([bin, ...args]);
         assertEnded(child, 1, `${args[0]} ${name}`);
         assert.match(child.stderr, new RegExp(`^vilbert: ${literal(file)}: ${problem.source}`), `${args[0]} ${name}`);
@@ -82,13 +109,28 @@ describe('hostile feature LMDBs: opening or reading them is refused, naming the 
     }`;
   const readStore = (path: string): SpawnSyncReturns<string> => run(['--input-type=module', '-e', reader, path]);
 
-  const coco = readFileSync(fixture('datasets', 'kit', 'datasets', 'coco', 'features_100', 'COCO_trainval_resnext152_faster_rcnn_genome.lmdb', 'data.mdb'));
+  const coco = readFileSync(
+    fixture(
+      'datasets',
+      'kit',
+      'datasets',
+      'coco',
+      'features_100',
+      'COCO_trainval_resnext152_faster_rcnn_genome.lmdb',
+      'data.mdb',
+    ),
+  );
   const captions = readFileSync(fixture('datasets', 'kit', 'data', 'conceptual_caption', 'validation_feat_all.lmdb'));
   // [store, its bytes, a directory holding data.mdb (else a single file), what is said of the file]
   const storeFiles: Array<[string, Uint8Array, boolean, RegExp]> = [
     ['empty.lmdb', new Uint8Array(0), true, /is empty \(0 bytes\), not an LMDB file/],
     ['empty-file.lmdb', new Uint8Array(0), false, /is empty \(0 bytes\), not an LMDB file/],
-    ['coco-cut-in-half.lmdb', coco.subarray(0, coco.length / 2), true, new RegExp(`is truncated: ${coco.length / 2} bytes, but its pages run to byte ${coco.length} `)],
+    [
+      'coco-cut-in-half.lmdb',
+      coco.subarray(0, coco.length / 2),
+      true,
+      new RegExp(`is truncated: ${coco.length / 2} bytes, but its pages run to byte ${coco.length} `),
+    ],
     ['coco-last-page-missing.lmdb', coco.subarray(0, coco.length - 4096), true, /is truncated/],
     ['captions-cut-in-half.lmdb', captions.subarray(0, captions.length / 2), false, /is truncated/],
   ];
@@ -103,7 +145,20 @@ describe('hostile feature LMDBs: opening or reading them is refused, naming the 
       assertEnded(loaded, 1, name);
       assert.match(loaded.stderr, new RegExp(`Error: ${message}`), name);
       // predict opens the store before it reads the model folder (absent here).
-      const predicted = run([bin, 'predict', '--task', 'vqa', '--model', join(dir, 'no-model'), '--features', path, '--image', '9', '--text', 'what?']);
+      const predicted = run([
+        bin,
+        'predict',
+        '--task',
+        'vqa',
+        '--model',
+        join(dir, 'no-model'),
+        '--features',
+        path,
+        '--image',
+        '9',
+        '--text',
+        'what?',
+      ]);
       assertEnded(predicted, 1, `predict ${name}`);
       assert.match(predicted.stderr, new RegExp(`^vilbert: ${message}`), `predict ${name}`);
     });
@@ -111,15 +166,24 @@ describe('hostile feature LMDBs: opening or reading them is refused, naming the 
 
   it('values with NaN, infinity, an overflow, no boxes or a wrong num_boxes: each image refused, the rest read', () => {
     const path = join(dir, 'hostile-values.lmdb');
-    writeFeatureStore(path, { ...READ, ...Object.fromEntries(Object.entries(REFUSED).map(([key, [value]]) => [key, value])) });
+    writeFeatureStore(path, {
+      ...READ,
+      ...Object.fromEntries(Object.entries(REFUSED).map(([key, [value]]) => [key, value])),
+    });
     const child = readStore(path);
     assertEnded(child, 0, 'hostile-values.lmdb');
     const lines = child.stdout.trim().split('\n');
     const expected = [
       ...Object.keys(READ).map((key) => new RegExp(`^${key}: ok$`)),
-      ...Object.entries(REFUSED).map(([key, [, problem]]) => new RegExp(`^${literal(path)}: image '${key}': ${problem.source.replace(/^\^/, '')}`)),
+      ...Object.entries(REFUSED).map(
+        ([key, [, problem]]) => new RegExp(`^${literal(path)}: image '${key}': ${problem.source.replace(/^\^/, '')}`),
+      ),
     ];
     assert.equal(lines.length, expected.length, child.stdout);
-    for (const pattern of expected) assert.ok(lines.some((line) => pattern.test(line)), `no line matches ${pattern}:\n${child.stdout}`);
+    for (const pattern of expected)
+      assert.ok(
+        lines.some((line) => pattern.test(line)),
+        `no line matches ${pattern}:\n${child.stdout}`,
+      );
   });
 });

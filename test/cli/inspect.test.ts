@@ -38,11 +38,26 @@ test('every variant rankConfigFits derives has the shapes of the model built for
   const config = bundledConfig('bert_base_2layer_2conect').config;
   for (const kind of ['VILBertForVLTasks', 'BertForMultiModalPreTraining'] as const) {
     const withTokens = kind === 'VILBertForVLTasks';
-    const base = stateDictShapes({ ...config, task_specific_tokens: withTokens, visual_target: 0, v_target_size: 1601 }, kind);
+    const base = stateDictShapes(
+      { ...config, task_specific_tokens: withTokens, visual_target: 0, v_target_size: 1601 },
+      kind,
+    );
     for (const taskTokens of withTokens ? [true, false] : [false]) {
       for (const visualTarget of [0, 1] as const) {
-        const built = stateDictShapes({ ...config, task_specific_tokens: taskTokens, visual_target: visualTarget, v_target_size: visualTarget === 0 ? 1601 : 2048 }, kind);
-        assert.deepEqual([...variantShapes(base, taskTokens, visualTarget)], [...built], `${kind} tokens ${taskTokens} target ${visualTarget}`);
+        const built = stateDictShapes(
+          {
+            ...config,
+            task_specific_tokens: taskTokens,
+            visual_target: visualTarget,
+            v_target_size: visualTarget === 0 ? 1601 : 2048,
+          },
+          kind,
+        );
+        assert.deepEqual(
+          [...variantShapes(base, taskTokens, visualTarget)],
+          [...built],
+          `${kind} tokens ${taskTokens} target ${visualTarget}`,
+        );
       }
     }
   }
@@ -56,7 +71,10 @@ test('the released 12-in-1 layout fits bert_base_6layer_6conect exactly', () => 
     const run = inspect(file);
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /: 560 tensors, 291,469,755 elements \(560 float16\)\n/);
-    assert.match(run.stdout, /^fits exactly: VILBertForVLTasks, config bert_base_6layer_6conect, task tokens on, visual_target 0$/m);
+    assert.match(
+      run.stdout,
+      /^fits exactly: VILBertForVLTasks, config bert_base_6layer_6conect, task tokens on, visual_target 0$/m,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -72,7 +90,10 @@ test('a file that fits no bundled config names the closest, with its missing and
     writeSparseWeights(file, shapes);
     const run = inspect(file);
     assert.equal(run.status, 0, run.stderr);
-    assert.match(run.stdout, /^fits no bundled config exactly; closest: VILBertForVLTasks, config bert_base_6layer_6conect, task tokens on, visual_target 0 \(1 missing, 0 unexpected, 1 shape mismatches\)$/m);
+    assert.match(
+      run.stdout,
+      /^fits no bundled config exactly; closest: VILBertForVLTasks, config bert_base_6layer_6conect, task tokens on, visual_target 0 \(1 missing, 0 unexpected, 1 shape mismatches\)$/m,
+    );
     assert.match(run.stdout, /^ {2}shape mismatch: vil_prediction\.logit_fc\.3\.weight$/m);
     assert.match(run.stdout, /^ {2}missing: vil_logit\.bias$/m);
   } finally {

@@ -5,7 +5,11 @@ import { join } from 'node:path';
 import type { DatasetFactory, DatasetOptions, ItemTensor, TaskDataset } from '../../src/data/dataset.js';
 import { ImageFeatureReader } from '../../src/data/features.js';
 import { iou } from '../../src/data/iou.js';
-import { guessWhatPointingDataset, referExpressionDataset, visual7wDataset } from '../../src/data/datasets/grounding.js';
+import {
+  guessWhatPointingDataset,
+  referExpressionDataset,
+  visual7wDataset,
+} from '../../src/data/datasets/grounding.js';
 import { DatasetError } from '../../src/data/dataset-error.js';
 import { verifyDatasetSplit } from '../../src/parity/verify-data.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
@@ -24,7 +28,11 @@ const KIT_PARTS = ['datasets/refcoco', 'datasets/visual7w', 'datasets/guesswhat'
 const registry = loadTaskRegistry();
 const tokenizer = BertTokenizer.bundled();
 
-interface TaskCase { key: string; expected: string; factory: DatasetFactory }
+interface TaskCase {
+  key: string;
+  expected: string;
+  factory: DatasetFactory;
+}
 const TASKS: TaskCase[] = [
   { key: 'TASK9', expected: 'TASK9_refcoco', factory: referExpressionDataset },
   { key: 'TASK10', expected: 'TASK10_refcoco+', factory: referExpressionDataset },
@@ -47,8 +55,15 @@ function build(task: TaskCase, root: string, split: string, overrides: Partial<D
     return reader;
   };
   return task.factory({
-    task: config, split, phase: 'train', root, tokenizer, cleanDatasets: true,
-    features: open(config.features_h5path1), gtFeatures: open(config.features_h5path2), ...overrides,
+    task: config,
+    split,
+    phase: 'train',
+    root,
+    tokenizer,
+    cleanDatasets: true,
+    features: open(config.features_h5path1),
+    gtFeatures: open(config.features_h5path2),
+    ...overrides,
   });
 }
 
@@ -65,10 +80,14 @@ function values(data: ItemTensor['data'] | ArrayLike<number>): number[] {
 function goldenValues(tensor: RawTensor): number[] {
   const buffer = tensor.data.slice().buffer;
   switch (tensor.dtype) {
-    case 'float32': return values(new Float32Array(buffer));
-    case 'float64': return values(new Float64Array(buffer));
-    case 'int64': return values(new BigInt64Array(buffer));
-    default: throw new Error(`unexpected golden dtype ${tensor.dtype}`);
+    case 'float32':
+      return values(new Float32Array(buffer));
+    case 'float64':
+      return values(new Float64Array(buffer));
+    case 'int64':
+      return values(new BigInt64Array(buffer));
+    default:
+      throw new Error(`unexpected golden dtype ${tensor.dtype}`);
   }
 }
 
@@ -151,9 +170,12 @@ describe('iou', () => {
     assert.deepEqual(Array.from(iou([0, 0, 9, 9], [0, 0, 4, 9])), [0.5]);
     // Touching boxes share one pixel column; boxes further apart share nothing.
     assert.deepEqual(Array.from(iou([0, 0, 9, 9, 0, 0, 10, 10, 9, 0, 18, 9], [9, 0, 18, 9, 20, 20, 30, 30])), [
-      Math.fround(10 / 190), 0,
-      Math.fround(20 / 201), 0, // [0,0,10,10] is 11x11 and overlaps [9,0,18,9] in 2x10 pixels
-      1, 0,
+      Math.fround(10 / 190),
+      0,
+      Math.fround(20 / 201),
+      0, // [0,0,10,10] is 11x11 and overlaps [9,0,18,9] in 2x10 pixels
+      1,
+      0,
     ]);
   });
 
@@ -188,7 +210,8 @@ for (const task of TASKS) {
           TASK4: ['dataset_v7w_pointing.json'],
           TASK17: ['guesswhat.train.jsonl', 'guesswhat.valid.jsonl'],
         };
-        for (const file of annotationFiles[task.key] ?? [join(config.name, 'instances.json')]) rmSync(join(root, config.dataroot, file));
+        for (const file of annotationFiles[task.key] ?? [join(config.name, 'instances.json')])
+          rmSync(join(root, config.dataroot, file));
         assertMatchesGoldens(build(task, root, split, { writeCache: false }), dir);
       });
     }
@@ -212,15 +235,25 @@ describe('ReferExpressionDataset inputs', () => {
   it('reads Python 2 pickles: str as UTF-8 bytes, or latin-1 where they are not UTF-8', () => {
     const root = scratchKitForFile(KIT_PARTS);
     const ref = (refId: number, raw: string | Uint8Array) => ({
-      image_id: 579818, split: 'val', sentences: [{ tokens: ['cafe'], raw, sent_id: refId, sent: 'cafe' }],
-      file_name: 'x.jpg', category_id: 3, ann_id: 1706400, sent_ids: [refId], ref_id: refId,
+      image_id: 579818,
+      split: 'val',
+      sentences: [{ tokens: ['cafe'], raw, sent_id: refId, sent: 'cafe' }],
+      file_name: 'x.jpg',
+      category_id: 3,
+      ann_id: 1706400,
+      sent_ids: [refId],
+      ref_id: refId,
     });
-    const refs = [ref(1, 'Caf\u00e9 sign'), ref(2, Uint8Array.from([0x43, 0x61, 0x66, 0xe9, 0x20, 0x73, 0x69, 0x67, 0x6e]))];
+    const refs = [
+      ref(1, 'Caf\u00e9 sign'),
+      ref(2, Uint8Array.from([0x43, 0x61, 0x66, 0xe9, 0x20, 0x73, 0x69, 0x67, 0x6e])),
+    ];
     writeFileSync(join(root, 'datasets/refcoco/refcoco/refs(unc).p'), python2Pickle(refs));
     const dataset = build(TASKS[0]!, root, 'val', { writeCache: false });
     assert.equal(dataset.length, 2);
     const expected = tokenizer.encodeSingleSentence('Caf\u00e9 sign', 20).inputIds;
-    for (const index of [0, 1]) assert.deepEqual(values((dataset.item(index).values.caption as ItemTensor).data), expected);
+    for (const index of [0, 1])
+      assert.deepEqual(values((dataset.item(index).values.caption as ItemTensor).data), expected);
   });
 
   it('mteval takes the train refs on test-set images only', () => {
@@ -229,7 +262,13 @@ describe('ReferExpressionDataset inputs', () => {
 
   it('rejects an unknown split and missing feature readers, naming the file or task', () => {
     const root = scratchKitForFile(KIT_PARTS);
-    assert.throws(() => build(TASKS[0]!, root, 'dev', { writeCache: false }), (error: unknown) => error instanceof DatasetError && /refs\(unc\)\.p.*no such split 'dev'/.test(error.message));
-    assert.throws(() => build(TASKS[0]!, root, 'val', { gtFeatures: null }), (error: unknown) => error instanceof DatasetError && /TASK9.*features_h5path2/.test(error.message));
+    assert.throws(
+      () => build(TASKS[0]!, root, 'dev', { writeCache: false }),
+      (error: unknown) => error instanceof DatasetError && /refs\(unc\)\.p.*no such split 'dev'/.test(error.message),
+    );
+    assert.throws(
+      () => build(TASKS[0]!, root, 'val', { gtFeatures: null }),
+      (error: unknown) => error instanceof DatasetError && /TASK9.*features_h5path2/.test(error.message),
+    );
   });
 });

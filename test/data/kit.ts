@@ -9,10 +9,15 @@ import { fixture } from '../io/fixtures.js';
  * A scratch copy of the kit directories a task reads (the loaders may write caches there),
  * optionally with the token caches the reference wrote (generated_caches/) in place.
  */
-export function scratchKit(directories: string[], referenceCaches: string[] = []): { root: string; dispose: () => void } {
+export function scratchKit(
+  directories: string[],
+  referenceCaches: string[] = [],
+): { root: string; dispose: () => void } {
   const root = mkdtempSync(join(tmpdir(), 'vilbert-kit-'));
-  for (const directory of directories) cpSync(fixture('datasets', 'kit', directory), join(root, directory), { recursive: true });
-  for (const directory of referenceCaches) cpSync(fixture('datasets', 'generated_caches', directory), join(root, directory), { recursive: true });
+  for (const directory of directories)
+    cpSync(fixture('datasets', 'kit', directory), join(root, directory), { recursive: true });
+  for (const directory of referenceCaches)
+    cpSync(fixture('datasets', 'generated_caches', directory), join(root, directory), { recursive: true });
   return { root, dispose: () => rmSync(root, { recursive: true, force: true }) };
 }
 

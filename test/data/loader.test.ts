@@ -17,8 +17,14 @@ describe('BatchSampler', () => {
     const sampler = new BatchSampler(10, 4, { shuffle: true, seed: 7 });
     assert.equal(sampler.length, 3);
     const epoch0 = [sampler.next(), sampler.next(), sampler.next()];
-    assert.deepEqual(epoch0.map((batch) => batch.length), [4, 4, 2]);
-    assert.deepEqual(epoch0.flat().sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(
+      epoch0.map((batch) => batch.length),
+      [4, 4, 2],
+    );
+    assert.deepEqual(
+      epoch0.flat().sort((a, b) => a - b),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    );
     const epoch1 = [sampler.next(), sampler.next(), sampler.next()].flat();
     assert.notDeepEqual(epoch1, epoch0.flat(), 'a new epoch reshuffles');
     const again = new BatchSampler(10, 4, { shuffle: true, seed: 7 });
@@ -36,7 +42,10 @@ describe('BatchSampler', () => {
     const rest = Array.from({ length: 9 }, () => sampler.next());
     const resumed = new BatchSampler(9, 2, { shuffle: true, seed: 3 });
     resumed.restore(JSON.parse(JSON.stringify(saved)));
-    assert.deepEqual(Array.from({ length: 9 }, () => resumed.next()), rest);
+    assert.deepEqual(
+      Array.from({ length: 9 }, () => resumed.next()),
+      rest,
+    );
     assert.throws(() => resumed.restore({ seed: 3, epoch: 0, position: 99 }), /outside/);
   });
 });
@@ -47,13 +56,22 @@ describe('TaskLoader on the VQA kit', () => {
   before(() => {
     root = join(mkdtempSync(join(tmpdir(), 'vilbert-loader-')), 'kit');
     cpSync(kit, root, { recursive: true });
-    spec = { className: 'VQAClassificationDataset', task: loadTaskRegistry().get('TASK1')!, split: 'trainval', phase: 'train', root, cleanDatasets: true };
+    spec = {
+      className: 'VQAClassificationDataset',
+      task: loadTaskRegistry().get('TASK1')!,
+      split: 'trainval',
+      phase: 'train',
+      root,
+      cleanDatasets: true,
+    };
   });
   after(() => rmSync(join(root, '..'), { recursive: true, force: true }));
 
   const summary = (batch: Batch) => ({
     indices: batch.indices,
-    shapes: Object.fromEntries(Object.entries(batch.values).map(([name, value]) => [name, (value as ItemTensor).shape])),
+    shapes: Object.fromEntries(
+      Object.entries(batch.values).map(([name, value]) => [name, (value as ItemTensor).shape]),
+    ),
     question: Array.from((batch.values.question as ItemTensor).data, Number),
     featureSum: Array.from((batch.values.features as ItemTensor).data as Float32Array).reduce((a, b) => a + b, 0),
   });
@@ -62,7 +80,17 @@ describe('TaskLoader on the VQA kit', () => {
     const { dataset, close } = openDataset(spec);
     try {
       const batch = collate([dataset.item(0), dataset.item(1), dataset.item(2)], [0, 1, 2]);
-      assert.deepEqual(batch.order, ['features', 'spatials', 'image_mask', 'question', 'target', 'input_mask', 'segment_ids', 'co_attention_mask', 'question_id']);
+      assert.deepEqual(batch.order, [
+        'features',
+        'spatials',
+        'image_mask',
+        'question',
+        'target',
+        'input_mask',
+        'segment_ids',
+        'co_attention_mask',
+        'question_id',
+      ]);
       const shapes = summary(batch).shapes;
       assert.deepEqual(shapes.features, [3, 101, 2048]);
       assert.deepEqual(shapes.spatials, [3, 101, 5]);
@@ -70,7 +98,10 @@ describe('TaskLoader on the VQA kit', () => {
       assert.deepEqual(shapes.target, [3, dataset.numLabels]);
       assert.deepEqual(shapes.question_id, [3]);
       assert.equal((batch.values.question_id as ItemTensor).dtype, 'int64');
-      assert.deepEqual(Array.from((batch.values.question as ItemTensor).data.subarray(23, 46), Number), Array.from((dataset.item(1).values.question as ItemTensor).data, Number));
+      assert.deepEqual(
+        Array.from((batch.values.question as ItemTensor).data.subarray(23, 46), Number),
+        Array.from((dataset.item(1).values.question as ItemTensor).data, Number),
+      );
     } finally {
       close();
     }
@@ -83,7 +114,10 @@ describe('TaskLoader on the VQA kit', () => {
       const second = dataset.item(1, true).values.features as ItemTensor;
       assert.equal(first.data.buffer, second.data.buffer, 'the VQA dataset reuses its feature array');
       const indices = [3, 0, 3, 8, 1, 5, 5, 2];
-      const fresh = collate(indices.map((index) => dataset.item(index)), indices);
+      const fresh = collate(
+        indices.map((index) => dataset.item(index)),
+        indices,
+      );
       const reused = collateFrom(indices, (index) => dataset.item(index, true));
       assert.deepEqual(reused.order, fresh.order);
       for (const name of fresh.order) {
@@ -93,7 +127,12 @@ describe('TaskLoader on the VQA kit', () => {
         } else {
           const t = b as ItemTensor;
           assert.deepEqual([t.dtype, t.shape], [a.dtype, a.shape], name);
-          assert.ok(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).equals(Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength)), `${name} bytes`);
+          assert.ok(
+            Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).equals(
+              Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength),
+            ),
+            `${name} bytes`,
+          );
         }
       }
       assert.throws(() => collate([dataset.item(0)], [0, 1]), /1 items for 2 indices/);

@@ -13,10 +13,21 @@ import { scratchKit } from './kit.js';
 
 const EXPECTED = fixture('datasets', 'expected');
 
-function build(factory: DatasetFactory, taskKey: string, split: string, phase: 'train' | 'val', root: string, cleanDatasets = true): TaskDataset {
+function build(
+  factory: DatasetFactory,
+  taskKey: string,
+  split: string,
+  phase: 'train' | 'val',
+  root: string,
+  cleanDatasets = true,
+): TaskDataset {
   const task = loadTaskRegistry().get(taskKey)!;
   return factory({
-    task, split, phase, root, cleanDatasets,
+    task,
+    split,
+    phase,
+    root,
+    cleanDatasets,
     tokenizer: BertTokenizer.bundled(),
     features: ImageFeatureReader.open(resolve(root, task.features_h5path1)),
     gtFeatures: null,
@@ -53,9 +64,15 @@ describe('NLVR2Dataset', () => {
     // Row n0 (after image 0's mean row and boxes) is image 1's whole-image row [0, 0, 1, 1, 1].
     assert.deepEqual(values(spatials).slice(image0.numBoxes * 5, image0.numBoxes * 5 + 5), [0, 0, 1, 1, 1]);
     const mask = values(item.values.image_mask as ItemTensor);
-    assert.equal(mask.reduce((a, b) => a + b, 0), Math.min(image0.numBoxes + image1.numBoxes, 202));
+    assert.equal(
+      mask.reduce((a, b) => a + b, 0),
+      Math.min(image0.numBoxes + image1.numBoxes, 202),
+    );
     const target = values(item.values.target as ItemTensor);
-    assert.equal(target.reduce((a, b) => a + b, 0), 1);
+    assert.equal(
+      target.reduce((a, b) => a + b, 0),
+      1,
+    );
     features.close();
   });
 
@@ -63,8 +80,14 @@ describe('NLVR2Dataset', () => {
     const withCaches = scratchKit(['datasets/nlvr2'], ['datasets/nlvr2']);
     rmSync(join(withCaches.root, 'datasets/nlvr2/train.json'));
     rmSync(join(withCaches.root, 'datasets/nlvr2/dev.json'));
-    expectSplitMatches(build(nlvr2Dataset, 'TASK12', 'train', 'train', withCaches.root), 'TASK12_NLVR2/train__train__NLVR2Dataset');
-    expectSplitMatches(build(nlvr2Dataset, 'TASK12', 'dev', 'val', withCaches.root), 'TASK12_NLVR2/dev__val__NLVR2Dataset');
+    expectSplitMatches(
+      build(nlvr2Dataset, 'TASK12', 'train', 'train', withCaches.root),
+      'TASK12_NLVR2/train__train__NLVR2Dataset',
+    );
+    expectSplitMatches(
+      build(nlvr2Dataset, 'TASK12', 'dev', 'val', withCaches.root),
+      'TASK12_NLVR2/dev__val__NLVR2Dataset',
+    );
     withCaches.dispose();
   });
 
@@ -79,12 +102,18 @@ describe('NLVR2Dataset', () => {
   });
 
   it('rejects a split the reference does not know', () => {
-    assert.throws(() => build(nlvr2Dataset, 'TASK12', 'minval', 'val', kit.root), /data split 'minval' is not recognized/);
+    assert.throws(
+      () => build(nlvr2Dataset, 'TASK12', 'minval', 'val', kit.root),
+      /data split 'minval' is not recognized/,
+    );
   });
 
   it('names the file and line of a broken annotation', () => {
     const broken = scratchKit(['datasets/nlvr2']);
-    writeFileSync(join(broken.root, 'datasets/nlvr2/dev.json'), '{"identifier": "dev-1-0-0", "sentence": "x", "label": "True"}\n{oops\n');
+    writeFileSync(
+      join(broken.root, 'datasets/nlvr2/dev.json'),
+      '{"identifier": "dev-1-0-0", "sentence": "x", "label": "True"}\n{oops\n',
+    );
     assert.throws(() => build(nlvr2Dataset, 'TASK12', 'dev', 'val', broken.root), /dev\.json:2: not a JSON line/);
     broken.dispose();
   });
@@ -99,21 +128,33 @@ describe('VisualEntailmentDataset', () => {
     const train = build(visualEntailmentDataset, 'TASK13', 'train', 'train', kit.root);
     assert.equal(train.numLabels, 3);
     expectSplitMatches(train, 'TASK13_VisualEntailment/train__train__VisualEntailmentDataset');
-    expectSplitMatches(build(visualEntailmentDataset, 'TASK13', 'dev', 'val', kit.root), 'TASK13_VisualEntailment/dev__val__VisualEntailmentDataset');
+    expectSplitMatches(
+      build(visualEntailmentDataset, 'TASK13', 'dev', 'val', kit.root),
+      'TASK13_VisualEntailment/dev__val__VisualEntailmentDataset',
+    );
   });
 
   it("gives gold label '-' an all-zero target and counts question ids over kept lines", () => {
     const train = build(visualEntailmentDataset, 'TASK13', 'train', 'train', kit.root);
     assert.deepEqual(values(train.item(3).values.target as ItemTensor), [0, 0, 0]);
-    assert.deepEqual(Array.from({ length: train.length }, (_, index) => train.item(index).values.question_id), [0, 1, 2, 3, 4]);
+    assert.deepEqual(
+      Array.from({ length: train.length }, (_, index) => train.item(index).values.question_id),
+      [0, 1, 2, 3, 4],
+    );
   });
 
   it("reads the reference's own token caches (and then not the annotations)", () => {
     const withCaches = scratchKit(['datasets/visual_entailment', 'datasets/flickr30k'], ['datasets/visual_entailment']);
     rmSync(join(withCaches.root, 'datasets/visual_entailment/snli_ve_train.jsonl'));
     rmSync(join(withCaches.root, 'datasets/visual_entailment/snli_ve_dev.jsonl'));
-    expectSplitMatches(build(visualEntailmentDataset, 'TASK13', 'train', 'train', withCaches.root), 'TASK13_VisualEntailment/train__train__VisualEntailmentDataset');
-    expectSplitMatches(build(visualEntailmentDataset, 'TASK13', 'dev', 'val', withCaches.root), 'TASK13_VisualEntailment/dev__val__VisualEntailmentDataset');
+    expectSplitMatches(
+      build(visualEntailmentDataset, 'TASK13', 'train', 'train', withCaches.root),
+      'TASK13_VisualEntailment/train__train__VisualEntailmentDataset',
+    );
+    expectSplitMatches(
+      build(visualEntailmentDataset, 'TASK13', 'dev', 'val', withCaches.root),
+      'TASK13_VisualEntailment/dev__val__VisualEntailmentDataset',
+    );
     withCaches.dispose();
   });
 

@@ -4,7 +4,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ItemTensor, TaskDataset } from '../../src/data/dataset.js';
 import { ImageFeatureReader } from '../../src/data/features.js';
-import { type LoggedDraw, type RandomSource, ReferenceRandomSource, ReplayRandomSource } from '../../src/data/random-source.js';
+import {
+  type LoggedDraw,
+  type RandomSource,
+  ReferenceRandomSource,
+  ReplayRandomSource,
+} from '../../src/data/random-source.js';
 import { type RetrievalOptions, retrievalDataset, retrievalEvalDataset } from '../../src/data/datasets/retrieval.js';
 import { verifyDatasetSplit } from '../../src/parity/verify-data.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
@@ -17,7 +22,11 @@ import { scratchKit } from './kit.js';
 const EXPECTED = fixture('datasets', 'expected');
 
 const TASKS = [
-  { key: 'TASK7', folder: 'TASK7_RetrievalCOCO', directories: ['datasets/cocoRetreival', 'datasets/coco/features_100'] },
+  {
+    key: 'TASK7',
+    folder: 'TASK7_RetrievalCOCO',
+    directories: ['datasets/cocoRetreival', 'datasets/coco/features_100'],
+  },
   { key: 'TASK8', folder: 'TASK8_RetrievalFlickr30k', directories: ['datasets/flickr30k'] },
 ];
 
@@ -35,7 +44,11 @@ function readMeta(folder: string): Meta {
 function options(taskKey: string, split: string, phase: RetrievalOptions['phase'], root: string): RetrievalOptions {
   const task = loadTaskRegistry().get(taskKey)!;
   return {
-    task, split, phase, root, cleanDatasets: true,
+    task,
+    split,
+    phase,
+    root,
+    cleanDatasets: true,
     tokenizer: BertTokenizer.bundled(),
     features: ImageFeatureReader.open(resolve(root, task.features_h5path1)),
     gtFeatures: null,
@@ -43,16 +56,29 @@ function options(taskKey: string, split: string, phase: RetrievalOptions['phase'
 }
 
 /** Builds the train/val dataset on the draws the reference logged for the saved items, in saved order. */
-function replayed(taskKey: string, folder: string, split: string, phase: 'train' | 'val', root: string): { dataset: TaskDataset; replay: ReplayRandomSource } {
+function replayed(
+  taskKey: string,
+  folder: string,
+  split: string,
+  phase: 'train' | 'val',
+  root: string,
+): { dataset: TaskDataset; replay: ReplayRandomSource } {
   const meta = readMeta(folder);
-  const replay = new ReplayRandomSource(meta.saved_indices.flatMap((index) => meta.items[String(index)]!.rng_log), `${folder} rng_log`);
+  const replay = new ReplayRandomSource(
+    meta.saved_indices.flatMap((index) => meta.items[String(index)]!.rng_log),
+    `${folder} rng_log`,
+  );
   return { dataset: retrievalDataset({ ...options(taskKey, split, phase, root), random: replay }), replay };
 }
 
 /** Whether every element from `from` on has all bits zero (read as 32-bit words: fast over [500, 101, 2048]). */
 function allZero(tensor: ItemTensor, from: number): boolean {
   const { buffer, byteOffset, byteLength, BYTES_PER_ELEMENT } = tensor.data;
-  const words = new Int32Array(buffer, byteOffset + from * BYTES_PER_ELEMENT, (byteLength - from * BYTES_PER_ELEMENT) / 4);
+  const words = new Int32Array(
+    buffer,
+    byteOffset + from * BYTES_PER_ELEMENT,
+    (byteLength - from * BYTES_PER_ELEMENT) / 4,
+  );
   for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false;
   return true;
 }
@@ -66,8 +92,14 @@ for (const { key, folder, directories } of TASKS) {
     const kit = scratchKit(directories);
 
     const withCaches = scratchKit(directories, [directories[0]!]);
-    for (const [split, phase] of [['train', 'train'], ['val', 'val']] as const) {
-      for (const [source, root] of [['annotations', kit.root], ["reference's token cache", withCaches.root]] as const) {
+    for (const [split, phase] of [
+      ['train', 'train'],
+      ['val', 'val'],
+    ] as const) {
+      for (const [source, root] of [
+        ['annotations', kit.root],
+        ["reference's token cache", withCaches.root],
+      ] as const) {
         it(`matches every saved ${split} item on the reference's logged draws (captions from the ${source})`, () => {
           const expected = `${folder}/${split}__${phase}__RetreivalDataset`;
           const { dataset, replay } = replayed(key, expected, split, phase, root);
@@ -80,8 +112,11 @@ for (const { key, folder, directories } of TASKS) {
       }
     }
 
-    it("draws what the reference drew after random.seed(S); np.random.seed(S), S = 1000 + index", () => {
-      for (const [split, phase] of [['train', 'train'], ['val', 'val']] as const) {
+    it('draws what the reference drew after random.seed(S); np.random.seed(S), S = 1000 + index', () => {
+      for (const [split, phase] of [
+        ['train', 'train'],
+        ['val', 'val'],
+      ] as const) {
         const meta = readMeta(`${folder}/${split}__${phase}__RetreivalDataset`);
         const log: LoggedDraw[] = [];
         let seeded: RandomSource = new ReferenceRandomSource(0);
@@ -108,23 +143,43 @@ for (const { key, folder, directories } of TASKS) {
     });
 
     it('writes a token cache it reads back', () => {
-      const cache = join(kit.root, directories[0]!, 'cache', `${loadTaskRegistry().get(key)!.name}_train_30_cleaned.pkl`);
+      const cache = join(
+        kit.root,
+        directories[0]!,
+        'cache',
+        `${loadTaskRegistry().get(key)!.name}_train_30_cleaned.pkl`,
+      );
       assert.ok(existsSync(cache), `${cache} written by the first build`);
       const { dataset } = replayed(key, `${folder}/train__train__RetreivalDataset`, 'train', 'train', kit.root);
-      assert.deepEqual(verifyDatasetSplit(dataset, join(EXPECTED, `${folder}/train__train__RetreivalDataset`)).problems, []);
+      assert.deepEqual(
+        verifyDatasetSplit(dataset, join(EXPECTED, `${folder}/train__train__RetreivalDataset`)).problems,
+        [],
+      );
     });
 
     it('fails on a replayed draw the reference did not make', () => {
-      const dataset = retrievalDataset({ ...options(key, 'train', 'train', kit.root), random: new ReplayRandomSource([['np.random.randint', [1, 3], 1]], 'log') });
+      const dataset = retrievalDataset({
+        ...options(key, 'train', 'train', kit.root),
+        random: new ReplayRandomSource([['np.random.randint', [1, 3], 1]], 'log'),
+      });
       assert.throws(() => dataset.item(0), /log\[0\]: random.choice requested, logged np.random.randint/);
     });
 
     it('samples valid negatives from a seeded stream', () => {
-      const dataset = retrievalDataset({ ...options(key, 'train', 'train', kit.root), random: new ReferenceRandomSource(7) });
-      const again = retrievalDataset({ ...options(key, 'train', 'train', kit.root), random: new ReferenceRandomSource(7) });
+      const dataset = retrievalDataset({
+        ...options(key, 'train', 'train', kit.root),
+        random: new ReferenceRandomSource(7),
+      });
+      const again = retrievalDataset({
+        ...options(key, 'train', 'train', kit.root),
+        random: new ReferenceRandomSource(7),
+      });
       for (let index = 0; index < dataset.length; index++) {
         const item = dataset.item(index);
-        assert.deepEqual(values(item.values.caption as ItemTensor), values(again.item(index).values.caption as ItemTensor));
+        assert.deepEqual(
+          values(item.values.caption as ItemTensor),
+          values(again.item(index).values.caption as ItemTensor),
+        );
         const captions = values(item.values.caption as ItemTensor);
         const L = captions.length / 4;
         // Slot 2 pairs the own caption with another image: its features differ from slot 0's.
@@ -151,7 +206,9 @@ for (const { key, folder, directories } of TASKS) {
       const meta = readMeta(expected);
       assert.equal(dataset.length, meta.len);
       for (const index of meta.saved_indices) {
-        const { tensors, metadata } = readSafetensors(join(EXPECTED, expected, `item_${String(index).padStart(4, '0')}.safetensors`));
+        const { tensors, metadata } = readSafetensors(
+          join(EXPECTED, expected, `item_${String(index).padStart(4, '0')}.safetensors`),
+        );
         const item = dataset.item(index);
         assert.deepEqual(item.order.join(','), metadata.return_order);
         for (const name of item.order) {
@@ -182,7 +239,10 @@ for (const { key, folder, directories } of TASKS) {
           }
           assert.deepEqual(head8, rawValues(tensors.get(`${name}.head8`)!), `item ${index} ${name}.head8`);
           rawValues(tensors.get(`${name}.rowsum`)!).forEach((sum, row) => {
-            assert.ok(Math.abs(rowsums[row]! - sum) <= 1e-6 * Math.max(1, Math.abs(sum)), `item ${index} ${name}.rowsum[${row}]: ${rowsums[row]} vs ${sum}`);
+            assert.ok(
+              Math.abs(rowsums[row]! - sum) <= 1e-6 * Math.max(1, Math.abs(sum)),
+              `item ${index} ${name}.rowsum[${row}]: ${rowsums[row]} vs ${sum}`,
+            );
           });
         }
       }
@@ -197,11 +257,23 @@ describe('ReferenceRandomSource', () => {
   it("equals CPython's random.choice and numpy's legacy randint for the same seed", () => {
     const python = new ReferenceRandomSource(12345);
     const thousand = Array.from({ length: 1000 }, (_, i) => i);
-    assert.deepEqual(Array.from({ length: 5 }, () => python.choice(thousand)), [426, 750, 10, 839, 845]);
-    assert.deepEqual(Array.from({ length: 5 }, () => python.choice([1, 2, 3, 4, 5, 6, 7])), [7, 3, 7, 3, 2]);
+    assert.deepEqual(
+      Array.from({ length: 5 }, () => python.choice(thousand)),
+      [426, 750, 10, 839, 845],
+    );
+    assert.deepEqual(
+      Array.from({ length: 5 }, () => python.choice([1, 2, 3, 4, 5, 6, 7])),
+      [7, 3, 7, 3, 2],
+    );
     const numpy = new ReferenceRandomSource(12345);
-    assert.deepEqual(Array.from({ length: 5 }, () => numpy.randint(0, 1000)), [482, 485, 285, 129, 420]);
-    assert.deepEqual(Array.from({ length: 3 }, () => numpy.randint(5, 2 ** 31 + 7)), [170765742, 878579715, 1983958390]);
+    assert.deepEqual(
+      Array.from({ length: 5 }, () => numpy.randint(0, 1000)),
+      [482, 485, 285, 129, 420],
+    );
+    assert.deepEqual(
+      Array.from({ length: 3 }, () => numpy.randint(5, 2 ** 31 + 7)),
+      [170765742, 878579715, 1983958390],
+    );
   });
 
   it('rejects seeds and ranges it cannot reproduce', () => {

@@ -38,9 +38,14 @@ async function trainMlp(dp: DataParallel, options: WorkerOptions): Promise<void>
   const share = GLOBAL_BATCH / dp.worldSize;
   const localInputs = inputs.narrow(0, dp.rank * share, share).keep(); // [B / W, 8]
   const localLabels = labels.narrow(0, dp.rank * share, share).keep(); // [B / W]
-  const optimizer = new AdamW(model.namedParameters().map(([name, parameter]) => ({
-    name, parameter, lr: 0.01, weightDecay: name.endsWith('bias') ? 0 : 0.01,
-  })));
+  const optimizer = new AdamW(
+    model.namedParameters().map(([name, parameter]) => ({
+      name,
+      parameter,
+      lr: 0.01,
+      weightDecay: name.endsWith('bias') ? 0 : 0.01,
+    })),
+  );
   const losses: number[] = [];
   for (let step = 0; step < options.steps; step++) {
     const localLoss = torch.scope(() => {
@@ -54,8 +59,13 @@ async function trainMlp(dp: DataParallel, options: WorkerOptions): Promise<void>
     const [sum] = await dp.sumOverRanks([localLoss]);
     losses.push(sum! / dp.worldSize);
   }
-  const parameters = Object.fromEntries(model.namedParameters().map(([name, parameter]) => [name, Array.from(parameter.toArray() as Float32Array)]));
-  writeFileSync(`${options.out}.rank${dp.rank}.json`, JSON.stringify({ rank: dp.rank, worldSize: dp.worldSize, losses, parameters }));
+  const parameters = Object.fromEntries(
+    model.namedParameters().map(([name, parameter]) => [name, Array.from(parameter.toArray() as Float32Array)]),
+  );
+  writeFileSync(
+    `${options.out}.rank${dp.rank}.json`,
+    JSON.stringify({ rank: dp.rank, worldSize: dp.worldSize, losses, parameters }),
+  );
 }
 
 const scenarios: Record<string, (options: WorkerOptions) => Promise<void>> = {
@@ -90,7 +100,10 @@ const scenarios: Record<string, (options: WorkerOptions) => Promise<void>> = {
   },
   async env(options) {
     const names = ['RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT', 'OMP_NUM_THREADS'];
-    writeFileSync(`${options.out}.rank${process.env.RANK}.json`, JSON.stringify({ ...Object.fromEntries(names.map((name) => [name, process.env[name]])), steps: options.steps }));
+    writeFileSync(
+      `${options.out}.rank${process.env.RANK}.json`,
+      JSON.stringify({ ...Object.fromEntries(names.map((name) => [name, process.env[name]])), steps: options.steps }),
+    );
   },
 };
 

@@ -12,7 +12,9 @@ export function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -27,7 +29,16 @@ export interface Finished {
 /** The environment of a plain process: no launch variables inherited from the test runner. */
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = { ...process.env };
-  for (const name of ['RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT', 'OMP_NUM_THREADS', 'GLOO_SOCKET_IFNAME']) delete env[name];
+  for (const name of [
+    'RANK',
+    'LOCAL_RANK',
+    'WORLD_SIZE',
+    'MASTER_ADDR',
+    'MASTER_PORT',
+    'OMP_NUM_THREADS',
+    'GLOO_SOCKET_IFNAME',
+  ])
+    delete env[name];
   return { ...env, ...extra };
 }
 

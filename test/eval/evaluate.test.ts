@@ -26,13 +26,15 @@ async function direct(model: VILBertForVLTasks, dataset: TaskDataset, task: Eval
   let sampleScore = 0;
   for (let i = 0; i < loader.length; i++) {
     const batch = await loader.next();
-    torch.scope(() => torch.inferenceMode(() => {
-      const step = forwardTask(model, toTaskBatch(batch), task);
-      lossSum += step.loss.item() * step.prepared.batchSize;
-      score += step.score;
-      count += step.prepared.batchSize;
-      sampleScore += sampleOutcomes(task.type, step.logits, step.target).score.reduce((a, b) => a + b, 0);
-    }));
+    torch.scope(() =>
+      torch.inferenceMode(() => {
+        const step = forwardTask(model, toTaskBatch(batch), task);
+        lossSum += step.loss.item() * step.prepared.batchSize;
+        score += step.score;
+        count += step.prepared.batchSize;
+        sampleScore += sampleOutcomes(task.type, step.logits, step.target).score.reduce((a, b) => a + b, 0);
+      }),
+    );
   }
   model.train();
   return { loss: lossSum / count, score: score / count, count, sampleScore: sampleScore / count };
@@ -53,14 +55,21 @@ describe('evaluateTask on the data kit with a tiny random model', () => {
       const task = evaluatedTask('TASK1');
       const progress: [number, number][] = [];
       const loader = TaskLoader.inProcess(dataset, { batchSize: 4, shuffle: false, seed: 0 });
-      const evaluation = await evaluateTask(model, loader, task, { label2ans, onProgress: (done, total) => progress.push([done, total]) });
+      const evaluation = await evaluateTask(model, loader, task, {
+        label2ans,
+        onProgress: (done, total) => progress.push([done, total]),
+      });
       const expected = await direct(model, dataset, task, 4);
       assert.equal(evaluation.count, 9);
       assert.ok(Math.abs(evaluation.loss - expected.loss) < 1e-6, `${evaluation.loss} vs ${expected.loss}`);
       assert.equal(evaluation.score, expected.score);
       assert.ok(Math.abs(expected.sampleScore - expected.score) < 1e-6);
       assert.deepEqual(evaluation.metrics, { vqa_score: evaluation.score });
-      assert.deepEqual(progress, [[1, 3], [2, 3], [3, 3]]);
+      assert.deepEqual(progress, [
+        [1, 3],
+        [2, 3],
+        [3, 3],
+      ]);
       assert.equal(evaluation.results.length, 9);
       assert.deepEqual(evaluation.others, []);
       const ids = Array.from({ length: 9 }, (_, i) => dataset.item(i).values.question_id);
@@ -81,14 +90,17 @@ describe('evaluateTask on the data kit with a tiny random model', () => {
     try {
       const dataset = kit as ClassificationDataset;
       const loader = () => TaskLoader.inProcess(dataset, { batchSize: 9, shuffle: false, seed: 0 });
-      await assert.rejects(evaluateTask(model, loader(), evaluatedTask('TASK1')), /^Error: VQA: naming the predicted answers needs the dataset's label2ans/);
+      await assert.rejects(
+        evaluateTask(model, loader(), evaluatedTask('TASK1')),
+        /^Error: VQA: naming the predicted answers needs the dataset's label2ans/,
+      );
       const quiet = await evaluateTask(model, loader(), evaluatedTask('TASK1'), { collectResults: false });
       assert.deepEqual(quiet.results, []);
       assert.equal(quiet.count, 9);
       const named = await evaluateTask(model, loader(), evaluatedTask('TASK1'), { label2ans: dataset.label2ans });
       const answers = named.results.map((record) => (record as { answer: string | null }).answer);
       assert.ok(answers.every((answer) => answer === null || dataset.label2ans.includes(answer)));
-      assert.ok(answers.includes(null), 'a random 3129-way head mostly predicts labels past the kit\'s 24');
+      assert.ok(answers.includes(null), "a random 3129-way head mostly predicts labels past the kit's 24");
     } finally {
       close();
     }
@@ -100,7 +112,9 @@ describe('evaluateTask on the data kit with a tiny random model', () => {
       const dataset = kit as ClassificationDataset;
       const task = evaluatedTask('TASK15');
       const loader = TaskLoader.inProcess(dataset, { batchSize: 2, shuffle: false, seed: 0 });
-      const evaluation = await evaluateTask(model, loader, task, { label2ans: placeholderAnswers(dataset.label2ans, 1533) });
+      const evaluation = await evaluateTask(model, loader, task, {
+        label2ans: placeholderAnswers(dataset.label2ans, 1533),
+      });
       const expected = await direct(model, dataset, task, 2);
       assert.equal(evaluation.score, expected.score);
       assert.ok(Math.abs(expected.sampleScore - expected.score) < 1e-6);
@@ -118,7 +132,11 @@ describe('evaluateTask on the data kit with a tiny random model', () => {
     const { dataset, close } = openKit('ReferExpressionDataset', 'TASK9', 'val');
     try {
       const task = evaluatedTask('TASK9');
-      const evaluation = await evaluateTask(model, TaskLoader.inProcess(dataset, { batchSize: 2, shuffle: false, seed: 0 }), task);
+      const evaluation = await evaluateTask(
+        model,
+        TaskLoader.inProcess(dataset, { batchSize: 2, shuffle: false, seed: 0 }),
+        task,
+      );
       const expected = await direct(model, dataset, task, 2);
       assert.equal(evaluation.count, dataset.length);
       assert.ok(Math.abs(evaluation.loss - expected.loss) < 1e-6);
@@ -146,7 +164,11 @@ describe('evaluateTask on the data kit with a tiny random model', () => {
     const { dataset, close } = openKit('Visual7wPointingDataset', 'TASK4', 'val');
     try {
       const task = evaluatedTask('TASK4');
-      const evaluation = await evaluateTask(model, TaskLoader.inProcess(dataset, { batchSize: 2, shuffle: false, seed: 0 }), task);
+      const evaluation = await evaluateTask(
+        model,
+        TaskLoader.inProcess(dataset, { batchSize: 2, shuffle: false, seed: 0 }),
+        task,
+      );
       const expected = await direct(model, dataset, task, 2);
       assert.equal(evaluation.score, expected.score);
       assert.equal(expected.sampleScore, expected.score);
@@ -164,7 +186,11 @@ describe('evaluateTask on the data kit with a tiny random model', () => {
     const { dataset, close } = openKit('NLVR2Dataset', 'TASK12', 'dev');
     try {
       const task = evaluatedTask('TASK12');
-      const evaluation = await evaluateTask(model, TaskLoader.inProcess(dataset, { batchSize: 2, shuffle: false, seed: 0 }), task);
+      const evaluation = await evaluateTask(
+        model,
+        TaskLoader.inProcess(dataset, { batchSize: 2, shuffle: false, seed: 0 }),
+        task,
+      );
       const expected = await direct(model, dataset, task, 2);
       assert.equal(evaluation.count, 2);
       assert.ok(Math.abs(evaluation.loss - expected.loss) < 1e-6);

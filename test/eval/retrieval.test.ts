@@ -18,20 +18,29 @@ function pairScore(model: VILBertForVLTasks, dataset: TaskDataset, caption: numb
     return torch.tensor(data.subarray(rows[0] * width, rows[1] * width), { dtype, shape: [1, ...shape.slice(1)] });
   };
   model.eval();
-  const score = torch.scope(() => torch.inferenceMode(() => model.call({
-    inputIds: tensor('caption', null),
-    attentionMask: tensor('input_mask', null),
-    tokenTypeIds: tensor('segment_ids', null),
-    imageFeatures: tensor('features_all', [row, row + 1]),
-    imageLocations: tensor('spatials_all', [row, row + 1]),
-    imageAttentionMask: tensor('image_mask_all', [row, row + 1]),
-    taskIds: torch.full([1, 1], 7, { dtype: 'int64' }),
-  }, { heads: ['vil_logit'] }).vil_logit!.item()));
+  const score = torch.scope(() =>
+    torch.inferenceMode(() =>
+      model
+        .call(
+          {
+            inputIds: tensor('caption', null),
+            attentionMask: tensor('input_mask', null),
+            tokenTypeIds: tensor('segment_ids', null),
+            imageFeatures: tensor('features_all', [row, row + 1]),
+            imageLocations: tensor('spatials_all', [row, row + 1]),
+            imageAttentionMask: tensor('image_mask_all', [row, row + 1]),
+            taskIds: torch.full([1, 1], 7, { dtype: 'int64' }),
+          },
+          { heads: ['vil_logit'] },
+        )
+        .vil_logit!.item(),
+    ),
+  );
   model.train();
   return score;
 }
 
-describe('evaluateRetrieval on the kit\'s COCO test set (3 images, 6 captions)', () => {
+describe("evaluateRetrieval on the kit's COCO test set (3 images, 6 captions)", () => {
   let dataset: TaskDataset;
   let closeDataset: () => void;
   let model: VILBertForVLTasks;
@@ -44,17 +53,26 @@ describe('evaluateRetrieval on the kit\'s COCO test set (3 images, 6 captions)',
     closeDataset();
   });
 
-  it('scores every caption against the filled image slots only, ranks the caption\'s own image', () => {
+  it("scores every caption against the filled image slots only, ranks the caption's own image", () => {
     const progress: number[] = [];
     const evaluation = evaluateRetrieval(model, dataset, { taskNumber: 7, onProgress: (done) => progress.push(done) });
     assert.equal(evaluation.numCaptions, 6);
     assert.equal(evaluation.numImages, 3);
     assert.equal(evaluation.scores.length, 18);
-    assert.deepEqual(progress, Array.from({ length: 12 }, (_, i) => i + 1));
+    assert.deepEqual(
+      progress,
+      Array.from({ length: 12 }, (_, i) => i + 1),
+    );
     // Captions come two per image, in file order: caption c belongs to image floor(c / 2).
     const rows = Array.from({ length: 6 }, (_, c) => evaluation.scores.subarray(3 * c, 3 * c + 3));
-    assert.deepEqual(evaluation.ranks, rows.map((row, c) => rankOf(row, Math.floor(c / 2))));
-    assert.deepEqual(evaluation.results, rows.map((row) => descendingOrder(row)));
+    assert.deepEqual(
+      evaluation.ranks,
+      rows.map((row, c) => rankOf(row, Math.floor(c / 2))),
+    );
+    assert.deepEqual(
+      evaluation.results,
+      rows.map((row) => descendingOrder(row)),
+    );
     assert.deepEqual(evaluation.metrics, retrievalMetrics(evaluation.ranks));
     assert.ok(new Set(evaluation.scores).size > 1, 'scores differ between pairs');
   });
@@ -68,9 +86,16 @@ describe('evaluateRetrieval on the kit\'s COCO test set (3 images, 6 captions)',
       const plain = evaluateRetrieval(plainModel, dataset, { taskNumber: 7 });
       for (let i = 0; i < fast.scores.length; i++) {
         assert.ok(Math.abs(chunked.scores[i]! - fast.scores[i]!) < 1e-5, `chunked [${i}]`);
-        assert.ok(Math.abs(plain.scores[i]! - fast.scores[i]!) < 1e-5, `plain [${i}] ${plain.scores[i]} vs ${fast.scores[i]}`);
+        assert.ok(
+          Math.abs(plain.scores[i]! - fast.scores[i]!) < 1e-5,
+          `plain [${i}] ${plain.scores[i]} vs ${fast.scores[i]}`,
+        );
       }
-      for (const [caption, image] of [[0, 0], [3, 2], [5, 1]] as const) {
+      for (const [caption, image] of [
+        [0, 0],
+        [3, 2],
+        [5, 1],
+      ] as const) {
         const score = pairScore(plainModel, dataset, caption, image);
         assert.ok(Math.abs(score - fast.scores[3 * caption + image]!) < 1e-5, `pair (${caption}, ${image})`);
       }

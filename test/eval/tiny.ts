@@ -37,7 +37,15 @@ export function kitTask(key: string): TaskConfig {
 
 /** A kit dataset in its eval phase, without writing token caches into the fixture. */
 export function openKit(className: string, key: string, split: string): { dataset: TaskDataset; close: () => void } {
-  return openDataset({ className, task: kitTask(key), split, phase: 'eval', root: KIT, cleanDatasets: true, writeCache: false });
+  return openDataset({
+    className,
+    task: kitTask(key),
+    split,
+    phase: 'eval',
+    root: KIT,
+    cleanDatasets: true,
+    writeCache: false,
+  });
 }
 
 /**

@@ -18,10 +18,19 @@ it('readFileBytes returns exactly the file, small, empty and large (huge-page al
       writeFileSync(path, data);
       const bytes = readFileBytes(path);
       assert.equal(bytes.length, size);
-      assert.ok(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).equals(readFileSync(path)), `${size} bytes`);
+      assert.ok(
+        Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).equals(readFileSync(path)),
+        `${size} bytes`,
+      );
     }
     assert.throws(() => readFileBytes(join(directory, 'missing.bin')), /missing\.bin/);
-    assert.throws(() => readFileBytes(directory), (error: unknown) => error instanceof CheckpointFormatError && error.message.includes(directory) && /read failed|directory|regular file/i.test(error.message));
+    assert.throws(
+      () => readFileBytes(directory),
+      (error: unknown) =>
+        error instanceof CheckpointFormatError &&
+        error.message.includes(directory) &&
+        /read failed|directory|regular file/i.test(error.message),
+    );
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }

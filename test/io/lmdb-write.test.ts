@@ -32,10 +32,15 @@ function readAll(path: string): { size: number; keys: string[]; values: Map<stri
   }
 }
 
-const hex = (key: string | Uint8Array) => Buffer.from(typeof key === 'string' ? new TextEncoder().encode(key) : key).toString('hex');
+const hex = (key: string | Uint8Array) =>
+  Buffer.from(typeof key === 'string' ? new TextEncoder().encode(key) : key).toString('hex');
 
 function lmdbError(path: string, pattern: RegExp): (error: unknown) => boolean {
-  return (error: unknown) => error instanceof LmdbError && error.path === path && error.message.startsWith(`${path}: `) && pattern.test(error.message);
+  return (error: unknown) =>
+    error instanceof LmdbError &&
+    error.path === path &&
+    error.message.startsWith(`${path}: `) &&
+    pattern.test(error.message);
 }
 
 describe('writeLmdb', () => {
@@ -60,12 +65,17 @@ describe('writeLmdb', () => {
   it('gives byte-identical files for the same entries in the same order', () => {
     writeLmdb(join(scratch, 'a.lmdb'), ENTRIES);
     writeLmdb(join(scratch, 'b.lmdb'), ENTRIES);
-    assert.ok(readFileSync(join(scratch, 'a.lmdb', 'data.mdb')).equals(readFileSync(join(scratch, 'b.lmdb', 'data.mdb'))));
+    assert.ok(
+      readFileSync(join(scratch, 'a.lmdb', 'data.mdb')).equals(readFileSync(join(scratch, 'b.lmdb', 'data.mdb'))),
+    );
   });
 
   it('holds many large values (the map is sized from the entries)', () => {
     const path = join(scratch, 'many.lmdb');
-    const entries = Array.from({ length: 64 }, (_, i): [string, Uint8Array] => [String(i), new Uint8Array(100_000).fill(i)]);
+    const entries = Array.from({ length: 64 }, (_, i): [string, Uint8Array] => [
+      String(i),
+      new Uint8Array(100_000).fill(i),
+    ]);
     writeLmdb(path, entries);
     const read = readAll(path);
     assert.equal(read.size, 64);
@@ -77,8 +87,18 @@ describe('writeLmdb', () => {
     writeLmdb(existing, [['k', Uint8Array.of(1)]]);
     assert.throws(() => writeLmdb(existing, [['k', Uint8Array.of(1)]]), lmdbError(existing, /already exists/));
     const twice = join(scratch, 'twice.lmdb');
-    assert.throws(() => writeLmdb(twice, [['k', Uint8Array.of(1)], ['k', Uint8Array.of(2)]]), lmdbError(twice, /key 'k': the key is given twice/));
-    assert.throws(() => writeLmdb(twice, [['k', 'text' as unknown as Uint8Array]]), lmdbError(twice, /key 'k': the value is not a Uint8Array/));
+    assert.throws(
+      () =>
+        writeLmdb(twice, [
+          ['k', Uint8Array.of(1)],
+          ['k', Uint8Array.of(2)],
+        ]),
+      lmdbError(twice, /key 'k': the key is given twice/),
+    );
+    assert.throws(
+      () => writeLmdb(twice, [['k', 'text' as unknown as Uint8Array]]),
+      lmdbError(twice, /key 'k': the value is not a Uint8Array/),
+    );
   });
 
   it('turns liblmdb failures into LmdbErrors naming the path (an empty key, an unwritable place)', () => {
@@ -88,14 +108,23 @@ describe('writeLmdb', () => {
     const blocked = join(scratch, 'a-file');
     writeLmdb(blocked, [['k', Uint8Array.of(1)]], { subdir: false });
     const inside = join(blocked, 'store.lmdb');
-    assert.throws(() => writeLmdb(inside, [['k', Uint8Array.of(1)]], { subdir: false }), (error: unknown) => error instanceof Error && error.message.includes(blocked));
+    assert.throws(
+      () => writeLmdb(inside, [['k', Uint8Array.of(1)]], { subdir: false }),
+      (error: unknown) => error instanceof Error && error.message.includes(blocked),
+    );
   });
 
   it('checks the native arguments instead of crashing', () => {
     const path = join(scratch, 'native.lmdb');
     assert.throws(() => native.lmdbWrite(path, [Uint8Array.of(1)], [], 1 << 20, true), /as many values as keys/);
-    assert.throws(() => native.lmdbWrite(path, ['k' as unknown as Uint8Array], [Uint8Array.of(1)], 1 << 20, true), /key must be a Uint8Array/);
+    assert.throws(
+      () => native.lmdbWrite(path, ['k' as unknown as Uint8Array], [Uint8Array.of(1)], 1 << 20, true),
+      /key must be a Uint8Array/,
+    );
     assert.throws(() => native.lmdbWrite(path, [Uint8Array.of(1)], [Uint8Array.of(1)], 0, true), /mapSize/);
-    assert.throws(() => native.lmdbWrite(path, [Uint8Array.of(1)], [Uint8Array.of(1)], 1 << 20, 1 as unknown as boolean), /subdir/);
+    assert.throws(
+      () => native.lmdbWrite(path, [Uint8Array.of(1)], [Uint8Array.of(1)], 1 << 20, 1 as unknown as boolean),
+      /subdir/,
+    );
   });
 });

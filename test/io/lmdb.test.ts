@@ -24,7 +24,11 @@ const literal = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 function lmdbError(path: string, pattern: RegExp): (error: unknown) => boolean {
-  return (error: unknown) => error instanceof LmdbError && error.path === path && error.message.startsWith(`${path}: `) && pattern.test(error.message);
+  return (error: unknown) =>
+    error instanceof LmdbError &&
+    error.path === path &&
+    error.message.startsWith(`${path}: `) &&
+    pattern.test(error.message);
 }
 
 describe('LmdbReader', () => {
@@ -48,7 +52,10 @@ describe('LmdbReader', () => {
     const store = LmdbReader.open(VG);
     try {
       assert.equal(store.size, 5);
-      assert.deepEqual(store.keys().map((key) => Buffer.from(key).toString()), ['1', '2', '3', '4', 'keys']);
+      assert.deepEqual(
+        store.keys().map((key) => Buffer.from(key).toString()),
+        ['1', '2', '3', '4', 'keys'],
+      );
       // Python pickle protocol 4 starts with PROTO 4.
       assert.deepEqual([...store.get('keys')!.subarray(0, 2)], [0x80, 4]);
     } finally {
@@ -56,7 +63,7 @@ describe('LmdbReader', () => {
     }
   });
 
-  it('returns null for a missing key; an empty key is liblmdb\'s MDB_BAD_VALSIZE, as in python-lmdb', () => {
+  it("returns null for a missing key; an empty key is liblmdb's MDB_BAD_VALSIZE, as in python-lmdb", () => {
     const store = LmdbReader.open(PLAIN);
     try {
       assert.equal(store.get('gamma'), null);
@@ -82,17 +89,33 @@ describe('LmdbReader', () => {
     const store = LmdbReader.open(PLAIN);
     try {
       for (const key of store.keys()) {
-        assert.equal(store.withValue(key, (bytes) => sha256(bytes)), plain.sha256[toHex(key)], toHex(key));
+        assert.equal(
+          store.withValue(key, (bytes) => sha256(bytes)),
+          plain.sha256[toHex(key)],
+          toHex(key),
+        );
       }
-      assert.equal(store.withValue('beta', (bytes) => bytes.length), 0);
-      assert.equal(store.withValue('gamma', () => 'called'), null);
+      assert.equal(
+        store.withValue('beta', (bytes) => bytes.length),
+        0,
+      );
+      assert.equal(
+        store.withValue('gamma', () => 'called'),
+        null,
+      );
       let kept: Uint8Array | undefined;
-      assert.equal(store.withValue('large', (bytes) => ((kept = bytes), bytes.length)), 20000);
+      assert.equal(
+        store.withValue('large', (bytes) => ((kept = bytes), bytes.length)),
+        20000,
+      );
       // An escaped view is detached: it reads as empty, never as memory that may be unmapped.
       assert.equal(kept!.length, 0);
       assert.equal(kept!.buffer.byteLength, 0);
       // An error thrown by the callback propagates, and the view is still detached.
-      assert.throws(() => store.withValue('large', (bytes) => ((kept = bytes), assert.fail('from the callback'))), /from the callback/);
+      assert.throws(
+        () => store.withValue('large', (bytes) => ((kept = bytes), assert.fail('from the callback'))),
+        /from the callback/,
+      );
       assert.equal(kept!.length, 0);
     } finally {
       store.close();
@@ -108,21 +131,43 @@ describe('LmdbReader', () => {
     });
     assert.equal(digest, plain.sha256[Buffer.from('large').toString('hex')]);
     assert.equal(store.closed, true);
-    assert.throws(() => store.withValue('large', () => 0), lmdbError(PLAIN, /key 'large': the store was used after close\(\)/));
+    assert.throws(
+      () => store.withValue('large', () => 0),
+      lmdbError(PLAIN, /key 'large': the store was used after close\(\)/),
+    );
   });
 
-  it('names the path and liblmdb\'s reason for a missing or non-LMDB file', () => {
+  it("names the path and liblmdb's reason for a missing or non-LMDB file", () => {
     const missing = fixture('data', 'no-such-store.lmdb');
     assert.throws(() => LmdbReader.open(missing), lmdbError(missing, /No such file or directory/));
     const notLmdb = fixture('data', 'make_data_fixtures.py');
-    assert.throws(() => LmdbReader.open(notLmdb), lmdbError(notLmdb, /mdb_env_open: MDB_INVALID: File is not an LMDB file/));
+    assert.throws(
+      () => LmdbReader.open(notLmdb),
+      lmdbError(notLmdb, /mdb_env_open: MDB_INVALID: File is not an LMDB file/),
+    );
     const emptyDirectory = fixture('data');
-    assert.throws(() => LmdbReader.open(emptyDirectory), lmdbError(emptyDirectory, new RegExp(`: ${literal(join(emptyDirectory, 'data.mdb'))}: No such file or directory$`)));
+    assert.throws(
+      () => LmdbReader.open(emptyDirectory),
+      lmdbError(
+        emptyDirectory,
+        new RegExp(`: ${literal(join(emptyDirectory, 'data.mdb'))}: No such file or directory$`),
+      ),
+    );
   });
 
   it('refuses an empty or truncated data file, naming it, where reading its missing pages would raise SIGBUS', () => {
     // The kit's COCO store as an environment directory; plain.lmdb as a single file.
-    const coco = readFileSync(fixture('datasets', 'kit', 'datasets', 'coco', 'features_100', 'COCO_trainval_resnext152_faster_rcnn_genome.lmdb', 'data.mdb'));
+    const coco = readFileSync(
+      fixture(
+        'datasets',
+        'kit',
+        'datasets',
+        'coco',
+        'features_100',
+        'COCO_trainval_resnext152_faster_rcnn_genome.lmdb',
+        'data.mdb',
+      ),
+    );
     const single = readFileSync(PLAIN);
     const dir = mkdtempSync(join(tmpdir(), 'vilbert-lmdb-'));
     try {
@@ -133,24 +178,42 @@ describe('LmdbReader', () => {
         writeFileSync(file, bytes);
         return { path, file };
       };
-      for (const [name, bytes, asDirectory] of [['coco.lmdb', coco, true], ['plain.lmdb', single, false]] as const) {
+      for (const [name, bytes, asDirectory] of [
+        ['coco.lmdb', coco, true],
+        ['plain.lmdb', single, false],
+      ] as const) {
         const whole = copy(`whole-${name}`, bytes, asDirectory);
         const store = LmdbReader.open(whole.path);
         assert.ok(store.keys().every((key) => store.get(key) !== null));
         store.close();
 
         const empty = copy(`empty-${name}`, new Uint8Array(0), asDirectory);
-        assert.throws(() => LmdbReader.open(empty.path), lmdbError(empty.path, new RegExp(`^\\S+: ${literal(empty.file)} is empty \\(0 bytes\\), not an LMDB file$`)));
+        assert.throws(
+          () => LmdbReader.open(empty.path),
+          lmdbError(empty.path, new RegExp(`^\\S+: ${literal(empty.file)} is empty \\(0 bytes\\), not an LMDB file$`)),
+        );
         // Both meta pages (2 x 4096 bytes) intact, data pages cut off: liblmdb itself would map them.
         for (const cut of [8192, 8193, Math.floor(bytes.length / 2), bytes.length - 4096, bytes.length - 1]) {
           const cutCopy = copy(`cut${cut}-${name}`, bytes.subarray(0, cut), asDirectory);
-          assert.throws(() => LmdbReader.open(cutCopy.path),
-            lmdbError(cutCopy.path, new RegExp(`^\\S+: ${literal(cutCopy.file)} is truncated: ${cut} bytes, but its pages run to byte ${bytes.length} `)), `cut at ${cut}`);
+          assert.throws(
+            () => LmdbReader.open(cutCopy.path),
+            lmdbError(
+              cutCopy.path,
+              new RegExp(
+                `^\\S+: ${literal(cutCopy.file)} is truncated: ${cut} bytes, but its pages run to byte ${bytes.length} `,
+              ),
+            ),
+            `cut at ${cut}`,
+          );
         }
         // Without both meta pages liblmdb refuses it itself.
         for (const cut of [1, 4096, 8191]) {
           const cutCopy = copy(`cut${cut}-${name}`, bytes.subarray(0, cut), asDirectory);
-          assert.throws(() => LmdbReader.open(cutCopy.path), lmdbError(cutCopy.path, /mdb_env_open: MDB_INVALID|is truncated/), `cut at ${cut}`);
+          assert.throws(
+            () => LmdbReader.open(cutCopy.path),
+            lmdbError(cutCopy.path, /mdb_env_open: MDB_INVALID|is truncated/),
+            `cut at ${cut}`,
+          );
         }
       }
     } finally {

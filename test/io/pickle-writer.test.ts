@@ -9,13 +9,42 @@ const read = (data: Uint8Array, persistentLoad?: (pid: unknown) => unknown): unk
 
 describe('pickle writer', () => {
   it('round-trips integers across every encoding boundary', () => {
-    const values = [0, 1, 255, 256, 65535, 65536, -1, -128, -129, 2 ** 31 - 1, -(2 ** 31), 2 ** 31, -(2 ** 31) - 1, 2 ** 53 - 1];
+    const values = [
+      0,
+      1,
+      255,
+      256,
+      65535,
+      65536,
+      -1,
+      -128,
+      -129,
+      2 ** 31 - 1,
+      -(2 ** 31),
+      2 ** 31,
+      -(2 ** 31) - 1,
+      2 ** 53 - 1,
+    ];
     const bigints = [2n ** 63n, -(2n ** 63n), 2n ** 64n, -(2n ** 64n) + 1n, 127n << 200n];
     assert.deepEqual(read(pickle([...values, ...bigints])), [...values, ...bigints]);
   });
 
   it('round-trips floats, strings, None, booleans and nested tuples', () => {
-    const value = [1.5, -0.1, Infinity, 'h\u00e9llo \u{1f600}', '', null, true, false, [], [1], [1, 2], [1, 2, 3], [[1, [2]], 'x', 4, 5]];
+    const value = [
+      1.5,
+      -0.1,
+      Infinity,
+      'h\u00e9llo \u{1f600}',
+      '',
+      null,
+      true,
+      false,
+      [],
+      [1],
+      [1, 2],
+      [1, 2, 3],
+      [[1, [2]], 'x', 4, 5],
+    ];
     assert.deepEqual(read(pickle(value)), value);
   });
 
@@ -37,7 +66,7 @@ describe('pickle writer', () => {
     assert.equal(Buffer.from(twice).toString('latin1').split('OrderedDict').length, 2);
   });
 
-  it('writes persistent ids for the reader\'s persistent_load', () => {
+  it("writes persistent ids for the reader's persistent_load", () => {
     const seen: unknown[] = [];
     const value = read(pickle([new PicklePersistentId(['storage', 'k', 3])]), (pid) => {
       seen.push(pid);

@@ -1,7 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  byteLength, byteSwapped, contiguousStrides, elementCount, gatherStrided, isRawTensor, viewExtent,
+  byteLength,
+  byteSwapped,
+  contiguousStrides,
+  elementCount,
+  gatherStrided,
+  isRawTensor,
+  viewExtent,
 } from '../../src/io/raw-tensor.js';
 
 /** Element-by-element reference of gatherStrided, for 1-byte elements. */
@@ -48,7 +54,11 @@ describe('raw tensors', () => {
       [0, [2, 0, 3], [0, 3, 1]],
     ];
     for (const [offset, shape, strides] of views) {
-      assert.deepEqual([...gatherStrided(storage, 1, offset, shape, strides)], naiveGather(storage, offset, shape, strides), `${offset} ${shape} ${strides}`);
+      assert.deepEqual(
+        [...gatherStrided(storage, 1, offset, shape, strides)],
+        naiveGather(storage, offset, shape, strides),
+        `${offset} ${shape} ${strides}`,
+      );
     }
   });
 

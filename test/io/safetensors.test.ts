@@ -5,26 +5,36 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointFormatError } from '../../src/io/format-error.js';
 import type { RawTensor } from '../../src/io/raw-tensor.js';
-import { MAX_HEADER_BYTES, parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import {
+  MAX_HEADER_BYTES,
+  parseSafetensors,
+  readSafetensors,
+  serializeSafetensors,
+  writeSafetensors,
+} from '../../src/io/safetensors.js';
 import { fixture, toHex } from './fixtures.js';
 
 const f32 = (...values: number[]): Uint8Array => new Uint8Array(new Float32Array(values).buffer);
 
 /** A file from a header object (or raw header text or bytes) and a data section. */
 function file(header: unknown, data: Uint8Array = new Uint8Array(0)): Buffer {
-  const json = header instanceof Uint8Array ? header : Buffer.from(typeof header === 'string' ? header : JSON.stringify(header));
+  const json =
+    header instanceof Uint8Array ? header : Buffer.from(typeof header === 'string' ? header : JSON.stringify(header));
   const length = Buffer.alloc(8);
   length.writeBigUInt64LE(BigInt(json.length));
   return Buffer.concat([length, json, data]);
 }
 
 function rejects(bytes: Uint8Array, pattern: RegExp): void {
-  assert.throws(() => parseSafetensors(bytes, 'bad.safetensors'), (error: unknown) => {
-    assert.ok(error instanceof CheckpointFormatError, `expected CheckpointFormatError, got ${String(error)}`);
-    assert.match(error.message, /^bad\.safetensors: /);
-    assert.match(error.message, pattern);
-    return true;
-  });
+  assert.throws(
+    () => parseSafetensors(bytes, 'bad.safetensors'),
+    (error: unknown) => {
+      assert.ok(error instanceof CheckpointFormatError, `expected CheckpointFormatError, got ${String(error)}`);
+      assert.match(error.message, /^bad\.safetensors: /);
+      assert.match(error.message, pattern);
+      return true;
+    },
+  );
 }
 
 describe('safetensors reader', () => {
@@ -42,11 +52,14 @@ describe('safetensors reader', () => {
 
   it('reads tensors in data-offset order whatever the header order, and zero-size tensors', () => {
     const data = Buffer.concat([f32(1, 2), f32(3)]);
-    const bytes = file({
-      b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] },
-      empty: { dtype: 'I64', shape: [0, 3], data_offsets: [8, 8] },
-      a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
-    }, data);
+    const bytes = file(
+      {
+        b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] },
+        empty: { dtype: 'I64', shape: [0, 3], data_offsets: [8, 8] },
+        a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+      },
+      data,
+    );
     const { tensors, metadata } = parseSafetensors(bytes);
     assert.deepEqual([...tensors.keys()], ['a', 'empty', 'b']);
     assert.deepEqual(metadata, {});
@@ -64,14 +77,24 @@ describe('safetensors reader', () => {
       offset += sizes[index]!;
     });
     const { tensors } = parseSafetensors(file(header, new Uint8Array(offset)));
-    assert.deepEqual([...tensors.values()].map((tensor) => tensor.dtype),
-      ['float64', 'float32', 'float16', 'bfloat16', 'int64', 'int32', 'int16', 'int8', 'uint8', 'bool']);
+    assert.deepEqual(
+      [...tensors.values()].map((tensor) => tensor.dtype),
+      ['float64', 'float32', 'float16', 'bfloat16', 'int64', 'int32', 'int16', 'int8', 'uint8', 'bool'],
+    );
   });
 
   const good = { x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } };
   const cases: Array<[string, Uint8Array, RegExp]> = [
     ['fewer than 8 bytes', new Uint8Array(5), /truncated safetensors header/],
-    ['a header over 100 MB', (() => { const b = Buffer.alloc(16); b.writeBigUInt64LE(BigInt(MAX_HEADER_BYTES + 1)); return b; })(), /exceeds the 100000000-byte limit/],
+    [
+      'a header over 100 MB',
+      (() => {
+        const b = Buffer.alloc(16);
+        b.writeBigUInt64LE(BigInt(MAX_HEADER_BYTES + 1));
+        return b;
+      })(),
+      /exceeds the 100000000-byte limit/,
+    ],
     ['a header length past the end', file(good).subarray(0, 20), /runs past the end of the file/],
     ['a 2^64-1 header length', Buffer.alloc(16, 0xff), /impossibly large/],
     ['invalid UTF-8', file(Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d])), /not valid UTF-8/],
@@ -80,19 +103,83 @@ describe('safetensors reader', () => {
     ['a JSON array', file('[1]'), /must start with/],
     ['non-string metadata', file({ __metadata__: { n: 1 } }), /'__metadata__': entry 'n' is number/],
     ['metadata that is not a map', file({ __metadata__: 'x' }), /'__metadata__': must be an object/],
-    ['an unknown dtype', file({ x: { dtype: 'F128', shape: [], data_offsets: [0, 16] } }, new Uint8Array(16)), /'x': unknown dtype 'F128'/],
-    ['a dtype RawTensor lacks', file({ x: { dtype: 'U32', shape: [], data_offsets: [0, 4] } }, new Uint8Array(4)), /'x': dtype U32 is not supported/],
-    ['a negative dimension', file({ x: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, new Uint8Array(4)), /'x': shape \[-1\]/],
-    ['a fractional dimension', file({ x: { dtype: 'F32', shape: [1.5], data_offsets: [0, 4] } }, new Uint8Array(4)), /'x': shape/],
-    ['offsets with three numbers', file({ x: { dtype: 'F32', shape: [1], data_offsets: [0, 4, 8] } }, new Uint8Array(8)), /'x': data_offsets \[0,4,8\]/],
-    ['end before begin', file({ x: { dtype: 'F32', shape: [0], data_offsets: [4, 0] } }, new Uint8Array(4)), /'x': .*end before they begin/],
-    ['a size that does not match the shape', file({ x: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8)), /'x': shape \[3\] of F32 needs 12 bytes/],
-    ['an overflowing shape', file({ x: { dtype: 'F64', shape: [2 ** 30, 2 ** 30, 2 ** 30], data_offsets: [0, 8] } }, new Uint8Array(8)), /'x': .*more than 2\^53/],
-    ['a gap', file({ x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, y: { dtype: 'F32', shape: [1], data_offsets: [8, 12] } }, new Uint8Array(12)), /'y': data_offsets leaves a gap/],
-    ['an overlap', file({ x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, new Uint8Array(8)), /'y': data_offsets overlaps/],
-    ['data not starting at 0', file({ x: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, new Uint8Array(8)), /'x': data_offsets leaves a gap/],
-    ['bytes after the last tensor', file(good, new Uint8Array(12)), /tensors cover 8 bytes but the data section has 12/],
-    ['a tensor past the end', file(good, new Uint8Array(6)), /'x': data_offsets \[0, 8\] run past the data section \(6 bytes\)/],
+    [
+      'an unknown dtype',
+      file({ x: { dtype: 'F128', shape: [], data_offsets: [0, 16] } }, new Uint8Array(16)),
+      /'x': unknown dtype 'F128'/,
+    ],
+    [
+      'a dtype RawTensor lacks',
+      file({ x: { dtype: 'U32', shape: [], data_offsets: [0, 4] } }, new Uint8Array(4)),
+      /'x': dtype U32 is not supported/,
+    ],
+    [
+      'a negative dimension',
+      file({ x: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, new Uint8Array(4)),
+      /'x': shape \[-1\]/,
+    ],
+    [
+      'a fractional dimension',
+      file({ x: { dtype: 'F32', shape: [1.5], data_offsets: [0, 4] } }, new Uint8Array(4)),
+      /'x': shape/,
+    ],
+    [
+      'offsets with three numbers',
+      file({ x: { dtype: 'F32', shape: [1], data_offsets: [0, 4, 8] } }, new Uint8Array(8)),
+      /'x': data_offsets \[0,4,8\]/,
+    ],
+    [
+      'end before begin',
+      file({ x: { dtype: 'F32', shape: [0], data_offsets: [4, 0] } }, new Uint8Array(4)),
+      /'x': .*end before they begin/,
+    ],
+    [
+      'a size that does not match the shape',
+      file({ x: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8)),
+      /'x': shape \[3\] of F32 needs 12 bytes/,
+    ],
+    [
+      'an overflowing shape',
+      file({ x: { dtype: 'F64', shape: [2 ** 30, 2 ** 30, 2 ** 30], data_offsets: [0, 8] } }, new Uint8Array(8)),
+      /'x': .*more than 2\^53/,
+    ],
+    [
+      'a gap',
+      file(
+        {
+          x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+          y: { dtype: 'F32', shape: [1], data_offsets: [8, 12] },
+        },
+        new Uint8Array(12),
+      ),
+      /'y': data_offsets leaves a gap/,
+    ],
+    [
+      'an overlap',
+      file(
+        {
+          x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+          y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] },
+        },
+        new Uint8Array(8),
+      ),
+      /'y': data_offsets overlaps/,
+    ],
+    [
+      'data not starting at 0',
+      file({ x: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, new Uint8Array(8)),
+      /'x': data_offsets leaves a gap/,
+    ],
+    [
+      'bytes after the last tensor',
+      file(good, new Uint8Array(12)),
+      /tensors cover 8 bytes but the data section has 12/,
+    ],
+    [
+      'a tensor past the end',
+      file(good, new Uint8Array(6)),
+      /'x': data_offsets \[0, 8\] run past the data section \(6 bytes\)/,
+    ],
   ];
   for (const [what, bytes, pattern] of cases) {
     it(`refuses ${what}`, () => rejects(bytes, pattern));
@@ -101,7 +188,19 @@ describe('safetensors reader', () => {
   it('gives a CheckpointFormatError naming the file at every truncation point', () => {
     const bytes = readFileSync(fixture('parity', 'weights_vltasks.safetensors'));
     const headerEnd = 8 + Number(bytes.readBigUInt64LE(0));
-    for (const cut of [0, 4, 7, 8, 9, 100, headerEnd - 1, headerEnd, headerEnd + 1, bytes.length - 4, bytes.length - 1]) {
+    for (const cut of [
+      0,
+      4,
+      7,
+      8,
+      9,
+      100,
+      headerEnd - 1,
+      headerEnd,
+      headerEnd + 1,
+      bytes.length - 4,
+      bytes.length - 1,
+    ]) {
       rejects(bytes.subarray(0, cut), /./);
     }
   });
@@ -136,14 +235,21 @@ describe('safetensors writer', () => {
   it('pads the header with spaces to a multiple of 8', () => {
     const out = serializeSafetensors([['attn0', attn([1, 1, 2, 3])]]);
     assert.equal(out.readBigUInt64LE(0), 72n);
-    assert.equal(out.subarray(8, 80).toString(), '{"attn0":{"dtype":"F32","shape":[1,1,2,3],"data_offsets":[0,24]}}       ');
+    assert.equal(
+      out.subarray(8, 80).toString(),
+      '{"attn0":{"dtype":"F32","shape":[1,1,2,3],"data_offsets":[0,24]}}       ',
+    );
     assert.deepEqual([...serializeSafetensors([])], [8, 0, 0, 0, 0, 0, 0, 0, 123, 125, 32, 32, 32, 32, 32, 32]);
     const withMetadata = serializeSafetensors([], { framework: 'pt' });
     assert.equal(withMetadata.subarray(8).toString(), '{"__metadata__":{"framework":"pt"}}     ');
   });
 
   it('orders tensors by dtype size (largest first), then by name bytes, so each is aligned', () => {
-    const zeros = (dtype: RawTensor['dtype'], bytes: number): RawTensor => ({ dtype, shape: [], data: new Uint8Array(bytes) });
+    const zeros = (dtype: RawTensor['dtype'], bytes: number): RawTensor => ({
+      dtype,
+      shape: [],
+      data: new Uint8Array(bytes),
+    });
     const out = serializeSafetensors([
       ['b', zeros('bool', 1)],
       ['z', zeros('float32', 4)],
@@ -167,14 +273,21 @@ describe('safetensors writer', () => {
     assert.deepEqual([...copy.tensors.keys()].sort(), [...source.tensors.keys()].sort());
     for (const [name, tensor] of source.tensors) {
       const other = copy.tensors.get(name)!;
-      assert.deepEqual([other.dtype, other.shape, toHex(other.data)], [tensor.dtype, tensor.shape, toHex(tensor.data)], name);
+      assert.deepEqual(
+        [other.dtype, other.shape, toHex(other.data)],
+        [tensor.dtype, tensor.shape, toHex(tensor.data)],
+        name,
+      );
     }
     // Writing is deterministic: the copy re-serializes to the same bytes.
     assert.equal(toHex(serializeSafetensors(copy.tensors, copy.metadata)), toHex(readFileSync(path)));
   });
 
   it('refuses data of the wrong length and the reserved name, naming the key', () => {
-    assert.throws(() => serializeSafetensors([['w', { dtype: 'float32', shape: [2], data: f32(1) }]]), /'w': shape \[2\] of float32 needs 8 bytes, data has 4/);
+    assert.throws(
+      () => serializeSafetensors([['w', { dtype: 'float32', shape: [2], data: f32(1) }]]),
+      /'w': shape \[2\] of float32 needs 8 bytes, data has 4/,
+    );
     assert.throws(() => serializeSafetensors([['__metadata__', attn([6])]]), /'__metadata__': is reserved/);
   });
 });

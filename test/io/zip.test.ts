@@ -9,8 +9,11 @@ const text = (value: string): Uint8Array => new TextEncoder().encode(value);
 const decode = (bytes: Uint8Array | undefined): string => new TextDecoder().decode(bytes);
 
 function rejects(archive: Uint8Array, pattern: RegExp): void {
-  assert.throws(() => readZipMembers(archive, 'bad.zip'), (error: unknown) =>
-    error instanceof CheckpointFormatError && /^bad\.zip: /.test(error.message) && pattern.test(error.message));
+  assert.throws(
+    () => readZipMembers(archive, 'bad.zip'),
+    (error: unknown) =>
+      error instanceof CheckpointFormatError && /^bad\.zip: /.test(error.message) && pattern.test(error.message),
+  );
 }
 
 describe('zip', () => {
@@ -32,7 +35,7 @@ describe('zip', () => {
     }
   });
 
-  it('round-trips stored members, each one\'s data aligned to 64 bytes', () => {
+  it("round-trips stored members, each one's data aligned to 64 bytes", () => {
     const members = [
       { name: 'archive/data.pkl', data: text('pickle bytes') },
       { name: 'archive/data/0', data: new Uint8Array(100).fill(7) },
@@ -41,7 +44,10 @@ describe('zip', () => {
     ];
     const archive = writeZip(members);
     const read = readZipMembers(archive, 'written.zip');
-    assert.deepEqual([...read.keys()], members.map((member) => member.name));
+    assert.deepEqual(
+      [...read.keys()],
+      members.map((member) => member.name),
+    );
     for (const member of members) {
       const data = read.get(member.name)!;
       assert.deepEqual([...data], [...member.data]);
@@ -87,7 +93,10 @@ describe('zip', () => {
     badDirectory[central] = 0;
     rejects(badDirectory, /central directory entry 0 has a bad signature/);
 
-    const twice = writeZip([{ name: 'a/x', data: text('1') }, { name: 'a/x', data: text('2') }]);
+    const twice = writeZip([
+      { name: 'a/x', data: text('1') },
+      { name: 'a/x', data: text('2') },
+    ]);
     rejects(twice, /'a\/x': appears twice/);
 
     const renamed = Buffer.from(archive);
@@ -95,7 +104,7 @@ describe('zip', () => {
     rejects(renamed, /'a\/data\.pkl': its local header names another member than the central directory does/);
   });
 
-  it('refuses a member outside the first member\'s folder, naming it, before reading any member\'s data', () => {
+  it("refuses a member outside the first member's folder, naming it, before reading any member's data", () => {
     const escapes: Array<[string, RegExp]> = [
       ['/etc/passwd', /is an absolute path/],
       ['../evil', /has a '\.\.' component/],
@@ -112,19 +121,32 @@ describe('zip', () => {
     ];
     for (const [name, problem] of escapes) {
       // The first member's CRC is wrong: the name must be refused before any data is read.
-      const archive = Buffer.from(writeZip([{ name: 'archive/data.pkl', data: text('pickle') }, { name, data: text('payload') }]));
+      const archive = Buffer.from(
+        writeZip([
+          { name: 'archive/data.pkl', data: text('pickle') },
+          { name, data: text('payload') },
+        ]),
+      );
       archive[64] = archive[64]! ^ 1;
       const shown = name.replace('\0', '\\x00').replace(/[.\\]/g, '\\$&');
-      rejects(archive, new RegExp(`^bad\\.zip: '${shown}': ${problem.source}: a torch checkpoint keeps its members inside one root folder$`));
+      rejects(
+        archive,
+        new RegExp(
+          `^bad\\.zip: '${shown}': ${problem.source}: a torch checkpoint keeps its members inside one root folder$`,
+        ),
+      );
     }
     // The first member names the root; a lone bad first member is refused as well.
     rejects(writeZip([{ name: '../data.pkl', data: text('x') }]), /'\.\.\/data\.pkl': has a '\.\.' component/);
     // Folder entries (as zip tools add them) are inside the root.
-    const withFolders = readZipMembers(writeZip([
-      { name: 'archive/', data: new Uint8Array(0) },
-      { name: 'archive/data/', data: new Uint8Array(0) },
-      { name: 'archive/data/0', data: text('x') },
-    ]), 'folders.zip');
+    const withFolders = readZipMembers(
+      writeZip([
+        { name: 'archive/', data: new Uint8Array(0) },
+        { name: 'archive/data/', data: new Uint8Array(0) },
+        { name: 'archive/data/0', data: text('x') },
+      ]),
+      'folders.zip',
+    );
     assert.deepEqual([...withFolders.keys()], ['archive/', 'archive/data/', 'archive/data/0']);
   });
 });

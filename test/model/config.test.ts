@@ -16,7 +16,6 @@ import {
 import { VILBertForVLTasks } from '../../src/model/vilbert.js';
 import { packageRoot } from '../io/fixtures.js';
 
-
 const ROOT = packageRoot();
 const CONFIG_DIR = join(ROOT, 'assets', 'configs');
 const PARITY_CONFIG = join(ROOT, 'test', 'fixtures', 'model', 'parity_config.json');
@@ -76,7 +75,9 @@ function assertRejected(json: unknown, key: string, problem: RegExp, overrides: 
 
 describe('bundled configs', () => {
   test('assets/configs holds every file of the reference config/ folder, byte for byte', () => {
-    const files = readdirSync(CONFIG_DIR).filter((file) => file.endsWith('.json')).sort();
+    const files = readdirSync(CONFIG_DIR)
+      .filter((file) => file.endsWith('.json'))
+      .sort();
     assert.deepEqual(files, Object.keys(REFERENCE_BLOBS).sort());
     for (const file of files) {
       assert.equal(gitBlobId(readFileSync(join(CONFIG_DIR, file))), REFERENCE_BLOBS[file], file);
@@ -105,7 +106,14 @@ describe('bundled configs', () => {
       assert.equal(config.v_biattention_id.length, config.t_biattention_id.length, name);
       const unknown = warnings.map((warning) => warning.key).sort();
       const expected = name.startsWith('roberta')
-        ? ['finetuning_task', 'layer_norm_eps', 'num_labels', 'output_attentions', 'output_hidden_states', 'torchscript']
+        ? [
+            'finetuning_task',
+            'layer_norm_eps',
+            'num_labels',
+            'output_attentions',
+            'output_hidden_states',
+            'torchscript',
+          ]
         : [];
       assert.deepEqual(unknown, expected, name);
       assert.ok(warnings.every((warning) => warning.kind === 'unknown-key' && warning.message.includes(name)));
@@ -217,7 +225,10 @@ describe('precedence: defaults, then file, then overrides', () => {
   });
 
   test('overrides win over the file', () => {
-    const { config } = parseConfig({ ...TINY, hidden_act: 'relu' }, 'tiny.json', { hidden_act: 'swish', fusion_method: 'sum' });
+    const { config } = parseConfig({ ...TINY, hidden_act: 'relu' }, 'tiny.json', {
+      hidden_act: 'swish',
+      fusion_method: 'sum',
+    });
     assert.equal(config.hidden_act, 'swish');
     assert.equal(config.fusion_method, 'sum');
   });
@@ -269,7 +280,8 @@ describe('unknown keys', () => {
     const overrides = { fusion: 'sum' } as unknown as Partial<ViLBertConfig>;
     assert.throws(
       () => parseConfig(TINY, 'tiny.json', overrides),
-      (error: unknown) => error instanceof ConfigError && error.key === 'fusion' && /\(set by overrides\)/.test(error.message),
+      (error: unknown) =>
+        error instanceof ConfigError && error.key === 'fusion' && /\(set by overrides\)/.test(error.message),
     );
   });
 });
@@ -280,20 +292,40 @@ describe('rejection rules (each names the key and the file)', () => {
   });
 
   test('v_hidden_size not divisible by v_num_attention_heads', () => {
-    assertRejected({ ...TINY, v_num_attention_heads: 5 }, 'v_hidden_size', /^24 is not a multiple of v_num_attention_heads \(5\)$/);
+    assertRejected(
+      { ...TINY, v_num_attention_heads: 5 },
+      'v_hidden_size',
+      /^24 is not a multiple of v_num_attention_heads \(5\)$/,
+    );
   });
 
   test('bi_hidden_size not divisible by bi_num_attention_heads', () => {
-    assertRejected({ ...TINY, bi_hidden_size: 18 }, 'bi_hidden_size', /^18 is not a multiple of bi_num_attention_heads \(4\)$/);
+    assertRejected(
+      { ...TINY, bi_hidden_size: 18 },
+      'bi_hidden_size',
+      /^18 is not a multiple of bi_num_attention_heads \(4\)$/,
+    );
   });
 
   test('v_biattention_id and t_biattention_id of different lengths', () => {
-    assertRejected({ ...TINY, t_biattention_id: [1, 2, 3] }, 't_biattention_id', /^has 3 entries but v_biattention_id has 2/);
+    assertRejected(
+      { ...TINY, t_biattention_id: [1, 2, 3] },
+      't_biattention_id',
+      /^has 3 entries but v_biattention_id has 2/,
+    );
   });
 
   test('an id at or past the stream layer count', () => {
-    assertRejected({ ...TINY, v_biattention_id: [0, 2] }, 'v_biattention_id', /^entry 1 is 2, outside 0\.\.1 \(v_num_hidden_layers is 2\)$/);
-    assertRejected({ ...TINY, t_biattention_id: [2, 4] }, 't_biattention_id', /^entry 1 is 4, outside 0\.\.3 \(num_hidden_layers is 4\)$/);
+    assertRejected(
+      { ...TINY, v_biattention_id: [0, 2] },
+      'v_biattention_id',
+      /^entry 1 is 2, outside 0\.\.1 \(v_num_hidden_layers is 2\)$/,
+    );
+    assertRejected(
+      { ...TINY, t_biattention_id: [2, 4] },
+      't_biattention_id',
+      /^entry 1 is 4, outside 0\.\.3 \(num_hidden_layers is 4\)$/,
+    );
   });
 
   test('a negative id', () => {
@@ -301,7 +333,11 @@ describe('rejection rules (each names the key and the file)', () => {
   });
 
   test('a non-integer id', () => {
-    assertRejected({ ...TINY, v_biattention_id: [0, 0.5] }, 'v_biattention_id', /^entry 1 is 0\.5, not an integer layer index$/);
+    assertRejected(
+      { ...TINY, v_biattention_id: [0, 0.5] },
+      'v_biattention_id',
+      /^entry 1 is 0\.5, not an integer layer index$/,
+    );
   });
 
   test('decreasing ids (the reference would re-run layers)', () => {
@@ -336,7 +372,11 @@ describe('rejection rules (each names the key and the file)', () => {
     assertRejected({ ...TINY, num_hidden_layers: 0 }, 'num_hidden_layers', /^expected a positive integer, found 0$/);
     assertRejected({ ...TINY, hidden_dropout_prob: 1.5 }, 'hidden_dropout_prob', /^expected a probability in \[0, 1\]/);
     assertRejected({ ...TINY, task_specific_tokens: 1 }, 'task_specific_tokens', /^expected true or false, found 1$/);
-    assertRejected({ ...TINY, v_biattention_id: '0,1' }, 'v_biattention_id', /^expected an array of at most 1024 layer ids/);
+    assertRejected(
+      { ...TINY, v_biattention_id: '0,1' },
+      'v_biattention_id',
+      /^expected an array of at most 1024 layer ids/,
+    );
     assertRejected({ ...TINY, pooling_method: null }, 'pooling_method', /^expected a string, found null$/);
   });
 
@@ -348,7 +388,11 @@ describe('rejection rules (each names the key and the file)', () => {
   });
 
   test('sizes that cannot be built are refused naming the field and the limit', () => {
-    assertRejected({ ...TINY, hidden_size: 2 ** 40 }, 'hidden_size', /^1099511627776 is over the size limit \(2\^20\) of 1048576$/);
+    assertRejected(
+      { ...TINY, hidden_size: 2 ** 40 },
+      'hidden_size',
+      /^1099511627776 is over the size limit \(2\^20\) of 1048576$/,
+    );
     assertRejected({ ...TINY, vocab_size: 2 ** 21 }, 'vocab_size', /over the size limit \(2\^20\) of 1048576/);
     assertRejected({ ...TINY, num_hidden_layers: 5000 }, 'num_hidden_layers', /^5000 is over the layer limit of 1024$/);
     const manyConnections = Array.from({ length: 1025 }, () => 0);
@@ -360,7 +404,11 @@ describe('rejection rules (each names the key and the file)', () => {
     // Every size within its limit, but together far past 2^33 weights: 1024 text layers of
     // 4 H^2 + 2 H I = 6 * 2^34 weights each, 1024 * 6 * 2^34 = 1.06e14.
     const huge = { ...TINY, hidden_size: 2 ** 17, intermediate_size: 2 ** 17, num_hidden_layers: 1024 };
-    assertRejected(huge, 'intermediate_size', /^the config implies at least 1\.06e\+14 weights \(largest part: text layers, .*over the limit of 8589934592/);
+    assertRejected(
+      huge,
+      'intermediate_size',
+      /^the config implies at least 1\.06e\+14 weights \(largest part: text layers, .*over the limit of 8589934592/,
+    );
   });
 
   test('the released large config is well inside the weight limit', () => {
@@ -370,12 +418,15 @@ describe('rejection rules (each names the key and the file)', () => {
 
   test('a model built from a config object in code checks the limits before allocating', () => {
     const config = parseConfig(TINY, 'tiny.json').config;
-    assert.throws(() => new VILBertForVLTasks({ ...config, hidden_size: 2 ** 40 }), (error: unknown) => {
-      assert.ok(error instanceof ConfigError);
-      assert.equal(error.key, 'hidden_size');
-      assert.match(error.message, /^model config: hidden_size: .*size limit/);
-      return true;
-    });
+    assert.throws(
+      () => new VILBertForVLTasks({ ...config, hidden_size: 2 ** 40 }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.equal(error.key, 'hidden_size');
+        assert.match(error.message, /^model config: hidden_size: .*size limit/);
+        return true;
+      },
+    );
   });
 
   test('an unknown visual_target or text model', () => {
@@ -389,16 +440,24 @@ describe('rejection rules (each names the key and the file)', () => {
   });
 
   test('fixed_t_layer past the first connection point', () => {
-    assertRejected({ ...TINY, fixed_t_layer: 3 }, 'fixed_t_layer', /^is 3, past the first connection point t_biattention_id\[0\] = 2/);
+    assertRejected(
+      { ...TINY, fixed_t_layer: 3 },
+      'fixed_t_layer',
+      /^is 3, past the first connection point t_biattention_id\[0\] = 2/,
+    );
   });
 
   test('in_batch_pairs with task tokens or dynamic attention (shape errors in the reference)', () => {
-    assertRejected({ ...TINY, in_batch_pairs: true }, 'in_batch_pairs', /task_specific_tokens/, { task_specific_tokens: true });
+    assertRejected({ ...TINY, in_batch_pairs: true }, 'in_batch_pairs', /task_specific_tokens/, {
+      task_specific_tokens: true,
+    });
     assertRejected({ ...TINY, in_batch_pairs: true, dynamic_attention: true }, 'in_batch_pairs', /dynamic_attention/);
   });
 
   test('a file that is not a JSON object', () => {
-    assert.throws(() => parseConfig([1, 2], 'list.json'), { message: 'list.json: expected a JSON object, found [1,2]' });
+    assert.throws(() => parseConfig([1, 2], 'list.json'), {
+      message: 'list.json: expected a JSON object, found [1,2]',
+    });
   });
 });
 

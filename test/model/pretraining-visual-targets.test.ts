@@ -13,8 +13,14 @@ import { BertForMultiModalPreTraining } from '../../src/model/vilbert.js';
 import { getNumerics, type Numerics, setNumerics } from '../../src/model/layers.js';
 import { compare, type Tolerance, TOLERANCES } from '../../src/parity/compare.js';
 import {
-  checkVisualTargetLosses, checkVisualTargetScores, pretrainInputs, seededPretrainingLosses, visualTargetLabels,
-  visualTargetModel, visualTargetSeed, VISUAL_TARGETS_FILE,
+  checkVisualTargetLosses,
+  checkVisualTargetScores,
+  pretrainInputs,
+  seededPretrainingLosses,
+  visualTargetLabels,
+  visualTargetModel,
+  visualTargetSeed,
+  VISUAL_TARGETS_FILE,
 } from '../../src/parity/visual-targets.js';
 
 const parity = (name: string) => fileURLToPath(new URL(`../../../test/fixtures/parity/${name}`, import.meta.url));
@@ -44,7 +50,11 @@ function buildModel(visualTarget: 1 | 2): BertForMultiModalPreTraining {
   const weights = readWeights(parity('weights_vltasks.safetensors'));
   try {
     const { model, missingKeys } = visualTargetModel(parity('config.json'), weights, fixture.tensors, visualTarget);
-    assert.equal(model.config.num_negative, 128, 'the BertConfig default: train_concap never copies --num_negative into the config');
+    assert.equal(
+      model.config.num_negative,
+      128,
+      'the BertConfig default: train_concap never copies --num_negative into the config',
+    );
     assert.deepEqual(missingKeys, []);
     return model;
   } finally {
@@ -82,7 +92,15 @@ for (const numerics of ['reference', 'fused'] as const) {
         try {
           torch.scope(() => {
             checkVisualTargetScores(model, inputs(), expectClose);
-            const gradients = checkVisualTargetLosses(model, visualTarget, inputs(), labels(), nceSeed, fixture.tensors.keys(), expectClose);
+            const gradients = checkVisualTargetLosses(
+              model,
+              visualTarget,
+              inputs(),
+              labels(),
+              nceSeed,
+              fixture.tensors.keys(),
+              expectClose,
+            );
             assert.equal(gradients.length, 5);
           });
         } finally {
@@ -101,14 +119,24 @@ test('visual_target 2: the loss depends on the drawn negatives, so the match abo
         const reference = Number(fixture.metadata['vt2.masked_img_loss.f32']);
         const otherSeed = Number(fixture.metadata['vt2.masked_img_loss.f32_with_nce_seed_plus_1']);
         const bound = (value: number) => TOLERANCES.loss.atol + TOLERANCES.loss.rtol * Math.abs(value);
-        assert.ok(Math.abs(reference - otherSeed) > 100 * bound(reference), 'another seed gives another reference loss');
+        assert.ok(
+          Math.abs(reference - otherSeed) > 100 * bound(reference),
+          'another seed gives another reference loss',
+        );
         const before = torch.getRngState();
         const again = seededPretrainingLosses(model, inputs(), labels(), nceSeed).masked_img_loss.item();
         assert.ok(Math.abs(again - reference) <= bound(reference), `same seed: ${again} vs ${reference}`);
         const other = seededPretrainingLosses(model, inputs(), labels(), nceSeed + 1).masked_img_loss.item();
-        assert.ok(Math.abs(other - otherSeed) <= bound(otherSeed), `seed + 1: ${other} vs the reference's ${otherSeed}`);
+        assert.ok(
+          Math.abs(other - otherSeed) <= bound(otherSeed),
+          `seed + 1: ${other} vs the reference's ${otherSeed}`,
+        );
         assert.ok(Math.abs(other - reference) > 100 * bound(reference));
-        assert.deepEqual(torch.getRngState(), before, "the seeded forward leaves the caller's generator state as it was");
+        assert.deepEqual(
+          torch.getRngState(),
+          before,
+          "the seeded forward leaves the caller's generator state as it was",
+        );
       }),
     );
   } finally {

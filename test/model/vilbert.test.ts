@@ -14,7 +14,11 @@ test('bert_base_6layer_6conect with task tokens has exactly the reference state-
     state_dict: { name: string; shape: number[] }[];
     num_parameters_unique: number;
   };
-  const { config } = bundledConfig('bert_base_6layer_6conect', { task_specific_tokens: true, visual_target: 0, v_target_size: 1601 });
+  const { config } = bundledConfig('bert_base_6layer_6conect', {
+    task_specific_tokens: true,
+    visual_target: 0,
+    v_target_size: 1601,
+  });
   const shapes = stateDictShapes(config, 'VILBertForVLTasks');
   assert.equal(shapes.size, 560);
   assert.deepEqual([...shapes.keys()].sort(), golden.state_dict.map((entry) => entry.name).sort());
@@ -39,7 +43,8 @@ test('the pre-training model has the 533 keys of the reference', () => {
   assert.ok(shapes.has('cls.predictions.decoder.weight'));
 });
 
-const tinyConfig = () => loadConfig(fileURLToPathString(fixture('parity/config.json')), { task_specific_tokens: true }).config;
+const tinyConfig = () =>
+  loadConfig(fileURLToPathString(fixture('parity/config.json')), { task_specific_tokens: true }).config;
 
 function fileURLToPathString(url: URL): string {
   return decodeURIComponent(url.pathname);
@@ -51,7 +56,13 @@ function tinyInputs(B = 2, T = 5, R = 3) {
     inputIds: torch.randint(4, 60, [B, T]),
     imageFeatures: torch.randn([B, R, 2048]),
     imageLocations: torch.rand([B, R, 5]),
-    imageAttentionMask: torch.tensor([[1, 1, 1], [1, 1, 0]].slice(0, B), { dtype: 'int64' }),
+    imageAttentionMask: torch.tensor(
+      [
+        [1, 1, 1],
+        [1, 1, 0],
+      ].slice(0, B),
+      { dtype: 'int64' },
+    ),
     taskIds: torch.full([B, 1], 1, { dtype: 'int64' }),
   };
 }
@@ -72,7 +83,12 @@ test('a forward under inference mode or noGrad allocates no autograd state', () 
     torch.scope(() =>
       mode(() => {
         const out = model.call(inputs);
-        for (const tensor of [out.vil_prediction!, out.vision_logit!, out.linguisic_prediction!, out.bert.sequenceOutputText]) {
+        for (const tensor of [
+          out.vil_prediction!,
+          out.vision_logit!,
+          out.linguisic_prediction!,
+          out.bert.sequenceOutputText,
+        ]) {
           assert.equal(tensor.requiresGrad, false);
           assert.equal(tensor.hasGradFn, false);
         }
@@ -114,7 +130,8 @@ test('from_pretrained rules: gamma/beta renames, a checkpoint without the bert. 
   const source = new BertForMultiModalPreTraining({ ...config, task_specific_tokens: false });
   // An old-style checkpoint: LayerNorm gamma/beta, no `bert.` prefix, one stray key.
   const old = new Map<string, torch.Tensor>();
-  for (const [key, tensor] of source.bert.stateDict()) old.set(key.replace('LayerNorm.weight', 'LayerNorm.gamma').replace('LayerNorm.bias', 'LayerNorm.beta'), tensor);
+  for (const [key, tensor] of source.bert.stateDict())
+    old.set(key.replace('LayerNorm.weight', 'LayerNorm.gamma').replace('LayerNorm.bias', 'LayerNorm.beta'), tensor);
   old.set('pooler.dense.weight', torch.zeros([2, 2]).keep());
   const target = new VILBertForVLTasks(config);
   const report = loadPretrainedWeights(target, old);
@@ -128,16 +145,27 @@ test('from_pretrained rules: gamma/beta renames, a checkpoint without the bert. 
     source.bert.embeddings.LayerNorm.weight.toNumbers(),
   );
   const bad = new Map([['bert.t_pooler.dense.weight', torch.zeros([3, 3]).keep()]]);
-  assert.throws(() => loadPretrainedWeights(target, bad), /size mismatch for bert\.t_pooler\.dense\.weight: checkpoint has shape \[3, 3\], model has shape \[16, 32\]/);
+  assert.throws(
+    () => loadPretrainedWeights(target, bad),
+    /size mismatch for bert\.t_pooler\.dense\.weight: checkpoint has shape \[3, 3\], model has shape \[16, 32\]/,
+  );
   source.dispose();
   target.dispose();
 });
 
 test('every bundled ViLBERT config builds (on the meta device) with consistent co-attention layers', () => {
-  for (const name of ['bert_base_2layer_2conect', 'bert_base_4layer_4conect', 'bert_base_8layer_8conect', 'bert_large_6layer_6conect', 'roberta_base_6layer_6connect']) {
+  for (const name of [
+    'bert_base_2layer_2conect',
+    'bert_base_4layer_4conect',
+    'bert_base_8layer_8conect',
+    'bert_large_6layer_6conect',
+    'roberta_base_6layer_6connect',
+  ]) {
     const { config } = bundledConfig(name);
     const shapes = stateDictShapes(config, 'VILBertForVLTasks');
-    const connections = new Set([...shapes.keys()].filter((k) => k.startsWith('bert.encoder.c_layer.')).map((k) => k.split('.')[3]));
+    const connections = new Set(
+      [...shapes.keys()].filter((k) => k.startsWith('bert.encoder.c_layer.')).map((k) => k.split('.')[3]),
+    );
     assert.equal(connections.size, config.v_biattention_id.length, name);
   }
 });

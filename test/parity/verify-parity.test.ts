@@ -15,22 +15,37 @@ const fixtures = fileURLToPath(new URL('../../../test/fixtures/parity', import.m
 for (const weights of ['safetensors', 'torch_legacy', 'torch_zip'] as WeightVariant[]) {
   test(`every fixture tensor matches the reference: forward heads, per-layer outputs, NLVR2, pre-training, task losses, gradients, optimiser steps (${weights} weights)`, () => {
     const report = verifyParity(fixtures, { weights });
-    const failed = report.rows.filter((row) => !row.ok).map((row) => `${row.name}: ${row.maxAbsDiff} ${row.problem ?? ''}`);
+    const failed = report.rows
+      .filter((row) => !row.ok)
+      .map((row) => `${row.name}: ${row.maxAbsDiff} ${row.problem ?? ''}`);
     assert.deepEqual(failed, []);
     assert.deepEqual(report.unchecked, []);
     const names = new Set(report.rows.map((row) => row.name));
     for (const expected of [
-      'forward:t1.vil_prediction', 'forward:t13.vision_logit', 'forward:t1.debug.c_layer.1.attn_probs_v2t',
-      'forward:nlvr2.vil_binary_prediction', 'pretrain:obj1.masked_img_loss', 'pretrain:obj0.grad.bert.embeddings.word_embeddings.weight',
-      'train_step:TASK5.model_in.question', 'train_step:TASK12.grad.vil_binary_prediction.logit_fc.3.bias', 'train_step:TASK9.loss',
-      'optimizer:mannul.step3.vil_prediction.logit_fc.2.weight', 'optimizer:warmup_linear.final.exp_avg_sq.vision_logit.weight',
+      'forward:t1.vil_prediction',
+      'forward:t13.vision_logit',
+      'forward:t1.debug.c_layer.1.attn_probs_v2t',
+      'forward:nlvr2.vil_binary_prediction',
+      'pretrain:obj1.masked_img_loss',
+      'pretrain:obj0.grad.bert.embeddings.word_embeddings.weight',
+      'train_step:TASK5.model_in.question',
+      'train_step:TASK12.grad.vil_binary_prediction.logit_fc.3.bias',
+      'train_step:TASK9.loss',
+      'optimizer:mannul.step3.vil_prediction.logit_fc.2.weight',
+      'optimizer:warmup_linear.final.exp_avg_sq.vision_logit.weight',
       'scalars:optimizer.warmup_linear.step0.lr_used.vil',
-      'pretrain_visual_targets:scores.prediction_scores_v', 'pretrain_visual_targets:vt1.masked_img_loss', 'pretrain_visual_targets:vt2.loss',
+      'pretrain_visual_targets:scores.prediction_scores_v',
+      'pretrain_visual_targets:vt1.masked_img_loss',
+      'pretrain_visual_targets:vt2.loss',
       'pretrain_visual_targets:vt2.grad.cls.imagePredictions.decoder.bias',
     ]) {
       assert.ok(names.has(expected), `${expected} was compared`);
     }
-    assert.equal(report.rows.filter((row) => row.name.startsWith('pretrain_visual_targets:')).length, 21, '3 scores, then per visual target 4 losses and 5 gradients');
+    assert.equal(
+      report.rows.filter((row) => row.name.startsWith('pretrain_visual_targets:')).length,
+      21,
+      '3 scores, then per visual target 4 losses and 5 gradients',
+    );
     assert.equal(report.rows.length, 357);
   });
 }
@@ -48,8 +63,14 @@ test('a perturbed reference value is reported as a mismatch, and unknown tensors
     edited.set('t1.something_new', { ...target });
     writeSafetensors(join(dir, 'forward.safetensors'), edited);
     const report = verifyParity(dir, { skip: new Set(['train_step', 'optimizer', 'pretrain']) });
-    assert.deepEqual(report.rows.filter((row) => !row.ok).map((row) => row.name), ['forward:t1.vil_logit']);
-    assert.deepEqual(report.unchecked.map((item) => item.name), ['forward:t1.something_new']);
+    assert.deepEqual(
+      report.rows.filter((row) => !row.ok).map((row) => row.name),
+      ['forward:t1.vil_logit'],
+    );
+    assert.deepEqual(
+      report.unchecked.map((item) => item.name),
+      ['forward:t1.something_new'],
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -57,7 +78,10 @@ test('a perturbed reference value is reported as a mismatch, and unknown tensors
 
 test('the fused kernels (the library default) also match, except where Adam amplifies float32 rounding', () => {
   const report = verifyParity(fixtures, { numerics: 'fused', skip: new Set(['optimizer']) });
-  assert.deepEqual(report.rows.filter((row) => !row.ok).map((row) => row.name), []);
+  assert.deepEqual(
+    report.rows.filter((row) => !row.ok).map((row) => row.name),
+    [],
+  );
   assert.deepEqual(report.unchecked, []);
   assert.equal(report.rows.length, 241, 'every row but the 116 of the optimiser family');
 });
@@ -80,7 +104,10 @@ test('visual targets 1 and 2: a reference loss moved by 1e-3 fails its row, and 
     cpSync(fixtures, dir, { recursive: true });
     perturbScalar(join(dir, 'pretrain_visual_targets.safetensors'), 'vt2.loss', 1e-3);
     const report = verifyParity(dir, PRETRAIN_ONLY);
-    assert.deepEqual(report.rows.filter((row) => !row.ok).map((row) => row.name), ['pretrain_visual_targets:vt2.loss']);
+    assert.deepEqual(
+      report.rows.filter((row) => !row.ok).map((row) => row.name),
+      ['pretrain_visual_targets:vt2.loss'],
+    );
     assert.deepEqual(report.unchecked, []);
     assert.equal(report.rows.filter((row) => row.name.startsWith('pretrain_visual_targets:')).length, 21);
   } finally {
@@ -97,10 +124,18 @@ test('visual targets: without nce_seed the losses are unchecked, naming it; with
     const { nce_seed: _, ...unseeded } = metadata;
     writeSafetensors(file, tensors, unseeded);
     const noSeed = verifyParity(dir, PRETRAIN_ONLY);
-    assert.deepEqual(noSeed.rows.filter((row) => !row.ok).map((row) => row.name), []);
-    assert.deepEqual(noSeed.rows.filter((row) => row.name.startsWith('pretrain_visual_targets:')).map((row) => row.name), [
-      'pretrain_visual_targets:scores.prediction_scores_t', 'pretrain_visual_targets:scores.prediction_scores_v', 'pretrain_visual_targets:scores.seq_relationship_score',
-    ]);
+    assert.deepEqual(
+      noSeed.rows.filter((row) => !row.ok).map((row) => row.name),
+      [],
+    );
+    assert.deepEqual(
+      noSeed.rows.filter((row) => row.name.startsWith('pretrain_visual_targets:')).map((row) => row.name),
+      [
+        'pretrain_visual_targets:scores.prediction_scores_t',
+        'pretrain_visual_targets:scores.prediction_scores_v',
+        'pretrain_visual_targets:scores.seq_relationship_score',
+      ],
+    );
     assert.equal(noSeed.unchecked.length, 18);
     for (const item of noSeed.unchecked) {
       assert.match(item.name, /^pretrain_visual_targets:vt[12]\./);
@@ -109,7 +144,10 @@ test('visual targets: without nce_seed the losses are unchecked, naming it; with
 
     rmSync(file);
     const absent = verifyParity(dir, PRETRAIN_ONLY);
-    assert.deepEqual(absent.rows.filter((row) => !row.ok).map((row) => row.name), []);
+    assert.deepEqual(
+      absent.rows.filter((row) => !row.ok).map((row) => row.name),
+      [],
+    );
     assert.deepEqual(absent.unchecked, []);
     assert.equal(absent.rows.length, 24, 'the pretrain.safetensors rows only');
     assert.ok(absent.rows.every((row) => row.name.startsWith('pretrain:')));
@@ -127,7 +165,11 @@ for (const numerics of ['reference', 'fused'] as const) {
   test(`a folder generated from another config (layer counts, repeated biattention ids, fusion sum, batch 4) matches, ${numerics} numerics`, () => {
     for (const weights of ['safetensors', 'torch_legacy', 'torch_zip'] as WeightVariant[]) {
       const report = verifyParity(variant, { weights, numerics });
-      assert.deepEqual(report.rows.filter((row) => !row.ok).map((row) => row.name), [], weights);
+      assert.deepEqual(
+        report.rows.filter((row) => !row.ok).map((row) => row.name),
+        [],
+        weights,
+      );
       assert.deepEqual(report.unchecked, []);
       assert.equal(report.rows.length, 28);
       assert.ok(report.rows.some((row) => row.name === 'forward:t9.vil_binary_prediction'));
@@ -168,7 +210,9 @@ function withEditedFixtures(
 const TRAINING_ONLY = { skip: new Set(['forward', 'debug', 'nlvr2', 'pretrain'] as const) };
 
 test("each fixture task's batch derives from its registry type and process, as the generator formed it", () => {
-  const scalars = JSON.parse(readFileSync(join(fixtures, 'scalars.json'), 'utf8')) as { train: Record<string, { type: TaskType; process: TaskProcess; batch: Record<string, string> }> };
+  const scalars = JSON.parse(readFileSync(join(fixtures, 'scalars.json'), 'utf8')) as {
+    train: Record<string, { type: TaskType; process: TaskProcess; batch: Record<string, string> }>;
+  };
   const registry = loadTaskRegistry();
   assert.ok(Object.keys(scalars.train).length >= 7);
   for (const [task, spec] of Object.entries(scalars.train)) {
@@ -185,11 +229,20 @@ test("each fixture task's batch derives from its registry type and process, as t
 test('an optimiser task with no train-step entry is replayed from the task registry (it crashed with a TypeError)', () => {
   withEditedFixtures({ scalars: (scalars) => delete scalars.train.TASK9 }, (dir) => {
     const report = verifyParity(dir, TRAINING_ONLY);
-    assert.deepEqual(report.rows.filter((row) => !row.ok).map((row) => row.name), []);
+    assert.deepEqual(
+      report.rows.filter((row) => !row.ok).map((row) => row.name),
+      [],
+    );
     assert.deepEqual(report.unchecked, []);
     const names = new Set(report.rows.map((row) => row.name));
     // The replay ran every step of both schedules, TASK9's included, and TASK9's own train-step tensors were compared.
-    for (const name of ['scalars:optimizer.warmup_linear.step3.loss_scaled', 'scalars:optimizer.mannul.step1.loss_scaled', 'optimizer:mannul.step3.vision_logit.bias', 'train_step:TASK9.loss', 'train_step:TASK9.grad.vision_logit.weight']) {
+    for (const name of [
+      'scalars:optimizer.warmup_linear.step3.loss_scaled',
+      'scalars:optimizer.mannul.step1.loss_scaled',
+      'optimizer:mannul.step3.vision_logit.bias',
+      'train_step:TASK9.loss',
+      'train_step:TASK9.grad.vision_logit.weight',
+    ]) {
       assert.ok(names.has(name), name);
     }
     assert.ok(![...names].some((name) => name.startsWith('scalars:train.TASK9.')), 'no scalars of the dropped entry');
@@ -209,7 +262,10 @@ test('an optimiser task that neither the folder nor the fixture layouts can form
     },
     (dir) => {
       const report = verifyParity(dir, TRAINING_ONLY);
-      assert.deepEqual(report.rows.filter((row) => !row.ok).map((row) => row.name), []);
+      assert.deepEqual(
+        report.rows.filter((row) => !row.ok).map((row) => row.name),
+        [],
+      );
       assert.ok(!report.rows.some((row) => row.family === 'optimizer'), 'nothing of the replay was compared');
       const optimizer = report.unchecked.filter((item) => item.family === 'optimizer');
       assert.ok(optimizer.some((item) => item.name === 'optimizer:warmup_linear.step0.vision_logit.bias'));
@@ -223,14 +279,23 @@ test('an optimiser task that neither the folder nor the fixture layouts can form
 test('an input tensor missing from inputs.safetensors leaves the checks that need it unchecked, naming the tensor', () => {
   withEditedFixtures({ dropInputs: ['target.refer'] }, (dir) => {
     const report = verifyParity(dir, TRAINING_ONLY);
-    assert.deepEqual(report.rows.filter((row) => !row.ok).map((row) => row.name), []);
+    assert.deepEqual(
+      report.rows.filter((row) => !row.ok).map((row) => row.name),
+      [],
+    );
     assert.ok(report.unchecked.length > 0);
     for (const item of report.unchecked) {
       assert.match(item.reason, /inputs\.safetensors has no input 'target\.refer'/, item.name);
       assert.match(item.name, /^(train_step:TASK9\.|optimizer:|scalars:(train\.TASK9|optimizer\.))/, item.name);
     }
     const names = new Set(report.unchecked.map((item) => item.name));
-    for (const name of ['train_step:TASK9.loss', 'scalars:train.TASK9', 'optimizer:mannul.step0.vision_logit.bias', 'scalars:optimizer.warmup_linear']) assert.ok(names.has(name), name);
+    for (const name of [
+      'train_step:TASK9.loss',
+      'scalars:train.TASK9',
+      'optimizer:mannul.step0.vision_logit.bias',
+      'scalars:optimizer.warmup_linear',
+    ])
+      assert.ok(names.has(name), name);
     // The other tasks were still compared.
     assert.ok(report.rows.some((row) => row.name === 'train_step:TASK13.loss'));
     assert.ok(!report.rows.some((row) => row.name.startsWith('train_step:TASK9.')));

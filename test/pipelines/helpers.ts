@@ -6,7 +6,12 @@ import * as torch from '../../src/torch/index.js';
 import { loadConfig, type ViLBertConfig } from '../../src/model/config.js';
 import { VILBertForVLTasks } from '../../src/model/vilbert.js';
 import { loadTaskRegistry } from '../../src/data/task-registry.js';
-import { saveModelFolder, type LabelTable, type PipelineTask, type TaskTable } from '../../src/pipelines/model-folder.js';
+import {
+  saveModelFolder,
+  type LabelTable,
+  type PipelineTask,
+  type TaskTable,
+} from '../../src/pipelines/model-folder.js';
 import { PickleCall, PickleGlobalRef, pickle } from '../../src/io/pickle-writer.js';
 import { fixture } from '../io/fixtures.js';
 
@@ -15,7 +20,13 @@ export const kitPath = (...parts: string[]): string => join(KIT, ...parts);
 
 /** The parity fixtures' tiny config, with task tokens, the bundled vocabulary and room for the longest task text (56). */
 export function tinyConfig(overrides: Partial<ViLBertConfig> = {}): ViLBertConfig {
-  return loadConfig(fixture('parity', 'config.json'), { task_specific_tokens: true, vocab_size: 30522, max_position_embeddings: 64, initializer_range: 0.5, ...overrides }).config;
+  return loadConfig(fixture('parity', 'config.json'), {
+    task_specific_tokens: true,
+    vocab_size: 30522,
+    max_position_embeddings: 64,
+    initializer_range: 0.5,
+    ...overrides,
+  }).config;
 }
 
 export function tinyModel(seed = 7, config = tinyConfig()): VILBertForVLTasks {
@@ -28,9 +39,19 @@ export function answerList(count: number, known: readonly string[] = []): string
   return Array.from({ length: count }, (_, index) => known[index] ?? `answer ${index}`);
 }
 
-export const LABELS: LabelTable = { vil_prediction: answerList(3129, ['yes', 'no', '2']), vil_prediction_gqa: answerList(1533, ['yes', 'no', 'left']) };
+export const LABELS: LabelTable = {
+  vil_prediction: answerList(3129, ['yes', 'no', '2']),
+  vil_prediction_gqa: answerList(1533, ['yes', 'no', 'left']),
+};
 
-const REGISTRY_KEYS: Record<PipelineTask, string> = { vqa: 'TASK1', gqa: 'TASK15', ground: 'TASK9', retrieve: 'TASK7', verify: 'TASK12', entail: 'TASK13' };
+const REGISTRY_KEYS: Record<PipelineTask, string> = {
+  vqa: 'TASK1',
+  gqa: 'TASK15',
+  ground: 'TASK9',
+  retrieve: 'TASK7',
+  verify: 'TASK12',
+  entail: 'TASK13',
+};
 
 /**
  * The registry's settings per pipeline, except verify's max_region_num: the kit's NLVR2 left
@@ -43,7 +64,11 @@ export function kitTasks(): TaskTable {
   const tasks: TaskTable = {};
   for (const [task, key] of Object.entries(REGISTRY_KEYS) as [PipelineTask, string][]) {
     const entry = registry.get(key)!;
-    tasks[task] = { task_id: entry.task_id, max_seq_length: entry.max_seq_length, max_region_num: task === 'verify' ? NLVR2_KIT_REGIONS : entry.max_region_num };
+    tasks[task] = {
+      task_id: entry.task_id,
+      max_seq_length: entry.max_seq_length,
+      max_region_num: task === 'verify' ? NLVR2_KIT_REGIONS : entry.max_region_num,
+    };
   }
   return tasks;
 }
@@ -59,7 +84,14 @@ export function tinyFolder(seed = 7): { dir: string; model: VILBertForVLTasks; d
   const dir = join(temp.dir, 'model');
   const model = tinyModel(seed);
   saveModelFolder(dir, { model, config: model.config, labels: LABELS, tasks: kitTasks() });
-  return { dir, model, dispose: () => { model.dispose(); temp.dispose(); } };
+  return {
+    dir,
+    model,
+    dispose: () => {
+      model.dispose();
+      temp.dispose();
+    },
+  };
 }
 
 /** A reference-style working folder under `dir` with the VQA answer lists (datasets/VQA/cache) and no GQA ones. */
@@ -69,7 +101,11 @@ export function labelsRoot(dir: string, count = 3129): string {
   mkdirSync(cache, { recursive: true });
   const answers = answerList(count, ['yes', 'no']);
   writeFileSync(join(cache, 'trainval_label2ans.pkl'), pickle(answers));
-  const ans2label = new PickleCall(new PickleGlobalRef('collections', 'OrderedDict'), [], answers.map((answer, label) => [answer, label]));
+  const ans2label = new PickleCall(
+    new PickleGlobalRef('collections', 'OrderedDict'),
+    [],
+    answers.map((answer, label) => [answer, label]),
+  );
   writeFileSync(join(cache, 'trainval_ans2label.pkl'), pickle(ans2label));
   return root;
 }
@@ -78,6 +114,9 @@ export function labelsRoot(dir: string, count = 3129): string {
 export function configFile(dir: string): string {
   const path = join(dir, 'tiny_config.json');
   const json = JSON.parse(readFileSync(fixture('parity', 'config.json'), 'utf8')) as Record<string, unknown>;
-  writeFileSync(path, JSON.stringify({ ...json, vocab_size: 30522, max_position_embeddings: 64, initializer_range: 0.5 }));
+  writeFileSync(
+    path,
+    JSON.stringify({ ...json, vocab_size: 30522, max_position_embeddings: 64, initializer_range: 0.5 }),
+  );
   return path;
 }

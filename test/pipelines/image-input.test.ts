@@ -1,7 +1,13 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RawTensor } from '../../src/io/raw-tensor.js';
-import { ImageInputError, createPipeline, loadModelFolder, type DetectedRegions, type ImageInput } from '../../src/pipelines/index.js';
+import {
+  ImageInputError,
+  createPipeline,
+  loadModelFolder,
+  type DetectedRegions,
+  type ImageInput,
+} from '../../src/pipelines/index.js';
 import { ImageResolver } from '../../src/pipelines/image-input.js';
 import { IMAGE_HEIGHT, IMAGE_WIDTH, READ, REFUSED } from '../data/features-hostile.js';
 import { tinyFolder } from './helpers.js';
@@ -21,22 +27,53 @@ const good = detected(READ.good!);
 const CASES: Record<string, [DetectedRegions, RegExp]> = {
   nan_feature: [detected(REFUSED.nan_feature![0]), /^features row 1, column 7 is NaN$/],
   // Past any max_region_num a test model keeps, but in the mean row.
-  infinite_feature_last_row: [detected(REFUSED.infinite_feature_not_kept![0]), /^features row 4, column 2047 is Infinity$/],
+  infinite_feature_last_row: [
+    detected(REFUSED.infinite_feature_not_kept![0]),
+    /^features row 4, column 2047 is Infinity$/,
+  ],
   opposite_infinities: [detected(REFUSED.opposite_infinities![0]), /^features row 2, column 0 is -Infinity$/],
-  overflowing_features: [detected(REFUSED.overflowing_features![0]), /^features column 3 sums to Infinity in float32 over 5 rows: its values are too large to be detector features$/],
+  overflowing_features: [
+    detected(REFUSED.overflowing_features![0]),
+    /^features column 3 sums to Infinity in float32 over 5 rows: its values are too large to be detector features$/,
+  ],
   nan_box: [detected(REFUSED.nan_box![0]), /^boxes row 2 is \[NaN, 10, 62, 42\]: not finite$/],
-  infinite_box_last_row: [detected(REFUSED.infinite_box_not_kept![0]), /^boxes row 4 is \[14, 12, 64, -Infinity\]: not finite$/],
-  huge_box: [detected(REFUSED.huge_box![0]), /^boxes row 0 is \[-1\d{20}, -1\d{20}, 1\d{20}, 1\d{20}\]: its float32 area overflows$/],
-  no_boxes: [detected(REFUSED.no_boxes![0]), /^features must be a non-empty Float32Array of N \* 2048 values, got 0 values$/],
-  partial_row: [{ ...good, features: good.features.subarray(1) }, /^features must be a non-empty Float32Array of N \* 2048 values, got 10239 values$/],
-  float64_features: [{ ...good, features: Float64Array.from(good.features) as unknown as Float32Array }, /^features must be .*, got a Float64Array$/],
-  fewer_boxes: [{ ...good, boxes: good.boxes.subarray(4) }, /^boxes must be a Float32Array of 5 \* 4 values \(one x1, y1, x2, y2 box per feature row\), got 16 values \(4 boxes\)$/],
-  boxes_array: [{ ...good, boxes: Array.from(good.boxes) as unknown as Float32Array }, /^boxes must be a Float32Array of 5 \* 4 values .*, got an Array of 20$/],
+  infinite_box_last_row: [
+    detected(REFUSED.infinite_box_not_kept![0]),
+    /^boxes row 4 is \[14, 12, 64, -Infinity\]: not finite$/,
+  ],
+  huge_box: [
+    detected(REFUSED.huge_box![0]),
+    /^boxes row 0 is \[-1\d{20}, -1\d{20}, 1\d{20}, 1\d{20}\]: its float32 area overflows$/,
+  ],
+  no_boxes: [
+    detected(REFUSED.no_boxes![0]),
+    /^features must be a non-empty Float32Array of N \* 2048 values, got 0 values$/,
+  ],
+  partial_row: [
+    { ...good, features: good.features.subarray(1) },
+    /^features must be a non-empty Float32Array of N \* 2048 values, got 10239 values$/,
+  ],
+  float64_features: [
+    { ...good, features: Float64Array.from(good.features) as unknown as Float32Array },
+    /^features must be .*, got a Float64Array$/,
+  ],
+  fewer_boxes: [
+    { ...good, boxes: good.boxes.subarray(4) },
+    /^boxes must be a Float32Array of 5 \* 4 values \(one x1, y1, x2, y2 box per feature row\), got 16 values \(4 boxes\)$/,
+  ],
+  boxes_array: [
+    { ...good, boxes: Array.from(good.boxes) as unknown as Float32Array },
+    /^boxes must be a Float32Array of 5 \* 4 values .*, got an Array of 20$/,
+  ],
   fractional_width: [{ ...good, width: 99.5 }, /^width must be a positive integer \(pixels\), got 99\.5$/],
 };
 
-const refusedAs = (what: string, problem: RegExp) => (error: unknown): boolean =>
-  error instanceof ImageInputError && error.message.startsWith(`${what}: `) && problem.test(error.message.slice(what.length + 2));
+const refusedAs =
+  (what: string, problem: RegExp) =>
+  (error: unknown): boolean =>
+    error instanceof ImageInputError &&
+    error.message.startsWith(`${what}: `) &&
+    problem.test(error.message.slice(what.length + 2));
 
 describe('region arrays passed in are refused where they would reach the model as NaN or infinity, or do not fit', () => {
   const resolver = new ImageResolver();
@@ -55,10 +92,16 @@ describe('region arrays passed in are refused where they would reach the model a
     }
   });
 
-  it('checks a stored image\'s arguments without reading it', () => {
+  it("checks a stored image's arguments without reading it", () => {
     resolver.check({ store: '/no/such.lmdb', imageId: 9 }, 'images[0]');
-    assert.throws(() => resolver.check({ store: 42, imageId: 9 } as unknown as ImageInput, 'images[1]'), refusedAs('images[1]', /^store must be an ImageFeatureReader or an LMDB path, got a number$/));
-    assert.throws(() => resolver.check({ store: '/no/such.lmdb', imageId: null } as unknown as ImageInput, 'images[2]'), refusedAs('images[2]', /^imageId must be a string or a number$/));
+    assert.throws(
+      () => resolver.check({ store: 42, imageId: 9 } as unknown as ImageInput, 'images[1]'),
+      refusedAs('images[1]', /^store must be an ImageFeatureReader or an LMDB path, got a number$/),
+    );
+    assert.throws(
+      () => resolver.check({ store: '/no/such.lmdb', imageId: null } as unknown as ImageInput, 'images[2]'),
+      refusedAs('images[2]', /^imageId must be a string or a number$/),
+    );
   });
 });
 
@@ -98,7 +141,7 @@ describe('pipelines refuse bad region arrays before the model runs', () => {
     }
   });
 
-  it('retrieve names the image\'s index and refuses before its first batch', async () => {
+  it("retrieve names the image's index and refuses before its first batch", async () => {
     const retrieve = await createPipeline('retrieve', folder, { batchSize: 1 });
     try {
       forwards = 0;

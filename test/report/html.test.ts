@@ -37,14 +37,17 @@ function makeRun(spec: RunSpec): string {
   }
   log.scalar('custom/throughput', 59, 123.5);
   log.close();
-  writeFileSync(join(dir, 'run.json'), JSON.stringify({
-    command: `vilbert train-tasks --tasks 1-4 --note '${EVIL}'`,
-    tasks: spec.tasks,
-    config: { lr: 2e-5, note: EVIL },
-    started: '2026-12-01T10:00:00.000Z',
-    finished: '2026-12-01T12:30:00.000Z',
-    status: 'finished',
-  }));
+  writeFileSync(
+    join(dir, 'run.json'),
+    JSON.stringify({
+      command: `vilbert train-tasks --tasks 1-4 --note '${EVIL}'`,
+      tasks: spec.tasks,
+      config: { lr: 2e-5, note: EVIL },
+      started: '2026-12-01T10:00:00.000Z',
+      finished: '2026-12-01T12:30:00.000Z',
+      status: 'finished',
+    }),
+  );
   if (spec.evaluation) writeFileSync(join(dir, 'eval.json'), JSON.stringify(spec.evaluation));
   if (spec.scenes) writeFileSync(join(dir, 'scenes.json'), JSON.stringify(spec.scenes));
   if (spec.examples) writeFileSync(join(dir, 'examples.json'), JSON.stringify(spec.examples));
@@ -58,24 +61,72 @@ const TASKS = [
 ];
 
 const SCENES = {
-  '12': { width: 480, height: 320, objects: [
-    { box: [40, 50, 120, 130], label: 'red small ball', color: '#d62728' },
-    { box: [200, 100, 300, 220], label: `blue cube ${EVIL}`, color: 'blue" onload="alert(1)' },
-  ] },
-  '3': { width: 100, height: 100, objects: [{ box: [10, 10, 60, 60], label: 'green cylinder', color: 'green', shape: 'ellipse' }] },
+  '12': {
+    width: 480,
+    height: 320,
+    objects: [
+      { box: [40, 50, 120, 130], label: 'red small ball', color: '#d62728' },
+      { box: [200, 100, 300, 220], label: `blue cube ${EVIL}`, color: 'blue" onload="alert(1)' },
+    ],
+  },
+  '3': {
+    width: 100,
+    height: 100,
+    objects: [{ box: [10, 10, 60, 60], label: 'green cylinder', color: 'green', shape: 'ellipse' }],
+  },
   '4': { width: 100, height: 100, objects: [] },
 };
 
 const EXAMPLES = {
   scenes: 'scenes.json',
-  grounding: [{ task: 'refcoco+', image_id: '12', text: `the red ball ${EVIL}`, predicted: [38, 45, 125, 128], truth: [40, 50, 120, 130], iou: 0.8 }],
-  vqa: [{ task: 'VQA', image_id: 3, question: 'what colour is the cylinder?', answers: [{ answer: 'green', score: 0.9 }, { answer: 'red', score: 0.05 }], truth: ['green'] }],
-  retrieval: [{ task: 'RetrievalCOCO', caption: `a ball ${EVIL}`, ranked: [{ image_id: '3', score: 2.1 }, { image_id: '4', score: 1.5 }, { image_id: '99', score: 0.2 }], truth: '4' }],
+  grounding: [
+    {
+      task: 'refcoco+',
+      image_id: '12',
+      text: `the red ball ${EVIL}`,
+      predicted: [38, 45, 125, 128],
+      truth: [40, 50, 120, 130],
+      iou: 0.8,
+    },
+  ],
+  vqa: [
+    {
+      task: 'VQA',
+      image_id: 3,
+      question: 'what colour is the cylinder?',
+      answers: [
+        { answer: 'green', score: 0.9 },
+        { answer: 'red', score: 0.05 },
+      ],
+      truth: ['green'],
+    },
+  ],
+  retrieval: [
+    {
+      task: 'RetrievalCOCO',
+      caption: `a ball ${EVIL}`,
+      ranked: [
+        { image_id: '3', score: 2.1 },
+        { image_id: '4', score: 1.5 },
+        { image_id: '99', score: 0.2 },
+      ],
+      truth: '4',
+    },
+  ],
 };
 
 const EVALUATION = [
   { task: 'VQA', key: 'TASK1', type: 'VL-classifier', metric: 'accuracy', score: 0.71, chance: 0.25, count: 120 },
-  { task: 'RetrievalCOCO', key: 'TASK7', type: 'VL-logit', metric: 'R@1', score: 0.4, chance: 0.01, count: 50, extra: { 'R@5': 0.7, 'R@10': 0.85 } },
+  {
+    task: 'RetrievalCOCO',
+    key: 'TASK7',
+    type: 'VL-logit',
+    metric: 'R@1',
+    score: 0.4,
+    chance: 0.01,
+    count: 50,
+    extra: { 'R@5': 0.7, 'R@10': 0.85 },
+  },
 ];
 
 function withRun(spec: RunSpec, body: (dir: string) => void): void {
@@ -96,12 +147,27 @@ test('the full report: every task with its charts, eval table, stop-and-go, lr, 
     const html = readFileSync(path, 'utf8');
     assert.deepEqual(wellFormedProblems(html), []);
     assert.equal(count(html, /<svg\b/g), count(html, /<\/svg>/g));
-    assert.deepEqual(wellFormedProblems('<div><svg><g></svg> a & b</div><rect x=1>'),
-      ['</svg> closes <g>', 'bare \'&\' in " a & b"', '</div> closes <svg>', 'malformed tag <rect x=1>', 'unclosed: div'], 'the checker itself can fail');
+    assert.deepEqual(
+      wellFormedProblems('<div><svg><g></svg> a & b</div><rect x=1>'),
+      [
+        '</svg> closes <g>',
+        'bare \'&\' in " a & b"',
+        '</div> closes <svg>',
+        'malformed tag <rect x=1>',
+        'unclosed: div',
+      ],
+      'the checker itself can fail',
+    );
 
-    for (const name of ['VQA', 'refcoco+', 'RetrievalCOCO']) assert.match(html, new RegExp(`<h2>${name.replace('+', '\\+')} <small>`), name);
+    for (const name of ['VQA', 'refcoco+', 'RetrievalCOCO'])
+      assert.match(html, new RegExp(`<h2>${name.replace('+', '\\+')} <small>`), name);
     for (const name of ['VQA', 'refcoco+']) {
-      for (const chart of ['loss', 'score']) assert.equal(count(html, new RegExp(`data-task="${name.replace('+', '\\+')}" data-chart="${chart}"`, 'g')), 1, `${name} ${chart}`);
+      for (const chart of ['loss', 'score'])
+        assert.equal(
+          count(html, new RegExp(`data-task="${name.replace('+', '\\+')}" data-chart="${chart}"`, 'g')),
+          1,
+          `${name} ${chart}`,
+        );
     }
     assert.match(html, /data-chart="lr"/);
     assert.match(html, /data-chart="stop-and-go"/);
@@ -111,8 +177,14 @@ test('the full report: every task with its charts, eval table, stop-and-go, lr, 
 
     // Summary row of VQA: final and best val score with steps, one stop, eval accuracy and chance.
     const vqaRow = /<tr><td><a href="#task-0">VQA<\/a>.*?<\/tr>/.exec(html)?.[0] ?? '';
-    assert.match(vqaRow, /<td class="num">0\.5 \(it\. 59\)<\/td><td class="num">0\.5 \(it\. 39\)<\/td><td class="num">1<\/td>/);
-    assert.match(vqaRow, /<td>accuracy<\/td><td class="num good">0\.71<\/td><td class="num">0\.25<\/td><td class="num">120<\/td>/);
+    assert.match(
+      vqaRow,
+      /<td class="num">0\.5 \(it\. 59\)<\/td><td class="num">0\.5 \(it\. 39\)<\/td><td class="num">1<\/td>/,
+    );
+    assert.match(
+      vqaRow,
+      /<td>accuracy<\/td><td class="num good">0\.71<\/td><td class="num">0\.25<\/td><td class="num">120<\/td>/,
+    );
     assert.match(html, /R@5 0\.7, R@10 0\.85/, 'an eval-only task gets a row with its extra metrics');
     assert.match(html, /status-finished/);
     assert.match(html, /2 h 30 min/);
@@ -120,16 +192,33 @@ test('the full report: every task with its charts, eval table, stop-and-go, lr, 
     // Scenes: objects in their colours, the ball as an ellipse, both boxes over the grounding scene.
     const grounding = /<div class="card grounding".*?<\/svg>/.exec(html)?.[0] ?? '';
     assert.match(grounding, /<ellipse cx="80" cy="90" rx="40" ry="40" fill="#d62728"/);
-    assert.match(grounding, /<rect x="200" y="100" width="100" height="120" fill="#9aa0a6"/, 'an unsafe colour falls back to grey');
+    assert.match(
+      grounding,
+      /<rect x="200" y="100" width="100" height="120" fill="#9aa0a6"/,
+      'an unsafe colour falls back to grey',
+    );
     assert.match(grounding, /class="overlay-truth" fill="none" stroke="#00a651" stroke-width="4"><title>true box/);
-    assert.match(grounding, /<rect x="38" y="45" width="87" height="83" class="overlay-predicted"[^>]*stroke-dasharray/);
+    assert.match(
+      grounding,
+      /<rect x="38" y="45" width="87" height="83" class="overlay-predicted"[^>]*stroke-dasharray/,
+    );
     assert.match(html, /IoU 0\.8/);
-    assert.match(html, /<tr class="correct"><td class="answer">✓ green<\/td><td class="bar"><span style="width:90\.0%"><\/span>/);
+    assert.match(
+      html,
+      /<tr class="correct"><td class="answer">✓ green<\/td><td class="bar"><span style="width:90\.0%"><\/span>/,
+    );
     assert.match(html, /<ellipse cx="35" cy="35" rx="25" ry="25" fill="green"/, 'shape "ellipse" is honoured');
     assert.match(html, /<div class="thumb truth">.*?#2 · 1\.5 ✓/, 'the true image is marked in the ranking');
     assert.match(html, /no scene for image 99/);
     assert.match(html, /true image 4 at rank 2/);
-    assert.deepEqual(readdirSync(dir).sort(), ['eval.json', 'examples.json', 'metrics.jsonl', 'report.html', 'run.json', 'scenes.json']);
+    assert.deepEqual(readdirSync(dir).sort(), [
+      'eval.json',
+      'examples.json',
+      'metrics.jsonl',
+      'report.html',
+      'run.json',
+      'scenes.json',
+    ]);
   });
 });
 
@@ -139,8 +228,15 @@ test('text from the run is escaped everywhere: no raw markup reaches the page', 
     assert.doesNotMatch(html, /<script/i, 'the report has no script at all');
     assert.doesNotMatch(html, /onload="/);
     const escaped = '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;';
-    assert.ok(count(html, new RegExp(escaped.replace(/[()]/g, '\\$&'), 'g')) >= 8, 'task name, caption, query, label, command and config, escaped');
-    assert.match(html, new RegExp(`data-task="${escaped.replace(/[()]/g, '\\$&')}" data-chart="loss"`), 'the odd task still gets its charts');
+    assert.ok(
+      count(html, new RegExp(escaped.replace(/[()]/g, '\\$&'), 'g')) >= 8,
+      'task name, caption, query, label, command and config, escaped',
+    );
+    assert.match(
+      html,
+      new RegExp(`data-task="${escaped.replace(/[()]/g, '\\$&')}" data-chart="loss"`),
+      'the odd task still gets its charts',
+    );
   });
 });
 
@@ -179,17 +275,28 @@ test('bad input files are errors that name the file and field', () => {
   withRun({ tasks: TASKS.slice(0, 1), evaluation: [{ task: 'VQA', metric: 'accuracy', score: '0.7' }] }, (dir) => {
     assert.throws(() => writeReport(dir), /eval\.json: \[0\]\.score: expected a number, found "0\.7"/);
     writeFileSync(join(dir, 'eval.json'), '[]');
-    writeFileSync(join(dir, 'examples.json'), JSON.stringify({ scenesInline: { 7: { width: 10, height: 10, objects: [{ box: [1, 2, 3] }] } } }));
+    writeFileSync(
+      join(dir, 'examples.json'),
+      JSON.stringify({ scenesInline: { 7: { width: 10, height: 10, objects: [{ box: [1, 2, 3] }] } } }),
+    );
     assert.throws(() => writeReport(dir), /scenesInline\): "7"\.objects\[0\]\.box: expected a box/);
     assert.ok(!existsSync(join(dir, 'report.html')));
   });
 });
 
-test('a long run\'s curves are decimated: 100k points make a small page, quickly', () => {
+test("a long run's curves are decimated: 100k points make a small page, quickly", () => {
   const dir = mkdtempSync(join(tmpdir(), 'report-'));
   try {
     const lines: string[] = [];
-    for (let step = 0; step < 100_000; step += 1) lines.push(JSON.stringify({ tag: 'train/VQA_loss', step, value: 1 + Math.sin(step / 500) + (step === 5000 ? 50 : 0), time: step }));
+    for (let step = 0; step < 100_000; step += 1)
+      lines.push(
+        JSON.stringify({
+          tag: 'train/VQA_loss',
+          step,
+          value: 1 + Math.sin(step / 500) + (step === 5000 ? 50 : 0),
+          time: step,
+        }),
+      );
     writeFileSync(join(dir, 'metrics.jsonl'), `${lines.join('\n')}\n`);
     const started = Date.now();
     const html = renderReport(readRunDirectory(dir));
@@ -212,8 +319,14 @@ test('vilbert report RUN_DIR writes the report and prints its path', (t) => {
     const print = t.mock.method(console, 'log', () => {});
     program.parse(['node', 'vilbert', 'report', dir, '--max_examples', '3']);
     print.mock.restore();
-    assert.deepEqual(print.mock.calls.map((call) => call.arguments), [[join(dir, 'report.html')]]);
+    assert.deepEqual(
+      print.mock.calls.map((call) => call.arguments),
+      [[join(dir, 'report.html')]],
+    );
     assert.ok(existsSync(join(dir, 'report.html')));
-    assert.throws(() => program.parse(['node', 'vilbert', 'report', dir, '--max_examples', 'many']), /expected a whole number/);
+    assert.throws(
+      () => program.parse(['node', 'vilbert', 'report', dir, '--max_examples', 'many']),
+      /expected a whole number/,
+    );
   });
 });

@@ -14,7 +14,8 @@ function withDir(body: (dir: string) => void): void {
   }
 }
 
-const line = (tag: string, step: number, value: number) => `${JSON.stringify({ tag, step, value, time: 1733100000 + step })}\n`;
+const line = (tag: string, step: number, value: number) =>
+  `${JSON.stringify({ tag, step, value, time: 1733100000 + step })}\n`;
 
 test('scalars round-trip by tag, ordered by step, with non-finite values and times', () => {
   withDir((dir) => {
@@ -32,9 +33,19 @@ test('scalars round-trip by tag, ordered by step, with non-finite values and tim
     assert.throws(() => log.scalar('train/lr', 4, 1), /metrics log is closed/);
     const series = readMetrics(path);
     assert.deepEqual([...series.keys()], ['train/refcoco+_loss', 'val/VQA_score']);
-    assert.deepEqual(series.get('train/refcoco+_loss')!.map((point) => [point.step, point.value]), [[1, 0.5], [2, 0.25]]);
-    assert.deepEqual(series.get('val/VQA_score')!.map((point) => point.value), [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]);
-    for (const point of series.get('val/VQA_score')!) assert.ok(point.time >= before - 1 && point.time <= Date.now() / 1000 + 1);
+    assert.deepEqual(
+      series.get('train/refcoco+_loss')!.map((point) => [point.step, point.value]),
+      [
+        [1, 0.5],
+        [2, 0.25],
+      ],
+    );
+    assert.deepEqual(
+      series.get('val/VQA_score')!.map((point) => point.value),
+      [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY],
+    );
+    for (const point of series.get('val/VQA_score')!)
+      assert.ok(point.time >= before - 1 && point.time <= Date.now() / 1000 + 1);
     assert.equal(readFileSync(path, 'utf8').split('\n').length, 6, 'one line per scalar');
     const other = new MetricsLog(join(dir, 'other.jsonl'));
     assert.throws(() => other.scalar('', 1, 1), /non-empty/);
@@ -49,7 +60,10 @@ test('a truncated last line (killed run) is skipped and reported; the rest is re
     writeFileSync(path, line('train/VQA_loss', 1, 0.9) + line('train/VQA_loss', 2, 0.8) + '{"tag": "train/VQA_lo');
     const truncated: number[] = [];
     const series = readMetrics(path, { onTruncatedLine: (lineNumber) => truncated.push(lineNumber) });
-    assert.deepEqual(series.get('train/VQA_loss')!.map((point) => point.value), [0.9, 0.8]);
+    assert.deepEqual(
+      series.get('train/VQA_loss')!.map((point) => point.value),
+      [0.9, 0.8],
+    );
     assert.deepEqual(truncated, [3]);
     // Trailing blank lines do not hide which line is the last one.
     appendFileSync(path, '\n\n');
@@ -61,12 +75,15 @@ test('a broken line in the middle is an error naming its line; so is a complete 
   withDir((dir) => {
     const path = join(dir, 'metrics.jsonl');
     writeFileSync(path, line('a/b', 1, 1) + '\n' + '{"tag": "a/b", "step": 2, "val\n' + line('a/b', 3, 3));
-    assert.throws(() => readMetrics(path), (error: unknown) => {
-      assert.ok(error instanceof MetricsFormatError);
-      assert.equal(error.line, 3);
-      assert.match(error.message, /metrics\.jsonl:3: not a JSON line/);
-      return true;
-    });
+    assert.throws(
+      () => readMetrics(path),
+      (error: unknown) => {
+        assert.ok(error instanceof MetricsFormatError);
+        assert.equal(error.line, 3);
+        assert.match(error.message, /metrics\.jsonl:3: not a JSON line/);
+        return true;
+      },
+    );
     writeFileSync(path, line('a/b', 1, 1) + '{"tag": "a/b", "step": 2}\n');
     assert.throws(() => readMetrics(path), /metrics\.jsonl:2: 'value' of a\/b must be a number/);
     writeFileSync(path, '[1, 2]\n' + line('a/b', 1, 1));
@@ -76,19 +93,29 @@ test('a broken line in the middle is an error naming its line; so is a complete 
   });
 });
 
-test('appending to a killed run\'s log drops its broken fragment, or ends its complete last line', () => {
+test("appending to a killed run's log drops its broken fragment, or ends its complete last line", () => {
   withDir((dir) => {
     const path = join(dir, 'metrics.jsonl');
     writeFileSync(path, line('t/x', 1, 1) + '{"tag": "t/x", "st');
     let log = new MetricsLog(path, { append: true });
     log.scalar('t/x', 2, 2);
     log.close();
-    assert.deepEqual(readMetrics(path).get('t/x')!.map((point) => point.step), [1, 2]);
+    assert.deepEqual(
+      readMetrics(path)
+        .get('t/x')!
+        .map((point) => point.step),
+      [1, 2],
+    );
     writeFileSync(path, line('t/x', 1, 1).trimEnd());
     log = new MetricsLog(path, { append: true });
     log.scalar('t/x', 2, 2);
     log.close();
-    assert.deepEqual(readMetrics(path).get('t/x')!.map((point) => point.step), [1, 2]);
+    assert.deepEqual(
+      readMetrics(path)
+        .get('t/x')!
+        .map((point) => point.step),
+      [1, 2],
+    );
     log = new MetricsLog(path);
     log.close();
     assert.equal(readFileSync(path, 'utf8'), '', 'without append the log starts empty');
@@ -104,18 +131,30 @@ test('truncateAfter keeps only steps before the resume step, atomically, and log
       if (step % 3 === 0) first.scalar('val/VQA_score', step, step / 10);
     }
     first.close();
-    const kept = readFileSync(path, 'utf8').split('\n').filter((text) => text !== '' && JSON.parse(text).step < 5);
+    const kept = readFileSync(path, 'utf8')
+      .split('\n')
+      .filter((text) => text !== '' && JSON.parse(text).step < 5);
     appendFileSync(path, '{"tag": "train/VQA_loss", "step": 10, "va'); // killed mid-line
 
     const resumed = new MetricsLog(path, { append: true });
     resumed.truncateAfter(5);
-    assert.equal(readFileSync(path, 'utf8'), kept.map((text) => `${text}\n`).join(''), 'kept lines are unchanged bytes');
+    assert.equal(
+      readFileSync(path, 'utf8'),
+      kept.map((text) => `${text}\n`).join(''),
+      'kept lines are unchanged bytes',
+    );
     resumed.scalar('train/VQA_loss', 5, 0.1);
     resumed.close();
 
     const series = readMetrics(path);
-    assert.deepEqual(series.get('train/VQA_loss')!.map((point) => point.step), [0, 1, 2, 3, 4, 5]);
-    assert.deepEqual(series.get('val/VQA_score')!.map((point) => point.step), [0, 3]);
+    assert.deepEqual(
+      series.get('train/VQA_loss')!.map((point) => point.step),
+      [0, 1, 2, 3, 4, 5],
+    );
+    assert.deepEqual(
+      series.get('val/VQA_score')!.map((point) => point.step),
+      [0, 3],
+    );
     assert.deepEqual(readdirSync(dir), ['metrics.jsonl'], 'no temporary file left');
   });
 });

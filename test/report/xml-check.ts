@@ -27,7 +27,7 @@ export function wellFormedProblems(html: string): string[] {
       stack.push(name!);
     }
   }
-  if (body.slice(position).includes('<')) problems.push('stray \'<\' at the end');
+  if (body.slice(position).includes('<')) problems.push("stray '<' at the end");
   if (stack.length > 0) problems.push(`unclosed: ${stack.join(' > ')}`);
   return problems;
 }

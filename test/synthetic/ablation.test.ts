@@ -23,20 +23,35 @@ const SPLITS = ['train', 'val'] as const;
 const BLANK_QUESTION = 'what is the answer?';
 
 /** GQA's cache/<split>_target.pkl entry (question and image ids are strings). */
-interface Entry { question_id: unknown; image_id: string; question: string; labels: unknown; scores: number[] }
+interface Entry {
+  question_id: unknown;
+  image_id: string;
+  question: string;
+  labels: unknown;
+  scores: number[];
+}
 
 /** Rewrites the GQA questions of a world (before any loader caches their tokens). */
 function rewriteGqa(world: GeneratedWorld, change: (entries: Entry[]) => void): void {
   for (const split of SPLITS) {
     const path = join(world.root, 'datasets', 'gqa', 'cache', `${split}_target.pkl`);
-    const read = unpickle(readFileSync(path), { allow: combineAllowLists(PYTHON_DATA_GLOBALS, NUMPY_GLOBALS), source: path }) as Map<string, unknown>[];
+    const read = unpickle(readFileSync(path), {
+      allow: combineAllowLists(PYTHON_DATA_GLOBALS, NUMPY_GLOBALS),
+      source: path,
+    }) as Map<string, unknown>[];
     const entries = read.map((entry): Entry => ({
-      question_id: entry.get('question_id'), image_id: entry.get('image_id') as string, question: entry.get('question') as string,
-      labels: entry.get('labels'), scores: entry.get('scores') as number[],
+      question_id: entry.get('question_id'),
+      image_id: entry.get('image_id') as string,
+      question: entry.get('question') as string,
+      labels: entry.get('labels'),
+      scores: entry.get('scores') as number[],
     }));
     assert.ok(entries.length > 100, `${path}: ${entries.length} questions`);
     change(entries);
-    writePickle(path, entries.map((entry) => ({ ...entry, scores: entry.scores.map(pyFloat) })));
+    writePickle(
+      path,
+      entries.map((entry) => ({ ...entry, scores: entry.scores.map(pyFloat) })),
+    );
   }
 }
 
@@ -46,13 +61,19 @@ function shuffleImages(world: GeneratedWorld): void {
   rewriteGqa(world, (entries) => {
     const images = entries.map((entry) => entry.image_id);
     const moved = random.shuffled(images);
-    entries.forEach((entry, i) => { entry.image_id = moved[i]!; });
+    entries.forEach((entry, i) => {
+      entry.image_id = moved[i]!;
+    });
     assert.ok(entries.filter((entry, i) => entry.image_id === images[i]).length <= entries.length / 10);
   });
 }
 
 function blankText(world: GeneratedWorld): void {
-  rewriteGqa(world, (entries) => entries.forEach((entry) => { entry.question = BLANK_QUESTION; }));
+  rewriteGqa(world, (entries) =>
+    entries.forEach((entry) => {
+      entry.question = BLANK_QUESTION;
+    }),
+  );
 }
 
 /**
@@ -70,9 +91,17 @@ async function trainGqa(world: GeneratedWorld, name: string): Promise<number> {
   const registry = demoRegistry(world.registryPath, dir, { lr: ABLATION_LR, epochs: 8 });
   let best = Number.NEGATIVE_INFINITY;
   for (const seed of SEEDS) {
-    const trained = await trainTasks(demoTrainArgs({
-      tasks: '15', registry, worldRoot: world.root, lr: ABLATION_LR, outputDir: join(dir, 'runs'), saveName: `${name}-${seed}`, seed,
-    }));
+    const trained = await trainTasks(
+      demoTrainArgs({
+        tasks: '15',
+        registry,
+        worldRoot: world.root,
+        lr: ABLATION_LR,
+        outputDir: join(dir, 'runs'),
+        saveName: `${name}-${seed}`,
+        seed,
+      }),
+    );
     trained.model.dispose();
     best = Math.max(best, trained.valScores.TASK15!);
   }
@@ -85,7 +114,8 @@ async function trainGqa(world: GeneratedWorld, name: string): Promise<number> {
 // does better from the text alone. So in 320 steps the model answers from the question, not yet
 // from the scene; the image ablation cannot pass until the world's GQA needs the scene more
 // (or training uses it), and it stays skipped with that reason rather than asserting it.
-const SCENE_SKIP = 'in 320 steps the model learns GQA from the question alone (full 0.45, shuffled 0.444 > text-only 0.3625); see the comment above';
+const SCENE_SKIP =
+  'in 320 steps the model learns GQA from the question alone (full 0.45, shuffled 0.444 > text-only 0.3625); see the comment above';
 
 describe('GQA answers need the question (a trained model)', async () => {
   const full = generateWorld(join(scratchDir(), 'world'), WORLD);

@@ -29,14 +29,22 @@ interface Split {
 }
 
 /** The answer names of the pair tasks' target indices (NLVR2Dataset, VisualEntailmentDataset). */
-const PAIR_ANSWERS: Readonly<Record<string, readonly string[]>> = { NLVR2: ['False', 'True'], VisualEntailment: ['contradiction', 'neutral', 'entailment'] };
+const PAIR_ANSWERS: Readonly<Record<string, readonly string[]>> = {
+  NLVR2: ['False', 'True'],
+  VisualEntailment: ['contradiction', 'neutral', 'entailment'],
+};
 
 function open(task: TaskConfig, which: 'train' | 'val', className = DATASET_CLASS[task.name]!) {
   const { dataset, close } = openDataset({
-    className, task, split: which === 'train' ? task.train_split : task.val_split, phase: className === 'RetreivalDatasetVal' ? 'eval' : which,
-    root: world.root, cleanDatasets: true, writeCache: false,
+    className,
+    task,
+    split: which === 'train' ? task.train_split : task.val_split,
+    phase: className === 'RetreivalDatasetVal' ? 'eval' : which,
+    root: world.root,
+    cleanDatasets: true,
+    writeCache: false,
   });
-  const answers = 'label2ans' in dataset ? (dataset.label2ans as string[]) : PAIR_ANSWERS[task.name] ?? [];
+  const answers = 'label2ans' in dataset ? (dataset.label2ans as string[]) : (PAIR_ANSWERS[task.name] ?? []);
   return { length: dataset.length, item: (index: number) => dataset.item(index), close, answers };
 }
 
@@ -57,7 +65,10 @@ const tensor = (item: DatasetItem, name: string) => item.values[name] as ItemTen
 const numbers = (value: ItemTensor) => Array.from(value.data as ArrayLike<number | bigint>, Number);
 const argmax = (values: number[]) => values.reduce((best, value, i) => (value > values[best]! ? i : best), 0);
 /** Identifies an image by its features' first row (the mean of its regions). */
-const imageKey = (item: DatasetItem, row = 0) => createHash('sha1').update(new Uint8Array((tensor(item, 'features').data as Float32Array).buffer, row * 2048 * 4, 2048 * 4)).digest('hex');
+const imageKey = (item: DatasetItem, row = 0) =>
+  createHash('sha1')
+    .update(new Uint8Array((tensor(item, 'features').data as Float32Array).buffer, row * 2048 * 4, 2048 * 4))
+    .digest('hex');
 const textKey = (item: DatasetItem, name = 'question') => numbers(tensor(item, name)).join(' ');
 
 /** The expected shape of every tensor of an item, from the task's type and registry lengths. */
@@ -72,15 +83,48 @@ function expectedShapes(key: string, task: TaskConfig): Record<string, number[]>
     case 'VL-tri-classifier': {
       const rows = task.process === 'nlvr' ? 2 * R : R;
       const answers = task.type === 'VL-binary-classifier' ? 2 : task.type === 'VL-tri-classifier' ? 3 : info.answers!;
-      return { features: [rows, 2048], spatials: [rows, 5], image_mask: [rows], question: [L], target: [answers], ...text, co_attention_mask: [rows, L] };
+      return {
+        features: [rows, 2048],
+        spatials: [rows, 5],
+        image_mask: [rows],
+        question: [L],
+        target: [answers],
+        ...text,
+        co_attention_mask: [rows, L],
+      };
     }
     case 'VL-logit':
-      return { features: [4, R, 2048], spatials: [4, R, 5], image_mask: [4, R], caption: [4, L], input_mask: [4, L], segment_ids: [4, L], co_attention_mask: [4, R, L] };
+      return {
+        features: [4, R, 2048],
+        spatials: [4, R, 5],
+        image_mask: [4, R],
+        caption: [4, L],
+        input_mask: [4, L],
+        segment_ids: [4, L],
+        co_attention_mask: [4, R, L],
+      };
     case 'V-logit':
-      return { features: [R, 2048], spatials: [R, 5], image_mask: [R], caption: [L], target: [R, 1], ...text, co_attention_mask: [R, L] };
+      return {
+        features: [R, 2048],
+        spatials: [R, 5],
+        image_mask: [R],
+        caption: [L],
+        target: [R, 1],
+        ...text,
+        co_attention_mask: [R, L],
+      };
     case 'V-logit-mc': {
       const candidates = task.name === 'Visual7w' ? 4 : 204;
-      return { features: [R, 2048], spatials: [R, 5], image_mask: [R], caption: [L], target: [candidates, 1], ...text, multiple_choice_idx: [candidates], co_attention_mask: [R, L] };
+      return {
+        features: [R, 2048],
+        spatials: [R, 5],
+        image_mask: [R],
+        caption: [L],
+        target: [candidates, 1],
+        ...text,
+        multiple_choice_idx: [candidates],
+        co_attention_mask: [R, L],
+      };
     }
   }
 }
@@ -95,13 +139,18 @@ describe('the world through the loaders', () => {
       const shapes = expectedShapes(key, train.task);
       for (const { items } of [train, val]) {
         for (const item of items.slice(0, 6)) {
-          for (const [name, shape] of Object.entries(shapes)) assert.deepEqual(tensor(item, name).shape, shape, `${key} ${name}`);
+          for (const [name, shape] of Object.entries(shapes))
+            assert.deepEqual(tensor(item, name).shape, shape, `${key} ${name}`);
         }
         const batch = collate(items.slice(0, 3), [0, 1, 2].slice(0, items.length));
         torch.scope(() => {
           const slots = toTaskBatch(batch);
           assert.deepEqual(slots.features.shape, [Math.min(3, items.length), ...shapes.features!]);
-          if (train.task.type === 'V-logit-mc') assert.deepEqual(slots.multiple_choice_ids!.shape, [Math.min(3, items.length), ...shapes.multiple_choice_idx!]);
+          if (train.task.type === 'V-logit-mc')
+            assert.deepEqual(slots.multiple_choice_ids!.shape, [
+              Math.min(3, items.length),
+              ...shapes.multiple_choice_idx!,
+            ]);
         });
       }
     });
@@ -127,12 +176,20 @@ describe('the world through the loaders', () => {
       }
     }
     const nlvr2 = splits.get('TASK12')!.train;
-    for (const item of nlvr2.items) assert.equal(numbers(tensor(item, 'image_mask')).reduce((a, b) => a + b, 0), 2 * nlvr2.task.max_region_num);
+    for (const item of nlvr2.items)
+      assert.equal(
+        numbers(tensor(item, 'image_mask')).reduce((a, b) => a + b, 0),
+        2 * nlvr2.task.max_region_num,
+      );
   });
 
   it('reads the Conceptual Captions files with the pre-training reader (36 regions per image)', () => {
     for (const split of ['train', 'val'] as const) {
-      const reader = ConceptCaptionsReader.open(join(world.root, world.info.conceptCaptions.path), { tokenizer, batchSize: 2, split });
+      const reader = ConceptCaptionsReader.open(join(world.root, world.info.conceptCaptions.path), {
+        tokenizer,
+        batchSize: 2,
+        split,
+      });
       try {
         assert.equal(reader.numRecords, world.info.conceptCaptions[split]);
         const batch = reader.batch(0);
@@ -163,41 +220,66 @@ function ambiguity(items: readonly Labelled[]): { texts: number; images: number 
   return { texts: labelsBy((item) => item.text), images: labelsBy((item) => item.image) };
 }
 
-const close = (actual: number, expected: number, what: string) => assert.ok(Math.abs(actual - expected) < 1e-6, `${what}: ${actual} vs world.json ${expected}`);
+const close = (actual: number, expected: number, what: string) =>
+  assert.ok(Math.abs(actual - expected) < 1e-6, `${what}: ${actual} vs world.json ${expected}`);
 
 describe('answers need both the text and the image', () => {
   /** The text with its colour and shape words blanked: what is left is the sentence's form. */
   const form = (item: DatasetItem) => {
     const names = new Set([...COLORS.map((color) => color.name), ...CATEGORIES.map((category) => category.name)]);
-    return tokenizer.convertIdsToTokens(numbers(tensor(item, 'question'))).map((token) => (names.has(token) ? '_' : token)).join(' ');
+    return tokenizer
+      .convertIdsToTokens(numbers(tensor(item, 'question')))
+      .map((token) => (names.has(token) ? '_' : token))
+      .join(' ');
   };
-  const classification: Record<string, (item: DatasetItem, answers: readonly string[]) => Labelled> = Object.fromEntries(['TASK1', 'TASK2', 'TASK15', 'TASK13', 'TASK12'].map((key) => [
-    key,
-    (item: DatasetItem, answers: readonly string[]) => ({
-      text: textKey(item),
-      // NLVR2: both images of the pair (each starts with its mean row).
-      image: key === 'TASK12' ? imageKey(item) + imageKey(item, registry.get(key)!.max_region_num) : imageKey(item),
-      label: answers[argmax(numbers(tensor(item, 'target')))]!,
-      form: form(item),
-    }),
-  ]));
+  const classification: Record<string, (item: DatasetItem, answers: readonly string[]) => Labelled> =
+    Object.fromEntries(
+      ['TASK1', 'TASK2', 'TASK15', 'TASK13', 'TASK12'].map((key) => [
+        key,
+        (item: DatasetItem, answers: readonly string[]) => ({
+          text: textKey(item),
+          // NLVR2: both images of the pair (each starts with its mean row).
+          image: key === 'TASK12' ? imageKey(item) + imageKey(item, registry.get(key)!.max_region_num) : imageKey(item),
+          label: answers[argmax(numbers(tensor(item, 'target')))]!,
+          form: form(item),
+        }),
+      ]),
+    );
   for (const [key, view] of Object.entries(classification)) {
     it(`${key} ${world.info.tasks[key]!.name}: text-only and image-only majorities are far from perfect and equal world.json's`, () => {
       const { train, val } = splits.get(key)!;
       const info = world.info.tasks[key]!;
       const fit = train.items.map((item) => view(item, train.answers));
       const test = val.items.map((item) => view(item, val.answers));
-      const by = (items: Labelled[], pick: (item: Labelled) => string) => items.map((item) => ({ key: pick(item), label: item.label }));
-      const chance = majorityAccuracy(by(test, () => ''), by(test, () => ''));
-      const textOnly = majorityAccuracy(by(fit, (item) => item.text), by(test, (item) => item.text));
-      const imageOnly = majorityAccuracy(by(test, (item) => item.image), by(test, (item) => item.image));
+      const by = (items: Labelled[], pick: (item: Labelled) => string) =>
+        items.map((item) => ({ key: pick(item), label: item.label }));
+      const chance = majorityAccuracy(
+        by(test, () => ''),
+        by(test, () => ''),
+      );
+      const textOnly = majorityAccuracy(
+        by(fit, (item) => item.text),
+        by(test, (item) => item.text),
+      );
+      const imageOnly = majorityAccuracy(
+        by(test, (item) => item.image),
+        by(test, (item) => item.image),
+      );
       close(chance, info.chance, 'chance');
       close(textOnly, info.textOnly!, 'text only');
       close(imageOnly, info.imageOnly!, 'image only');
-      assert.ok(chance < 0.6 && textOnly < 0.75 && imageOnly < 0.75, `${key}: chance ${chance}, text only ${textOnly}, image only ${imageOnly}`);
+      assert.ok(
+        chance < 0.6 && textOnly < 0.75 && imageOnly < 0.75,
+        `${key}: chance ${chance}, text only ${textOnly}, image only ${imageOnly}`,
+      );
       // SNLI-VE hypotheses rarely repeat word for word: there the sentence form (colours and shapes blanked) must not decide.
-      const both = ambiguity([...fit, ...test].map((item) => (key === 'TASK13' ? { ...item, text: item.form! } : item)));
-      assert.ok(both.texts > 0 && both.images > 0, `${key}: ${both.texts} texts and ${both.images} images with several answers`);
+      const both = ambiguity(
+        [...fit, ...test].map((item) => (key === 'TASK13' ? { ...item, text: item.form! } : item)),
+      );
+      assert.ok(
+        both.texts > 0 && both.images > 0,
+        `${key}: ${both.texts} texts and ${both.images} images with several answers`,
+      );
     });
   }
 
@@ -206,11 +288,20 @@ describe('answers need both the text and the image', () => {
       const { val, train } = splits.get(key)!;
       const targetBox = (item: DatasetItem) => {
         const best = argmax(numbers(tensor(item, 'target')));
-        return numbers(tensor(item, 'spatials')).slice(best * 5, best * 5 + 4).join(',');
+        return numbers(tensor(item, 'spatials'))
+          .slice(best * 5, best * 5 + 4)
+          .join(',');
       };
-      const items = [...train.items, ...val.items].map((item) => ({ text: textKey(item, 'caption'), image: imageKey(item), label: targetBox(item) }));
+      const items = [...train.items, ...val.items].map((item) => ({
+        text: textKey(item, 'caption'),
+        image: imageKey(item),
+        label: targetBox(item),
+      }));
       const both = ambiguity(items);
-      assert.ok(both.images > 0 && both.texts > 0, `${key}: ${both.images} images, ${both.texts} texts with several boxes`);
+      assert.ok(
+        both.images > 0 && both.texts > 0,
+        `${key}: ${both.images} images, ${both.texts} texts with several boxes`,
+      );
       const shares = val.items.map((item) => {
         const mask = numbers(tensor(item, 'image_mask'));
         const target = numbers(tensor(item, 'target'));
@@ -224,7 +315,11 @@ describe('answers need both the text and the image', () => {
     it(`${key} ${world.info.tasks[key]!.name}: the right candidate varies within an image; chance as world.json`, () => {
       const { train, val } = splits.get(key)!;
       const slot = (item: DatasetItem) => String(argmax(numbers(tensor(item, 'target'))));
-      const items = [...train.items, ...val.items].map((item) => ({ text: textKey(item, 'caption'), image: imageKey(item), label: slot(item) }));
+      const items = [...train.items, ...val.items].map((item) => ({
+        text: textKey(item, 'caption'),
+        image: imageKey(item),
+        label: slot(item),
+      }));
       assert.ok(ambiguity(items).images > 0, `${key}: an image whose questions have different answers`);
       const test = val.items.map((item) => ({ key: '', label: slot(item) }));
       close(majorityAccuracy(test, test), world.info.tasks[key]!.chance, 'chance');
@@ -241,7 +336,9 @@ describe('answers need both the text and the image', () => {
         assert.equal(ranking.length, 2 * info.val);
         const captions = new Set<string>();
         for (let i = 0; i < ranking.length; i += 2) {
-          const matches = numbers(tensor(ranking.item(i), 'target_all')).reduce((a, b) => a + b, 0) + numbers(tensor(ranking.item(i + 1), 'target_all')).reduce((a, b) => a + b, 0);
+          const matches =
+            numbers(tensor(ranking.item(i), 'target_all')).reduce((a, b) => a + b, 0) +
+            numbers(tensor(ranking.item(i + 1), 'target_all')).reduce((a, b) => a + b, 0);
           assert.equal(matches, 1, `${key} caption ${i / 2}`);
           captions.add(textKey(ranking.item(i), 'caption'));
         }

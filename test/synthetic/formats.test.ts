@@ -15,9 +15,18 @@ import { encodeMsgpackNumpy } from '../../src/synthetic/msgpack-writer.js';
 import { fixture } from '../io/fixtures.js';
 
 const ALLOW = combineAllowLists(PYTHON_DATA_GLOBALS, NUMPY_GLOBALS);
-const load = (bytes: Uint8Array, python2Strings?: 'bytes') => unpickle(bytes, { allow: ALLOW, ...(python2Strings ? { python2Strings } : {}) });
-const raw = (dtype: RawTensor['dtype'], shape: number[], data: ArrayBufferView): RawTensor => ({ dtype, shape, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
-const plain = (tensor: RawTensor) => ({ dtype: tensor.dtype, shape: tensor.shape, data: Buffer.from(tensor.data).toString('hex') });
+const load = (bytes: Uint8Array, python2Strings?: 'bytes') =>
+  unpickle(bytes, { allow: ALLOW, ...(python2Strings ? { python2Strings } : {}) });
+const raw = (dtype: RawTensor['dtype'], shape: number[], data: ArrayBufferView): RawTensor => ({
+  dtype,
+  shape,
+  data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+});
+const plain = (tensor: RawTensor) => ({
+  dtype: tensor.dtype,
+  shape: tensor.shape,
+  data: Buffer.from(tensor.data).toString('hex'),
+});
 
 const scratch = mkdtempSync(join(tmpdir(), 'vilbert-formats-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -36,13 +45,28 @@ describe('pickleData', () => {
     ]);
     const back = load(pickleData(value)) as Map<unknown, unknown>;
     assert.deepEqual([...back.keys()], [...value.keys()]);
-    assert.deepEqual(back.get('ints'), [0, 255, 256, 65535, 65536, -1, -(2 ** 31), 2 ** 31, 2 ** 53 - 1, -(2 ** 40), 2n ** 70n]);
+    assert.deepEqual(back.get('ints'), [
+      0,
+      255,
+      256,
+      65535,
+      65536,
+      -1,
+      -(2 ** 31),
+      2 ** 31,
+      2 ** 53 - 1,
+      -(2 ** 40),
+      2n ** 70n,
+    ]);
     assert.deepEqual(back.get('floats'), [0.5, 1, -2.25e-9]);
     assert.equal(back.get('text'), 'naïve — ok');
     assert.deepEqual(new Uint8Array(back.get('bytes') as Uint8Array), Uint8Array.of(0, 1, 2, 255));
     assert.deepEqual(back.get('tuple'), [1, 'two', null]);
     assert.deepEqual(back.get(7), new Map([['nested', [new Map()]]]));
-    assert.deepEqual(back.get('long'), Array.from({ length: 2500 }, (_, i) => i));
+    assert.deepEqual(
+      back.get('long'),
+      Array.from({ length: 2500 }, (_, i) => i),
+    );
   });
 
   it('marks a forced float as BINFLOAT and integral numbers as ints', () => {
@@ -63,7 +87,16 @@ describe('pickleData', () => {
   });
 
   it('re-pickles a kit feature LMDB value into one the reader decodes to the same fields', () => {
-    const store = LmdbReader.open(fixture('datasets', 'kit', 'datasets', 'coco', 'features_100', 'COCO_trainval_resnext152_faster_rcnn_genome.lmdb'));
+    const store = LmdbReader.open(
+      fixture(
+        'datasets',
+        'kit',
+        'datasets',
+        'coco',
+        'features_100',
+        'COCO_trainval_resnext152_faster_rcnn_genome.lmdb',
+      ),
+    );
     try {
       const original = load(store.get('30')!) as Map<string, unknown>;
       const again = load(pickleData(original)) as Map<string, unknown>;
@@ -97,7 +130,10 @@ describe('encodeMsgpackNumpy', () => {
       try {
         for (const key of store.keys()) {
           const bytes = store.get(key)!;
-          assert.ok(encodeMsgpackNumpy(decodeMsgpackNumpy(bytes)).equals(bytes), `${file} ${Buffer.from(key).toString()}`);
+          assert.ok(
+            encodeMsgpackNumpy(decodeMsgpackNumpy(bytes)).equals(bytes),
+            `${file} ${Buffer.from(key).toString()}`,
+          );
         }
       } finally {
         store.close();
@@ -106,7 +142,31 @@ describe('encodeMsgpackNumpy', () => {
   });
 
   it('round-trips numbers of every width, strings, bins, maps and arrays', () => {
-    const value = [0, 127, 128, 255, 256, 65535, 65536, 2 ** 32, -1, -32, -33, -128, -129, -32768, -32769, -(2 ** 31), -(2 ** 31) - 1, 0.5, 'x'.repeat(40), 'y'.repeat(300), new Uint8Array(70000), new Map([['k', [null, true, false]]]), Array.from({ length: 20 }, (_, i) => i)];
+    const value = [
+      0,
+      127,
+      128,
+      255,
+      256,
+      65535,
+      65536,
+      2 ** 32,
+      -1,
+      -32,
+      -33,
+      -128,
+      -129,
+      -32768,
+      -32769,
+      -(2 ** 31),
+      -(2 ** 31) - 1,
+      0.5,
+      'x'.repeat(40),
+      'y'.repeat(300),
+      new Uint8Array(70000),
+      new Map([['k', [null, true, false]]]),
+      Array.from({ length: 20 }, (_, i) => i),
+    ];
     const back = decodeMsgpackNumpy(encodeMsgpackNumpy(value)) as unknown[];
     assert.deepEqual(back.slice(0, 18), value.slice(0, 18));
     assert.equal(back[18], 'x'.repeat(40));

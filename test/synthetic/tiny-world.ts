@@ -6,8 +6,14 @@ import { join } from 'node:path';
 import { generateWorld, type GeneratedWorld, type WorldOptions } from '../../src/synthetic/index.js';
 
 export const TINY_WORLD: Partial<WorldOptions> = {
-  images: 10, valImages: 6, heldOutImages: 1, pointingImages: 3, pointingValImages: 3, boxes: 8,
-  conceptCaptionsImages: 4, conceptCaptionsValImages: 2,
+  images: 10,
+  valImages: 6,
+  heldOutImages: 1,
+  pointingImages: 3,
+  pointingValImages: 3,
+  boxes: 8,
+  conceptCaptionsImages: 4,
+  conceptCaptionsValImages: 2,
 };
 
 const scratch: string[] = [];
@@ -27,11 +33,32 @@ export function tinyWorld(options: Partial<WorldOptions> = {}): GeneratedWorld {
 
 /** The reference's dataset class of each task (DatasetMapTrain; Retrieval's DatasetMapEval class is RetreivalDatasetVal). */
 export const DATASET_CLASS: Readonly<Record<string, string>> = {
-  VQA: 'VQAClassificationDataset', GenomeQA: 'GenomeQAClassificationDataset', GQA: 'GQAClassificationDataset',
-  Visual7w: 'Visual7wPointingDataset', GuessWhatPointing: 'GuessWhatPointingDataset',
-  refcoco: 'ReferExpressionDataset', 'refcoco+': 'ReferExpressionDataset', refcocog: 'ReferExpressionDataset',
-  RetrievalCOCO: 'RetreivalDataset', RetrievalFlickr30k: 'RetreivalDataset', NLVR2: 'NLVR2Dataset', VisualEntailment: 'VisualEntailmentDataset',
+  VQA: 'VQAClassificationDataset',
+  GenomeQA: 'GenomeQAClassificationDataset',
+  GQA: 'GQAClassificationDataset',
+  Visual7w: 'Visual7wPointingDataset',
+  GuessWhatPointing: 'GuessWhatPointingDataset',
+  refcoco: 'ReferExpressionDataset',
+  'refcoco+': 'ReferExpressionDataset',
+  refcocog: 'ReferExpressionDataset',
+  RetrievalCOCO: 'RetreivalDataset',
+  RetrievalFlickr30k: 'RetreivalDataset',
+  NLVR2: 'NLVR2Dataset',
+  VisualEntailment: 'VisualEntailmentDataset',
 };
 
 /** The 12 tasks of the multi-task command (--tasks 1-2-4-7-8-9-10-11-12-13-15-17). */
-export const MULTI_TASK_KEYS = ['TASK1', 'TASK2', 'TASK4', 'TASK7', 'TASK8', 'TASK9', 'TASK10', 'TASK11', 'TASK12', 'TASK13', 'TASK15', 'TASK17'];
+export const MULTI_TASK_KEYS = [
+  'TASK1',
+  'TASK2',
+  'TASK4',
+  'TASK7',
+  'TASK8',
+  'TASK9',
+  'TASK10',
+  'TASK11',
+  'TASK12',
+  'TASK13',
+  'TASK15',
+  'TASK17',
+];

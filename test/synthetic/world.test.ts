@@ -24,7 +24,16 @@ function digests(root: string): Map<string, string> {
 }
 
 /** Smaller still than the tiny world: these tests look at files, not at statistics. */
-const MICRO = { ...TINY_WORLD, images: 4, valImages: 2, pointingImages: 1, pointingValImages: 1, boxes: 6, conceptCaptionsImages: 2, conceptCaptionsValImages: 1 };
+const MICRO = {
+  ...TINY_WORLD,
+  images: 4,
+  valImages: 2,
+  pointingImages: 1,
+  pointingValImages: 1,
+  boxes: 6,
+  conceptCaptionsImages: 2,
+  conceptCaptionsValImages: 1,
+};
 const first = tinyWorld({ ...MICRO, seed: 3 });
 
 describe('generateWorld', () => {
@@ -36,7 +45,12 @@ describe('generateWorld', () => {
     const b = digests(other.root);
     assert.deepEqual([...b.keys()], [...a.keys()], 'the same files');
     const differing = [...a].filter(([path, digest]) => b.get(path) !== digest).map(([path]) => path);
-    for (const path of ['datasets/coco/features_100/COCO_trainval_resnext152_faster_rcnn_genome.lmdb/data.mdb', 'datasets/VQA/v2_OpenEnded_mscoco_train2014_questions.json', 'scenes.json', 'data/conceptual_caption/training_feat_all.lmdb']) {
+    for (const path of [
+      'datasets/coco/features_100/COCO_trainval_resnext152_faster_rcnn_genome.lmdb/data.mdb',
+      'datasets/VQA/v2_OpenEnded_mscoco_train2014_questions.json',
+      'scenes.json',
+      'data/conceptual_caption/training_feat_all.lmdb',
+    ]) {
       assert.ok(differing.includes(path), `${path} differs between seeds`);
     }
     assert.ok(differing.length > 0.8 * a.size, `${differing.length} of ${a.size} files differ`);
@@ -68,14 +82,21 @@ describe('generateWorld', () => {
     assert.throws(() => resolveWorldOptions({ colour: 1 } as never), /unknown world option 'colour'/);
   });
 
-  it('writes a task registry of the reference\'s 12 tasks whose paths exist under the world root', () => {
+  it("writes a task registry of the reference's 12 tasks whose paths exist under the world root", () => {
     const registry = loadTaskRegistry(first.registryPath);
     const bundled = loadTaskRegistry();
     assert.deepEqual([...registry.keys()], MULTI_TASK_KEYS);
     for (const [key, task] of registry) {
       const reference = bundled.get(key)!;
-      for (const field of ['name', 'type', 'loss', 'process', 'task_id'] as const) assert.equal(task[field], reference[field], `${key} ${field}`);
-      for (const path of [task.dataroot, task.features_h5path1, task.features_h5path2, task.train_annotations_jsonpath, task.val_annotations_jsonpath]) {
+      for (const field of ['name', 'type', 'loss', 'process', 'task_id'] as const)
+        assert.equal(task[field], reference[field], `${key} ${field}`);
+      for (const path of [
+        task.dataroot,
+        task.features_h5path1,
+        task.features_h5path2,
+        task.train_annotations_jsonpath,
+        task.val_annotations_jsonpath,
+      ]) {
         if (path !== '') assert.ok(existsSync(join(first.root, path)), `${key}: ${path}`);
       }
       const info = first.info.tasks[key]!;
@@ -103,9 +124,14 @@ describe('generateWorld', () => {
     assert.deepEqual(info.conceptCaptions, { path: 'data/conceptual_caption', train: 2, val: 1 });
   });
 
-  it('writes scenes.json: per image its size and the objects\' boxes, labels and drawing colours', () => {
-    const scenes = JSON.parse(readFileSync(join(first.root, 'scenes.json'), 'utf8')) as Record<string, { width: number; height: number; objects: { box: number[]; label: string; color: string }[] }>;
-    const questions = JSON.parse(readFileSync(join(first.root, 'datasets/VQA/v2_OpenEnded_mscoco_val2014_questions.json'), 'utf8')) as { questions: { image_id: number }[] };
+  it("writes scenes.json: per image its size and the objects' boxes, labels and drawing colours", () => {
+    const scenes = JSON.parse(readFileSync(join(first.root, 'scenes.json'), 'utf8')) as Record<
+      string,
+      { width: number; height: number; objects: { box: number[]; label: string; color: string }[] }
+    >;
+    const questions = JSON.parse(
+      readFileSync(join(first.root, 'datasets/VQA/v2_OpenEnded_mscoco_val2014_questions.json'), 'utf8'),
+    ) as { questions: { image_id: number }[] };
     for (const { image_id: imageId } of questions.questions) assert.ok(scenes[String(imageId)], `VQA image ${imageId}`);
     assert.ok(scenes['train-0-0-img0'] && scenes['dev-0-0-img1'], 'NLVR2 images by key');
     const hexes = new Set(COLORS.map((color) => color.hex));
@@ -113,7 +139,10 @@ describe('generateWorld', () => {
       assert.ok(scene.objects.length >= 2, id);
       for (const object of scene.objects) {
         const [x1, y1, x2, y2] = object.box as [number, number, number, number];
-        assert.ok(Number.isInteger(x1) && x1 >= 0 && x1 < x2 && x2 < scene.width && y1 >= 0 && y1 < y2 && y2 < scene.height, `${id} box ${object.box}`);
+        assert.ok(
+          Number.isInteger(x1) && x1 >= 0 && x1 < x2 && x2 < scene.width && y1 >= 0 && y1 < y2 && y2 < scene.height,
+          `${id} box ${object.box}`,
+        );
         assert.match(object.label, /^[a-z]+ (small|large) [a-z]+$/);
         assert.ok(hexes.has(object.color), object.color);
       }

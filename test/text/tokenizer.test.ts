@@ -13,7 +13,6 @@ interface TokenizerCase {
   ids: number[];
 }
 
-
 const casesFile = join(packageRoot(), 'test', 'fixtures', 'text', 'tokenizer_cases.json');
 const cases = (JSON.parse(readFileSync(casesFile, 'utf8')) as { cases: TokenizerCase[] }).cases;
 const tokenizer = BertTokenizer.bundled();
@@ -119,26 +118,42 @@ describe('BertTokenizer', () => {
 describe('vocabulary file', () => {
   test('ids are line numbers; \\n, \\r\\n and \\r end lines; a final line break is optional', () => {
     assert.deepEqual(parseVocab('a\r\nb\rc\nd', '<v>').tokens, ['a', 'b', 'c', 'd']);
-    assert.deepEqual(parseVocab('a\nb\n', '<v>').ids, new Map([['a', 0], ['b', 1]]));
+    assert.deepEqual(
+      parseVocab('a\nb\n', '<v>').ids,
+      new Map([
+        ['a', 0],
+        ['b', 1],
+      ]),
+    );
   });
 
   test('an empty line or a duplicate token is an error naming the file and line', () => {
     assert.throws(
       () => parseVocab('a\n\nb\n', 'vocab.txt'),
-      (error: unknown) => error instanceof VocabFormatError && error.line === 2 && /^vocab\.txt:2: empty line/.test(error.message),
+      (error: unknown) =>
+        error instanceof VocabFormatError && error.line === 2 && /^vocab\.txt:2: empty line/.test(error.message),
     );
-    assert.throws(() => parseVocab('a\nb\na\n', 'vocab.txt'), /^VocabFormatError: vocab\.txt:3: token 'a' already listed at line 1$/);
+    assert.throws(
+      () => parseVocab('a\nb\na\n', 'vocab.txt'),
+      /^VocabFormatError: vocab\.txt:3: token 'a' already listed at line 1$/,
+    );
   });
 
   test('files: missing special token, invalid UTF-8 and unreadable files name the path', () => {
     const directory = mkdtempSync(join(tmpdir(), 'vilbert-vocab-'));
     const noMask = join(directory, 'no-mask.txt');
     writeFileSync(noMask, '[PAD]\n[UNK]\n[CLS]\n[SEP]\n');
-    assert.throws(() => BertTokenizer.fromVocabFile(noMask), { name: 'VocabFormatError', message: `${noMask}: special token '[MASK]' is missing` });
+    assert.throws(() => BertTokenizer.fromVocabFile(noMask), {
+      name: 'VocabFormatError',
+      message: `${noMask}: special token '[MASK]' is missing`,
+    });
     const latin1 = join(directory, 'latin1.txt');
     writeFileSync(latin1, Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a]));
     assert.throws(() => BertTokenizer.fromVocabFile(latin1), { message: `${latin1}: not valid UTF-8` });
     const missing = join(directory, 'missing.txt');
-    assert.throws(() => BertTokenizer.fromVocabFile(missing), (error: unknown) => error instanceof VocabFormatError && error.source === missing);
+    assert.throws(
+      () => BertTokenizer.fromVocabFile(missing),
+      (error: unknown) => error instanceof VocabFormatError && error.source === missing,
+    );
   });
 });

@@ -60,7 +60,9 @@ test('dropout: the gradient is the mask; eval mode, p=0 and p=1 behave as in PyT
   torch.manualSeed(2);
   const y = F.dropout(x, 0.25, true);
   y.sum().backward();
-  const mask = (y.toArray() as Float32Array).map((value, i) => (value === 0 ? 0 : value / (x.toArray() as Float32Array)[i]!));
+  const mask = (y.toArray() as Float32Array).map((value, i) =>
+    value === 0 ? 0 : value / (x.toArray() as Float32Array)[i]!,
+  );
   const grad = x.grad!.toArray() as Float32Array;
   grad.forEach((g, i) => assert.ok(Math.abs(g - mask[i]!) < 1e-5, `grad[${i}] ${g} vs mask ${mask[i]}`));
   assert.deepEqual(F.dropout(x, 0.25, false).toArray(), x.toArray());

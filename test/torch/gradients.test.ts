@@ -51,21 +51,74 @@ const cases: [string, (inputs: torch.Tensor[]) => torch.Tensor, () => torch.Tens
   ['slice', ([a]) => a!.slice(1, 0, null, 2).exp(), () => [x23()]],
   ['select', ([a]) => a!.select(0, 1).exp(), () => [x23()]],
   ['index_select', ([a]) => a!.indexSelect(1, long([2, 0, 2])), () => [x23()]],
-  ['gather', ([a]) => a!.gather(1, long([[2, 2], [0, 1]])), () => [x23()]],
+  [
+    'gather',
+    ([a]) =>
+      a!.gather(
+        1,
+        long([
+          [2, 2],
+          [0, 1],
+        ]),
+      ),
+    () => [x23()],
+  ],
   ['index', ([a]) => a!.index([long([1, 1, 0])]), () => [x23()]],
   ['expand', ([a]) => a!.unsqueeze(0).expand(4, 2, 3).exp(), () => [x23()]],
   ['squeeze', ([a]) => a!.view(1, 2, 3).squeeze(0).exp(), () => [x23()]],
-  ['masked_fill', ([a]) => a!.maskedFill(torch.tensor([[true, false, false], [false, true, false]]), -10000), () => [x23()]],
-  ['where', ([a, b]) => torch.where(torch.tensor([[true, false, true], [false, true, false]]), a!, b!), () => [x23(), y23()]],
+  [
+    'masked_fill',
+    ([a]) =>
+      a!.maskedFill(
+        torch.tensor([
+          [true, false, false],
+          [false, true, false],
+        ]),
+        -10000,
+      ),
+    () => [x23()],
+  ],
+  [
+    'where',
+    ([a, b]) =>
+      torch.where(
+        torch.tensor([
+          [true, false, true],
+          [false, true, false],
+        ]),
+        a!,
+        b!,
+      ),
+    () => [x23(), y23()],
+  ],
   ['softmax', ([a]) => F.softmax(a!, -1), () => [x23()]],
   ['log_softmax', ([a]) => F.logSoftmax(a!, 1), () => [x23()]],
-  ['layer_norm', ([a, w, b]) => F.layerNorm(a!, [3], w!, b!, 1e-12), () => [x23(), y23().select(0, 0), float64Input([3], 1)]],
+  [
+    'layer_norm',
+    ([a, w, b]) => F.layerNorm(a!, [3], w!, b!, 1e-12),
+    () => [x23(), y23().select(0, 0), float64Input([3], 1)],
+  ],
   ['gelu', ([a]) => F.gelu(a!), () => [x23()]],
   ['relu', ([a]) => F.relu(a!), () => [x23()]],
   ['dropout (eval)', ([a]) => F.dropout(a!, 0.5, false), () => [x23()]],
-  ['embedding', ([w]) => F.embedding(w!, long([[1, 0, 2], [2, 2, 0]])), () => [float64Input([3, 2], 1)]],
+  [
+    'embedding',
+    ([w]) =>
+      F.embedding(
+        w!,
+        long([
+          [1, 0, 2],
+          [2, 2, 0],
+        ]),
+      ),
+    () => [float64Input([3, 2], 1)],
+  ],
   ['bce with logits', ([a, t]) => F.binaryCrossEntropyWithLogits(a!, t!), () => [x23(), float64Input([2, 3], 1, 0, 1)]],
-  ['bce with logits (weight)', ([a]) => F.binaryCrossEntropyWithLogits(a!, float64Input([2, 3], 1, 0, 1), { weight: y23(), reduction: 'sum' }), () => [x23()]],
+  [
+    'bce with logits (weight)',
+    ([a]) => F.binaryCrossEntropyWithLogits(a!, float64Input([2, 3], 1, 0, 1), { weight: y23(), reduction: 'sum' }),
+    () => [x23()],
+  ],
   ['cross_entropy ignore_index', ([a]) => F.crossEntropy(a!, long([2, -1]), { ignoreIndex: -1 }), () => [x23()]],
   ['kl_div', ([a]) => F.klDiv(F.logSoftmax(a!, 1), F.softmax(y23(), 1), { reduction: 'batchmean' }), () => [x23()]],
   ['mse', ([a, b]) => F.mseLoss(a!, b!), () => [x23(), y23()]],
@@ -76,11 +129,22 @@ for (const [name, f, inputs] of cases) {
 }
 
 test('gradient of dropout (training) with a fixed mask', () => {
-  gradcheck('dropout', ([a]) => F.dropout(a!, 0.3, true), [float64Input([4, 5], 1)], { before: () => torch.manualSeed(7) });
+  gradcheck('dropout', ([a]) => F.dropout(a!, 0.3, true), [float64Input([4, 5], 1)], {
+    before: () => torch.manualSeed(7),
+  });
 });
 
 test('embedding with paddingIdx: the padding row gets no gradient, the others one per lookup', () => {
   const weight = float64Input([3, 2], 1).requiresGrad_(true);
-  F.embedding(weight, long([[1, 0, 2], [2, 2, 0]]), 0).sum().backward();
+  F.embedding(
+    weight,
+    long([
+      [1, 0, 2],
+      [2, 2, 0],
+    ]),
+    0,
+  )
+    .sum()
+    .backward();
   assert.deepEqual(weight.grad!.toNumbers(), [0, 0, 1, 1, 3, 3]);
 });

@@ -2,7 +2,12 @@
 import assert from 'node:assert/strict';
 import * as torch from '../../src/torch/index.js';
 
-export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance = 1e-5, label = ''): void {
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tolerance = 1e-5,
+  label = '',
+): void {
   assert.equal(actual.length, expected.length, `${label}: length ${actual.length} != ${expected.length}`);
   for (let i = 0; i < actual.length; i++) {
     const a = actual[i] as number;
@@ -48,10 +53,12 @@ export function gradcheck(
     const weights = float64Input(output.shape, 3, 0.5, 1.5);
     output.mul(weights).sum().backward();
     const objective = (perturbed: torch.Tensor[]): number =>
-      torch.scope(() => torch.noGrad(() => {
-        options.before?.();
-        return f(perturbed).mul(weights).sum().item();
-      }));
+      torch.scope(() =>
+        torch.noGrad(() => {
+          options.before?.();
+          return f(perturbed).mul(weights).sum().item();
+        }),
+      );
     leaves.forEach((leaf, index) => {
       const analytic = leaf.grad ? values(leaf.grad) : new Array<number>(leaf.numel()).fill(0);
       const base = leaf.toArray() as Float64Array;
@@ -60,7 +67,9 @@ export function gradcheck(
         const shifted = (delta: number) => {
           const data = Float64Array.from(base);
           data[i] = (data[i] as number) + delta;
-          const replaced = leaves.map((other, j) => (j === index ? torch.tensor(data, { shape: leaf.shape }) : other.detach()));
+          const replaced = leaves.map((other, j) =>
+            j === index ? torch.tensor(data, { shape: leaf.shape }) : other.detach(),
+          );
           return objective(replaced);
         };
         numeric.push((shifted(eps) - shifted(-eps)) / (2 * eps));

@@ -76,7 +76,10 @@ test('1,000 forward/backward/update steps keep live tensors and RSS flat', () =>
 test('the RSS bound catches a leak of 15 KiB a step', () => {
   const leaking = measureTrainingLoop(15 * 1024);
   assert.equal(leaking.liveTensorGrowth, 1000);
-  assert.ok(leaking.growthMiB > GROWTH_BOUND_MIB, `a 15 KiB/step leak grew RSS by only ${leaking.growthMiB.toFixed(2)} MiB`);
+  assert.ok(
+    leaking.growthMiB > GROWTH_BOUND_MIB,
+    `a 15 KiB/step leak grew RSS by only ${leaking.growthMiB.toFixed(2)} MiB`,
+  );
 });
 
 test('the finaliser frees tensors that were never disposed once they are collected', () => {
@@ -95,48 +98,56 @@ test('the finaliser frees tensors that were never disposed once they are collect
 });
 
 const MiB = 1 << 20;
-const allocatorSkip = torch.cpuAllocatorStats() === null ? 'VILBERT_SYSTEM_MALLOC is set: libtorch keeps its own allocator' : false;
+const allocatorSkip =
+  torch.cpuAllocatorStats() === null ? 'VILBERT_SYSTEM_MALLOC is set: libtorch keeps its own allocator' : false;
 
-test('large tensors: a freed block is reused for the next request it can hold; idle memory stays within the live peak plus the slack', { skip: allocatorSkip }, () => {
-  const stats = () => torch.cpuAllocatorStats()!;
-  const requests = (s: torch.CpuAllocatorStats) => s.hits + s.misses;
-  let before = stats();
-  const ones = torch.ones([2 * MiB]); // 8 MiB
-  let after = stats();
-  assert.equal(requests(after) - requests(before), 1);
-  assert.equal(after.liveBytes - before.liveBytes, 8 * MiB);
-  ones.dispose();
-  before = after;
-  after = stats();
-  assert.equal(after.liveBytes - before.liveBytes, -8 * MiB);
-  assert.ok(after.idleBytes >= 8 * MiB, 'the freed block is idle');
+test(
+  'large tensors: a freed block is reused for the next request it can hold; idle memory stays within the live peak plus the slack',
+  { skip: allocatorSkip },
+  () => {
+    const stats = () => torch.cpuAllocatorStats()!;
+    const requests = (s: torch.CpuAllocatorStats) => s.hits + s.misses;
+    let before = stats();
+    const ones = torch.ones([2 * MiB]); // 8 MiB
+    let after = stats();
+    assert.equal(requests(after) - requests(before), 1);
+    assert.equal(after.liveBytes - before.liveBytes, 8 * MiB);
+    ones.dispose();
+    before = after;
+    after = stats();
+    assert.equal(after.liveBytes - before.liveBytes, -8 * MiB);
+    assert.ok(after.idleBytes >= 8 * MiB, 'the freed block is idle');
 
-  // The same size again: served from the idle block (which still holds ones), and zeroed.
-  before = after;
-  const zeros = torch.zeros([2 * MiB]);
-  after = stats();
-  assert.deepEqual([after.hits - before.hits, after.misses - before.misses], [1, 0]);
-  assert.equal(zeros.abs().sum().item(), 0);
-  zeros.dispose();
+    // The same size again: served from the idle block (which still holds ones), and zeroed.
+    before = after;
+    const zeros = torch.zeros([2 * MiB]);
+    after = stats();
+    assert.deepEqual([after.hits - before.hits, after.misses - before.misses], [1, 0]);
+    assert.equal(zeros.abs().sum().item(), 0);
+    zeros.dispose();
 
-  // A smaller request takes an idle block that can hold it, whose tail is given back.
-  before = stats();
-  const half = torch.full([MiB], 3, { dtype: 'float32' }); // 4 MiB
-  after = stats();
-  assert.deepEqual([after.hits - before.hits, after.misses - before.misses], [1, 0]);
-  assert.equal(after.liveBytes - before.liveBytes, 4 * MiB);
-  assert.equal(half.sum().item(), 3 * MiB);
-  half.dispose();
+    // A smaller request takes an idle block that can hold it, whose tail is given back.
+    before = stats();
+    const half = torch.full([MiB], 3, { dtype: 'float32' }); // 4 MiB
+    after = stats();
+    assert.deepEqual([after.hits - before.hits, after.misses - before.misses], [1, 0]);
+    assert.equal(after.liveBytes - before.liveBytes, 4 * MiB);
+    assert.equal(half.sum().item(), 3 * MiB);
+    half.dispose();
 
-  // Ever larger tensors, each freed before the next: no idle block can hold the next one, so
-  // the idle ones are unmapped to keep live + idle within the live peak plus the slack.
-  let freed = 0;
-  for (let i = 0; i < 24; i++) {
-    const tensor = torch.full([2 * MiB + i * MiB], i, { dtype: 'float32' }); // 8, 12, ... 100 MiB
-    freed += tensor.numel() * 4;
-    tensor.dispose();
-  }
-  after = stats();
-  assert.ok(after.liveBytes + after.idleBytes <= after.peakLiveBytes + after.slackBytes, JSON.stringify(after));
-  assert.ok(after.idleBytes > 0 && after.idleBytes < freed / 4, `${after.idleBytes} of ${freed} freed bytes still idle`);
-});
+    // Ever larger tensors, each freed before the next: no idle block can hold the next one, so
+    // the idle ones are unmapped to keep live + idle within the live peak plus the slack.
+    let freed = 0;
+    for (let i = 0; i < 24; i++) {
+      const tensor = torch.full([2 * MiB + i * MiB], i, { dtype: 'float32' }); // 8, 12, ... 100 MiB
+      freed += tensor.numel() * 4;
+      tensor.dispose();
+    }
+    after = stats();
+    assert.ok(after.liveBytes + after.idleBytes <= after.peakLiveBytes + after.slackBytes, JSON.stringify(after));
+    assert.ok(
+      after.idleBytes > 0 && after.idleBytes < freed / 4,
+      `${after.idleBytes} of ${freed} freed bytes still idle`,
+    );
+  },
+);

@@ -24,24 +24,45 @@ class Net extends torch.Module {
 
 test('parameter names are dotted paths in assignment order, PyTorch state_dict order', () => {
   const net = new Net();
-  assert.deepEqual(net.namedParameters().map(([name]) => name), [
-    'scale',
-    'embeddings.weight',
-    'layer.0.dense.weight', 'layer.0.dense.bias', 'layer.0.LayerNorm.weight', 'layer.0.LayerNorm.bias',
-    'layer.1.dense.weight', 'layer.1.dense.bias', 'layer.1.LayerNorm.weight', 'layer.1.LayerNorm.bias',
-    'head.weight',
-  ]);
-  assert.deepEqual([...net.stateDict().keys()], [
-    'scale',
-    'embeddings.weight',
-    // A module's own buffers come before its children's entries, as in PyTorch.
-    'layer.0.position_ids', 'layer.0.dense.weight', 'layer.0.dense.bias', 'layer.0.LayerNorm.weight', 'layer.0.LayerNorm.bias',
-    'layer.1.position_ids', 'layer.1.dense.weight', 'layer.1.dense.bias', 'layer.1.LayerNorm.weight', 'layer.1.LayerNorm.bias',
-    'head.weight',
-  ]);
-  assert.deepEqual(net.namedBuffers().map(([name]) => name), [
-    'layer.0.position_ids', 'layer.0.scratch', 'layer.1.position_ids', 'layer.1.scratch',
-  ]);
+  assert.deepEqual(
+    net.namedParameters().map(([name]) => name),
+    [
+      'scale',
+      'embeddings.weight',
+      'layer.0.dense.weight',
+      'layer.0.dense.bias',
+      'layer.0.LayerNorm.weight',
+      'layer.0.LayerNorm.bias',
+      'layer.1.dense.weight',
+      'layer.1.dense.bias',
+      'layer.1.LayerNorm.weight',
+      'layer.1.LayerNorm.bias',
+      'head.weight',
+    ],
+  );
+  assert.deepEqual(
+    [...net.stateDict().keys()],
+    [
+      'scale',
+      'embeddings.weight',
+      // A module's own buffers come before its children's entries, as in PyTorch.
+      'layer.0.position_ids',
+      'layer.0.dense.weight',
+      'layer.0.dense.bias',
+      'layer.0.LayerNorm.weight',
+      'layer.0.LayerNorm.bias',
+      'layer.1.position_ids',
+      'layer.1.dense.weight',
+      'layer.1.dense.bias',
+      'layer.1.LayerNorm.weight',
+      'layer.1.LayerNorm.bias',
+      'head.weight',
+    ],
+  );
+  assert.deepEqual(
+    net.namedBuffers().map(([name]) => name),
+    ['layer.0.position_ids', 'layer.0.scratch', 'layer.1.position_ids', 'layer.1.scratch'],
+  );
   assert.equal(net.numParameters(), 1 + 40 + 2 * (12 + 3 + 3 + 3) + 6);
   assert.ok(net.parameters().every((p) => p.requiresGrad));
 });
@@ -87,15 +108,21 @@ test('loadStateDict reports missing, unexpected and mismatched keys', () => {
   const state = new Map(net.stateDict());
   state.delete('head.weight');
   state.set('cls.bias', torch.zeros([3]));
-  assert.throws(() => net.loadStateDict(state), (error: unknown) => {
-    assert.ok(error instanceof torch.StateDictError);
-    assert.deepEqual(error.missingKeys, ['head.weight']);
-    assert.deepEqual(error.unexpectedKeys, ['cls.bias']);
-    assert.match(error.message, /missing keys \(1\): head\.weight/);
-    assert.match(error.message, /unexpected keys \(1\): cls\.bias/);
-    return true;
+  assert.throws(
+    () => net.loadStateDict(state),
+    (error: unknown) => {
+      assert.ok(error instanceof torch.StateDictError);
+      assert.deepEqual(error.missingKeys, ['head.weight']);
+      assert.deepEqual(error.unexpectedKeys, ['cls.bias']);
+      assert.match(error.message, /missing keys \(1\): head\.weight/);
+      assert.match(error.message, /unexpected keys \(1\): cls\.bias/);
+      return true;
+    },
+  );
+  assert.deepEqual(net.loadStateDict(state, { strict: false }), {
+    missingKeys: ['head.weight'],
+    unexpectedKeys: ['cls.bias'],
   });
-  assert.deepEqual(net.loadStateDict(state, { strict: false }), { missingKeys: ['head.weight'], unexpectedKeys: ['cls.bias'] });
 
   state.set('layer.1.dense.weight', torch.zeros([3, 5]));
   assert.throws(
@@ -106,7 +133,10 @@ test('loadStateDict reports missing, unexpected and mismatched keys', () => {
 
 test('zeroGrad leaves zero tensors by default (as PyTorch 1.x), or drops them', () => {
   const linear = new nn.Linear(2, 1);
-  linear.forward(torch.ones([1, 2])).sum().backward();
+  linear
+    .forward(torch.ones([1, 2]))
+    .sum()
+    .backward();
   assert.deepEqual(linear.bias!.grad!.toNumbers(), [1]);
   linear.zeroGrad();
   assert.deepEqual(linear.bias!.grad!.toNumbers(), [0]);

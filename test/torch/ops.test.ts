@@ -5,7 +5,11 @@ import * as torch from '../../src/torch/index.js';
 import { assertClose, values } from './helpers.js';
 
 const { F } = torch;
-const m = () => torch.tensor([[1, -2, 3], [4, 5, -6]]); // [2, 3]
+const m = () =>
+  torch.tensor([
+    [1, -2, 3],
+    [4, 5, -6],
+  ]); // [2, 3]
 
 test('creation and copy-out keep dtype, shape and values', () => {
   assert.deepEqual(values(torch.tensor([1.5, 2.5])), [1.5, 2.5]);
@@ -15,7 +19,18 @@ test('creation and copy-out keep dtype, shape and values', () => {
   assert.equal(torch.tensor(new Float64Array([1, 2])).dtype, 'float64');
   assert.deepEqual(torch.tensor(new BigInt64Array([3n, -4n])).toArray(), new BigInt64Array([3n, -4n]));
   assert.deepEqual(torch.tensor(new Float32Array(6), { shape: [2, 3] }).shape, [2, 3]);
-  assert.deepEqual(torch.tensor([[1, 2], [3, 4]], { dtype: 'int64' }).toArray(), new BigInt64Array([1n, 2n, 3n, 4n]));
+  assert.deepEqual(
+    torch
+      .tensor(
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        { dtype: 'int64' },
+      )
+      .toArray(),
+    new BigInt64Array([1n, 2n, 3n, 4n]),
+  );
   assert.deepEqual(values(torch.zeros([2], { dtype: 'float64' })), [0, 0]);
   assert.equal(torch.ones([2], { dtype: 'float64' }).dtype, 'float64');
   assert.deepEqual(values(torch.full([3], 7)), [7, 7, 7]);
@@ -23,7 +38,10 @@ test('creation and copy-out keep dtype, shape and values', () => {
   assert.deepEqual(values(torch.zerosLike(m())), [0, 0, 0, 0, 0, 0]);
   assert.deepEqual(values(torch.onesLike(m())), [1, 1, 1, 1, 1, 1]);
   assert.throws(() => torch.tensor([[1, 2], [3]]), /ragged/);
-  assert.throws(() => torch.tensor(new Float32Array(5), { shape: [2, 3] }), /buffer holds 20 bytes but shape and dtype need 24/);
+  assert.throws(
+    () => torch.tensor(new Float32Array(5), { shape: [2, 3] }),
+    /buffer holds 20 bytes but shape and dtype need 24/,
+  );
 });
 
 test('dtype conversions', () => {
@@ -58,7 +76,14 @@ test('shape ops', () => {
   assert.deepEqual(values(torch.where(x.gt(0), x, torch.zerosLike(x))), [1, 0, 3, 4, 5, 0]);
   assert.deepEqual(values(torch.where(x.gt(0), 1, -1)), [1, -1, 1, 1, 1, -1]);
   assert.deepEqual(values(x.flatten()), [1, -2, 3, 4, 5, -6]);
-  assert.deepEqual(x.chunk(3, 1).map((t) => t.shape), [[2, 1], [2, 1], [2, 1]]);
+  assert.deepEqual(
+    x.chunk(3, 1).map((t) => t.shape),
+    [
+      [2, 1],
+      [2, 1],
+      [2, 1],
+    ],
+  );
   assert.deepEqual(values(x.index([torch.tensor([1, 0], { dtype: 'int64' })])), [4, 5, -6, 1, -2, 3]);
   assert.deepEqual(x.repeat(2, 1).shape, [4, 3]);
   assert.equal(x.size(-1), 3);
@@ -95,8 +120,14 @@ test('elementwise math', () => {
 });
 
 test('matrix products', () => {
-  const a = torch.tensor([[1, 2], [3, 4]]);
-  const b = torch.tensor([[5, 6], [7, 8]]);
+  const a = torch.tensor([
+    [1, 2],
+    [3, 4],
+  ]);
+  const b = torch.tensor([
+    [5, 6],
+    [7, 8],
+  ]);
   assert.deepEqual(values(a.matmul(b)), [19, 22, 43, 50]);
   assert.deepEqual(values(torch.stack([a, b]).bmm(torch.stack([b, a]))), [19, 22, 43, 50, 23, 34, 31, 46]);
   // linear: x W^T + b
@@ -154,13 +185,20 @@ test('nn functions', () => {
   // layer_norm of [1, 2, 3]: mean 2, biased variance 2/3
   const normed = [-1, 0, 1].map((v) => v / Math.sqrt(2 / 3 + 1e-12));
   assertClose(values(F.layerNorm(logits, [3], null, null, 1e-12)), normed);
-  assertClose(values(F.layerNorm(logits, [3], torch.tensor([2, 2, 2]), torch.tensor([1, 1, 1]), 1e-12)), normed.map((v) => 2 * v + 1));
+  assertClose(
+    values(F.layerNorm(logits, [3], torch.tensor([2, 2, 2]), torch.tensor([1, 1, 1]), 1e-12)),
+    normed.map((v) => 2 * v + 1),
+  );
   // exact GeLU: x * Phi(x)
   const gelu = (v: number) => 0.5 * v * (1 + erf(v / Math.SQRT2));
   assertClose(values(F.gelu(torch.tensor([-1, 0.5, 2]))), [gelu(-1), gelu(0.5), gelu(2)], 1e-6);
   assertClose(values(F.gelu(torch.tensor([1]), 'tanh')), [0.8411920071], 1e-6);
   assert.deepEqual(values(F.relu(torch.tensor([-1, 2]))), [0, 2]);
-  const weight = torch.tensor([[0, 0], [1, 2], [3, 4]]);
+  const weight = torch.tensor([
+    [0, 0],
+    [1, 2],
+    [3, 4],
+  ]);
   assert.deepEqual(values(F.embedding(weight, torch.tensor([[2, 0, 1]], { dtype: 'int64' }), 0)), [3, 4, 0, 0, 1, 2]);
 });
 
@@ -169,22 +207,38 @@ test('dropout honours the training flag and scales kept values', () => {
   assert.deepEqual(values(F.dropout(x, 0.5, false)), new Array<number>(1000).fill(1));
   torch.manualSeed(0);
   const dropped = values(F.dropout(x, 0.5, true));
-  assert.ok(dropped.every((v) => v === 0 || v === 2), 'kept values are scaled by 1/(1-p)');
+  assert.ok(
+    dropped.every((v) => v === 0 || v === 2),
+    'kept values are scaled by 1/(1-p)',
+  );
   const zeros = dropped.filter((v) => v === 0).length;
   assert.ok(zeros > 400 && zeros < 600, `about half dropped, got ${zeros}`);
   assert.throws(() => F.dropout(x, 1.5, true), /probability/);
 });
 
 test('losses', () => {
-  const logits = torch.tensor([[0.5, -1], [2, 0]]);
-  const target = torch.tensor([[1, 0], [0, 1]]);
+  const logits = torch.tensor([
+    [0.5, -1],
+    [2, 0],
+  ]);
+  const target = torch.tensor([
+    [1, 0],
+    [0, 1],
+  ]);
   const bce = (x: number, y: number) => Math.max(x, 0) - x * y + Math.log(1 + Math.exp(-Math.abs(x)));
   const terms = [bce(0.5, 1), bce(-1, 0), bce(2, 0), bce(0, 1)];
   assertClose([F.binaryCrossEntropyWithLogits(logits, target).item()], [terms.reduce((a, b) => a + b) / 4]);
   assertClose(values(F.binaryCrossEntropyWithLogits(logits, target, { reduction: 'none' })), terms);
-  assertClose([F.binaryCrossEntropyWithLogits(logits, target, { reduction: 'sum' }).item()], [terms.reduce((a, b) => a + b)]);
+  assertClose(
+    [F.binaryCrossEntropyWithLogits(logits, target, { reduction: 'sum' }).item()],
+    [terms.reduce((a, b) => a + b)],
+  );
 
-  const scores = torch.tensor([[1, 2, 3], [1, 1, 1], [0, 5, 0]]);
+  const scores = torch.tensor([
+    [1, 2, 3],
+    [1, 1, 1],
+    [0, 5, 0],
+  ]);
   const labels = torch.tensor([2, -1, 1], { dtype: 'int64' });
   const lse = (row: number[]) => Math.log(row.reduce((sum, v) => sum + Math.exp(v), 0));
   const row0 = lse([1, 2, 3]) - 3;

@@ -34,7 +34,13 @@ test('noGrad and enableGrad scopes nest and restore', () => {
   assert.equal(inside.requiresGrad, false);
   assert.equal(inside.hasGradFn, false);
   assert.equal(torch.isGradEnabled(), true);
-  assert.throws(() => torch.noGrad(() => { throw new Error('boom'); }), /boom/);
+  assert.throws(
+    () =>
+      torch.noGrad(() => {
+        throw new Error('boom');
+      }),
+    /boom/,
+  );
   assert.equal(torch.isGradEnabled(), true, 'restored after a throw');
 });
 
@@ -78,14 +84,26 @@ test('thread count can be read and set', () => {
 
 test('libtorch errors become JS errors with its message, and computing goes on', () => {
   const a = torch.ones([2, 3]);
-  assert.throws(() => a.matmul(torch.ones([2, 3])), /aten::matmul: mat1 and mat2 shapes cannot be multiplied \(2x3 and 2x3\)/);
+  assert.throws(
+    () => a.matmul(torch.ones([2, 3])),
+    /aten::matmul: mat1 and mat2 shapes cannot be multiplied \(2x3 and 2x3\)/,
+  );
   assert.throws(() => a.add(torch.ones([4])), /The size of tensor a \(3\) must match the size of tensor b \(4\)/);
   assert.throws(() => a.indexSelect(0, torch.tensor([5], { dtype: 'int64' })), /index out of range|out of range/i);
-  assert.throws(() => a.indexSelect(0, torch.tensor([0.5])), /aten::index_select: .*Expected dtype int32 or int64 for index/);
-  assert.throws(() => torch.F.embedding(torch.ones([3, 2]), torch.tensor([7], { dtype: 'int64' })), /index out of range/i);
+  assert.throws(
+    () => a.indexSelect(0, torch.tensor([0.5])),
+    /aten::index_select: .*Expected dtype int32 or int64 for index/,
+  );
+  assert.throws(
+    () => torch.F.embedding(torch.ones([3, 2]), torch.tensor([7], { dtype: 'int64' })),
+    /index out of range/i,
+  );
   assert.throws(() => a.view(5), /shape '\[5\]' is invalid for input of size 6/);
   assert.throws(() => a.sum(4), /Dimension out of range/);
-  assert.throws(() => torch.F.crossEntropy(torch.ones([2, 3]), torch.tensor([0, 9], { dtype: 'int64' })), /out of bounds|Target 9/);
+  assert.throws(
+    () => torch.F.crossEntropy(torch.ones([2, 3]), torch.tensor([0, 9], { dtype: 'int64' })),
+    /out of bounds|Target 9/,
+  );
   assert.throws(() => torch.cat([a, torch.ones([2])]), /aten::cat/);
   assert.throws(() => a.item(), /one element/);
   assert.throws(() => torch.callOp('matmul', a, 'not a tensor'), /argument 'other' must be a Tensor/);
@@ -119,7 +137,14 @@ test('scope frees what it created except the returned and kept tensors', () => {
   result.list[0]!.dispose();
   kept!.dispose();
   assert.equal(torch.liveTensors(), before);
-  assert.throws(() => torch.scope(() => { torch.ones([1]); throw new Error('inner'); }), /inner/);
+  assert.throws(
+    () =>
+      torch.scope(() => {
+        torch.ones([1]);
+        throw new Error('inner');
+      }),
+    /inner/,
+  );
   assert.equal(torch.liveTensors(), before, 'a throwing scope frees its tensors');
   const nested = torch.scope(() => torch.scope(() => torch.ones([2])));
   assert.equal(torch.liveTensors(), before + 1, 'a returned tensor moves to the outer scope and out');

@@ -28,7 +28,10 @@ function run(fused: boolean, correctBias: boolean, threads: number) {
   torch.manualSeed(7);
   const params = SIZES.map((size) => new Parameter(torch.randn([size])));
   const groups = params.map((parameter, index) => ({
-    name: `p${index}`, parameter, lr: index % 2 === 0 ? 1e-4 : 2e-3, weightDecay: index % 3 === 0 ? 0 : 0.01,
+    name: `p${index}`,
+    parameter,
+    lr: index % 2 === 0 ? 1e-4 : 2e-3,
+    weightDecay: index % 3 === 0 ? 0 : 0.01,
   }));
   const optimizer = new AdamW(groups, { fused, correctBias });
   for (let step = 0; step < 4; step++) {

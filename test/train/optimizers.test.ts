@@ -18,7 +18,12 @@ interface Vectors {
 function parameters() {
   return {
     a: new Parameter(torch.tensor([0.5, -1.0, 2.0])),
-    b: new Parameter(torch.tensor([[1.0, -0.25], [0.75, 3.0]])),
+    b: new Parameter(
+      torch.tensor([
+        [1.0, -0.25],
+        [0.75, 3.0],
+      ]),
+    ),
   };
 }
 
@@ -35,8 +40,12 @@ test('RAdam: 8 steps of two groups with different lrs equal the reference optimi
     optimizer.step();
     const gotA = Array.from(a.toArray() as Float32Array);
     const gotB = Array.from(b.toArray() as Float32Array);
-    gotA.forEach((value, i) => assert.ok(Math.abs(value - expected.a[i]!) <= 1e-6, `step ${step + 1} a[${i}]: ${value} vs ${expected.a[i]}`));
-    gotB.forEach((value, i) => assert.ok(Math.abs(value - expected.b[i]!) <= 1e-6, `step ${step + 1} b[${i}]: ${value} vs ${expected.b[i]}`));
+    gotA.forEach((value, i) =>
+      assert.ok(Math.abs(value - expected.a[i]!) <= 1e-6, `step ${step + 1} a[${i}]: ${value} vs ${expected.a[i]}`),
+    );
+    gotB.forEach((value, i) =>
+      assert.ok(Math.abs(value - expected.b[i]!) <= 1e-6, `step ${step + 1} b[${i}]: ${value} vs ${expected.b[i]}`),
+    );
   });
   optimizer.dispose();
 });
@@ -44,7 +53,13 @@ test('RAdam: 8 steps of two groups with different lrs equal the reference optimi
 function runSteps(optimizer: Optimizer, params: { a: Parameter; b: Parameter }, steps: number[]): void {
   for (const k of steps) {
     params.a.grad = torch.tensor([0.1 * k, -0.3, 0.2]);
-    params.b.grad = k % 2 === 0 ? torch.tensor([[0.5, k], [-1, 0.25]]) : null;
+    params.b.grad =
+      k % 2 === 0
+        ? torch.tensor([
+            [0.5, k],
+            [-1, 0.25],
+          ])
+        : null;
     optimizer.step();
   }
 }
@@ -52,13 +67,21 @@ function runSteps(optimizer: Optimizer, params: { a: Parameter; b: Parameter }, 
 for (const kind of ['AdamW', 'RAdam'] as const) {
   test(`${kind}: saved moments and extra state continue exactly like the original`, () => {
     const make = (params: { a: Parameter; b: Parameter }) => {
-      const groups = [{ name: 'a', parameter: params.a, lr: 1e-2, weightDecay: 0.01 }, { name: 'b', parameter: params.b, lr: 1e-1, weightDecay: 0 }];
+      const groups = [
+        { name: 'a', parameter: params.a, lr: 1e-2, weightDecay: 0.01 },
+        { name: 'b', parameter: params.b, lr: 1e-1, weightDecay: 0 },
+      ];
       return kind === 'AdamW' ? new AdamW(groups) : new RAdam(groups);
     };
     const original = parameters();
     const first = make(original);
     runSteps(first, original, [1, 2, 3]);
-    const saved = new Map<string, Moments>([...first.stateEntries()].map(([name, m]) => [name, { step: m.step, expAvg: m.expAvg.clone().keep(), expAvgSq: m.expAvgSq.clone().keep() }]));
+    const saved = new Map<string, Moments>(
+      [...first.stateEntries()].map(([name, m]) => [
+        name,
+        { step: m.step, expAvg: m.expAvg.clone().keep(), expAvgSq: m.expAvgSq.clone().keep() },
+      ]),
+    );
     const extra = JSON.parse(JSON.stringify(first.extraState())) as unknown;
     assert.deepEqual([...saved.keys()], ['a', 'b']);
     assert.equal(saved.get('a')!.step, 3);
@@ -78,7 +101,16 @@ for (const kind of ['AdamW', 'RAdam'] as const) {
 
 test('optimizer state naming an unknown parameter or with a wrong shape is refused', () => {
   const { a, b } = parameters();
-  const optimizer = new AdamW([{ name: 'a', parameter: a, lr: 1, weightDecay: 0 }, { name: 'b', parameter: b, lr: 1, weightDecay: 0 }]);
-  assert.throws(() => optimizer.loadState(new Map([['c', { step: 1, expAvg: torch.zeros([3]), expAvgSq: torch.zeros([3]) }]])), /'c', which is not trained/);
-  assert.throws(() => optimizer.loadState(new Map([['a', { step: 1, expAvg: torch.zeros([2]), expAvgSq: torch.zeros([2]) }]])), /a.exp_avg has shape \[2\], the parameter has \[3\]/);
+  const optimizer = new AdamW([
+    { name: 'a', parameter: a, lr: 1, weightDecay: 0 },
+    { name: 'b', parameter: b, lr: 1, weightDecay: 0 },
+  ]);
+  assert.throws(
+    () => optimizer.loadState(new Map([['c', { step: 1, expAvg: torch.zeros([3]), expAvgSq: torch.zeros([3]) }]])),
+    /'c', which is not trained/,
+  );
+  assert.throws(
+    () => optimizer.loadState(new Map([['a', { step: 1, expAvg: torch.zeros([2]), expAvgSq: torch.zeros([2]) }]])),
+    /a.exp_avg has shape \[2\], the parameter has \[3\]/,
+  );
 });

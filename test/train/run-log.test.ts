@@ -36,5 +36,8 @@ test('finite gradients pass; an Inf gradient element is named with its parameter
 test('a finite gradient whose squares overflow float32 is refused, naming its largest value', () => {
   const model = new Two();
   torch.scope(() => model.first.mul(1e20).sum().add(model.second.sum()).backward());
-  assert.match(diverged(model).message, /: the gradient of first is too large for float32 \(largest \|value\| 1\.00e\+20; its squares overflow/);
+  assert.match(
+    diverged(model).message,
+    /: the gradient of first is too large for float32 \(largest \|value\| 1\.00e\+20; its squares overflow/,
+  );
 });

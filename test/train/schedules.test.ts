@@ -6,7 +6,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { StopAndGo } from '../../src/train/stop-and-go.js';
-import { LambdaLR, LrPlan, type LrPlanState, epochDecay, warmupConstant, warmupLinear } from '../../src/train/schedules.js';
+import {
+  LambdaLR,
+  LrPlan,
+  type LrPlanState,
+  epochDecay,
+  warmupConstant,
+  warmupLinear,
+} from '../../src/train/schedules.js';
 import type { ParamGroup } from '../../src/train/adamw.js';
 
 test('stop-and-go: the reference test vector', () => {
@@ -60,18 +67,28 @@ test("'mannul': the epoch decay's constructor resets warm-up, and the epoch-end 
     decay.step();
   }
   const expected = [1, 1 / 6, 1 / 6, 2 / 6, 2 / 6, 3 / 6, 1, 4 / 6, 4 / 6, 5 / 6, 5 / 6, 1, 1, 1, 1, 1, 1, 1];
-  used.forEach((lr, i) => assert.ok(Math.abs(lr - expected[i]!) < 1e-12, `update ${i}: lr ${lr}, reference ${expected[i]}`));
+  used.forEach((lr, i) =>
+    assert.ok(Math.abs(lr - expected[i]!) < 1e-12, `update ${i}: lr ${lr}, reference ${expected[i]}`),
+  );
 });
 
 test('warmup_linear rises to 1 at W, then falls to 0 at T; the epoch decay is 0.2 per milestone', () => {
   const linear = warmupLinear(2, 10);
   assert.deepEqual([0, 1, 2, 6, 10, 12].map(linear), [0, 0.5, 1, 0.5, 0, 0]);
   const decay = epochDecay();
-  assert.deepEqual([0, 4, 5, 6, 7, 9].map((e) => Number(decay(e).toFixed(12))), [1, 1, 0.2, 0.2, 0.04, 0.04]);
+  assert.deepEqual(
+    [0, 4, 5, 6, 7, 9].map((e) => Number(decay(e).toFixed(12))),
+    [1, 1, 0.2, 0.2, 0.04, 0.04],
+  );
 });
 
 /** The lr each task step of train_tasks.py's loop uses, driving an LrPlan as the trainer does. */
-function lrsUsed(kind: 'mannul' | 'warmup_linear', iterationsPerEpoch: number, epochs: number, tasks: number): number[][] {
+function lrsUsed(
+  kind: 'mannul' | 'warmup_linear',
+  iterationsPerEpoch: number,
+  epochs: number,
+  tasks: number,
+): number[][] {
   const groups = [group()];
   const total = iterationsPerEpoch * epochs;
   const plan = new LrPlan(kind, groups, { warmup: 0.1 * total, total, iterationsPerEpoch, epochs });
@@ -97,7 +114,8 @@ function lrsUsed(kind: 'mannul' | 'warmup_linear', iterationsPerEpoch: number, e
 
 test("LrPlan 'mannul' gives the reference's sequence (M=3, W=6, two tasks: 1, 1/6, 1/6, 1/3, 1/3, 1/2 | 1, 2/3, 2/3, 5/6, 5/6, 1 | 1 ...)", () => {
   const epochs = lrsUsed('mannul', 3, 20, 2);
-  const close = (got: number[], want: number[]) => got.forEach((value, i) => assert.ok(Math.abs(value - want[i]!) < 1e-12, `${got.join(', ')} vs ${want.join(', ')}`));
+  const close = (got: number[], want: number[]) =>
+    got.forEach((value, i) => assert.ok(Math.abs(value - want[i]!) < 1e-12, `${got.join(', ')} vs ${want.join(', ')}`));
   close(epochs[0]!, [1, 1 / 6, 1 / 6, 2 / 6, 2 / 6, 3 / 6]);
   close(epochs[1]!, [1, 4 / 6, 4 / 6, 5 / 6, 5 / 6, 1]);
   assert.equal(epochs[2]![0], 1);
@@ -131,12 +149,20 @@ test('LrPlan state restores the lr and continues identically (JSON round trip)',
     }
     assert.equal(groupsB[0]!.lr, groupsA[0]!.lr);
   }
-  assert.throws(() => new LrPlan('linear' as never, groupsA, { warmup: 1, total: 2, iterationsPerEpoch: 1, epochs: 2 }), /--lr_scheduler must be one of/);
+  assert.throws(
+    () => new LrPlan('linear' as never, groupsA, { warmup: 1, total: 2, iterationsPerEpoch: 1, epochs: 2 }),
+    /--lr_scheduler must be one of/,
+  );
 });
 
 // --lr_scheduler cosine / cosine_warm against torch's CosineAnnealingLR / CosineAnnealingWarmRestarts,
 // run by tools/reference/lr_schedule_vectors.py as train_tasks.py builds and steps them.
-interface ReferenceIteration { used: number[]; after_task: number[]; second_stepped: boolean; end: number[] }
+interface ReferenceIteration {
+  used: number[];
+  after_task: number[];
+  second_stepped: boolean;
+  end: number[];
+}
 interface ReferenceScenario {
   kind: 'cosine' | 'cosine_warm';
   median_num_iter: number;
@@ -150,7 +176,10 @@ interface ReferenceScenario {
   beyond: { second_steps: number; lr: number[] }[];
 }
 const lrReference = JSON.parse(
-  readFileSync(fileURLToPath(new URL('../../../test/fixtures/train/lr_schedules_reference.json', import.meta.url)), 'utf8'),
+  readFileSync(
+    fileURLToPath(new URL('../../../test/fixtures/train/lr_schedules_reference.json', import.meta.url)),
+    'utf8',
+  ),
 ) as { torch: string; group_lrs: number[]; scenarios: ReferenceScenario[] };
 
 /** Learning rates are products of doubles; torch's CosineAnnealingLR is recursive, so allow its rounding. */
@@ -158,7 +187,10 @@ function assertLrs(got: number[], want: number[], where: string): void {
   assert.equal(got.length, want.length, where);
   got.forEach((value, i) => {
     const bound = 1e-20 + 1e-12 * Math.abs(want[i]!);
-    assert.ok(Math.abs(value - want[i]!) <= bound, `${where}, group ${i}: lr ${value}, reference ${want[i]} (torch ${lrReference.torch})`);
+    assert.ok(
+      Math.abs(value - want[i]!) <= bound,
+      `${where}, group ${i}: lr ${value}, reference ${want[i]} (torch ${lrReference.torch})`,
+    );
   });
 }
 
@@ -179,11 +211,20 @@ test('the cosine reference vectors cover warm-up, the middle, the end of the per
 for (const scenario of lrReference.scenarios) {
   const name = `${scenario.kind}, ${scenario.median_num_iter} iterations x ${scenario.num_train_epochs} epochs, warm-up ${scenario.warmup_steps}`;
   test(`LrPlan '${name}' gives torch's learning rates at every iteration and beyond the period`, () => {
-    const groups: ParamGroup[] = lrReference.group_lrs.map((lr, i) => ({ name: `g${i}`, parameter: undefined as never, lr, initialLr: lr, weightDecay: 0 }));
+    const groups: ParamGroup[] = lrReference.group_lrs.map((lr, i) => ({
+      name: `g${i}`,
+      parameter: undefined as never,
+      lr,
+      initialLr: lr,
+      weightDecay: 0,
+    }));
     const lrs = () => groups.map((g) => g.lr);
     const total = scenario.median_num_iter * scenario.num_train_epochs;
     const plan = new LrPlan(scenario.kind, groups, {
-      warmup: scenario.warmup_proportion * total, total, iterationsPerEpoch: scenario.median_num_iter, epochs: scenario.num_train_epochs,
+      warmup: scenario.warmup_proportion * total,
+      total,
+      iterationsPerEpoch: scenario.median_num_iter,
+      epochs: scenario.num_train_epochs,
     });
     assertLrs(lrs(), scenario.after_construction.both, 'after construction');
     let globalStep = 0;
@@ -206,18 +247,31 @@ for (const scenario of lrReference.scenarios) {
 }
 
 const plateauReference = JSON.parse(
-  readFileSync(fileURLToPath(new URL('../../../test/fixtures/train/lr_plateau_reference.json', import.meta.url)), 'utf8'),
+  readFileSync(
+    fileURLToPath(new URL('../../../test/fixtures/train/lr_plateau_reference.json', import.meta.url)),
+    'utf8',
+  ),
 ) as { torch: string; group_lrs: number[]; eps: number; epochs: { score: number; lrs: number[] }[] };
 
 test("LrPlan 'automatic' cuts each group's lr as torch's ReduceLROnPlateau does, down to its eps", () => {
   assert.match(plateauReference.torch, /^1\.13/);
-  const groups: ParamGroup[] = plateauReference.group_lrs.map((lr, i) => ({ name: `g${i}`, parameter: undefined as never, lr, initialLr: lr, weightDecay: 0 }));
+  const groups: ParamGroup[] = plateauReference.group_lrs.map((lr, i) => ({
+    name: `g${i}`,
+    parameter: undefined as never,
+    lr,
+    initialLr: lr,
+    weightDecay: 0,
+  }));
   const plan = new LrPlan('automatic', groups, { warmup: 0, total: 100, iterationsPerEpoch: 10, epochs: 10 });
   let cuts = 0;
   plateauReference.epochs.forEach(({ score, lrs }, epoch) => {
     const before = groups.map((g) => g.lr);
     plan.endOfEpoch(score);
-    assertLrs(groups.map((g) => g.lr), lrs, `epoch ${epoch} (score ${score})`);
+    assertLrs(
+      groups.map((g) => g.lr),
+      lrs,
+      `epoch ${epoch} (score ${score})`,
+    );
     if (groups.some((g, i) => g.lr < before[i]!)) cuts += 1;
   });
   // The vectors pin plateaus, sub-threshold gains, cooldown, and eps stopping one group before the other.
@@ -227,8 +281,19 @@ test("LrPlan 'automatic' cuts each group's lr as torch's ReduceLROnPlateau does,
 
   // A checkpoint written before the reductions were kept per group restores the same lrs.
   const saved = plan.state();
-  const legacy = { ...saved, factor: saved.factor * 0.2 ** 3, secondSteps: 3, plateau: { ...saved.plateau, reductions: undefined } };
+  const legacy = {
+    ...saved,
+    factor: saved.factor * 0.2 ** 3,
+    secondSteps: 3,
+    plateau: { ...saved.plateau, reductions: undefined },
+  };
   const restoredGroups = groups.map((g) => ({ ...g }));
-  new LrPlan('automatic', restoredGroups, { warmup: 0, total: 100, iterationsPerEpoch: 10, epochs: 10 }).restore(legacy);
-  assertLrs(restoredGroups.map((g) => g.lr), groups.map((g) => g.initialLr * 0.2 ** 3), 'legacy state');
+  new LrPlan('automatic', restoredGroups, { warmup: 0, total: 100, iterationsPerEpoch: 10, epochs: 10 }).restore(
+    legacy,
+  );
+  assertLrs(
+    restoredGroups.map((g) => g.lr),
+    groups.map((g) => g.initialLr * 0.2 ** 3),
+    'legacy state',
+  );
 });

@@ -11,7 +11,8 @@ if (process.argv[2] === 'train-concap') {
   try {
     await program.parseAsync(process.argv);
   } catch (error) {
-    if (!(error instanceof CommanderError)) process.stderr.write(`vilbert: ${error instanceof Error ? error.message : String(error)}\n`);
+    if (!(error instanceof CommanderError))
+      process.stderr.write(`vilbert: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = error instanceof CommanderError ? error.exitCode : 1;
   }
 }

@@ -19,9 +19,30 @@ const CONFIG = fixture('train', 'tiny-config.json');
 
 function baseArgs(outputDir: string, extra: string[] = []): string[] {
   return [
-    BIN, 'train-tasks', '--config_file', CONFIG, '--from_pretrained', 'none', '--tasks', '7-9-12',
-    '--datasets_root', KIT, '--num_workers', '0', '--output_dir', outputDir, '--task_specific_tokens',
-    '--lr_scheduler', 'warmup_linear', '--batch_size', '2', '--num_train_epochs', '2', '--threads', '1', ...extra,
+    BIN,
+    'train-tasks',
+    '--config_file',
+    CONFIG,
+    '--from_pretrained',
+    'none',
+    '--tasks',
+    '7-9-12',
+    '--datasets_root',
+    KIT,
+    '--num_workers',
+    '0',
+    '--output_dir',
+    outputDir,
+    '--task_specific_tokens',
+    '--lr_scheduler',
+    'warmup_linear',
+    '--batch_size',
+    '2',
+    '--num_train_epochs',
+    '2',
+    '--threads',
+    '1',
+    ...extra,
   ];
 }
 
@@ -53,21 +74,38 @@ describe('train-tasks on the data kit', () => {
     assert.equal(first.status, 0, first.stderr);
     const dir = runDir(reference);
     assert.match(dir, /RetrievalCOCO-refcoco-NLVR2_tiny-config$/);
-    for (const file of ['command.txt', 'out.txt', 'run.json', 'metrics.jsonl', 'pytorch_model_0.safetensors', 'pytorch_model_1.safetensors', 'pytorch_ckpt_latest.safetensors']) {
+    for (const file of [
+      'command.txt',
+      'out.txt',
+      'run.json',
+      'metrics.jsonl',
+      'pytorch_model_0.safetensors',
+      'pytorch_model_1.safetensors',
+      'pytorch_ckpt_latest.safetensors',
+    ]) {
       assert.ok(existsSync(join(dir, file)), `${file} missing`);
     }
     const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { status: string; tasks: { key: string }[] };
     assert.equal(run.status, 'finished');
-    assert.deepEqual(run.tasks.map((task) => task.key), ['TASK7', 'TASK9', 'TASK12']);
+    assert.deepEqual(
+      run.tasks.map((task) => task.key),
+      ['TASK7', 'TASK9', 'TASK12'],
+    );
     const metrics = readMetrics(join(dir, 'metrics.jsonl'));
     for (const name of ['RetrievalCOCO', 'refcoco', 'NLVR2']) {
       const losses = metrics.get(`train/${name}_loss`) ?? [];
       assert.ok(losses.length > 2, `${name}: ${losses.length} train losses`);
-      assert.ok(losses.every((point) => Number.isFinite(point.value) && point.value > 0), `${name} losses ${losses.map((p) => p.value).join(', ')}`);
+      assert.ok(
+        losses.every((point) => Number.isFinite(point.value) && point.value > 0),
+        `${name} losses ${losses.map((p) => p.value).join(', ')}`,
+      );
       assert.ok((metrics.get(`val/${name}_score`) ?? []).length >= 1, `${name} was never evaluated`);
     }
     // warmup_linear: the very first update of the first task uses lr 0 as in the reference; the log shows the lr after the schedule's step.
-    assert.match(readFileSync(join(dir, 'out.txt'), 'utf8'), /Validation \[refcoco\]: loss \d+\.\d{3} score \d+\.\d{3}/);
+    assert.match(
+      readFileSync(join(dir, 'out.txt'), 'utf8'),
+      /Validation \[refcoco\]: loss \d+\.\d{3} score \d+\.\d{3}/,
+    );
     const weights = readSafetensors(join(dir, 'pytorch_model_1.safetensors'));
     assert.ok(weights.tensors.has('bert.embeddings.task_embeddings.weight'));
     assert.ok(weights.tensors.has('vil_logit.weight'));
@@ -76,7 +114,9 @@ describe('train-tasks on the data kit', () => {
   it('resumes after SIGKILL at a random iteration with bit-identical per-step losses', async () => {
     const killed = temp();
     const killAfter = 2 + Math.floor(Math.random() * 6); // checkpoints seen before the kill
-    const child = spawn(process.execPath, baseArgs(killed, ['--checkpoint_every', '1']), { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, baseArgs(killed, ['--checkpoint_every', '1']), {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let seen = 0;
     let stderr = '';
     await new Promise<void>((resolve) => {
@@ -89,13 +129,18 @@ describe('train-tasks on the data kit', () => {
     });
     assert.ok(seen >= killAfter, `the run ended before ${killAfter} checkpoints:\n${stderr}`);
     const dir = runDir(killed);
-    const resumed = spawnSync(process.execPath, baseArgs(killed, ['--checkpoint_every', '1', '--resume_file', join(dir, 'pytorch_ckpt_latest.safetensors')]), { encoding: 'utf8' });
+    const resumed = spawnSync(
+      process.execPath,
+      baseArgs(killed, ['--checkpoint_every', '1', '--resume_file', join(dir, 'pytorch_ckpt_latest.safetensors')]),
+      { encoding: 'utf8' },
+    );
     assert.equal(resumed.status, 0, resumed.stderr);
     assert.match(resumed.stderr, /resuming from .* at epoch \d, iteration \d+/);
     const want = trainLosses(runDir(reference));
     const got = trainLosses(dir);
     assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort(), `killed after ${killAfter} checkpoints`);
-    for (const [key, value] of want) assert.equal(got.get(key), value, `${key} (killed after ${killAfter} checkpoints)`);
+    for (const [key, value] of want)
+      assert.equal(got.get(key), value, `${key} (killed after ${killAfter} checkpoints)`);
     rmSync(killed, { recursive: true, force: true });
   });
 
@@ -114,7 +159,11 @@ describe('train-tasks on the data kit', () => {
     const dir = runDir(interrupted);
     assert.match(stderr, /checkpoint saved in/);
     assert.equal((JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { status: string }).status, 'stopped');
-    const resumed = spawnSync(process.execPath, baseArgs(interrupted, ['--resume_file', join(dir, 'pytorch_ckpt_latest.safetensors')]), { encoding: 'utf8' });
+    const resumed = spawnSync(
+      process.execPath,
+      baseArgs(interrupted, ['--resume_file', join(dir, 'pytorch_ckpt_latest.safetensors')]),
+      { encoding: 'utf8' },
+    );
     assert.equal(resumed.status, 0, resumed.stderr);
     const want = trainLosses(runDir(reference));
     const got = trainLosses(dir);
@@ -134,11 +183,18 @@ describe('train-tasks on the data kit', () => {
     const poisonedPath = join(broken, 'nan.safetensors');
     writeSafetensors(poisonedPath, poisoned);
     const before = readFileSync(join(copy, 'pytorch_ckpt_latest.safetensors'));
-    const result = spawnSync(process.execPath, [...baseArgs(broken), '--from_pretrained', poisonedPath, '--save_name', 'x'], { encoding: 'utf8' });
+    const result = spawnSync(
+      process.execPath,
+      [...baseArgs(broken), '--from_pretrained', poisonedPath, '--save_name', 'x'],
+      { encoding: 'utf8' },
+    );
     assert.equal(result.status, 1);
     assert.match(result.stderr, /iteration 0 \(epoch 0, step 0\), TASK7 RetrievalCOCO: the loss is NaN/);
     assert.deepEqual(readFileSync(join(copy, 'pytorch_ckpt_latest.safetensors')), before);
-    const dir = join(broken, readdirSync(broken).find((name) => name.endsWith('-x'))!);
+    const dir = join(
+      broken,
+      readdirSync(broken).find((name) => name.endsWith('-x'))!,
+    );
     assert.ok(!existsSync(join(dir, 'pytorch_ckpt_latest.safetensors')), 'no checkpoint written after the NaN');
     assert.equal((JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { status: string }).status, 'failed');
     rmSync(broken, { recursive: true, force: true });
@@ -158,7 +214,11 @@ describe('train-tasks on the data kit', () => {
     writeFileSync(registry, `${head}TASK9:${tail.replace(/^ {2}lr: 0\.00002$/m, '  lr: 2.0e-41')}`);
     const latest = join(copy, 'pytorch_ckpt_latest.safetensors');
     const before = readFileSync(latest);
-    const result = spawnSync(process.execPath, baseArgs(broken, ['--resume_file', latest, '--tasks_config', registry]), { encoding: 'utf8' });
+    const result = spawnSync(
+      process.execPath,
+      baseArgs(broken, ['--resume_file', latest, '--tasks_config', registry]),
+      { encoding: 'utf8' },
+    );
     assert.equal(result.status, 1, result.stderr);
     assert.match(
       result.stderr,
@@ -179,9 +239,13 @@ describe('train-tasks on the data kit', () => {
     const unknownTask = spawnSync(process.execPath, [...baseArgs(out), '--tasks', '1-99'], { encoding: 'utf8' });
     assert.equal(unknownTask.status, 1);
     assert.match(unknownTask.stderr, /TASK99 is not in/);
-    const missing = spawnSync(process.execPath, [...baseArgs(out), '--from_pretrained', '/nonexistent.bin'], { encoding: 'utf8' });
+    const missing = spawnSync(process.execPath, [...baseArgs(out), '--from_pretrained', '/nonexistent.bin'], {
+      encoding: 'utf8',
+    });
     assert.match(missing.stderr, /--from_pretrained \/nonexistent.bin: no such file/);
-    const badScheduler = spawnSync(process.execPath, [...baseArgs(out), '--lr_scheduler', 'linear'], { encoding: 'utf8' });
+    const badScheduler = spawnSync(process.execPath, [...baseArgs(out), '--lr_scheduler', 'linear'], {
+      encoding: 'utf8',
+    });
     assert.notEqual(badScheduler.status, 0);
     assert.match(badScheduler.stderr, /Allowed choices are mannul, warmup_linear/);
     rmSync(out, { recursive: true, force: true });

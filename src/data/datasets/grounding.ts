@@ -11,12 +11,27 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isRawTensor } from '../../io/raw-tensor.js';
-import { type DatasetFactory, type DatasetItem, type DatasetOptions, type ItemTensor, type TaskDataset, float32Tensor, int64Tensor, zeroCoAttentionMask } from '../dataset.js';
+import {
+  type DatasetFactory,
+  type DatasetItem,
+  type DatasetOptions,
+  type ItemTensor,
+  type TaskDataset,
+  float32Tensor,
+  int64Tensor,
+  zeroCoAttentionMask,
+} from '../dataset.js';
 import { LOCATION_WIDTH, mergeGtRegions, padRegions, type ImageFeatureReader, type Regions } from '../features.js';
 import { iou } from '../iou.js';
 import { DatasetError } from '../dataset-error.js';
 import { field, readPickle, readText, removedImageIds } from '../annotations.js';
-import { itemTensorFromRaw, rawTensor1d, readTokenCacheEntries, tokenCachePath, writeTokenCache } from '../token-cache.js';
+import {
+  itemTensorFromRaw,
+  rawTensor1d,
+  readTokenCacheEntries,
+  tokenCachePath,
+  writeTokenCache,
+} from '../token-cache.js';
 
 /** An entry as the reference builds it (its dict, keys in its order) and the text it tokenises. */
 interface AnnotationEntry {
@@ -46,7 +61,10 @@ const GUESSWHAT_CANDIDATES = 204;
 function readers(options: DatasetOptions): { features: ImageFeatureReader; gtFeatures: ImageFeatureReader } {
   const { features, gtFeatures, task } = options;
   if (features === null || gtFeatures === null) {
-    throw new DatasetError(task.key, `${task.name} needs both features_h5path1 and features_h5path2 (detector and GT-box LMDBs)`);
+    throw new DatasetError(
+      task.key,
+      `${task.name} needs both features_h5path1 and features_h5path2 (detector and GT-box LMDBs)`,
+    );
   }
   return { features, gtFeatures };
 }
@@ -97,8 +115,17 @@ function tokenizedEntry(record: Map<string, unknown>, seqLength: number, where: 
  */
 function loadEntries(dataroot: string, options: DatasetOptions, build: () => AnnotationEntry[]): TokenizedEntry[] {
   const { name, max_seq_length: seqLength, max_region_num: regionNum } = options.task;
-  const path = tokenCachePath(dataroot, { task: name, split: options.split, maxSeqLength: seqLength, maxRegionNum: regionNum, cleaned: options.cleanDatasets });
-  if (existsSync(path)) return readTokenCacheEntries(path).map((record, index) => tokenizedEntry(record, seqLength, `${path} entry ${index}`));
+  const path = tokenCachePath(dataroot, {
+    task: name,
+    split: options.split,
+    maxSeqLength: seqLength,
+    maxRegionNum: regionNum,
+    cleaned: options.cleanDatasets,
+  });
+  if (existsSync(path))
+    return readTokenCacheEntries(path).map((record, index) =>
+      tokenizedEntry(record, seqLength, `${path} entry ${index}`),
+    );
   const records = build().map(({ record, text }) => {
     const encoded = options.tokenizer.encodeSingleSentence(text, seqLength);
     record.set('token', rawTensor1d('int64', encoded.inputIds));
@@ -110,7 +137,9 @@ function loadEntries(dataroot: string, options: DatasetOptions, build: () => Ann
     mkdirSync(dirname(path), { recursive: true });
     writeTokenCache(path, records);
   }
-  return records.map((record, index) => tokenizedEntry(record, seqLength, `${options.task.name} ${options.split} entry ${index}`));
+  return records.map((record, index) =>
+    tokenizedEntry(record, seqLength, `${options.task.name} ${options.split} entry ${index}`),
+  );
 }
 
 /** `[x, y, x + w, y + h]` of an [x, y, w, h] box, added in double as Python floats are. */
@@ -133,7 +162,10 @@ function threshold(target: Float32Array): Float32Array {
 function pickCandidates(target: Float32Array, candidates: readonly number[], where: string): Float32Array {
   const available = Math.max(target.length - GT_ROWS_START, 0);
   return Float32Array.from(candidates, (index) => {
-    if (index >= available) throw new RangeError(`${where}: candidate index ${index} is out of range for the ${available} target rows from ${GT_ROWS_START} on`);
+    if (index >= available)
+      throw new RangeError(
+        `${where}: candidate index ${index} is out of range for the ${available} target rows from ${GT_ROWS_START} on`,
+      );
     return target[GT_ROWS_START + index]!;
   });
 }
@@ -191,7 +223,8 @@ const isNumber = (value: unknown): value is number => typeof value === 'number' 
 const isInteger = (value: unknown): value is number => Number.isSafeInteger(value);
 const isString = (value: unknown): value is string => typeof value === 'string';
 const isArray = (value: unknown): value is unknown[] => Array.isArray(value);
-const isBox = (value: unknown): value is number[] => Array.isArray(value) && value.length === 4 && value.every(isNumber);
+const isBox = (value: unknown): value is number[] =>
+  Array.isArray(value) && value.length === 4 && value.every(isNumber);
 const isIntegerList = (value: unknown): value is number[] => Array.isArray(value) && value.every(isInteger);
 
 /** `sorted(list(set(ids)))` of integer ids. */
@@ -201,11 +234,14 @@ function sortedUnique(ids: readonly number[]): number[] {
 
 /** `[sorted_ids.index(id) for id in sorted(wanted)]`; list.index raises for a missing id. */
 function positionsIn(sortedIds: readonly number[], wanted: readonly number[], where: string): number[] {
-  return [...wanted].sort((a, b) => a - b).map((id) => {
-    const position = sortedIds.indexOf(id);
-    if (position < 0) throw new DatasetError(where, `box ${id} is not among the image's boxes [${sortedIds.join(', ')}]`);
-    return position;
-  });
+  return [...wanted]
+    .sort((a, b) => a - b)
+    .map((id) => {
+      const position = sortedIds.indexOf(id);
+      if (position < 0)
+        throw new DatasetError(where, `box ${id} is not among the image's boxes [${sortedIds.join(', ')}]`);
+      return position;
+    });
 }
 
 // ---------------------------------------------------------------- refcoco / refcoco+ / refcocog
@@ -213,9 +249,13 @@ function positionsIn(sortedIds: readonly number[], wanted: readonly number[], wh
 /** What the REFER API's `getRefIds(split=...)` selects. */
 function inReferSplit(refSplit: string, split: string, where: string): boolean {
   if (split === 'testA' || split === 'testB' || split === 'testC') return refSplit.includes(split[split.length - 1]!);
-  if (split === 'testAB' || split === 'testBC' || split === 'testAC' || split === 'train' || split === 'val') return refSplit === split;
+  if (split === 'testAB' || split === 'testBC' || split === 'testAC' || split === 'train' || split === 'val')
+    return refSplit === split;
   if (split === 'test') return refSplit.includes('test');
-  throw new DatasetError(where, `no such split '${split}' (train, val, test, testA, testB, testC, testAB, testBC, testAC)`);
+  throw new DatasetError(
+    where,
+    `no such split '${split}' (train, val, test, testA, testB, testC, testAB, testBC, testAC)`,
+  );
 }
 
 /**
@@ -236,7 +276,10 @@ function referEntries(dataroot: string, options: DatasetOptions): AnnotationEntr
   const boxOfAnnotation = new Map<number, number[]>();
   annotations.forEach((annotation, i) => {
     const where = `${instancesPath} annotations[${i}]`;
-    boxOfAnnotation.set(field(annotation, 'id', isInteger, 'an integer', where), field(annotation, 'bbox', isBox, '[x, y, w, h]', where));
+    boxOfAnnotation.set(
+      field(annotation, 'id', isInteger, 'an integer', where),
+      field(annotation, 'bbox', isBox, '[x, y, w, h]', where),
+    );
   });
 
   const refById = new Map<number, { ref: unknown; box: number[] }>();
@@ -265,7 +308,16 @@ function referEntries(dataroot: string, options: DatasetOptions): AnnotationEntr
     // zip(sentences, sent_ids): the shorter list decides.
     sentences.slice(0, sentIds.length).forEach((sentence, j) => {
       const caption = field(sentence, 'raw', isString, 'a string', `${where} sentences[${j}]`);
-      entries.push({ text: caption, record: new Map<string, unknown>([['caption', caption], ['sent_id', sentIds[j]], ['image_id', imageId], ['refBox', box], ['ref_id', refId]]) });
+      entries.push({
+        text: caption,
+        record: new Map<string, unknown>([
+          ['caption', caption],
+          ['sent_id', sentIds[j]],
+          ['image_id', imageId],
+          ['refBox', box],
+          ['ref_id', refId],
+        ]),
+      });
     });
   }
   return entries;
@@ -318,7 +370,10 @@ function visual7wEntries(dataroot: string, options: DatasetOptions): AnnotationE
       return {
         qaId: (qa as Record<string, unknown>).qa_id,
         question: field(qa, 'question', isString, 'a string', qaWhere),
-        candidates: [...field(qa, 'multiple_choices', isIntegerList, 'a list of box ids', qaWhere), field(qa, 'answer', isInteger, 'a box id', qaWhere)],
+        candidates: [
+          ...field(qa, 'multiple_choices', isIntegerList, 'a list of box ids', qaWhere),
+          field(qa, 'answer', isInteger, 'a box id', qaWhere),
+        ],
         where: qaWhere,
       };
     });
@@ -330,7 +385,14 @@ function visual7wEntries(dataroot: string, options: DatasetOptions): AnnotationE
       const mcIdx = positionsIn(imageBoxes, candidates, qaWhere);
       entries.push({
         text: question,
-        record: new Map<string, unknown>([['caption', question], ['sent_id', qaId], ['image_id', imageId], ['refBox', refBox], ['ref_id', answer], ['mc_idx', mcIdx]]),
+        record: new Map<string, unknown>([
+          ['caption', question],
+          ['sent_id', qaId],
+          ['image_id', imageId],
+          ['refBox', refBox],
+          ['ref_id', answer],
+          ['mc_idx', mcIdx],
+        ]),
       });
     }
   });
@@ -353,7 +415,15 @@ export const visual7wDataset: DatasetFactory = (options) => {
     // are assumed to start at row 101 (100 detector boxes), whatever the image has.
     const overlaps = threshold(regionOverlaps(regions, regions.numBoxes, entry.refBox));
     const target = pickCandidates(overlaps, candidates, `${options.task.name} ${options.split} item ${index}`);
-    return groundingItem({ regions, entry, target: float32Tensor([candidates.length, 1], target), multipleChoiceIdx: int64Tensor([candidates.length], candidates) }, options);
+    return groundingItem(
+      {
+        regions,
+        entry,
+        target: float32Tensor([candidates.length, 1], target),
+        multipleChoiceIdx: int64Tensor([candidates.length], candidates),
+      },
+      options,
+    );
   });
 };
 
@@ -365,8 +435,10 @@ function guessWhatEntries(dataroot: string, options: DatasetOptions): Annotation
   const boxesPath = join(dataroot, 'cache', 'bboxes_dict.pkl');
   const images = readPickle(imagesPath);
   const boxes = readPickle(boxesPath);
-  if (!(images instanceof Map)) throw new DatasetError(imagesPath, 'expected a pickled dict {image_id: {"bboxes": [...]}}');
-  if (!(boxes instanceof Map)) throw new DatasetError(boxesPath, 'expected a pickled dict {object_id: [x1, y1, x2, y2]}');
+  if (!(images instanceof Map))
+    throw new DatasetError(imagesPath, 'expected a pickled dict {image_id: {"bboxes": [...]}}');
+  if (!(boxes instanceof Map))
+    throw new DatasetError(boxesPath, 'expected a pickled dict {object_id: [x1, y1, x2, y2]}');
   const split = options.split === 'mteval' ? 'train' : options.split;
   const path = join(dataroot, `guesswhat.${split}.jsonl`);
   const removed = testImageIds(dataroot, 'coco_test_ids.npy', options);
@@ -381,20 +453,43 @@ function guessWhatEntries(dataroot: string, options: DatasetOptions): Annotation
     } catch (error) {
       throw new DatasetError(where, `is not valid JSON (${(error as Error).message})`);
     }
-    const imageId = field(field(dialog, 'image', (value): value is object => typeof value === 'object' && value !== null, 'an object', where), 'id', isInteger, 'an integer', `${where} image`);
+    const imageId = field(
+      field(
+        dialog,
+        'image',
+        (value): value is object => typeof value === 'object' && value !== null,
+        'an object',
+        where,
+      ),
+      'id',
+      isInteger,
+      'an integer',
+      `${where} image`,
+    );
     if (!keepImage(options.split, imageId, removed)) return;
     const qas = field(dialog, 'qas', isArray, 'a list', where).map((qa, j) => {
       const qaWhere = `${where} qas[${j}]`;
-      return { question: field(qa, 'question', isString, 'a string', qaWhere), answer: field(qa, 'answer', isString, 'a string', qaWhere) };
+      return {
+        question: field(qa, 'question', isString, 'a string', qaWhere),
+        answer: field(qa, 'answer', isString, 'a string', qaWhere),
+      };
     });
     const dialogText = qas.map(({ question, answer }) => `start ${question} answer ${answer} stop `).join('');
-    const objects = field(dialog, 'objects', isArray, 'a list', where).map((object, j) => field(object, 'id', isInteger, 'an integer', `${where} objects[${j}]`));
+    const objects = field(dialog, 'objects', isArray, 'a list', where).map((object, j) =>
+      field(object, 'id', isInteger, 'an integer', `${where} objects[${j}]`),
+    );
     const imageBoxes = images.get(imageId);
     if (imageBoxes === undefined) throw new DatasetError(imagesPath, `no entry for image ${imageId} (${where})`);
-    const imageObjects = sortedUnique(field(imageBoxes, 'bboxes', isIntegerList, 'a list of object ids', `${imagesPath} image ${imageId}`));
+    const imageObjects = sortedUnique(
+      field(imageBoxes, 'bboxes', isIntegerList, 'a list of object ids', `${imagesPath} image ${imageId}`),
+    );
     const objectId = field(dialog, 'object_id', isInteger, 'an integer', where);
     const refBox = boxes.get(objectId) as unknown;
-    if (!isBox(refBox)) throw new DatasetError(boxesPath, `object ${objectId} (${where}) is ${refBox === undefined ? 'missing' : 'not [x1, y1, x2, y2]'}`);
+    if (!isBox(refBox))
+      throw new DatasetError(
+        boxesPath,
+        `object ${objectId} (${where}) is ${refBox === undefined ? 'missing' : 'not [x1, y1, x2, y2]'}`,
+      );
     const record = new Map<string, unknown>([
       ['questions', qas.map((qa) => qa.question)],
       ['answers', qas.map((qa) => qa.answer)],
@@ -424,9 +519,19 @@ export const guessWhatPointingDataset: DatasetFactory = (options) => {
     const kept = Math.min(regions.numBoxes, regionNum);
     const target = new Float32Array(regionNum); // [R, 1]
     target.set(threshold(regionOverlaps(regions, kept, entry.refBox)));
-    const candidates = [...entry.mcIdx, ...new Array<number>(GUESSWHAT_CANDIDATES).fill(GUESSWHAT_CANDIDATES)].slice(0, GUESSWHAT_CANDIDATES);
+    const candidates = [...entry.mcIdx, ...new Array<number>(GUESSWHAT_CANDIDATES).fill(GUESSWHAT_CANDIDATES)].slice(
+      0,
+      GUESSWHAT_CANDIDATES,
+    );
     const picked = pickCandidates(target, candidates, `${options.task.name} ${options.split} item ${index}`);
-    return groundingItem({ regions, entry, target: float32Tensor([GUESSWHAT_CANDIDATES, 1], picked), multipleChoiceIdx: int64Tensor([candidates.length], candidates) }, options);
+    return groundingItem(
+      {
+        regions,
+        entry,
+        target: float32Tensor([GUESSWHAT_CANDIDATES, 1], picked),
+        multipleChoiceIdx: int64Tensor([candidates.length], candidates),
+      },
+      options,
+    );
   });
 };
-

@@ -3,14 +3,31 @@
 // RetreivalDatasetVal (ranking one caption against every test image, 500 at a time).
 import { join, resolve } from 'node:path';
 import { type RawTensor, isRawTensor } from '../../io/raw-tensor.js';
-import { type DatasetFactory, type DatasetItem, type DatasetOptions, type TaskDataset, float32Tensor, int64Tensor, zeroCoAttentionMask } from '../dataset.js';
+import {
+  type DatasetFactory,
+  type DatasetItem,
+  type DatasetOptions,
+  type TaskDataset,
+  float32Tensor,
+  int64Tensor,
+  zeroCoAttentionMask,
+} from '../dataset.js';
 import { FEATURE_WIDTH, LOCATION_WIDTH, truncateRegions } from '../features.js';
 import { type RandomSource, ReferenceRandomSource } from '../random-source.js';
 import type { EncodedSentence } from '../../text/index.js';
 import { tokenCachePath } from '../token-cache.js';
 import { DatasetError } from '../dataset-error.js';
 import {
-  cachedEntries, cachedSentence, dictField, pythonInt, readJsonLines, readPickle, removedImageIds, requireFeatures, sentenceForCache, stringField,
+  cachedEntries,
+  cachedSentence,
+  dictField,
+  pythonInt,
+  readJsonLines,
+  readPickle,
+  removedImageIds,
+  requireFeatures,
+  sentenceForCache,
+  stringField,
 } from '../annotations.js';
 
 /** The reference's fixed image buffer of the ranking dataset: a test set of up to 1000 images. */
@@ -26,9 +43,16 @@ interface Caption {
 const TOKEN_KEYS = ['token', 'input_mask', 'segment_ids'] as const;
 
 /** One annotation line per image: its id (COCO `id`, Flickr30k the number of `img_path`) and captions. */
-function readImageCaptions(options: DatasetOptions, path: string): { line: number; imageId: number; sentences: string[] }[] {
+function readImageCaptions(
+  options: DatasetOptions,
+  path: string,
+): { line: number; imageId: number; sentences: string[] }[] {
   const flickr = options.task.name === 'RetrievalFlickr30k';
-  if (!flickr && options.task.name !== 'RetrievalCOCO') throw new DatasetError(options.task.key, `retrieval loaders know RetrievalCOCO and RetrievalFlickr30k, not '${options.task.name}'`);
+  if (!flickr && options.task.name !== 'RetrievalCOCO')
+    throw new DatasetError(
+      options.task.key,
+      `retrieval loaders know RetrievalCOCO and RetrievalFlickr30k, not '${options.task.name}'`,
+    );
   return readJsonLines(path).map(({ line, value }) => {
     let imageId: number;
     if (flickr) imageId = pythonInt(stringField(value, 'img_path', path, line).split('.')[0]!, path, line);
@@ -43,8 +67,13 @@ function readImageCaptions(options: DatasetOptions, path: string): { line: numbe
 }
 
 function annotationsPath(options: DatasetOptions): string {
-  const relative = options.split === 'train' ? options.task.train_annotations_jsonpath : options.task.val_annotations_jsonpath;
-  if (relative === '') throw new DatasetError(`${options.task.key} ${options.task.name}`, `no annotations path for split '${options.split}'`);
+  const relative =
+    options.split === 'train' ? options.task.train_annotations_jsonpath : options.task.val_annotations_jsonpath;
+  if (relative === '')
+    throw new DatasetError(
+      `${options.task.key} ${options.task.name}`,
+      `no annotations path for split '${options.split}'`,
+    );
   return resolve(options.root, relative);
 }
 
@@ -61,17 +90,26 @@ interface HardNegatives {
 
 function readHardNegatives(path: string): HardNegatives {
   const value = readPickle(path, { numpy: true });
-  if (!(value instanceof Map)) throw new DatasetError(path, 'expected a dict with train_hard_pool and train_image_list');
+  if (!(value instanceof Map))
+    throw new DatasetError(path, 'expected a dict with train_hard_pool and train_image_list');
   const pool = value.get('train_hard_pool') as RawTensor | undefined;
   const imageList = value.get('train_image_list') as unknown;
   if (!isRawTensor(pool) || pool.shape.length !== 2 || (pool.dtype !== 'float64' && pool.dtype !== 'int64')) {
     throw new DatasetError(path, "'train_hard_pool' must be a 2-d float64 (or int64) array");
   }
-  if (!Array.isArray(imageList) || imageList.some((id) => !Number.isSafeInteger(id))) throw new DatasetError(path, "'train_image_list' must be a list of int image ids");
+  if (!Array.isArray(imageList) || imageList.some((id) => !Number.isSafeInteger(id)))
+    throw new DatasetError(path, "'train_image_list' must be a list of int image ids");
   const [rows, width] = pool.shape as [number, number];
   const bytes = pool.data.slice();
-  const values = pool.dtype === 'float64' ? new Float64Array(bytes.buffer) : Float64Array.from(new BigInt64Array(bytes.buffer), Number);
-  if (width < 2) throw new DatasetError(path, `'train_hard_pool' has ${width} columns; at least 2 are needed (column 0 is the image itself)`);
+  const values =
+    pool.dtype === 'float64'
+      ? new Float64Array(bytes.buffer)
+      : Float64Array.from(new BigInt64Array(bytes.buffer), Number);
+  if (width < 2)
+    throw new DatasetError(
+      path,
+      `'train_hard_pool' has ${width} columns; at least 2 are needed (column 0 is the image itself)`,
+    );
   const ids = imageList as number[];
   if (rows < ids.length) throw new DatasetError(path, `'train_hard_pool' has ${rows} rows for ${ids.length} images`);
   return { path, pool: values, width, imageList: ids, rowOf: new Map(ids.map((id, row) => [id, row])) };
@@ -99,7 +137,11 @@ export const retrievalDataset = (options: RetrievalOptions): TaskDataset => {
   const { max_seq_length: L, max_region_num: R } = options.task;
   const dataroot = resolve(options.root, options.task.dataroot);
   const train = options.split === 'train';
-  const removed = removedImageIds(dataroot, options.task.name === 'RetrievalCOCO' ? 'coco_test_ids.npy' : 'flickr_test_ids.npy', options.cleanDatasets && train);
+  const removed = removedImageIds(
+    dataroot,
+    options.task.name === 'RetrievalCOCO' ? 'coco_test_ids.npy' : 'flickr_test_ids.npy',
+    options.cleanDatasets && train,
+  );
 
   const annotated: Omit<Caption, 'sentence'>[] = [];
   // Insertion-ordered like the reference's dict: a repeated image keeps its first position
@@ -115,20 +157,41 @@ export const retrievalDataset = (options: RetrievalOptions): TaskDataset => {
     }
   }
   // A cache replaces the caption entries only; the image lists always come from the annotations.
-  const cachePath = tokenCachePath(dataroot, { task: options.task.name, split: options.split, maxSeqLength: L, cleaned: options.cleanDatasets });
-  const tokenize = (): Caption[] => annotated.map((caption) => ({ ...caption, sentence: options.tokenizer.encodeSingleSentence(caption.text, L) }));
+  const cachePath = tokenCachePath(dataroot, {
+    task: options.task.name,
+    split: options.split,
+    maxSeqLength: L,
+    cleaned: options.cleanDatasets,
+  });
+  const tokenize = (): Caption[] =>
+    annotated.map((caption) => ({ ...caption, sentence: options.tokenizer.encodeSingleSentence(caption.text, L) }));
   const captions = cachedEntries(options, cachePath, tokenize, {
-    toCache: (caption) => ({ caption: caption.text, image_id: caption.imageId, ...sentenceForCache(caption.sentence, TOKEN_KEYS) }),
+    toCache: (caption) => ({
+      caption: caption.text,
+      image_id: caption.imageId,
+      ...sentenceForCache(caption.sentence, TOKEN_KEYS),
+    }),
     fromCache: (record, where) => {
       const imageId = dictField(record, 'image_id', where);
-      if (!Number.isSafeInteger(imageId)) throw new DatasetError(where, `'image_id' is ${String(imageId)}, expected an int`);
-      return { imageId: imageId as number, text: String(dictField(record, 'caption', where)), sentence: cachedSentence(record, TOKEN_KEYS, where) };
+      if (!Number.isSafeInteger(imageId))
+        throw new DatasetError(where, `'image_id' is ${String(imageId)}, expected an int`);
+      return {
+        imageId: imageId as number,
+        text: String(dictField(record, 'caption', where)),
+        sentence: cachedSentence(record, TOKEN_KEYS, where),
+      };
     },
   });
   const imageIds = [...captionsOf.keys()];
   // The reference re-draws "another image" until it differs, which never ends with one image.
-  if (imageIds.length < 2) throw new DatasetError(`${options.task.name} ${options.split}`, `negative sampling needs at least 2 images, found ${imageIds.length}`);
-  const hardNegatives = train ? readHardNegatives(join(dataroot, `hard_negative${options.cleanDatasets ? '_cleaned' : ''}.pkl`)) : null;
+  if (imageIds.length < 2)
+    throw new DatasetError(
+      `${options.task.name} ${options.split}`,
+      `negative sampling needs at least 2 images, found ${imageIds.length}`,
+    );
+  const hardNegatives = train
+    ? readHardNegatives(join(dataroot, `hard_negative${options.cleanDatasets ? '_cleaned' : ''}.pkl`))
+    : null;
 
   const otherImage = (imageId: number): number => {
     for (;;) {
@@ -138,7 +201,11 @@ export const retrievalDataset = (options: RetrievalOptions): TaskDataset => {
   };
   const captionOfImage = (imageId: number): Caption => {
     const own = captionsOf.get(imageId);
-    if (own === undefined || own.length === 0) throw new DatasetError(`${options.task.name} ${options.split}`, `negative image ${imageId} has no captions in the split`);
+    if (own === undefined || own.length === 0)
+      throw new DatasetError(
+        `${options.task.name} ${options.split}`,
+        `negative image ${imageId} has no captions in the split`,
+      );
     return captions[random.choice(own)]!;
   };
   const hardNegativeImage = (negatives: HardNegatives, imageId: number): number => {
@@ -146,7 +213,11 @@ export const retrievalDataset = (options: RetrievalOptions): TaskDataset => {
     if (row === undefined) throw new DatasetError(negatives.path, `image ${imageId} is not in train_image_list`);
     const candidate = negatives.pool[row * negatives.width + random.randint(1, negatives.width)]!;
     const negative = negatives.imageList[Math.trunc(candidate)];
-    if (negative === undefined) throw new DatasetError(negatives.path, `train_hard_pool[${row}] holds ${candidate}, outside train_image_list (${negatives.imageList.length})`);
+    if (negative === undefined)
+      throw new DatasetError(
+        negatives.path,
+        `train_hard_pool[${row}] holds ${candidate}, outside train_image_list (${negatives.imageList.length})`,
+      );
     return negative;
   };
 
@@ -158,7 +229,8 @@ export const retrievalDataset = (options: RetrievalOptions): TaskDataset => {
     },
     item(index: number): DatasetItem {
       const caption = captions[index];
-      if (caption === undefined) throw new RangeError(`${options.task.name} ${options.split}: index ${index} outside [0, ${captions.length})`);
+      if (caption === undefined)
+        throw new RangeError(`${options.task.name} ${options.split}: index ${index} outside [0, ${captions.length})`);
       const { imageId } = caption;
       const positive = features.getPadded(imageId, R);
       const randomCaption = captionOfImage(otherImage(imageId));
@@ -179,15 +251,52 @@ export const retrievalDataset = (options: RetrievalOptions): TaskDataset => {
 
       const sentences = [caption.sentence, randomCaption.sentence, caption.sentence, hardCaption.sentence];
       return {
-        order: ['features', 'spatials', 'image_mask', 'caption', 'target', 'input_mask', 'segment_ids', 'co_attention_mask', 'image_id'],
+        order: [
+          'features',
+          'spatials',
+          'image_mask',
+          'caption',
+          'target',
+          'input_mask',
+          'segment_ids',
+          'co_attention_mask',
+          'image_id',
+        ],
         values: {
-          features: float32Tensor([4, R, FEATURE_WIDTH], stackSlots([positive.features, positive.features, randomFeatures, positive.features], new Float32Array(4 * R * FEATURE_WIDTH))),
-          spatials: float32Tensor([4, R, LOCATION_WIDTH], stackSlots([positive.spatials, positive.spatials, randomSpatials, positive.spatials], new Float32Array(4 * R * LOCATION_WIDTH))),
-          image_mask: int64Tensor([4, R], stackSlots([positive.imageMask, positive.imageMask, randomMask, positive.imageMask], new BigInt64Array(4 * R))),
-          caption: int64Tensor([4, L], sentences.flatMap((sentence) => sentence.inputIds)),
+          features: float32Tensor(
+            [4, R, FEATURE_WIDTH],
+            stackSlots(
+              [positive.features, positive.features, randomFeatures, positive.features],
+              new Float32Array(4 * R * FEATURE_WIDTH),
+            ),
+          ),
+          spatials: float32Tensor(
+            [4, R, LOCATION_WIDTH],
+            stackSlots(
+              [positive.spatials, positive.spatials, randomSpatials, positive.spatials],
+              new Float32Array(4 * R * LOCATION_WIDTH),
+            ),
+          ),
+          image_mask: int64Tensor(
+            [4, R],
+            stackSlots(
+              [positive.imageMask, positive.imageMask, randomMask, positive.imageMask],
+              new BigInt64Array(4 * R),
+            ),
+          ),
+          caption: int64Tensor(
+            [4, L],
+            sentences.flatMap((sentence) => sentence.inputIds),
+          ),
           target: 0,
-          input_mask: int64Tensor([4, L], sentences.flatMap((sentence) => sentence.inputMask)),
-          segment_ids: int64Tensor([4, L], sentences.flatMap((sentence) => sentence.segmentIds)),
+          input_mask: int64Tensor(
+            [4, L],
+            sentences.flatMap((sentence) => sentence.inputMask),
+          ),
+          segment_ids: int64Tensor(
+            [4, L],
+            sentences.flatMap((sentence) => sentence.segmentIds),
+          ),
           co_attention_mask: zeroCoAttentionMask([4, R, L]),
           image_id: imageId,
         },
@@ -208,8 +317,11 @@ export const retrievalEvalDataset: DatasetFactory = (options) => {
   const path = annotationsPath(options);
   const lines = readImageCaptions(options, path);
   const imageIds = [...new Set(lines.map((line) => line.imageId))];
-  if (imageIds.length > RANKING_IMAGE_SLOTS) throw new DatasetError(path, `${imageIds.length} images; the ranking buffer holds ${RANKING_IMAGE_SLOTS}`);
-  const captions: Caption[] = lines.flatMap(({ imageId, sentences }) => sentences.map((text) => ({ imageId, text, sentence: options.tokenizer.encodeSingleSentence(text, L) })));
+  if (imageIds.length > RANKING_IMAGE_SLOTS)
+    throw new DatasetError(path, `${imageIds.length} images; the ranking buffer holds ${RANKING_IMAGE_SLOTS}`);
+  const captions: Caption[] = lines.flatMap(({ imageId, sentences }) =>
+    sentences.map((text) => ({ imageId, text, sentence: options.tokenizer.encodeSingleSentence(text, L) })),
+  );
 
   const allFeatures = new Float32Array(RANKING_IMAGE_SLOTS * R * FEATURE_WIDTH); // [1000, R, 2048]
   const allSpatials = new Float32Array(RANKING_IMAGE_SLOTS * R * LOCATION_WIDTH); // [1000, R, 5]
@@ -235,13 +347,26 @@ export const retrievalEvalDataset: DatasetFactory = (options) => {
       const captionIndex = Math.floor(index / 2);
       const imageIndex = index % 2;
       const caption = captions[captionIndex];
-      if (caption === undefined || !Number.isInteger(index)) throw new RangeError(`${options.task.name} ${options.split}: index ${index} outside [0, ${captions.length * 2})`);
+      if (caption === undefined || !Number.isInteger(index))
+        throw new RangeError(
+          `${options.task.name} ${options.split}: index ${index} outside [0, ${captions.length * 2})`,
+        );
       const target = new Float32Array(RANKING_HALF);
       imageIds.slice(imageIndex * RANKING_HALF, (imageIndex + 1) * RANKING_HALF).forEach((imageId, slot) => {
         if (imageId === caption.imageId) target[slot] = 1;
       });
       return {
-        order: ['features_all', 'spatials_all', 'image_mask_all', 'caption', 'input_mask', 'segment_ids', 'target_all', 'caption_idx', 'image_idx'],
+        order: [
+          'features_all',
+          'spatials_all',
+          'image_mask_all',
+          'caption',
+          'input_mask',
+          'segment_ids',
+          'target_all',
+          'caption_idx',
+          'image_idx',
+        ],
         values: {
           features_all: float32Tensor([RANKING_HALF, R, FEATURE_WIDTH], half(allFeatures, imageIndex)),
           spatials_all: float32Tensor([RANKING_HALF, R, LOCATION_WIDTH], half(allSpatials, imageIndex)),

@@ -14,14 +14,45 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe } from '../../io/pickle.js';
 import { isRawTensor, type RawTensor } from '../../io/raw-tensor.js';
-import { type DatasetFactory, type DatasetItem, type DatasetOptions, type ItemTensor, type TaskDataset, float32Tensor, int64Tensor, zeroCoAttentionMask } from '../dataset.js';
+import {
+  type DatasetFactory,
+  type DatasetItem,
+  type DatasetOptions,
+  type ItemTensor,
+  type TaskDataset,
+  float32Tensor,
+  int64Tensor,
+  zeroCoAttentionMask,
+} from '../dataset.js';
 import { FEATURE_WIDTH, LOCATION_WIDTH, type PaddedRegions } from '../features.js';
 import { DatasetError } from '../dataset-error.js';
-import { dictField, pythonInt, readBytes, readPickle, readTestImageIds, removedImageIds, requireFeatures } from '../annotations.js';
-import { itemTensorFromRaw, rawTensor1d, readTokenCacheEntries, tokenCachePath, writeTokenCache } from '../token-cache.js';
+import {
+  dictField,
+  pythonInt,
+  readBytes,
+  readPickle,
+  readTestImageIds,
+  removedImageIds,
+  requireFeatures,
+} from '../annotations.js';
+import {
+  itemTensorFromRaw,
+  rawTensor1d,
+  readTokenCacheEntries,
+  tokenCachePath,
+  writeTokenCache,
+} from '../token-cache.js';
 
 const RETURN_ORDER = [
-  'features', 'spatials', 'image_mask', 'question', 'target', 'input_mask', 'segment_ids', 'co_attention_mask', 'question_id',
+  'features',
+  'spatials',
+  'image_mask',
+  'question',
+  'target',
+  'input_mask',
+  'segment_ids',
+  'co_attention_mask',
+  'question_id',
 ] as const;
 
 /** The classes' held-out tails: the last 3000 (VQA val, GQA) or 5000 (GenomeQA) sorted items. */
@@ -43,7 +74,10 @@ export function readAnswerVocabulary(dataroot: string): AnswerVocabulary {
   const label2ansPath = join(dataroot, 'cache', 'trainval_label2ans.pkl');
   const ans2label = readPickle(ans2labelPath, { numpy: true });
   const label2ans = readPickle(label2ansPath, { numpy: true });
-  if (!(ans2label instanceof Map) || ![...ans2label].every(([key, value]) => typeof key === 'string' && Number.isSafeInteger(value))) {
+  if (
+    !(ans2label instanceof Map) ||
+    ![...ans2label].every(([key, value]) => typeof key === 'string' && Number.isSafeInteger(value))
+  ) {
     throw new DatasetError(ans2labelPath, `expected a dict of answer -> label id, found a ${describe(ans2label)}`);
   }
   if (!Array.isArray(label2ans) || !label2ans.every((answer) => typeof answer === 'string')) {
@@ -59,11 +93,13 @@ type PyDict = Map<string, unknown>;
 function sortedByQuestionId(items: PyDict[], where: string): PyDict[] {
   const keyOf = (item: PyDict): number | string => {
     const id = dictField(item, 'question_id', where);
-    if (typeof id !== 'number' && typeof id !== 'string') throw new DatasetError(where, `question_id ${JSON.stringify(id)} is neither an int nor a str`);
+    if (typeof id !== 'number' && typeof id !== 'string')
+      throw new DatasetError(where, `question_id ${JSON.stringify(id)} is neither an int nor a str`);
     return id;
   };
   const keyed = items.map((item) => ({ item, key: keyOf(item) }));
-  if (new Set(keyed.map(({ key }) => typeof key)).size > 1) throw new DatasetError(where, 'question ids mix ints and strs (Python cannot sort them)');
+  if (new Set(keyed.map(({ key }) => typeof key)).size > 1)
+    throw new DatasetError(where, 'question ids mix ints and strs (Python cannot sort them)');
   return keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map(({ item }) => item);
 }
 
@@ -73,7 +109,8 @@ const lastN = <T>(items: T[], n: number): T[] => items.slice(Math.max(0, items.l
 
 function readRecordList(path: string): PyDict[] {
   const value = readPickle(path, { numpy: true });
-  if (!Array.isArray(value) || !value.every((item) => item instanceof Map)) throw new DatasetError(path, `expected a list of dicts, found a ${describe(value)}`);
+  if (!Array.isArray(value) || !value.every((item) => item instanceof Map))
+    throw new DatasetError(path, `expected a list of dicts, found a ${describe(value)}`);
   return value as PyDict[];
 }
 
@@ -81,7 +118,8 @@ function readQuestions(path: string): PyDict[] {
   const document = JSON.parse(new TextDecoder().decode(readBytes(path))) as { questions?: unknown };
   if (!Array.isArray(document.questions)) throw new DatasetError(path, "no 'questions' list");
   return document.questions.map((question: unknown, index) => {
-    if (typeof question !== 'object' || question === null) throw new DatasetError(path, `questions[${index}] is not an object`);
+    if (typeof question !== 'object' || question === null)
+      throw new DatasetError(path, `questions[${index}] is not an object`);
     return new Map(Object.entries(question));
   });
 }
@@ -100,7 +138,11 @@ interface RawEntry {
 /** VQA test: the test2015 question dicts themselves, sorted by question id, no answers. */
 function testEntries(questions: PyDict[], where: string): RawEntry[] {
   return questions.map((question, index) => ({
-    question_id: question.get('question_id'), image_id: question.get('image_id'), question: dictField(question, 'question', `${where} question ${index}`), answer: null, keys: question,
+    question_id: question.get('question_id'),
+    image_id: question.get('image_id'),
+    question: dictField(question, 'question', `${where} question ${index}`),
+    answer: null,
+    keys: question,
   }));
 }
 
@@ -150,12 +192,20 @@ function loadVqaEntries(dataroot: string, split: string, clean: boolean): RawEnt
       const answer = train.answers[index];
       if (answer === undefined) throw new DatasetError(where, 'no answer at this position of cache/train_target.pkl');
       const rest = new Map([...answer].filter(([key]) => key !== 'question_id' && key !== 'image_id'));
-      return [{ question_id: question.get('question_id'), image_id: question.get('image_id'), question: dictField(question, 'question', where), answer: rest }];
+      return [
+        {
+          question_id: question.get('question_id'),
+          image_id: question.get('image_id'),
+          question: dictField(question, 'question', where),
+          answer: rest,
+        },
+      ];
     });
   } else {
     return splitNotRecognized('VQA', split, ['train', 'val', 'trainval', 'minval', 'test', 'mteval']);
   }
-  if (questions.length !== answers.length) throw new DatasetError(dataroot, `split ${split} has ${questions.length} questions but ${answers.length} answers`);
+  if (questions.length !== answers.length)
+    throw new DatasetError(dataroot, `split ${split} has ${questions.length} questions but ${answers.length} answers`);
   const removed = removedImageIds(dataroot, 'coco_test_ids.npy', clean);
   const entries: RawEntry[] = [];
   questions.forEach((question, index) => {
@@ -164,12 +214,20 @@ function loadVqaEntries(dataroot: string, split: string, clean: boolean): RawEnt
     const answer = answers[index]!;
     for (const key of ['question_id', 'image_id']) {
       if (dictField(question, key, where) !== dictField(answer, key, `${where} (answer)`)) {
-        throw new DatasetError(where, `${key} ${String(question.get(key))} of the question vs ${String(answer.get(key))} of its answer`);
+        throw new DatasetError(
+          where,
+          `${key} ${String(question.get(key))} of the question vs ${String(answer.get(key))} of its answer`,
+        );
       }
     }
     // The reference pops the ids from the answer dict and keeps the rest (labels, scores).
     const rest = new Map([...answer].filter(([key]) => key !== 'question_id' && key !== 'image_id'));
-    entries.push({ question_id: question.get('question_id'), image_id: question.get('image_id'), question: dictField(question, 'question', where), answer: rest });
+    entries.push({
+      question_id: question.get('question_id'),
+      image_id: question.get('image_id'),
+      question: dictField(question, 'question', where),
+      answer: rest,
+    });
   });
   return entries;
 }
@@ -189,7 +247,12 @@ function loadGenomeQaEntries(dataroot: string, split: string, clean: boolean): R
   const where = (item: PyDict): string => `${path} question ${String(item.get('question_id'))}`;
   return items
     .filter((item) => !removed.has(pythonInt(dictField(item, 'image_id', where(item)), where(item))))
-    .map((item) => ({ question_id: item.get('question_id'), image_id: item.get('image_id'), question: dictField(item, 'question', where(item)), answer: item }));
+    .map((item) => ({
+      question_id: item.get('question_id'),
+      image_id: item.get('image_id'),
+      question: dictField(item, 'question', where(item)),
+      answer: item,
+    }));
 }
 
 /**
@@ -201,13 +264,22 @@ function loadGqaEntries(dataroot: string, split: string, clean: boolean): RawEnt
   if (split === 'test') return loadGqaTestEntries(dataroot);
   const file = split === 'train' || split === 'val' ? `${split}_target.pkl` : 'trainval_target.pkl';
   const path = join(dataroot, 'cache', file);
-  if (!['train', 'val', 'trainval', 'minval'].includes(split)) return splitNotRecognized('GQA', split, ['train', 'val', 'trainval', 'minval', 'test']);
+  if (!['train', 'val', 'trainval', 'minval'].includes(split))
+    return splitNotRecognized('GQA', split, ['train', 'val', 'trainval', 'minval', 'test']);
   const sorted = sortedByQuestionId(readRecordList(path), path);
-  const items = split === 'trainval' ? headWithoutLast(sorted, GQA_MINVAL_SIZE) : split === 'minval' ? lastN(sorted, GQA_MINVAL_SIZE) : sorted;
+  const items =
+    split === 'trainval'
+      ? headWithoutLast(sorted, GQA_MINVAL_SIZE)
+      : split === 'minval'
+        ? lastN(sorted, GQA_MINVAL_SIZE)
+        : sorted;
   const removed = removedImageIds(dataroot, 'genome_test_ids.npy', clean);
   const where = (item: PyDict): string => `${path} question ${String(item.get('question_id'))}`;
   return items
-    .filter((item) => !(split.includes('train') && removed.has(pythonInt(dictField(item, 'image_id', where(item)), where(item)))))
+    .filter(
+      (item) =>
+        !(split.includes('train') && removed.has(pythonInt(dictField(item, 'image_id', where(item)), where(item)))),
+    )
     .map((item) => ({
       question_id: pythonInt(item.get('question_id'), where(item)),
       image_id: item.get('image_id'),
@@ -223,19 +295,25 @@ function loadGqaEntries(dataroot: string, split: string, clean: boolean): RawEnt
 function loadGqaTestEntries(dataroot: string): RawEntry[] {
   const path = join(dataroot, 'testdev_balanced_questions.json');
   const document = JSON.parse(new TextDecoder().decode(readBytes(path))) as unknown;
-  if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new DatasetError(path, 'expected an object of question ids');
+  if (typeof document !== 'object' || document === null || Array.isArray(document))
+    throw new DatasetError(path, 'expected an object of question ids');
   return Object.entries(document as Record<string, unknown>).map(([key, value]) => {
     const where = `${path} question ${key}`;
     if (typeof value !== 'object' || value === null) throw new DatasetError(where, 'not an object');
     const record = new Map(Object.entries(value));
-    const entry = { question_id: pythonInt(key, where), image_id: dictField(record, 'imageId', where), question: dictField(record, 'question', where) };
+    const entry = {
+      question_id: pythonInt(key, where),
+      image_id: dictField(record, 'imageId', where),
+      question: dictField(record, 'question', where),
+    };
     return { ...entry, answer: null, keys: new Map(Object.entries(entry)) };
   });
 }
 
 /** tokenize() + tensorize(): the cache entry the reference pickles. */
 function cacheEntry(entry: RawEntry, options: DatasetOptions, where: string): PyDict {
-  if (typeof entry.question !== 'string') throw new DatasetError(where, `question is a ${describe(entry.question)}, expected a str`);
+  if (typeof entry.question !== 'string')
+    throw new DatasetError(where, `question is a ${describe(entry.question)}, expected a str`);
   const encoded = options.tokenizer.encodeSingleSentence(entry.question, options.task.max_seq_length);
   const tokens: [string, unknown][] = [
     ['q_token', rawTensor1d('int64', encoded.inputIds)],
@@ -245,14 +323,23 @@ function cacheEntry(entry: RawEntry, options: DatasetOptions, where: string): Py
   if (entry.answer === null) return new Map<string, unknown>([...(entry.keys ?? []), ...tokens]);
   const labels = dictField(entry.answer, 'labels', where);
   const scores = dictField(entry.answer, 'scores', where);
-  if (!Array.isArray(labels) || !Array.isArray(scores) || !labels.every(Number.isSafeInteger) || !scores.every((score) => typeof score === 'number')) {
+  if (
+    !Array.isArray(labels) ||
+    !Array.isArray(scores) ||
+    !labels.every(Number.isSafeInteger) ||
+    !scores.every((score) => typeof score === 'number')
+  ) {
     throw new DatasetError(where, 'labels / scores are not lists of ints / floats');
   }
   // Empty answers become None: their target stays all zeros.
   entry.answer.set('labels', labels.length > 0 ? rawTensor1d('int64', labels as number[]) : null);
   entry.answer.set('scores', labels.length > 0 ? rawTensor1d('float32', scores as number[]) : null);
   return new Map<string, unknown>([
-    ['question_id', entry.question_id], ['image_id', entry.image_id], ['question', entry.question], ['answer', entry.answer], ...tokens,
+    ['question_id', entry.question_id],
+    ['image_id', entry.image_id],
+    ['question', entry.question],
+    ['answer', entry.answer],
+    ...tokens,
   ]);
 }
 
@@ -279,17 +366,30 @@ function tokenTensor(entry: PyDict, key: string, maxSeqLength: number, where: st
 function qaEntry(entry: PyDict, maxSeqLength: number, where: string): QaEntry {
   const questionId = dictField(entry, 'question_id', where);
   const imageId = dictField(entry, 'image_id', where);
-  if (!Number.isSafeInteger(questionId)) throw new DatasetError(where, `question_id ${JSON.stringify(questionId)} is not an int`);
-  if (typeof imageId !== 'number' && typeof imageId !== 'string') throw new DatasetError(where, `image_id ${JSON.stringify(imageId)} is neither an int nor a str`);
+  if (!Number.isSafeInteger(questionId))
+    throw new DatasetError(where, `question_id ${JSON.stringify(questionId)} is not an int`);
+  if (typeof imageId !== 'number' && typeof imageId !== 'string')
+    throw new DatasetError(where, `image_id ${JSON.stringify(imageId)} is neither an int nor a str`);
   // Test entries have no answer (their target stays all zeros).
-  const answer = entry.has('answer') ? dictField(entry, 'answer', where) : new Map([['labels', null], ['scores', null]]);
+  const answer = entry.has('answer')
+    ? dictField(entry, 'answer', where)
+    : new Map([
+        ['labels', null],
+        ['scores', null],
+      ]);
   if (!(answer instanceof Map)) throw new DatasetError(where, `answer is a ${describe(answer)}, expected a dict`);
   const labels = dictField(answer as PyDict, 'labels', `${where} answer`);
   const scores = dictField(answer as PyDict, 'scores', `${where} answer`);
   let labelList: number[] | null = null;
   let scoreList: Float32Array | null = null;
   if (labels !== null || scores !== null) {
-    if (!isRawTensor(labels) || !isRawTensor(scores) || labels.shape.length !== 1 || scores.shape.length !== 1 || labels.shape[0] !== scores.shape[0]) {
+    if (
+      !isRawTensor(labels) ||
+      !isRawTensor(scores) ||
+      labels.shape.length !== 1 ||
+      scores.shape.length !== 1 ||
+      labels.shape[0] !== scores.shape[0]
+    ) {
       throw new DatasetError(where, 'answer labels / scores are not 1-D tensors of one length');
     }
     labelList = Array.from(numericValues(labels, `${where} labels`), Number);
@@ -309,11 +409,16 @@ function qaEntry(entry: PyDict, maxSeqLength: number, where: string): QaEntry {
 function numericValues(tensor: RawTensor, where: string): ArrayLike<number | bigint> {
   const data = tensor.data.slice();
   switch (tensor.dtype) {
-    case 'int64': return new BigInt64Array(data.buffer);
-    case 'int32': return new Int32Array(data.buffer);
-    case 'float32': return new Float32Array(data.buffer);
-    case 'float64': return new Float64Array(data.buffer);
-    default: throw new DatasetError(where, `tensor of ${tensor.dtype}`);
+    case 'int64':
+      return new BigInt64Array(data.buffer);
+    case 'int32':
+      return new Int32Array(data.buffer);
+    case 'float32':
+      return new Float32Array(data.buffer);
+    case 'float64':
+      return new Float64Array(data.buffer);
+    default:
+      throw new DatasetError(where, `tensor of ${tensor.dtype}`);
   }
 }
 
@@ -330,14 +435,21 @@ function classificationFactory(loadEntries: EntryLoader): ClassificationDatasetF
     const reader = requireFeatures(options);
     const maxSeqLength = task.max_seq_length;
     const maxRegionNum = task.max_region_num;
-    const cachePath = tokenCachePath(dataroot, { task: task.name, split, maxSeqLength, cleaned: options.cleanDatasets });
+    const cachePath = tokenCachePath(dataroot, {
+      task: task.name,
+      split,
+      maxSeqLength,
+      cleaned: options.cleanDatasets,
+    });
 
     // As the reference: an existing cache wins over the annotation files.
     let cached: PyDict[];
     if (existsSync(cachePath)) {
       cached = readTokenCacheEntries(cachePath);
     } else {
-      cached = loadEntries(dataroot, split, options.cleanDatasets).map((entry, index) => cacheEntry(entry, options, `${task.name} ${split} entry ${index}`));
+      cached = loadEntries(dataroot, split, options.cleanDatasets).map((entry, index) =>
+        cacheEntry(entry, options, `${task.name} ${split} entry ${index}`),
+      );
       if (options.writeCache !== false) writeTokenCache(cachePath, cached);
     }
     const entries = cached.map((entry, index) => qaEntry(entry, maxSeqLength, `${cachePath} entry ${index}`));
@@ -347,18 +459,25 @@ function classificationFactory(loadEntries: EntryLoader): ClassificationDatasetF
     let scratch: PaddedRegions | undefined;
     const item = (index: number, transient = false): DatasetItem => {
       const entry = entries[index];
-      if (!Number.isInteger(index) || entry === undefined) throw new RangeError(`${task.name} ${split}: index ${index} outside [0, ${entries.length})`);
+      if (!Number.isInteger(index) || entry === undefined)
+        throw new RangeError(`${task.name} ${split}: index ${index} outside [0, ${entries.length})`);
       const regions = reader.getPadded(entry.imageId, maxRegionNum, transient ? scratch : undefined);
       if (transient) scratch = regions;
       const target = new Float32Array(numLabels);
       // scatter_: a label listed twice keeps its last score.
       entry.labels?.forEach((label, position) => {
         if (!Number.isInteger(label) || label < 0 || label >= numLabels) {
-          throw new RangeError(`${task.name} ${split} question ${entry.questionId}: label ${label} outside [0, ${numLabels})`);
+          throw new RangeError(
+            `${task.name} ${split} question ${entry.questionId}: label ${label} outside [0, ${numLabels})`,
+          );
         }
         target[label] = entry.scores![position]!;
       });
-      const copy = (tensor: ItemTensor): ItemTensor => ({ ...tensor, shape: [...tensor.shape], data: tensor.data.slice() });
+      const copy = (tensor: ItemTensor): ItemTensor => ({
+        ...tensor,
+        shape: [...tensor.shape],
+        data: tensor.data.slice(),
+      });
       return {
         order: RETURN_ORDER,
         values: {
@@ -374,7 +493,13 @@ function classificationFactory(loadEntries: EntryLoader): ClassificationDatasetF
         },
       };
     };
-    return { length: entries.length, numLabels, ans2label: vocabulary.ans2label, label2ans: vocabulary.label2ans, item };
+    return {
+      length: entries.length,
+      numLabels,
+      ans2label: vocabulary.ans2label,
+      label2ans: vocabulary.label2ans,
+      item,
+    };
   };
 }
 
