@@ -157,7 +157,9 @@ bool copyRowsAvx2(float* sum, float* out, const uint8_t* in, int64_t rows, int64
 // copyRowsWithMeanF32(source, rows, width, keep, target): source holds `rows` float32 rows
 // of `width` (little-endian bytes, any alignment). Target row 0 gets their mean,
 // np.sum(features, axis=0) / rows in float32 (0 rows: NaN, as numpy); rows 1..keep the
-// first `keep` source rows; every later target element is set to 0.
+// first `keep` source rows; every later target element is set to 0. Returns whether every
+// element of the mean is finite: a float32 sum that met a NaN or an infinity stays
+// non-finite (as does one that overflows), so this checks every summed row at no extra pass.
 Napi::Value copyRowsWithMeanF32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
@@ -193,8 +195,12 @@ Napi::Value copyRowsWithMeanF32(const Napi::CallbackInfo& info) {
   }
   finishStreaming();
   const float count = static_cast<float>(rows);
-  for (int64_t column = 0; column < width; ++column) out[column] = sum[column] / count;
-  return env.Undefined();
+  float poison = 0.0f;  // x * 0 is 0 for finite x and NaN for NaN or an infinity
+  for (int64_t column = 0; column < width; ++column) {
+    out[column] = sum[column] / count;
+    poison += out[column] * 0.0f;
+  }
+  return Napi::Boolean::New(env, poison == 0.0f);
 }
 
 }  // namespace

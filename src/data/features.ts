@@ -316,16 +316,19 @@ function checkFiniteBoxes(boxes: Float32Array, path: string, key: string): void 
 
 /**
  * The mean row sums every stored feature row (kept or not) column by column, and a float32
- * sum that met a NaN or an infinity stays non-finite: a finite mean row proves every
- * feature finite without a second pass. A non-finite one is either a stored NaN/infinity or
- * finite values whose float32 sum overflows (magnitudes near 3.4e38 / rows, which no
- * detector gives); both would reach the model as infinities or NaN, so both are refused.
- * Only on failure are the rows scanned, to say which.
+ * sum that met a NaN or an infinity stays non-finite: the native copy reports whether the
+ * mean row is finite, which proves every feature finite without a second pass. A non-finite
+ * one is either a stored NaN/infinity or finite values whose float32 sum overflows
+ * (magnitudes near 3.4e38 / rows, which no detector gives); both would reach the model as
+ * infinities or NaN, so both are refused. Only then are the rows scanned, to say which.
  */
-function checkFiniteFeatures(mean: Float32Array, stored: Uint8Array, rows: number, path: string, key: string): void {
-  let total = 0;
-  for (let column = 0; column < FEATURE_WIDTH; column++) total += mean[column]!;
-  if (Number.isFinite(total)) return;
+function refuseNonFiniteFeatures(
+  mean: Float32Array,
+  stored: Uint8Array,
+  rows: number,
+  path: string,
+  key: string,
+): never {
   const column = mean.subarray(0, FEATURE_WIDTH).findIndex((value) => !Number.isFinite(value));
   const view = new DataView(stored.buffer, stored.byteOffset, stored.byteLength);
   for (let row = 0; row < rows; row++) {
@@ -389,8 +392,9 @@ function decodeImage(
   checkNumBoxes(item, stored.rows, path, key);
   const boxValues = alignedFloats(boxes.bytes);
   checkFiniteBoxes(boxValues, path, key);
-  const regions = regionsOf(stored.bytes, boxValues, stored.rows, imageWidth, imageHeight, capacity, into);
-  checkFiniteFeatures(regions.features, stored.bytes, stored.rows, path, key);
+  const regions = regionsOf(stored.bytes, boxValues, stored.rows, imageWidth, imageHeight, capacity, into, (mean) =>
+    refuseNonFiniteFeatures(mean, stored.bytes, stored.rows, path, key),
+  );
   checkFiniteAreas(regions.imageLocation, regions.numBoxes, path, key);
   return { key, imageWidth, imageHeight, ...regions };
 }
@@ -404,7 +408,9 @@ export type RegionBuffers = Omit<Regions, 'numBoxes'>;
  * written, into zero-padded arrays of that many rows: `padRegions(get(id), R)` in one pass.
  * The mean row is always the mean of all N stored rows. With `into`, the rows are written
  * there with ordinary stores (reused memory is warm); fresh arrays get streaming stores.
- * The readers and the pipelines' passed-in arrays share this.
+ * The readers and the pipelines' passed-in arrays share this. `onNonFiniteMean` is called
+ * with the mean row when an element of it is not finite (a NaN or an infinity among the
+ * stored features, or a float32 overflow of a column's sum).
  */
 export function regionsOf(
   storedBytes: Uint8Array,
@@ -414,6 +420,7 @@ export function regionsOf(
   height: number,
   capacity = rows + 1,
   into?: RegionBuffers,
+  onNonFiniteMean?: (mean: Float32Array) => void,
 ): Regions {
   const numBoxes = Math.min(rows + 1, capacity);
   let features: Float32Array;
@@ -441,7 +448,15 @@ export function regionsOf(
   }
   // Row 0 the mean of all stored rows (0 rows: NaN, as numpy), rows 1.. the kept ones in one
   // pass, the padding rows cleared.
-  native.copyRowsWithMeanF32(storedBytes, rows, FEATURE_WIDTH, numBoxes - 1, features, into === undefined);
+  const meanFinite = native.copyRowsWithMeanF32(
+    storedBytes,
+    rows,
+    FEATURE_WIDTH,
+    numBoxes - 1,
+    features,
+    into === undefined,
+  );
+  if (!meanFinite) onNonFiniteMean?.(features.subarray(0, FEATURE_WIDTH));
 
   const w = Math.fround(width);
   const h = Math.fround(height);

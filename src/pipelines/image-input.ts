@@ -108,10 +108,7 @@ function checkDetected(input: DetectedRegions, what: string): number {
  * or an infinity, or overflowed, stays non-finite: a finite mean row proves every feature
  * finite without another pass. The rows are scanned only on failure, to name the value.
  */
-function checkMeanRow(mean: Float32Array, features: Float32Array, rows: number, what: string): void {
-  let total = 0;
-  for (let column = 0; column < FEATURE_WIDTH; column++) total += mean[column]!;
-  if (Number.isFinite(total)) return;
+function refuseNonFiniteMean(mean: Float32Array, features: Float32Array, rows: number, what: string): never {
   const at = features.findIndex((value) => !Number.isFinite(value));
   if (at >= 0)
     throw new ImageInputError(
@@ -135,8 +132,9 @@ const featureBytes = (features: Float32Array): Uint8Array =>
 function detectionRegions(input: DetectedRegions, what: string): ImageRegions {
   const rows = checkDetected(input, what);
   const { features, boxes, width, height } = input;
-  const regions = regionsOf(featureBytes(features), boxes, rows, width, height);
-  checkMeanRow(regions.features.subarray(0, FEATURE_WIDTH), features, rows, what);
+  const regions = regionsOf(featureBytes(features), boxes, rows, width, height, rows + 1, undefined, (mean) =>
+    refuseNonFiniteMean(mean, features, rows, what),
+  );
   return { ...regions, width, height };
 }
 
@@ -176,8 +174,9 @@ export class ImageResolver {
     if (isStored(image)) return checkStored(image, what);
     const rows = checkDetected(image, what);
     const mean = new Float32Array(FEATURE_WIDTH); // [2048] the mean row, as regionsOf sums it
-    native.copyRowsWithMeanF32(featureBytes(image.features), rows, FEATURE_WIDTH, 0, mean, false);
-    checkMeanRow(mean, image.features, rows, what);
+    if (!native.copyRowsWithMeanF32(featureBytes(image.features), rows, FEATURE_WIDTH, 0, mean, false)) {
+      refuseNonFiniteMean(mean, image.features, rows, what);
+    }
   }
 
   #reader(store: ImageFeatureReader | string): ImageFeatureReader {

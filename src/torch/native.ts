@@ -83,6 +83,8 @@ export interface NativeAddon {
   /**
    * target row 0 = mean over the rows of source [rows, width] (float32, rows summed in order),
    * rows 1..keep = source rows 0..keep-1, every later element 0 (streaming stores unless streaming is false: for a warm, reused target).
+   * Returns whether every element of the mean row is finite (false when a summed value is NaN or
+   * infinite, or a column's float32 sum overflows).
    */
   copyRowsWithMeanF32(
     source: Uint8Array,
@@ -91,7 +93,7 @@ export interface NativeAddon {
     keep: number,
     target: Float32Array,
     streaming?: boolean,
-  ): void;
+  ): boolean;
   /** 1 where the parameter has a gradient. */
   gradsDefined(parameters: Handle[]): Uint8Array;
   /**

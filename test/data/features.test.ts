@@ -478,3 +478,45 @@ it('the native row copy: mean row in float32 row order, kept rows, the rest zero
     /keep \+ 1 rows the target/,
   );
 });
+
+it('the native row copy reports whether the mean row is finite, whichever row or column is not', () => {
+  const width = 2048 + 3; // past the vector chunks, so the tail columns are summed by the scalar loop
+  const rows = 5;
+  const meanFinite = (poison?: { row: number; column: number; value: number }[]) => {
+    const values = new Float32Array(rows * width).map((_, i) => (i % 7) - 3);
+    for (const { row, column, value } of poison ?? []) values[row * width + column] = value;
+    return native.copyRowsWithMeanF32(
+      new Uint8Array(values.buffer),
+      rows,
+      width,
+      2,
+      new Float32Array(3 * width),
+      false,
+    );
+  };
+  assert.equal(meanFinite(), true);
+  // Kept and unkept rows alike (keep is 2), in a vector chunk and in the scalar tail.
+  for (const row of [0, 4]) {
+    for (const column of [0, 1000, width - 1]) {
+      assert.equal(meanFinite([{ row, column, value: Number.NaN }]), false, `NaN at ${row}, ${column}`);
+      assert.equal(meanFinite([{ row, column, value: Number.NEGATIVE_INFINITY }]), false, `-Inf at ${row}, ${column}`);
+    }
+  }
+  // Finite values whose float32 sum overflows.
+  assert.equal(
+    meanFinite([
+      { row: 1, column: 5, value: 3e38 },
+      { row: 3, column: 5, value: 3e38 },
+    ]),
+    false,
+  );
+  assert.equal(
+    meanFinite([
+      { row: 1, column: 5, value: 3e38 },
+      { row: 3, column: 5, value: -3e38 },
+    ]),
+    true,
+  );
+  // No rows: the mean is 0/0.
+  assert.equal(native.copyRowsWithMeanF32(new Uint8Array(0), 0, 4, 0, new Float32Array(4), false), false);
+});
