@@ -13,7 +13,7 @@
 import { parseArgs } from 'node:util';
 import { torch } from 'vilbert-ts';
 import { VILBertForVLTasks, parseConfig } from 'vilbert-ts/model';
-import { TaskLoader, float32Tensor, int64Tensor, zeroCoAttentionMask } from 'vilbert-ts/data';
+import { QUESTION_ITEM_ORDER, TaskLoader, float32Tensor, int64Tensor, zeroCoAttentionMask } from 'vilbert-ts/data';
 import { AdamW, forwardTask, paramGroups, saveModelWeights, toTaskBatch } from 'vilbert-ts/train';
 import { BertTokenizer } from 'vilbert-ts/text';
 
@@ -78,17 +78,7 @@ function makeItem(index) {
   const target = new Float32Array(3);
   target[answer] = 1; // VL-tri-classifier: binary cross-entropy against a one-hot row
   return {
-    order: [
-      'features',
-      'spatials',
-      'image_mask',
-      'question',
-      'target',
-      'input_mask',
-      'segment_ids',
-      'co_attention_mask',
-      'question_id',
-    ],
+    order: QUESTION_ITEM_ORDER,
     values: {
       features: float32Tensor([REGIONS, 2048], features),
       spatials: float32Tensor([REGIONS, 5], spatials),

@@ -29,6 +29,23 @@ export function zeroCoAttentionMask(shape: number[]): ItemTensor {
   return float32Tensor(shape, new Float32Array(shape.reduce((a, b) => a * b, 1)));
 }
 
+/**
+ * The reference's return order of a question-style item (VQA, GQA, GenomeQA, NLVR2,
+ * SNLI-VE, ...): the tuple ForwardModelsTrain unpacks by position. The pointing tasks add
+ * `multiple_choice_ids` before `co_attention_mask`; retrieval names its slots otherwise.
+ */
+export const QUESTION_ITEM_ORDER = [
+  'features',
+  'spatials',
+  'image_mask',
+  'question',
+  'target',
+  'input_mask',
+  'segment_ids',
+  'co_attention_mask',
+  'question_id',
+] as const;
+
 /** A tensor element, or a Python scalar the reference returns (question_id, image_id, target). */
 export type ItemValue = ItemTensor | number | string;
 

@@ -62,6 +62,8 @@ export {
   float32Tensor,
   /** The all-zero co_attention_mask every downstream dataset returns. */
   zeroCoAttentionMask,
+  /** The reference's return order of a question-style item (the slots ForwardModelsTrain unpacks). */
+  QUESTION_ITEM_ORDER,
 } from './dataset.js';
 export {
   /** Opens a registry task's dataset with its own tokenizer and feature readers (what a loader worker runs). */

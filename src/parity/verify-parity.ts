@@ -29,6 +29,7 @@ import {
   visualTargetModel,
   visualTargetSeed,
 } from './visual-targets.js';
+import { QUESTION_ITEM_ORDER } from '../data/dataset.js';
 import type { TaskProcess, TaskType } from '../data/task-registry.js';
 import { forwardTask, headOf, prepareBatch, type TaskBatch } from '../task-step/step.js';
 import { loadTaskRegistry, type TaskConfig } from '../data/task-registry.js';
@@ -613,18 +614,6 @@ interface Scalars {
   optimizer?: OptimizerScalars;
 }
 
-const BATCH_SLOTS = [
-  'features',
-  'spatials',
-  'image_mask',
-  'question',
-  'target',
-  'input_mask',
-  'segment_ids',
-  'co_attention_mask',
-  'question_id',
-] as const;
-
 /** The target tensor of a 'normal'-process task of each type (MANIFEST section 5); absent: no fixture layout. */
 const NORMAL_TARGETS: Partial<Record<TaskType, string>> = {
   'VL-classifier': 'target.vqa',
@@ -643,7 +632,7 @@ const NORMAL_TARGETS: Partial<Record<TaskType, string>> = {
 export function fixtureBatch(type: TaskType, process: TaskProcess): Record<string, string> | undefined {
   const from = (image: string, text: string, target: string) =>
     Object.fromEntries(
-      BATCH_SLOTS.map((slot) => [
+      QUESTION_ITEM_ORDER.map((slot) => [
         slot,
         slot === 'target'
           ? target

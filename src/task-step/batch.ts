@@ -5,20 +5,9 @@
 // (multiple_choice_ids only for the Visual7w / GuessWhatPointing datasets).
 import * as torch from '../torch/index.js';
 import type { Batch } from '../data/loader.js';
-import type { ItemTensor } from '../data/dataset.js';
+import { QUESTION_ITEM_ORDER, type ItemTensor } from '../data/dataset.js';
 import type { TaskBatch } from './step.js';
 
-const PLAIN_SLOTS = [
-  'features',
-  'spatials',
-  'image_mask',
-  'question',
-  'target',
-  'input_mask',
-  'segment_ids',
-  'co_attention_mask',
-  'question_id',
-] as const;
 const POINTING_SLOTS = [
   'features',
   'spatials',
@@ -48,7 +37,7 @@ export function itemToTensor(value: ItemTensor): torch.Tensor {
  */
 export function toTaskBatch(batch: Batch): TaskBatch {
   const pointing = batch.order.includes('multiple_choice_idx') || batch.order.includes('multiple_choice_ids');
-  const slots = pointing ? POINTING_SLOTS : PLAIN_SLOTS;
+  const slots = pointing ? POINTING_SLOTS : QUESTION_ITEM_ORDER;
   if (batch.order.length < slots.length - 1) {
     throw new Error(
       `a task batch needs at least ${slots.length - 1} elements (${slots.join(', ')}), got ${batch.order.join(', ')}`,

@@ -8,6 +8,7 @@ import {
   type DatasetItem,
   type DatasetOptions,
   type TaskDataset,
+  QUESTION_ITEM_ORDER,
   float32Tensor,
   int64Tensor,
   zeroCoAttentionMask,
@@ -105,17 +106,7 @@ function pairDataset(
         target[label] = entry.scores[position]!;
       });
       return {
-        order: [
-          'features',
-          'spatials',
-          'image_mask',
-          'question',
-          'target',
-          'input_mask',
-          'segment_ids',
-          'co_attention_mask',
-          'question_id',
-        ],
+        order: QUESTION_ITEM_ORDER,
         values: {
           features: float32Tensor([regionRows, FEATURE_WIDTH], regions.features),
           spatials: float32Tensor([regionRows, LOCATION_WIDTH], regions.spatials),

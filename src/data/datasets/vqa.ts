@@ -20,6 +20,7 @@ import {
   type DatasetOptions,
   type ItemTensor,
   type TaskDataset,
+  QUESTION_ITEM_ORDER,
   float32Tensor,
   int64Tensor,
   zeroCoAttentionMask,
@@ -42,18 +43,6 @@ import {
   tokenCachePath,
   writeTokenCache,
 } from '../token-cache.js';
-
-const RETURN_ORDER = [
-  'features',
-  'spatials',
-  'image_mask',
-  'question',
-  'target',
-  'input_mask',
-  'segment_ids',
-  'co_attention_mask',
-  'question_id',
-] as const;
 
 /** The classes' held-out tails: the last 3000 (VQA val, GQA) or 5000 (GenomeQA) sorted items. */
 const VQA_MINVAL_SIZE = 3000;
@@ -479,7 +468,7 @@ function classificationFactory(loadEntries: EntryLoader): ClassificationDatasetF
         data: tensor.data.slice(),
       });
       return {
-        order: RETURN_ORDER,
+        order: QUESTION_ITEM_ORDER,
         values: {
           features: float32Tensor([maxRegionNum, FEATURE_WIDTH], regions.features),
           spatials: float32Tensor([maxRegionNum, LOCATION_WIDTH], regions.spatials),
