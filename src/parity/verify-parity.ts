@@ -14,7 +14,12 @@ import type { RawTensor } from '../io/raw-tensor.js';
 import { rawToTensor, readWeights } from '../io/weights.js';
 import { loadConfig } from '../model/config.js';
 import type { BertInputs } from '../model/bert-model.js';
-import { BertForMultiModalPreTraining, VILBertForVLTasks, dropMismatchedLabels } from '../model/vilbert.js';
+import {
+  ALL_VL_HEADS,
+  BertForMultiModalPreTraining,
+  VILBertForVLTasks,
+  dropMismatchedLabels,
+} from '../model/vilbert.js';
 import { getNumerics, type Numerics, setNumerics } from '../model/layers.js';
 import { compare, type Tolerance, TOLERANCES } from './compare.js';
 import {
@@ -291,18 +296,6 @@ export function verifyParity(dir: string, options: ParityOptions = {}): ParityRe
   return { weights: WEIGHT_FILES[variant], rows: checker.rows, unchecked };
 }
 
-const HEADS = [
-  'vil_prediction',
-  'vil_prediction_gqa',
-  'vil_logit',
-  'vil_binary_prediction',
-  'vil_tri_prediction',
-  'vision_prediction',
-  'vision_logit',
-  'linguisic_prediction',
-  'linguisic_logit',
-] as const;
-
 function baseInputs(input: (key: string) => torch.Tensor, taskIds: torch.Tensor | null): BertInputs {
   return {
     inputIds: input('base.question'),
@@ -340,7 +333,8 @@ function checkForwards(
         torch.scope(() =>
           torch.noGrad(() => {
             const out = model.call(baseInputs(input, input(`eval.task_ids.t${task}`)));
-            for (const head of HEADS) checker.check('forward', `${prefix}${head}`, out[head], TOLERANCES.forward);
+            for (const head of ALL_VL_HEADS)
+              checker.check('forward', `${prefix}${head}`, out[head], TOLERANCES.forward);
             checker.check('forward', `${prefix}sequence_output_t`, out.bert.sequenceOutputText, TOLERANCES.forward);
             checker.check('forward', `${prefix}sequence_output_v`, out.bert.sequenceOutputImage, TOLERANCES.forward);
             checker.check('forward', `${prefix}pooled_output_t`, out.bert.pooledText, TOLERANCES.forward);
@@ -421,7 +415,7 @@ function checkNlvr2(model: VILBertForVLTasks, checker: Checker, input: (key: str
       checker.check('forward', 'nlvr2.model_in.image_mask', modelInputs.imageAttentionMask!, TOLERANCES.exact);
       checker.check('forward', 'nlvr2.model_in.task_ids', modelInputs.taskIds!, TOLERANCES.exact);
       const out = model.call(modelInputs);
-      for (const head of HEADS) checker.check('forward', `nlvr2.${head}`, out[head], TOLERANCES.forward);
+      for (const head of ALL_VL_HEADS) checker.check('forward', `nlvr2.${head}`, out[head], TOLERANCES.forward);
     }),
   );
 }
