@@ -22,3 +22,4 @@ export { ModelFolderError } from './pipelines/model-folder.js';
 export { ImageInputError } from './pipelines/image-input.js';
 export { MetricsFormatError } from './report/metrics-log.js';
 export { ReportInputError } from './report/run-files.js';
+export { ServeRequestError, ServeSetupError } from './serve/serve-error.js';

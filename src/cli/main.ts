@@ -13,6 +13,7 @@ import { registerEval } from './eval.js';
 import { registerPredict } from './predict.js';
 import { registerLaunch } from './launch.js';
 import { registerMakeWorld } from './make-world.js';
+import { registerServe } from './serve.js';
 
 export function buildProgram(): Command {
   const program = new Command('vilbert')
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
     registerEval,
     registerReport,
     registerPredict,
+    registerServe,
     registerMakeWorld,
     registerLaunch,
     registerCheckpoints,
