@@ -149,9 +149,9 @@ describe('vilbert serve: the JSON API', () => {
     const pair = (await get(url('/api/images?collection=nlvr2&limit=2'))).json.images.map((image: Json) => image.id);
     const verify = await post(url('/api/verify'), { images: pair, text: 'the left image has a ball' });
     assert.equal(verify.status, 200);
-    const expected = await (
-      await createPipeline('verify', folder)
-    )('the left image has a ball', stored(pair[0]), stored(pair[1]));
+    const verifyPipeline = await createPipeline('verify', folder);
+    const expected = await verifyPipeline('the left image has a ball', stored(pair[0]), stored(pair[1]));
+    verifyPipeline.dispose();
     assert.equal(verify.json.result.label, expected.label);
     assert.ok(close(verify.json.result.score, expected.score));
     const flickr = (await get(url('/api/images?collection=flickr30k&limit=1'))).json.images[0].id;
