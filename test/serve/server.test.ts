@@ -8,7 +8,10 @@ import { createPipeline, loadModelFolder, type ModelFolder } from '../../src/pip
 import { ImageFeatureReader } from '../../src/data/features.js';
 import { BatchingQueue } from '../../src/serve/queue.js';
 import { ServeRequestError, ServeSetupError } from '../../src/serve/serve-error.js';
-import { demoSources, worldSources } from '../../src/serve/sources.js';
+import { demoSources, storeSources, worldSources } from '../../src/serve/sources.js';
+import { startServer } from '../../src/serve/server.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { RunningServer } from '../../src/serve/server.js';
 import { get, post, serveFixture, serveWorld, type Json } from './fixture.js';
 import { scratchDir } from '../synthetic/tiny-world.js';
@@ -295,5 +298,37 @@ describe('vilbert serve: sources', () => {
 
   it('refuses a model folder that is not one', () => {
     assert.throws(() => worldSources(scratchDir(), fixture.worldDir), /is not a model folder/);
+  });
+
+  it('serves a feature LMDB with its image files; GenomeQA and Visual7w need a world', async () => {
+    const lmdb = join(fixture.worldDir, 'datasets/coco/features_100/COCO_trainval_resnext152_faster_rcnn_genome.lmdb');
+    const images = join(scratchDir(), 'images');
+    mkdirSync(images);
+    const keys = ImageFeatureReader.open(lmdb);
+    const [first, second] = keys.keys();
+    keys.close();
+    const png = Buffer.from('89504e470d0a1a0a', 'hex');
+    writeFileSync(join(images, `${first}.png`), png);
+    writeFileSync(join(images, 'notes.txt'), 'not a picture');
+    const server = await startServer({ sources: storeSources(fixture.modelDir, lmdb, images), port: 0 });
+    try {
+      const health = (await get(new URL('/api/health', server.url).href)).json;
+      assert.equal(health.tasks.genomeqa.available, false);
+      assert.match(health.tasks.genomeqa.reason, /need a world/);
+      assert.equal(health.tasks.vqa.available, true);
+      const collection = health.collections[0].name;
+      const picture = await fetch(new URL(`/api/images/${collection}:${first}/picture`, server.url));
+      assert.equal(picture.headers.get('content-type'), 'image/png');
+      assert.deepEqual(Buffer.from(await picture.arrayBuffer()), png);
+      const missing = await get(new URL(`/api/images/${collection}:${second}/picture`, server.url).href);
+      assert.equal(missing.status, 404);
+      const genome = await post(new URL('/api/genomeqa', server.url).href, {
+        image: `${collection}:${first}`,
+        text: 'x',
+      });
+      assert.equal(genome.status, 409);
+    } finally {
+      await server.close();
+    }
   });
 });
