@@ -22,4 +22,5 @@ export { ModelFolderError } from './pipelines/model-folder.js';
 export { ImageInputError } from './pipelines/image-input.js';
 export { MetricsFormatError } from './report/metrics-log.js';
 export { ReportInputError } from './report/run-files.js';
+export { DownloadError, UnsafeArchiveError } from './download/download-error.js';
 export { ServeRequestError, ServeSetupError } from './serve/serve-error.js';

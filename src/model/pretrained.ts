@@ -4,6 +4,7 @@
 import type * as torch from '../torch/index.js';
 import { applyFromPretrainedRenames, type KeyRename } from '../io/key-renames.js';
 import { readWeights } from '../io/weights.js';
+import { cachedPretrained } from '../download/pretrained.js';
 
 export interface PretrainedLoadReport {
   missingKeys: string[];
@@ -17,7 +18,8 @@ export function loadPretrainedWeights(
   model: torch.Module,
   file: string | Map<string, torch.Tensor>,
 ): PretrainedLoadReport {
-  const weights = typeof file === 'string' ? readWeights(file) : file;
+  // A published name ('multi-task') or an address stands for its file in the download cache.
+  const weights = typeof file === 'string' ? readWeights(cachedPretrained(file)) : file;
   try {
     const hasBert = model.namedChildren().some(([name]) => name === 'bert');
     const renamed = applyFromPretrainedRenames(weights, { modelHasBert: hasBert });

@@ -36,6 +36,7 @@ import { readWeights, writeWeights } from '../io/weights.js';
 import { readAnswerVocabulary } from '../data/datasets/vqa.js';
 import { loadTaskRegistry } from '../data/task-registry.js';
 import { BertTokenizer } from '../text/index.js';
+import { cachedPretrained } from '../download/pretrained.js';
 import { VilbertError } from '../vilbert-error.js';
 
 export const CONFIG_FILE = 'config.json';
@@ -405,7 +406,7 @@ export function modelFolderFromCheckpoint(options: CheckpointFolderOptions): Che
   }
 
   options.onProgress?.({ step: 'reading', file: options.checkpoint });
-  const weights = readWeights(options.checkpoint);
+  const weights = readWeights(cachedPretrained(options.checkpoint));
   let model: VILBertForVLTasks | undefined;
   try {
     const shapeOf = (suffix: string) => [...weights].find(([key]) => key.endsWith(suffix))?.[1].shape;

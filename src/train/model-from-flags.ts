@@ -11,6 +11,8 @@ import {
   type ParsedConfig,
   type ViLBertConfig,
 } from '../model/config.js';
+import { CHECKPOINT_NAMES } from '../download/catalogue.js';
+import { cachedPretrained } from '../download/pretrained.js';
 
 export interface ConfigFlags {
   /** A path, or a missing path whose file name is a bundled config (the reference's config/<name>.json). */
@@ -52,14 +54,17 @@ const WEIGHT_FILES_IN_FOLDER = ['pytorch_model.bin', 'model.safetensors', 'pytor
 
 /**
  * The weights file --from_pretrained names: a .bin/.safetensors file, or a folder holding
- * pytorch_model.bin, model.safetensors or a single weights file; null for 'none' or ''
- * (random initialisation). Nothing is downloaded.
+ * pytorch_model.bin, model.safetensors or a single weights file; a published checkpoint's
+ * name (multi-task, pretrained, bert-base-uncased) or an address, as its file in the cache
+ * (fetchPretrained puts it there; nothing is downloaded here); null for 'none' or ''
+ * (random initialisation).
  */
-export function pretrainedWeightsFile(value: string): string | null {
-  if (value === '' || value === 'none') return null;
+export function pretrainedWeightsFile(flag: string): string | null {
+  if (flag === '' || flag === 'none') return null;
+  const value = cachedPretrained(flag);
   if (!existsSync(value)) {
     throw new Error(
-      `--from_pretrained ${value}: no such file or folder (nothing is downloaded; pass a local .bin or .safetensors checkpoint, a folder holding one, or 'none' to start from random weights)`,
+      `--from_pretrained ${value}: no such file or folder (pass a local .bin or .safetensors checkpoint, a folder holding one, ${CHECKPOINT_NAMES.join(', ')} or an http(s) address to fetch into the cache, or 'none' to start from random weights)`,
     );
   }
   if (!statSync(value).isDirectory()) return value;
