@@ -13,6 +13,8 @@ import { configFromFlags, type ConfigFlags } from '../train/model-from-flags.js'
 import { loadPretrainedWeights } from '../model/pretrained.js';
 import { BertForMultiModalPreTraining, VILBertForVLTasks } from '../model/vilbert.js';
 import { type TaskConfig, loadTaskRegistry } from '../data/task-registry.js';
+import { cachedPretrained } from '../download/pretrained.js';
+import { fetchFromPretrained } from './download.js';
 import { selectTasks as selectRegistryTasks, taskNumber } from '../train/task-data.js';
 import { evaluateTask } from '../eval/evaluate.js';
 import { evaluateRetrieval } from '../eval/retrieval.js';
@@ -86,7 +88,9 @@ function deviceFor(options: CommonOptions): string {
 
 function missingWeights(options: CommonOptions): string | undefined {
   const file = options.from_pretrained;
-  return existsSync(file) ? undefined : `--from_pretrained ${file}: no such weights file (.bin or .safetensors)`;
+  return existsSync(cachedPretrained(file))
+    ? undefined
+    : `--from_pretrained ${file}: no such weights file (.bin or .safetensors)`;
 }
 
 /** Builds the model on the device and loads --from_pretrained into it. */
@@ -260,6 +264,7 @@ async function runEvalTasks(options: EvalTasksOptions): Promise<void> {
   const config = tryConfig(problems, () => readModelConfig(options));
   const opened = openEvalDatasets(selected, options, problems, (task) =>
     RETRIEVAL_TASKS.has(task.name) ? 'image retrieval is ranked by `vilbert eval-retrieval`' : undefined,
+  await fetchFromPretrained(options.from_pretrained);
   );
   const savePath = join(options.output_dir, `${options.from_pretrained.split('/').pop()}-${options.save_name}`);
   const rows: string[][] = [];
@@ -309,7 +314,7 @@ async function runEvalTasks(options: EvalTasksOptions): Promise<void> {
   console.log(`wrote ${savePath} (eval.txt; per task <TASKn>_<name>/<split>_result.json and <split>_others.json)`);
 }
 
-function runEvalRetrieval(options: EvalRetrievalOptions): void {
+async function runEvalRetrieval(options: EvalRetrievalOptions): Promise<void> {
   refuseUnsupported(options, COMMON);
   if (options.batch_size !== 1)
     throw new Error(
@@ -328,6 +333,7 @@ function runEvalRetrieval(options: EvalRetrievalOptions): void {
       {
         config_file: options.config_file,
         bert_model: options.bert_model,
+  await fetchFromPretrained(options.from_pretrained);
         task_specific_tokens: options.task_specific_tokens,
       },
       { fast_mode: true },

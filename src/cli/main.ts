@@ -13,6 +13,7 @@ import { registerEval } from './eval.js';
 import { registerPredict } from './predict.js';
 import { registerLaunch } from './launch.js';
 import { registerMakeWorld } from './make-world.js';
+import { registerDownload } from './download.js';
 import { registerServe } from './serve.js';
 
 export function buildProgram(): Command {
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
     registerPredict,
     registerServe,
     registerMakeWorld,
+    registerDownload,
     registerLaunch,
     registerCheckpoints,
     registerVerifyParity,

@@ -14,6 +14,7 @@ import type { RetrievalResult } from '../pipelines/retrieve.js';
 import type { VqaAnswer } from '../pipelines/vqa.js';
 import type { EntailResult } from '../pipelines/entail.js';
 import type { VerifyResult } from '../pipelines/verify.js';
+import { fetchFromPretrained } from './download.js';
 
 interface PredictOptions {
   task: string;
@@ -166,7 +167,8 @@ function taskKey(flag: string, value: string | undefined): string | undefined {
   return key;
 }
 
-function makeModelFolder(options: ModelFolderOptions): void {
+async function makeModelFolder(options: ModelFolderOptions): Promise<void> {
+  await fetchFromPretrained(options.from_pretrained);
   const ground = taskKey('--ground_task', options.ground_task);
   const retrieve = taskKey('--retrieve_task', options.retrieve_task);
   const report = modelFolderFromCheckpoint({
@@ -230,7 +232,10 @@ export function registerPredict(program: Command): void {
     .description(
       'make a model folder for predict and the pipelines from a reference checkpoint (e.g. multi_task_model.bin)',
     )
-    .requiredOption('--from_pretrained <file>', 'weights: .bin (either torch format) or .safetensors')
+    .requiredOption(
+      '--from_pretrained <file>',
+      'weights: .bin (either torch format) or .safetensors; or multi-task, pretrained, an http(s) address (fetched into the cache)',
+    )
     .option('--config_file <file>', 'model config: a file or a bundled name (default bert_base_6layer_6conect)')
     .option(
       '--labels_from <root>',

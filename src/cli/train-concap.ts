@@ -25,13 +25,14 @@ import {
 } from './flags.js';
 import { TrainingView, interruptedExitCode, withInterrupt } from './training-view.js';
 import { initDistributed } from '../distributed/index.js';
+import { fetchFromPretrained } from './download.js';
 
 const d = TRAIN_CONCAP_DEFAULTS;
 
 const COMMON: CommonFlagSettings = {
   fromPretrained: {
     default: d.from_pretrained,
-    help: "weights to start from: a .bin (either torch format) or .safetensors file, or a folder holding pytorch_model.bin or model.safetensors (e.g. HF bert-base-uncased); 'none' or '' for random weights (nothing is downloaded)",
+    help: "weights to start from: a .bin (either torch format) or .safetensors file, or a folder holding pytorch_model.bin or model.safetensors (e.g. HF bert-base-uncased); a published name (bert-base-uncased, pretrained, multi-task) or an http(s) address, fetched once into $VILBERT_CACHE; 'none' or '' for random weights",
   },
   outputDir: d.output_dir,
   configFile: d.config_file,
@@ -129,6 +130,7 @@ export function registerTrainConcap(program: Command): void {
     .action(async (options: CliOptions) => {
       refuseUnsupported(options, COMMON);
       applyThreads(options);
+      await fetchFromPretrained(options.from_pretrained);
       process.exitCode = await runTrainConcap({ ...d, ...options }, options);
     });
 }

@@ -20,13 +20,14 @@ import {
 } from './flags.js';
 import { TrainingView, interruptedExitCode, withInterrupt } from './training-view.js';
 import { initDistributed } from '../distributed/index.js';
+import { fetchFromPretrained } from './download.js';
 
 const d = TRAIN_TASKS_DEFAULTS;
 
 const COMMON: CommonFlagSettings = {
   fromPretrained: {
     default: d.from_pretrained,
-    help: "checkpoint to start from (.bin zip or legacy pickle, or .safetensors); 'none' for random weights (nothing is downloaded)",
+    help: "checkpoint to start from (.bin zip or legacy pickle, or .safetensors); a published name (bert-base-uncased, pretrained, multi-task) or an http(s) address, fetched once into $VILBERT_CACHE; 'none' for random weights",
   },
   outputDir: d.output_dir,
   configFile: d.config_file,
@@ -118,6 +119,7 @@ export function registerTrainTasks(program: Command): void {
       ) => {
         refuseUnsupported(options, COMMON);
         applyThreads(options);
+        await fetchFromPretrained(options.from_pretrained);
         process.exitCode = await runTrainTasks({ ...d, ...options }, options);
       },
     );
