@@ -11,10 +11,10 @@ import { DATASET_CLASSES, DATASET_MAP_EVAL } from '../data/datasets/index.js';
 import type { ViLBertConfig } from '../model/config.js';
 import { configFromFlags, type ConfigFlags } from '../train/model-from-flags.js';
 import { loadPretrainedWeights } from '../model/pretrained.js';
-import { BertForMultiModalPreTraining, VILBertForVLTasks } from '../model/vilbert.js';
-import { type TaskConfig, loadTaskRegistry } from '../data/task-registry.js';
 import { cachedPretrained } from '../download/pretrained.js';
 import { fetchFromPretrained } from './download.js';
+import { BertForMultiModalPreTraining, VILBertForVLTasks } from '../model/vilbert.js';
+import { type TaskConfig, loadTaskRegistry } from '../data/task-registry.js';
 import { selectTasks as selectRegistryTasks, taskNumber } from '../train/task-data.js';
 import { evaluateTask } from '../eval/evaluate.js';
 import { evaluateRetrieval } from '../eval/retrieval.js';
@@ -259,12 +259,12 @@ async function runEvalTasks(options: EvalTasksOptions): Promise<void> {
   const selected = selectTasks(options);
   // Everything a task needs is checked for every task before the first is evaluated.
   const problems: string[] = [];
+  await fetchFromPretrained(options.from_pretrained);
   const weightsProblem = missingWeights(options);
   if (weightsProblem) problems.push(weightsProblem);
   const config = tryConfig(problems, () => readModelConfig(options));
   const opened = openEvalDatasets(selected, options, problems, (task) =>
     RETRIEVAL_TASKS.has(task.name) ? 'image retrieval is ranked by `vilbert eval-retrieval`' : undefined,
-  await fetchFromPretrained(options.from_pretrained);
   );
   const savePath = join(options.output_dir, `${options.from_pretrained.split('/').pop()}-${options.save_name}`);
   const rows: string[][] = [];
@@ -326,6 +326,7 @@ async function runEvalRetrieval(options: EvalRetrievalOptions): Promise<void> {
     );
   const selected = selectTasks(options);
   const problems: string[] = [];
+  await fetchFromPretrained(options.from_pretrained);
   const weightsProblem = missingWeights(options);
   if (weightsProblem) problems.push(weightsProblem);
   const config = tryConfig(problems, () =>
@@ -333,7 +334,6 @@ async function runEvalRetrieval(options: EvalRetrievalOptions): Promise<void> {
       {
         config_file: options.config_file,
         bert_model: options.bert_model,
-  await fetchFromPretrained(options.from_pretrained);
         task_specific_tokens: options.task_specific_tokens,
       },
       { fast_mode: true },
