@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "vilbert_torch",
-      "sources": ["src/addon.cc", "src/tensor.cc", "src/dispatch.cc", "src/lmdb.cc", "src/distributed.cc", "src/optim.cc", "src/random.cc", "src/rows.cc", "src/cpu_allocator.cc", "src/files.cc"],
+      "sources": ["src/addon.cc", "src/tensor.cc", "src/dispatch.cc", "src/lmdb.cc", "src/distributed.cc", "src/optim.cc", "src/random.cc", "src/rows.cc", "src/cpu_allocator.cc", "src/files.cc", "src/precision.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<@(libtorch_include)"

@@ -47,6 +47,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   vt::initRows(env, exports);
   vt::initCpuAllocator(env, exports);
   vt::initFiles(env, exports);
+  vt::initPrecision(env, exports);
   return exports;
 }
 

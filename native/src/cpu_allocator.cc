@@ -73,6 +73,21 @@ class LargeBlockAllocator final : public c10::Allocator {
 
   size_t slack() const { return slack_; }
 
+  // Unmaps every idle block (before retrying a failed mapping, or when asked); returns the bytes unmapped.
+  size_t dropIdle() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const size_t before = stats_.idleBytes;
+    while (!byAge_.empty()) unmapIdle(byAge_.begin());
+    return before;
+  }
+
+  // Starts the peaks afresh from what is held now (e.g. once a model is loaded and converted).
+  void resetPeaks() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.peakLiveBytes = stats_.liveBytes;
+    stats_.peakBytes = stats_.liveBytes + stats_.idleBytes;
+  }
+
   // Frees a block from allocate() or raw_allocate(): large ones by the table, others
   // through the default allocator's deleter.
   static void release(void* data);
@@ -168,12 +183,6 @@ class LargeBlockAllocator final : public c10::Allocator {
     }
   }
 
-  // Unmaps every idle block (before retrying a failed mapping).
-  void dropIdle() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    while (!byAge_.empty()) unmapIdle(byAge_.begin());
-  }
-
   void unmapIdle(IdleByAge::iterator oldest) const {
     auto idle = oldest->second;
     munmap(idle->second.data, idle->first);
@@ -226,6 +235,16 @@ Napi::Value cpuAllocatorStats(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// cpuAllocatorEmptyCache(): unmaps the idle blocks now (as torch.cuda.empty_cache does for
+// its cache) and starts the peak counts afresh; returns the bytes given back to the system.
+Napi::Value cpuAllocatorEmptyCache(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (gAllocator == nullptr) return Napi::Number::New(env, 0);
+  const size_t freed = gAllocator->dropIdle();
+  gAllocator->resetPeaks();
+  return Napi::Number::New(env, static_cast<double>(freed));
+}
+
 }  // namespace
 
 void installCpuAllocator() {
@@ -239,6 +258,7 @@ void installCpuAllocator() {
 
 void initCpuAllocator(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuAllocatorStats", Napi::Function::New(env, cpuAllocatorStats));
+  exports.Set("cpuAllocatorEmptyCache", Napi::Function::New(env, cpuAllocatorEmptyCache));
 }
 
 }  // namespace vt

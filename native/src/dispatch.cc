@@ -16,6 +16,27 @@ namespace {
 
 std::vector<c10::OperatorHandle> gOperators;
 
+// Script objects (e.g. quantized::LinearPackedParamsBase, what linear_prepack returns)
+// travel to JavaScript as tagged externals: the tag keeps any other external out of an
+// operator argument. releaseObject() frees the object at once; else the finaliser does.
+const napi_type_tag kObjectTag = {0x7669'6c62'6572'7431ULL, 0x6f62'6a65'6374'0001ULL};
+
+Napi::Value wrapObject(Napi::Env env, const c10::IValue& value) {
+  auto external = Napi::External<c10::IValue>::New(env, new c10::IValue(value),
+                                                   [](Napi::Env, c10::IValue* held) { delete held; });
+  external.TypeTag(&kObjectTag);
+  return external;
+}
+
+c10::IValue& unwrapObject(const Napi::Value& value, const std::string& where) {
+  if (!value.IsExternal() || !value.As<Napi::External<c10::IValue>>().CheckTypeTag(&kObjectTag)) {
+    throw Napi::TypeError::New(value.Env(), where + " must be a script object returned by an operator");
+  }
+  c10::IValue* held = value.As<Napi::External<c10::IValue>>().Data();
+  if (held->isNone()) throw Napi::TypeError::New(value.Env(), where + ": the object was released");
+  return *held;
+}
+
 [[noreturn]] void fail(Napi::Env env, const std::string& message) { throw Napi::TypeError::New(env, message); }
 
 int64_t integerOf(const Napi::Value& value, const std::string& where) {
@@ -79,6 +100,8 @@ c10::IValue toIValue(const Napi::Value& value, const c10::TypePtr& type, const s
         bool integral = std::isfinite(number) && number == static_cast<double>(static_cast<int64_t>(number));
         return integral ? at::Scalar(static_cast<int64_t>(number)) : at::Scalar(number);
       }
+    case c10::TypeKind::ClassType:
+      return unwrapObject(value, where);
     case c10::TypeKind::StringType:
       if (!value.IsString()) fail(env, where + " must be a string");
       return value.As<Napi::String>().Utf8Value();
@@ -144,6 +167,7 @@ Napi::Value fromIValue(Napi::Env env, const c10::IValue& value) {
   if (value.isInt()) return Napi::Number::New(env, static_cast<double>(value.toInt()));
   if (value.isDouble()) return Napi::Number::New(env, value.toDouble());
   if (value.isString()) return Napi::String::New(env, value.toStringRef());
+  if (value.isObject()) return wrapObject(env, value);
   if (value.isTensorList()) {
     auto list = value.toTensorList();
     auto array = Napi::Array::New(env, list.size());
@@ -233,12 +257,21 @@ Napi::Value callOperator(const Napi::CallbackInfo& info) {
   }
 }
 
+// releaseObject(object): frees a script object now (later uses are refused).
+Napi::Value releaseObject(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    unwrapObject(info[0], "releaseObject") = c10::IValue();
+    return env.Undefined();
+  });
+}
+
 }  // namespace
 
 void initDispatch(Napi::Env env, Napi::Object exports) {
   exports.Set("findOperator", Napi::Function::New(env, findOperator));
   exports.Set("operatorSchema", Napi::Function::New(env, operatorSchema));
   exports.Set("callOperator", Napi::Function::New(env, callOperator));
+  exports.Set("releaseObject", Napi::Function::New(env, releaseObject));
 }
 
 }  // namespace vt

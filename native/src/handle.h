@@ -46,6 +46,7 @@ void initRandom(Napi::Env env, Napi::Object exports);
 void initRows(Napi::Env env, Napi::Object exports);
 void initCpuAllocator(Napi::Env env, Napi::Object exports);
 void initFiles(Napi::Env env, Napi::Object exports);
+void initPrecision(Napi::Env env, Napi::Object exports);
 
 // Replaces libtorch's CPU allocator for large blocks (cpu_allocator.cc), unless
 // VILBERT_SYSTEM_MALLOC is set.
