@@ -52,5 +52,20 @@ export {
   type ShapeMismatch,
 } from './module.js';
 export { gradsDefined, adamwStep, zeroGrads, type AdamWStepArgs } from './optim-kernels.js';
+export {
+  PRECISIONS,
+  type Precision,
+  type PrecisionSupport,
+  isPrecision,
+  autocast,
+  isAutocastEnabled,
+  quantizedEngines,
+  quantizedEngine,
+  setQuantizedEngine,
+  preferredQuantizedEngine,
+  emptyCache,
+  cpuPrecisionSupport,
+  precisionNotice,
+} from './precision.js';
 export * as F from './functional.js';
 export * as nn from './nn.js';

@@ -209,11 +209,15 @@ export abstract class Module {
     zeroGrads(this.parameters(), setToNone);
   }
 
-  /** Frees every parameter and buffer of the tree now. */
+  /** Frees every parameter and buffer of the tree now, and what each module holds besides (releaseOwn). */
   dispose(): void {
     for (const parameter of this.parameters()) parameter.dispose();
     for (const [, buffer] of this.namedBuffers()) buffer.dispose();
+    for (const [, module] of this.namedModules()) module.releaseOwn();
   }
+
+  /** Frees native state a module holds outside its parameters and buffers (e.g. packed int8 weights). */
+  protected releaseOwn(): void {}
 }
 
 /** A list of modules whose state-dict keys are their indices (nn.ModuleList, nn.Sequential). */

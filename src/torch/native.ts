@@ -24,6 +24,9 @@ export interface CpuAllocatorStats {
 /** A native tensor handle: a BigInt naming a slot of the addon's tensor table (generation << 32 | slot). */
 export type Handle = bigint;
 
+/** An opaque libtorch script object (e.g. quantized::LinearPackedParamsBase), as operators return them. */
+export type ScriptObjectHandle = { readonly __scriptObject: unique symbol };
+
 /** An opaque read-only LMDB environment handle; closed by lmdbClose or its finaliser. */
 export type LmdbHandle = { readonly __lmdbHandle: unique symbol };
 
@@ -116,6 +119,19 @@ export interface NativeAddon {
   zeroGrads(parameters: Handle[], setToNone: boolean): number;
   /** float32 shaped like input: 1 / (1 - p) with probability 1 - p, else 0 (0 < p < 1); one seed from the default generator. */
   dropoutMask(input: Handle, p: number): Handle;
+  /** Frees a script object an operator returned (e.g. packed quantized weights); later uses are refused. */
+  releaseObject(object: ScriptObjectHandle): void;
+  /** CPU autocast on with that lower-precision dtype code; returns the previous [enabled, dtype code]. */
+  autocastEnter(dtype: number): [boolean, number];
+  /** Restores what autocastEnter returned; the outermost exit frees the cached low-precision weights. */
+  autocastExit(wasEnabled: boolean, dtype: number): void;
+  isAutocastEnabled(): boolean;
+  quantizedEngines(): string[];
+  quantizedEngine(): string;
+  setQuantizedEngine(name: string): void;
+  hasMkldnn(): boolean;
+  /** Unmaps the large-block allocator's idle blocks and restarts its peaks; returns the bytes unmapped. */
+  cpuAllocatorEmptyCache(): number;
   findOperator(name: string, overload: string): number;
   operatorSchema(id: number): string;
   callOperator(id: number, args: unknown[]): unknown;

@@ -3,7 +3,9 @@ import { Module, ModuleList, Parameter } from './module.js';
 import { empty, ones, zeros } from './creation.js';
 import { noGrad } from './autograd.js';
 import * as F from './functional.js';
-import type { Tensor } from './tensor.js';
+import { scope } from './scope.js';
+import { callNative, op, type Tensor } from './tensor.js';
+import { native, type Handle, type ScriptObjectHandle } from './native.js';
 import type { DType } from './dtype.js';
 
 export interface LayerOptions {
@@ -26,10 +28,27 @@ function filledParameter(make: () => Tensor): Parameter {
   return parameter;
 }
 
+export interface DynamicQuantizationOptions {
+  /**
+   * Quantize the activations to 7 bits (reduce_range), as torch.ao.quantization.quantize_dynamic
+   * does (the default, so results equal PyTorch's); false uses all 8 bits.
+   */
+  reduceRange?: boolean;
+  /** Free the float32 weight and bias once packed (default true); a tied weight is kept for its other user. */
+  releaseWeights?: boolean;
+}
+
+const QINT8 = 12; // c10::ScalarType::QInt8
+const FLOAT32_EPS = 2 ** -23; // torch.finfo(torch.float32).eps, the observers' smallest scale
+
 /** y = x W^T + b, weight [out, in]; PyTorch's kaiming-uniform default init. */
 export class Linear extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter | null;
+  readonly #tied: boolean;
+  #packed: ScriptObjectHandle | null = null;
+  #reduceRange = true;
+  #released = false;
 
   constructor(
     readonly inFeatures: number,
@@ -49,10 +68,61 @@ export class Linear extends Module {
     // A tied weight is shared with another module (e.g. the MLM decoder and the word embeddings).
     this.weight = options.tiedWeight ?? uniformParameter([outFeatures, inFeatures], bound, options);
     this.bias = options.bias === false ? null : uniformParameter([outFeatures], bound, options);
+    this.#tied = options.tiedWeight !== undefined;
   }
 
   forward(input: Tensor): Tensor {
+    if (this.#packed !== null) return op('quantized::linear_dynamic', input, this.#packed, this.#reduceRange);
     return F.linear(input, this.weight, this.bias); // [..., out]
+  }
+
+  /** Whether quantizeDynamic_() has run: forward then takes int8 weights and float32 activations. */
+  get isQuantized(): boolean {
+    return this.#packed !== null;
+  }
+
+  /**
+   * Dynamic int8 quantization, as torch's quantize_dynamic with per_channel_dynamic_qconfig:
+   * int8 weights with one symmetric scale per output row (max |w| / 127.5), packed for the
+   * current quantized engine (setQuantizedEngine); activations quantized per call from their
+   * own range. Inference only: once the float32 weights are released they leave the state
+   * dict, and the module cannot train.
+   */
+  quantizeDynamic_(options: DynamicQuantizationOptions = {}): this {
+    if (this.#packed !== null) return this;
+    if (this.weight.dtype !== 'float32')
+      throw new TypeError(`Linear(${this.inFeatures}, ${this.outFeatures}): int8 quantization needs float32 weights`);
+    this.#packed = noGrad(() =>
+      scope(() => {
+        const weight = this.weight.detach();
+        const scales = op('amax', weight.abs(), [1], false).div(127.5).clamp(FLOAT32_EPS).to('float64');
+        const zeroPoints = zeros([this.outFeatures], { dtype: 'int64' });
+        const quantized = callNative('quantize_per_channel', weight, scales, zeroPoints, 0, QINT8) as Handle;
+        try {
+          return callNative('quantized::linear_prepack', quantized, this.bias) as ScriptObjectHandle;
+        } finally {
+          native.dispose(quantized);
+        }
+      }),
+    );
+    this.#reduceRange = options.reduceRange ?? true;
+    if (options.releaseWeights ?? true) {
+      if (!this.#tied) this.weight.dispose();
+      this.bias?.dispose();
+      this.#released = true;
+    }
+    return this;
+  }
+
+  /** Released float32 weights are no longer this module's parameters (nor in its state dict). */
+  override ownParameters(): [string, Parameter][] {
+    if (!this.#released) return super.ownParameters();
+    return super.ownParameters().filter(([, parameter]) => !parameter.isDisposed);
+  }
+
+  protected override releaseOwn(): void {
+    if (this.#packed !== null) native.releaseObject(this.#packed);
+    this.#packed = null;
   }
 }
 

@@ -17,7 +17,8 @@ function operatorId(qualified: string): number {
     const dot = qualified.indexOf('.');
     const name = dot < 0 ? qualified : qualified.slice(0, dot);
     const overload = dot < 0 ? '' : qualified.slice(dot + 1);
-    id = native.findOperator(`aten::${name}`, overload);
+    // 'quantized::linear_dynamic' names its namespace; a bare name is ATen's.
+    id = native.findOperator(name.includes('::') ? name : `aten::${name}`, overload);
     operatorIds.set(qualified, id);
   }
   return id;
