@@ -31,6 +31,8 @@ export class BertLayerNorm extends nn.LayerNorm {
   }
 
   override forward(input: Tensor): Tensor {
+    // Under bf16 autocast a head's LayerNorm can receive bfloat16: normalise in float32.
+    if (input.dtype !== this.weight.dtype) return torch.scope(() => this.forward(input.to(this.weight.dtype)));
     if (numerics === 'fused') return super.forward(input);
     const mean = input.mean(-1, true);
     const centered = input.sub(mean);

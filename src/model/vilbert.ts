@@ -5,6 +5,7 @@ import type { Tensor } from '../torch/index.js';
 import type { ViLBertConfig } from './config.js';
 import { BertModel, type BertInputs, type BertModelOutput, fuse } from './bert-model.js';
 import { PreTrainingHeads, type PreTrainingScores, SimpleClassifier } from './heads.js';
+import { type Precision, changePrecision, inPrecision } from './precision.js';
 
 const { nn, F } = torch;
 
@@ -73,6 +74,7 @@ export class VILBertForVLTasks extends torch.Module {
   readonly vil_tri_prediction: torch.nn.Linear;
   readonly vision_logit: torch.nn.Linear;
   readonly linguisic_logit: torch.nn.Linear; // (sic: checkpoint key)
+  #precision: Precision = 'fp32';
 
   /** Head sizes are fixed as in the reference (its num_labels argument is ignored). */
   constructor(readonly config: ViLBertConfig) {
@@ -90,7 +92,26 @@ export class VILBertForVLTasks extends torch.Module {
     initWeights(this, config.initializer_range);
   }
 
+  /** 'fp32' (default), 'bf16' (autocast) or 'int8' (dynamically quantized Linear layers). */
+  get precision(): Precision {
+    return this.#precision;
+  }
+
+  /**
+   * Runs the model in another precision from now on (see ./precision.ts). bf16 can be switched
+   * back; int8 quantizes every Linear layer and releases its float32 weights, for good.
+   * Outputs stay float32 in every precision.
+   */
+  setPrecision(precision: Precision): this {
+    this.#precision = changePrecision(this, this.#precision, precision);
+    return this;
+  }
+
   forward(inputs: BertInputs, options: VLForwardOptions = {}): VLTaskOutputs {
+    return inPrecision(this.#precision, () => this.#forward(inputs, options));
+  }
+
+  #forward(inputs: BertInputs, options: VLForwardOptions): VLTaskOutputs {
     const wanted = new Set(options.heads ?? ALL_VL_HEADS);
     const bert = this.bert.call(inputs, options.outputAllEncodedLayers ?? false);
     const pooled = this.dropout.call(fuse(this.config, bert.pooledText, bert.pooledImage)); // [B, bi]
@@ -141,6 +162,7 @@ export interface PreTrainingLosses {
 export class BertForMultiModalPreTraining extends torch.Module {
   readonly bert: BertModel;
   readonly cls: PreTrainingHeads;
+  #precision: Precision = 'fp32';
 
   constructor(readonly config: ViLBertConfig) {
     super();
@@ -149,12 +171,24 @@ export class BertForMultiModalPreTraining extends torch.Module {
     initWeights(this, config.initializer_range);
   }
 
+  get precision(): Precision {
+    return this.#precision;
+  }
+
+  /** As VILBertForVLTasks.setPrecision; the losses are computed in float32 from float32 scores. */
+  setPrecision(precision: Precision): this {
+    this.#precision = changePrecision(this, this.#precision, precision);
+    return this;
+  }
+
   /** The three prediction scores (no task token: pre-training never uses one). */
   scores(inputs: BertInputs): PreTrainingScores {
-    return torch.scope(() => {
-      const bert = this.bert.call({ ...inputs, taskIds: null });
-      return this.cls.call(bert.sequenceOutputText, bert.sequenceOutputImage, bert.pooledText, bert.pooledImage);
-    });
+    return inPrecision(this.#precision, () =>
+      torch.scope(() => {
+        const bert = this.bert.call({ ...inputs, taskIds: null });
+        return this.cls.call(bert.sequenceOutputText, bert.sequenceOutputImage, bert.pooledText, bert.pooledImage);
+      }),
+    );
   }
 
   forward(inputs: BertInputs, labels: PreTrainingLabels): PreTrainingLosses {
