@@ -16,7 +16,10 @@ import { fetchFromPretrained } from './download.js';
 import { BertForMultiModalPreTraining, VILBertForVLTasks } from '../model/vilbert.js';
 import { type TaskConfig, loadTaskRegistry } from '../data/task-registry.js';
 import { selectTasks as selectRegistryTasks, taskNumber } from '../train/task-data.js';
-import { evaluateTask } from '../eval/evaluate.js';
+import { type TaskEvaluation, evaluateTask } from '../eval/evaluate.js';
+import { comparePrecisions } from '../eval/precision-agreement.js';
+import { PRECISIONS, type Precision } from '../model/precision.js';
+import { precisionOption, reportPrecision } from './precision-option.js';
 import { evaluateRetrieval } from '../eval/retrieval.js';
 import {
   addCommonFlags,
@@ -38,11 +41,14 @@ interface CommonOptions extends CommonFlags, TaskDataFlags {
 }
 
 interface EvalTasksOptions extends CommonOptions {
+  precision?: Precision;
+  compare_precisions: boolean;
   dynamic_attention: boolean;
   visual_target: number;
 }
 
 interface EvalRetrievalOptions extends CommonOptions {
+  precision?: Precision;
   zero_shot: boolean;
   chunk_size: number;
 }
@@ -68,6 +74,7 @@ function addEvalFlags(command: Command, batchSizeDefault: number): Command {
     .option('--use_chunk <x>', 'no effect (unused by the reference)', float, 0)
     .option('--batch_size <n>', 'evaluation batch size of every task', positiveInteger, batchSizeDefault)
     .option('--split <name>', "split to evaluate instead of each task's val_split (e.g. test, testA)", '')
+    .addOption(precisionOption())
     .option(
       '--task_specific_tokens',
       'the model has task tokens (config.task_specific_tokens = true); the multi-task checkpoint needs it',
@@ -268,49 +275,80 @@ async function runEvalTasks(options: EvalTasksOptions): Promise<void> {
   );
   const savePath = join(options.output_dir, `${options.from_pretrained.split('/').pop()}-${options.save_name}`);
   const rows: string[][] = [];
+  const byPrecision = new Map<Precision, Map<string, TaskEvaluation>>();
   try {
     mkdirSync(savePath, { recursive: true });
-    const model = loadModel(options, () => new VILBertForVLTasks(config!));
+    // --compare_precisions: every task in fp32, bf16 and int8 (a fresh model each: int8 is for good).
+    const precisions: Precision[] = options.compare_precisions ? [...PRECISIONS] : [options.precision ?? 'fp32'];
     const evalTxt = join(savePath, 'eval.txt');
     writeFileSync(evalTxt, '');
-    for (const entry of opened) {
-      const { key, number, task, split, dataset } = entry;
-      const loader = TaskLoader.inProcess(dataset, {
-        batchSize: options.batch_size,
-        shuffle: false,
-        seed: options.seed,
-      });
-      const label2ans = 'label2ans' in dataset ? (dataset.label2ans as string[]) : undefined;
-      const evaluation = await evaluateTask(
-        model,
-        loader,
-        { name: task.name, type: task.type, process: task.process, number },
-        {
-          label2ans,
-          onProgress: progress(`${key} ${task.name}`),
-        },
-      );
-      const line = `Validation [${task.name.replaceAll('+', 'plus')}]: loss ${evaluation.loss.toFixed(3)} score ${(100 * evaluation.score).toFixed(3)} `;
-      appendFileSync(evalTxt, `${line}\n`);
-      console.log(line);
-      writeTaskResults(savePath, entry, split, evaluation.results, evaluation.others);
-      const metrics = Object.entries(evaluation.metrics)
-        .map(([name, value]) => `${name} ${(100 * value).toFixed(2)}`)
-        .join(', ');
-      rows.push([
-        `${key} ${task.name}`,
-        split,
-        String(evaluation.count),
-        evaluation.loss.toFixed(4),
-        (100 * evaluation.score).toFixed(2),
-        metrics,
-      ]);
-      entry.close();
+    for (const precision of precisions) {
+      const first = precision === precisions[0];
+      const model = loadModel(options, () => new VILBertForVLTasks(config!));
+      reportPrecision(precision);
+      model.eval().setPrecision(precision);
+      const evaluations = new Map<string, TaskEvaluation>();
+      for (const entry of opened) {
+        const { key, number, task, split, dataset } = entry;
+        const loader = TaskLoader.inProcess(dataset, {
+          batchSize: options.batch_size,
+          shuffle: false,
+          seed: options.seed,
+        });
+        const label2ans = 'label2ans' in dataset ? (dataset.label2ans as string[]) : undefined;
+        const evaluation = await evaluateTask(
+          model,
+          loader,
+          { name: task.name, type: task.type, process: task.process, number },
+          {
+            label2ans,
+            onProgress: progress(`${key} ${task.name}${precisions.length > 1 ? ` ${precision}` : ''}`),
+          },
+        );
+        evaluations.set(`${key} ${task.name}`, evaluation);
+        if (!first) continue;
+        const line = `Validation [${task.name.replaceAll('+', 'plus')}]: loss ${evaluation.loss.toFixed(3)} score ${(100 * evaluation.score).toFixed(3)} `;
+        appendFileSync(evalTxt, `${line}\n`);
+        console.log(line);
+        writeTaskResults(savePath, entry, split, evaluation.results, evaluation.others);
+        const metrics = Object.entries(evaluation.metrics)
+          .map(([name, value]) => `${name} ${(100 * value).toFixed(2)}`)
+          .join(', ');
+        rows.push([
+          `${key} ${task.name}`,
+          split,
+          String(evaluation.count),
+          evaluation.loss.toFixed(4),
+          (100 * evaluation.score).toFixed(2),
+          metrics,
+        ]);
+        if (precisions.length === 1) entry.close();
+      }
+      model.dispose();
+      byPrecision.set(precision, evaluations);
     }
   } finally {
     for (const entry of opened) entry.close();
   }
   printTable(['task', 'split', 'samples', 'loss', 'score', 'metrics (%)'], rows);
+  if (byPrecision.size > 1) {
+    const compared = comparePrecisions(byPrecision);
+    const percent = (value: number | undefined) => (value === undefined ? '-' : (100 * value).toFixed(2));
+    printTable(
+      ['task', 'samples', 'fp32', 'bf16', 'same as fp32 (%)', 'int8', 'same as fp32 (%)'],
+      compared.map((row) => [
+        row.task,
+        String(row.samples),
+        percent(row.scores.fp32),
+        percent(row.scores.bf16),
+        percent(row.agreement.bf16),
+        percent(row.scores.int8),
+        percent(row.agreement.int8),
+      ]),
+    );
+    writeFileSync(join(savePath, 'precision.json'), `${JSON.stringify(compared, null, 2)}\n`);
+    console.log(`wrote ${join(savePath, 'precision.json')} (scores and agreement with fp32, per task)`);
+  }
   console.log(`wrote ${savePath} (eval.txt; per task <TASKn>_<name>/<split>_result.json and <split>_others.json)`);
 }
 
@@ -353,6 +391,8 @@ async function runEvalRetrieval(options: EvalRetrievalOptions): Promise<void> {
     const model = options.zero_shot
       ? loadModel(options, () => new BertForMultiModalPreTraining(config!))
       : loadModel(options, () => new VILBertForVLTasks(config!));
+    reportPrecision(options.precision);
+    model.eval().setPrecision(options.precision ?? 'fp32');
     for (const entry of opened) {
       const { key, number, task, split, dataset } = entry;
       const evaluation = evaluateRetrieval(model, dataset, {
@@ -389,6 +429,11 @@ export function registerEval(program: Command): void {
       'evaluate a model on tasks of the registry (eval_tasks.py): loss and score per task in <output_dir>/<weights name>-<save_name>/eval.txt, ' +
         "each task's predictions in <TASKn>_<name>/<split>_result.json and <split>_others.json there (e.g. TASK10_refcocoplus/val_result.json); " +
         "every task's split, annotations and features are checked before any task is evaluated",
+    )
+    .option(
+      '--compare_precisions',
+      'ours: evaluate every task in fp32, bf16 and int8 and print each score with its agreement with fp32 (precision.json); results files are fp32',
+      false,
     )
     .action((options: EvalTasksOptions) => runEvalTasks(options));
 

@@ -1,6 +1,6 @@
 // `vilbert predict`: one prediction of a pipeline on images of a feature LMDB, and
 // `vilbert model-folder`: a model folder from a reference checkpoint (docs/INFERENCE.md).
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { createPipeline, type PipelineOfTask, type ProgressEvent } from '../pipelines/index.js';
 import {
   DEFAULT_PIPELINE_TASKS,
@@ -15,6 +15,8 @@ import type { VqaAnswer } from '../pipelines/vqa.js';
 import type { EntailResult } from '../pipelines/entail.js';
 import type { VerifyResult } from '../pipelines/verify.js';
 import { fetchFromPretrained } from './download.js';
+import { precisionOption, reportPrecision } from './precision-option.js';
+import { PRECISIONS, type Precision } from '../model/precision.js';
 
 interface PredictOptions {
   task: string;
@@ -25,6 +27,7 @@ interface PredictOptions {
   topk?: string;
   batch_size?: string;
   json: boolean;
+  precision?: Precision;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -109,12 +112,14 @@ async function predict(options: PredictOptions): Promise<void> {
           process.stderr.write(`\rscored ${event.done}/${event.total} images${event.done === event.total ? '\n' : ''}`);
       }
     : undefined;
+  reportPrecision(options.precision);
   const store = ImageFeatureReader.open(options.features);
   let pipeline: PipelineOfTask[PipelineTask] | undefined;
   try {
     pipeline = await createPipeline(task, options.model, {
       ...(onProgress && { onProgress }),
       ...(batchSize && { batchSize }),
+      ...(options.precision && { precision: options.precision }),
     });
     // retrieve without --image: every image of the store, in its keys order. Only the ids are
     // held; the pipeline reads regions batch by batch (--batch_size images per forward).
@@ -158,6 +163,7 @@ interface ModelFolderOptions {
   vocab?: string;
   ground_task?: string;
   retrieve_task?: string;
+  precision?: Precision;
 }
 
 function taskKey(flag: string, value: string | undefined): string | undefined {
@@ -165,6 +171,15 @@ function taskKey(flag: string, value: string | undefined): string | undefined {
   const key = /^\d+$/.test(value) ? `TASK${value}` : value;
   if (!/^TASK\d+$/.test(key)) throw new Error(`${flag} must be a task number or key (9, TASK9), got '${value}'`);
   return key;
+}
+
+/** A folder stores float32 or bfloat16 weights; int8 is made from either when a folder is loaded. */
+function storedDtype(precision: Precision): 'float32' | 'bfloat16' {
+  if (precision === 'int8')
+    throw new Error(
+      'model-folder --precision int8: a folder stores fp32 or bf16 weights; int8 quantizes them when loaded (predict --precision int8)',
+    );
+  return precision === 'bf16' ? 'bfloat16' : 'float32';
 }
 
 async function makeModelFolder(options: ModelFolderOptions): Promise<void> {
@@ -177,6 +192,7 @@ async function makeModelFolder(options: ModelFolderOptions): Promise<void> {
     ...(options.config_file === undefined ? {} : { config: options.config_file }),
     ...(options.labels_from === undefined ? {} : { labelsFrom: options.labels_from }),
     ...(options.vocab === undefined ? {} : { vocabFile: options.vocab }),
+    ...(options.precision === undefined ? {} : { weightsDtype: storedDtype(options.precision) }),
     tasks: { ...(ground && { ground }), ...(retrieve && { retrieve }) },
     onProgress: ({ step, file }) => console.log(`${step} ${file}`),
   });
@@ -225,6 +241,7 @@ export function registerPredict(program: Command): void {
       'images per forward pass for retrieve (default 32); regions are read one batch at a time',
     )
     .option('--json', 'print the result as JSON', false)
+    .addOption(precisionOption('the model (default: bf16 for a folder of bf16 weights, else fp32)'))
     .action(predict);
 
   program
@@ -250,6 +267,12 @@ export function registerPredict(program: Command): void {
     .option(
       '--retrieve_task <n>',
       `registry task of the retrieve pipeline: 7 COCO, 8 Flickr30k (default ${DEFAULT_PIPELINE_TASKS.retrieve})`,
+    )
+    .addOption(
+      new Option(
+        '--precision <precision>',
+        'how the folder stores its weights: fp32 (default) or bf16 (half the size; the folder then loads in bf16)',
+      ).choices(PRECISIONS),
     )
     .action(makeModelFolder);
 }

@@ -34,6 +34,8 @@ export interface TaskEvaluation {
   results: unknown[];
   /** <split>_others.json: the reference never fills it. */
   others: unknown[];
+  /** Each sample's predicted class, region, choice or pair verdict (the argmax the score counts), in loader order. */
+  predictions: number[];
 }
 
 /** Types whose records name the predicted answer (label2ans[argmax]). */
@@ -110,6 +112,7 @@ export async function evaluateTask(
   const device = model.parameters()[0]?.device ?? 'cpu';
   const total = loader.length;
   const results: unknown[] = [];
+  const predictions: number[] = [];
   let lossSum = 0;
   let scoreSum = 0;
   let iouSum = 0;
@@ -142,6 +145,7 @@ export async function evaluateTask(
       count += step.batchSize;
       if (step.outcomes.iou) iouSum += step.outcomes.iou.reduce((sum, iou) => sum + iou, 0);
       if (collect) results.push(...batchRecords(task, step.outcomes, sampleIds(batch), options.label2ans));
+      predictions.push(...step.outcomes.predicted);
       options.onProgress?.(index + 1, total);
     }
   } finally {
@@ -151,5 +155,5 @@ export async function evaluateTask(
   const score = scoreSum / count;
   const metrics: Record<string, number> = { [METRIC_OF_TYPE[task.type]]: score };
   if (task.type === 'V-logit') metrics.mean_iou = iouSum / count;
-  return { loss: lossSum / count, score, count, metrics, results, others: [] };
+  return { loss: lossSum / count, score, count, metrics, results, others: [], predictions };
 }

@@ -31,12 +31,13 @@ import {
 } from '../model/config.js';
 import { TASK_EMBEDDING_ROWS } from '../model/bert-model.js';
 import { VILBertForVLTasks } from '../model/vilbert.js';
+import { PRECISIONS, isPrecision, type Precision } from '../model/precision.js';
 import { loadPretrainedWeights } from '../model/pretrained.js';
 import { readWeights, writeWeights } from '../io/weights.js';
 import { readAnswerVocabulary } from '../data/datasets/vqa.js';
 import { loadTaskRegistry } from '../data/task-registry.js';
-import { BertTokenizer } from '../text/index.js';
 import { cachedPretrained } from '../download/pretrained.js';
+import { BertTokenizer } from '../text/index.js';
 import { VilbertError } from '../vilbert-error.js';
 
 export const CONFIG_FILE = 'config.json';
@@ -78,6 +79,11 @@ export interface ModelFolderContents {
   tasks: TaskTable;
   /** A vocabulary file to copy in; without one the folder uses the bundled bert-base-uncased vocabulary. */
   vocabFile?: string;
+  /**
+   * How model.safetensors stores the floating-point weights: 'float32' (default) or
+   * 'bfloat16' (half the size; such a folder loads in bf16 unless told otherwise).
+   */
+  weightsDtype?: 'float32' | 'bfloat16';
 }
 
 /** A loaded model folder. The model is the caller's to dispose (or the pipeline's that loaded it). */
@@ -90,6 +96,10 @@ export interface ModelFolder {
   tokenizer: BertTokenizer;
   /** Config keys the reference would store and ignore (see parseConfig). */
   warnings: readonly ConfigWarning[];
+  /** The precision the model runs in (model.precision): as asked, else bf16 for bfloat16 weights, else fp32. */
+  precision: Precision;
+  /** How model.safetensors stores the weights. */
+  weightsDtype: 'float32' | 'bfloat16';
 }
 
 /** A model folder that cannot be read or written: names the folder, the file and, where one is at fault, the key. */
@@ -110,6 +120,8 @@ export class ModelFolderError extends VilbertError {
 export interface LoadModelFolderOptions {
   /** Called before each file is read. */
   onFile?: (file: string) => void;
+  /** Run the model in this precision (default: bf16 for a folder of bfloat16 weights, else fp32). */
+  precision?: Precision;
 }
 
 const SETTING_KEYS = ['task_id', 'max_seq_length', 'max_region_num'] as const;
@@ -220,6 +232,12 @@ function isModelFolder(dir: string): boolean {
  */
 export function saveModelFolder(dir: string, contents: ModelFolderContents): void {
   const target = resolve(dir);
+  if ((contents.model as { precision?: unknown }).precision === 'int8')
+    throw new ModelFolderError(
+      target,
+      WEIGHTS_FILE,
+      "an int8 model's float32 weights were released: save it before setPrecision('int8')",
+    );
   const state = contents.model.stateDict();
   const fail = (file: string) => (problem: string, key?: string) => new ModelFolderError(target, file, problem, key);
   const tasks = checkTasks(contents.tasks, contents.config, fail(TASKS_FILE));
@@ -245,7 +263,12 @@ export function saveModelFolder(dir: string, contents: ModelFolderContents): voi
     writeFileSync(join(staging, TASKS_FILE), `${JSON.stringify(tasks, null, 2)}\n`);
     writeFileSync(join(staging, LABELS_FILE), `${JSON.stringify(labels)}\n`);
     if (contents.vocabFile !== undefined) copyFileSync(contents.vocabFile, join(staging, VOCAB_FILE));
-    writeWeights(join(staging, WEIGHTS_FILE), state, 'safetensors', { format: 'pt' });
+    const stored = storedWeights(state, contents.weightsDtype ?? 'float32');
+    try {
+      writeWeights(join(staging, WEIGHTS_FILE), stored, 'safetensors', { format: 'pt' });
+    } finally {
+      for (const [key, tensor] of stored) if (tensor !== state.get(key)) tensor.dispose();
+    }
     if (existsSync(target)) {
       const previous = `${staging}-previous`;
       renameSync(target, previous);
@@ -263,6 +286,13 @@ export function saveModelFolder(dir: string, contents: ModelFolderContents): voi
     rmSync(staging, { recursive: true, force: true });
     throw error;
   }
+}
+
+/** The state to write: float32 tensors cast when the folder stores bfloat16 (the caller frees the casts). */
+function storedWeights(state: torch.StateDict, dtype: 'float32' | 'bfloat16'): torch.StateDict {
+  if (dtype === 'float32') return state;
+  if (dtype !== 'bfloat16') throw new TypeError(`weightsDtype must be 'float32' or 'bfloat16', got ${String(dtype)}`);
+  return new Map([...state].map(([key, tensor]) => [key, tensor.dtype === 'float32' ? tensor.to('bfloat16') : tensor]));
 }
 
 /** Reads and checks a model folder and builds its model (in eval mode). */
@@ -307,7 +337,12 @@ export function loadModelFolder(dir: string, options: LoadModelFolderOptions = {
       throw new ModelFolderError(root, WEIGHTS_FILE, `does not fit ${CONFIG_FILE}: ${error.message}`);
     }
     model.eval();
-    return { dir: root, model, config, labels, tasks, tokenizer, warnings };
+    const weightsDtype = [...weights.values()].some((tensor) => tensor.dtype === 'bfloat16') ? 'bfloat16' : 'float32';
+    const precision = options.precision ?? (weightsDtype === 'bfloat16' ? 'bf16' : 'fp32');
+    if (!isPrecision(precision))
+      throw new TypeError(`precision must be one of ${PRECISIONS.join(', ')}, got ${String(precision)}`);
+    model.setPrecision(precision);
+    return { dir: root, model, config, labels, tasks, tokenizer, warnings, precision, weightsDtype };
   } catch (error) {
     model?.dispose();
     throw error;

@@ -6,6 +6,7 @@ import { FEATURE_WIDTH, LOCATION_WIDTH, padRegions, type PaddedRegions } from '.
 import type { TaskProcess } from '../data/task-registry.js';
 import { prepareBatch } from '../task-step/step.js';
 import type { VLHead } from '../model/vilbert.js';
+import type { Precision } from '../model/precision.js';
 import type { EncodedSentence } from '../text/index.js';
 import { ImageResolver, type ImageInput, type ImageRegions } from './image-input.js';
 import { loadModelFolder, type ModelFolder, type PipelineTask, type TaskSettings } from './model-folder.js';
@@ -20,6 +21,8 @@ export interface PipelineOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Images per forward pass where a call scores many (retrieve); default 32. */
   batchSize?: number;
+  /** The precision of a model this pipeline loads: 'fp32', 'bf16' or 'int8' (see loadModelFolder); a shared folder keeps its own. */
+  precision?: Precision;
 }
 
 /** What every pipeline function also has. */
@@ -186,7 +189,10 @@ export function openContext(
   options: PipelineOptions,
 ): PipelineContext {
   if (typeof model !== 'string') return new PipelineContext(task, model, false, options);
-  const folder = loadModelFolder(model, { onFile: (file) => options.onProgress?.({ status: 'loading', task, file }) });
+  const folder = loadModelFolder(model, {
+    onFile: (file) => options.onProgress?.({ status: 'loading', task, file }),
+    precision: options.precision,
+  });
   try {
     return new PipelineContext(task, folder, true, options);
   } catch (error) {
