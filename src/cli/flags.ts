@@ -65,6 +65,12 @@ export interface CommonFlagSettings {
 }
 
 export function addCommonFlags(command: Command, settings: CommonFlagSettings): Command {
+  if (settings.fp16 === 'refused')
+    command.option(
+      '--bf16',
+      'ours: bfloat16 autocast for the forward (matrix products in bfloat16; weights, gradients, AdamW state and losses in float32)',
+      false,
+    );
   return command
     .option(
       '--bert_model <name>',
@@ -102,6 +108,7 @@ export function addCommonFlags(command: Command, settings: CommonFlagSettings): 
       false,
     )
     .option('--loss_scale <x>', 'no effect (fp16 only, as in the reference)', float, 0)
+
     .option('--num_workers <n>', settings.numWorkers.help, integer, settings.numWorkers.default)
     .option('--save_name <name>', 'suffix -<save_name> of the run directory', '')
     .option('--baseline', 'refused: the single-stream baseline does not run in the reference', false);
@@ -185,7 +192,9 @@ export function refuseUnsupported(
   env: NodeJS.ProcessEnv = process.env,
 ): void {
   if (options.fp16 && settings.fp16 === 'refused')
-    throw new Error('--fp16 is not supported (half precision does not run in the reference either)');
+    throw new Error(
+      '--fp16 is not supported (half precision does not run in the reference either); --bf16 trains with bfloat16 autocast',
+    );
   if (options.baseline)
     throw new Error("--baseline is not supported (the reference's single-stream baseline does not run)");
   if (options.local_rank === -1) return;

@@ -57,6 +57,8 @@ export interface TrainConcapArgs {
   checkpoint_every: number;
   /** Ours: check every loss and gradient for NaN/Inf (stops the run, naming the tensor). */
   check_finite: boolean;
+  /** Ours: bfloat16 autocast for the forward (float32 weights, gradients, optimiser state and losses). */
+  bf16: boolean;
 }
 
 export const TRAIN_CONCAP_DEFAULTS: TrainConcapArgs = {
@@ -84,6 +86,7 @@ export const TRAIN_CONCAP_DEFAULTS: TrainConcapArgs = {
   adam_epsilon: 1e-8,
   checkpoint_every: 0,
   check_finite: true,
+  bf16: false,
 };
 
 /** The reference's task name for Conceptual Captions in its log tags. */
@@ -265,7 +268,7 @@ export async function trainConcap(args: TrainConcapArgs, hooks: TrainConcapHooks
     () => ConceptCaptionsReader.open(args.file_path, { ...readerOptions, split: 'val', random: valRandom }),
     train,
   );
-  const model = new BertForMultiModalPreTraining(config);
+  const model = new BertForMultiModalPreTraining(config).setPrecision(args.bf16 ? 'bf16' : 'fp32');
   // run.json and the report know a run by its tasks; pre-training has this one.
   const tasks = [{ key: 'TASK0', name: CONCAP_NAME, type: 'pretraining' }];
   const close = () => {

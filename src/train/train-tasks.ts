@@ -67,6 +67,8 @@ export interface TrainTasksArgs {
   batch_size: number;
   /** Ours: check every loss and gradient for NaN/Inf (stops the run, naming the tensor). */
   check_finite: boolean;
+  /** Ours: bfloat16 autocast for the forward (float32 weights, gradients, optimiser state and losses). */
+  bf16: boolean;
   /** Ours: lr of the 'vil_' heads (and of --vision_scratch weights); the reference fixes it at 1e-4. */
   head_lr: number;
   /** Ours: initial bias of the answer classifiers' last layer when training starts them afresh (the reference: 0). */
@@ -103,6 +105,7 @@ export const TRAIN_TASKS_DEFAULTS: TrainTasksArgs = {
   checkpoint_every: 0,
   batch_size: 0,
   check_finite: true,
+  bf16: false,
   head_lr: 1e-4,
   answer_bias_init: 0,
 };
@@ -199,7 +202,7 @@ export async function trainTasks(args: TrainTasksArgs, hooks: TrainTasksHooks = 
       parallel: dp,
     }),
   );
-  const model = new VILBertForVLTasks(config);
+  const model = new VILBertForVLTasks(config).setPrecision(args.bf16 ? 'bf16' : 'fp32');
   const close = () => Promise.all(loaders.flatMap((loader) => [loader.train.close(), loader.val.close()]));
   return run.execute({ model, tasks, config, close }, async () => {
     const loadedKeys = run.loadPretrained(model, args.from_pretrained);
