@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const ALL = ['bert-layer', 'vilbert-model', 'data-pipeline', 'train-step', 'train-iteration'];
+const ALL = ['bert-layer', 'vilbert-model', 'precision', 'data-pipeline', 'train-step', 'train-iteration'];
 const chosen = process.argv.slice(2);
 const unknown = chosen.filter((name) => !ALL.includes(name));
 if (unknown.length > 0) {

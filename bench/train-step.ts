@@ -8,9 +8,11 @@
 // With VILBERT_REFERENCE_DIR set, the reference's VILBertForVLTasks does the
 // same in a Python process in the same run (bench/reference/train_step.py),
 // alternating with ours; medians after warm-up, per phase and in total.
-//   VILBERT_REFERENCE_DIR=/path/to/vilbert-multi-task node dist/bench/train-step.js [--threads 2] [--repeats 3] [--warmup 1] [--batch 8] [--all-heads]
+//   VILBERT_REFERENCE_DIR=/path/to/vilbert-multi-task node dist/bench/train-step.js [--threads 2] [--repeats 3] [--warmup 1] [--batch 8] [--all-heads] [--bf16]
 // --all-heads adds a row where our forward computes every head, as the
 // reference's forward always does (forwardTask computes only the loss's head).
+// --bf16 runs ours as train-tasks --bf16 does (autocast; float32 weights and AdamW state)
+// against the reference's float32 step.
 import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '1' },
     batch: { type: 'string', default: '8' },
     'all-heads': { type: 'boolean', default: false },
+    bf16: { type: 'boolean', default: false },
   },
 });
 const threads = Number(values.threads);
@@ -49,7 +52,8 @@ const { config } = bundledConfig('bert_base_6layer_6conect', {
   visual_target: 0,
   v_target_size: 1601,
 });
-const model = new VILBertForVLTasks(config).train();
+// --bf16: ours under bfloat16 autocast (train-tasks --bf16); the reference stays in float32.
+const model = new VILBertForVLTasks(config).train().setPrecision(values.bf16 ? 'bf16' : 'fp32');
 const groups = referenceParamGroups(model, LR);
 const optimizer = new AdamW(groups, { eps: 1e-6, correctBias: false });
 const batch: TaskBatch = {
@@ -108,7 +112,8 @@ else
   );
 console.log(
   `VQA training step, VILBertForVLTasks bert_base_6layer_6conect (random init, task tokens, train mode), ` +
-    `${model.numParameters().toLocaleString('en-US')} parameters in ${groups.length} AdamW groups, B=${B}, T=${T}+1, R=${R}, ${threads} threads`,
+    `${model.numParameters().toLocaleString('en-US')} parameters in ${groups.length} AdamW groups, B=${B}, T=${T}+1, R=${R}, ${threads} threads` +
+    `; ours in ${model.precision}${values.bf16 ? ' (target: <= 0.6 of the reference float32 step)' : ''}`,
 );
 
 async function referenceStep(): Promise<Phases> {
