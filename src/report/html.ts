@@ -23,6 +23,8 @@ const VAL = '#e6550d';
 /** A task as the report shows it, from run.json, the metric tags or eval.json. */
 interface TaskView {
   name: string;
+  /** The name in the metric tags: the reference logs refcoco+ as refcocoplus. */
+  tagName: string;
   key: string;
   type: string;
   evaluation: EvalResult | null;
@@ -35,25 +37,33 @@ const tagOf = (phase: 'train' | 'val', task: string, kind: (typeof TASK_KINDS)[n
 
 /** run.json's tasks in order, then tasks seen only in the metrics or in eval.json. */
 function collectTasks(run: RunDirectory): TaskView[] {
-  const tasks: TaskView[] = (run.run?.tasks ?? []).map((task) => ({ ...task, evaluation: null }));
+  const tagsOf = (name: string) => TASK_KINDS.flatMap((kind) => [tagOf('train', name, kind), tagOf('val', name, kind)]);
+  const logged = (name: string) => tagsOf(name).some((tag) => run.metrics.has(tag));
+  const tasks: TaskView[] = (run.run?.tasks ?? []).map((task) => {
+    const displayName = task.name.replaceAll('+', 'plus');
+    return { ...task, tagName: logged(task.name) || !logged(displayName) ? task.name : displayName, evaluation: null };
+  });
   // Matched by the known names first: a task name may itself end in '_loss' or contain '_'.
-  const knownTags = new Set(
-    tasks.flatMap((task) =>
-      TASK_KINDS.flatMap((kind) => [tagOf('train', task.name, kind), tagOf('val', task.name, kind)]),
-    ),
-  );
+  const knownTags = new Set(tasks.flatMap((task) => tagsOf(task.tagName)));
   const seen = new Set<string>();
   for (const tag of run.metrics.keys()) {
     const match = TASK_TAG.exec(tag);
     if (match && !knownTags.has(tag)) seen.add(match[2]!);
   }
-  for (const name of [...seen].sort()) tasks.push({ name, key: '', type: '', evaluation: null });
+  for (const name of [...seen].sort()) tasks.push({ name, tagName: name, key: '', type: '', evaluation: null });
   for (const result of run.evaluation ?? []) {
     const task = tasks.find(
       (candidate) => candidate.name === result.task || (result.key && candidate.key === result.key),
     );
     if (task) task.evaluation = result;
-    else tasks.push({ name: result.task, key: result.key ?? '', type: result.type ?? '', evaluation: result });
+    else
+      tasks.push({
+        name: result.task,
+        tagName: result.task,
+        key: result.key ?? '',
+        type: result.type ?? '',
+        evaluation: result,
+      });
   }
   return tasks;
 }
@@ -90,16 +100,26 @@ const atStep = (point: MetricPoint | undefined) => (point ? `${formatNumber(poin
 
 function summaryTable(tasks: TaskView[], metrics: MetricSeries, withEvaluation: boolean): string {
   const headers = ['task', 'key', 'type', 'final val score', 'best val score', 'stops'];
-  if (withEvaluation) headers.push('eval metric', 'eval score', 'chance', 'examples', 'other eval metrics');
+  if (withEvaluation)
+    headers.push(
+      'eval metric',
+      'eval score',
+      'chance',
+      'text only',
+      'image only',
+      'verdict',
+      'examples',
+      'other eval metrics',
+    );
   const rows = tasks.map((task, index) => {
-    const valScore = metrics.get(tagOf('val', task.name, 'score')) ?? [];
+    const valScore = metrics.get(tagOf('val', task.tagName, 'score')) ?? [];
     const cells = [
       `<td><a href="#task-${index}">${escapeXml(task.name)}</a></td>`,
       cell(task.key),
       cell(task.type),
       cell(atStep(valScore[valScore.length - 1]), 'num'),
       cell(atStep(best(valScore)), 'num'),
-      cell(String(stopCount(metrics.get(tagOf('val', task.name, 'early_stop')) ?? [])), 'num'),
+      cell(String(stopCount(metrics.get(tagOf('val', task.tagName, 'early_stop')) ?? [])), 'num'),
     ];
     if (withEvaluation) {
       const result = task.evaluation;
@@ -108,6 +128,9 @@ function summaryTable(tasks: TaskView[], metrics: MetricSeries, withEvaluation: 
         cell(result?.metric ?? '—'),
         cell(result ? formatNumber(result.score) : '—', `num${aboveChance}`),
         cell(result?.chance != null ? formatNumber(result.chance) : '—', 'num'),
+        cell(result?.textOnly != null ? formatNumber(result.textOnly) : '—', 'num'),
+        cell(result?.imageOnly != null ? formatNumber(result.imageOnly) : '—', 'num'),
+        cell(result?.verdict ?? '—', result?.verdict ? (result.verdict.startsWith('NOT') ? 'bad' : 'good') : ''),
         cell(result?.count != null ? String(result.count) : '—', 'num'),
         cell(
           result
@@ -141,8 +164,8 @@ function taskSection(
   const charts: string[] = [];
   for (const kind of ['loss', 'score'] as const) {
     const series: ChartSeries[] = [];
-    const train = metrics.get(tagOf('train', task.name, kind));
-    const val = metrics.get(tagOf('val', task.name, kind));
+    const train = metrics.get(tagOf('train', task.tagName, kind));
+    const val = metrics.get(tagOf('val', task.tagName, kind));
     if (train) series.push({ label: `train ${kind}`, points: train, color: TRAIN, style: 'line' });
     if (val) series.push({ label: `val ${kind}`, points: val, color: VAL, style: 'points' });
     if (series.length > 0)
@@ -172,7 +195,7 @@ function learningRateSection(
   const global = metrics.get('train/lr');
   if (global) series.push({ label: 'train/lr', points: global, color: '#333333', style: 'line' });
   for (const task of tasks) {
-    const points = metrics.get(tagOf('train', task.name, 'lr'));
+    const points = metrics.get(tagOf('train', task.tagName, 'lr'));
     if (points)
       series.push({ label: task.name, points, color: PALETTE[series.length % PALETTE.length]!, style: 'line' });
   }
@@ -197,7 +220,7 @@ function stopAndGoSection(
   xDomain: [number, number] | undefined,
 ): Section | null {
   const rows = tasks.flatMap((task) => {
-    const points = metrics.get(tagOf('val', task.name, 'early_stop'));
+    const points = metrics.get(tagOf('val', task.tagName, 'early_stop'));
     return points ? [{ label: task.name, points }] : [];
   });
   if (rows.length === 0) return null;
@@ -225,7 +248,7 @@ function otherMetricsSection(
   const shown = new Set(['train/lr']);
   for (const task of tasks)
     for (const kind of TASK_KINDS)
-      for (const phase of ['train', 'val'] as const) shown.add(tagOf(phase, task.name, kind));
+      for (const phase of ['train', 'val'] as const) shown.add(tagOf(phase, task.tagName, kind));
   const groups = new Map<string, string[]>();
   for (const tag of [...metrics.keys()].sort()) {
     if (shown.has(tag)) continue;

@@ -42,6 +42,11 @@ export interface EvalResult {
   metric: string;
   score: number;
   chance: number | null;
+  /** Blind baselines (the demo's eval.json): the best score from the text alone, from the image alone. */
+  textOnly: number | null;
+  imageOnly: number | null;
+  /** Whether the score clears the demo's bounds, in words. */
+  verdict: string | null;
   count: number | null;
   extra: Record<string, number>;
 }
@@ -49,12 +54,16 @@ export interface EvalResult {
 /** [x1, y1, x2, y2] in the scene's pixel coordinates. */
 export type Box = [number, number, number, number];
 
+/** The shapes a scene object can be drawn as ('box' is a cuboid, 'rect' a flat rectangle). */
+export const DRAWN_SHAPES = ['rect', 'ellipse', 'cone', 'cylinder', 'ring', 'star', 'heart', 'box'] as const;
+export type DrawnShape = (typeof DRAWN_SHAPES)[number];
+
 export interface SceneObject {
   box: Box;
   label: string;
   color: string;
-  /** Drawn shape; without it, objects whose label names a round thing are ellipses. */
-  shape: 'rect' | 'ellipse' | null;
+  /** Drawn shape; without it, the shape a word of the label names (a ball is an ellipse), else a rectangle. */
+  shape: DrawnShape | null;
 }
 
 export interface Scene {
@@ -226,6 +235,9 @@ export function readEvalResults(path: string): EvalResult[] {
       metric: fields.optionalString(result, 'metric', where) ?? 'score',
       score: fields.number(result, 'score', where),
       chance: fields.optionalNumber(result, 'chance', where),
+      textOnly: fields.optionalNumber(result, 'textOnly', where),
+      imageOnly: fields.optionalNumber(result, 'imageOnly', where),
+      verdict: fields.optionalString(result, 'verdict', where),
       count: fields.optionalNumber(result, 'count', where),
       extra,
     };
@@ -246,8 +258,8 @@ export function readScenes(value: unknown, file: string): Map<string, Scene> {
         const at = `${where}.objects[${index}]`;
         const object = fields.object(objectValue, at);
         const shape = fields.optionalString(object, 'shape', at);
-        if (shape !== null && shape !== 'rect' && shape !== 'ellipse')
-          fields.fail(`${at}.shape`, `expected "rect" or "ellipse", found ${kind(shape)}`);
+        if (shape !== null && !(DRAWN_SHAPES as readonly string[]).includes(shape))
+          fields.fail(`${at}.shape`, `expected one of ${DRAWN_SHAPES.join(', ')}, found ${kind(shape)}`);
         return {
           box: fields.box(object, 'box', at),
           label: fields.optionalString(object, 'label', at) ?? '',

@@ -1,36 +1,132 @@
 // The report's example pictures: each scene (an image described by its objects) drawn as
 // inline SVG, with grounding boxes over it, VQA answers beside it, or a retrieval ranking
 // as a row of thumbnails.
-import type { Box, GroundingExample, RetrievalExample, Scene, SceneObject, VqaExample } from './run-files.js';
+import type {
+  Box,
+  DrawnShape,
+  GroundingExample,
+  RetrievalExample,
+  Scene,
+  SceneObject,
+  VqaExample,
+} from './run-files.js';
 import { escapeXml, formatNumber, safeColor } from './svg.js';
 
 const PREDICTED = '#d6007a';
 const TRUTH = '#00a651';
 
-// Scenes of the synthetic data sets describe objects by words ("red small ball"); a label
-// that names a round thing draws as an ellipse unless the scene says which shape to use.
-const ROUND = /\b(ball|balls|sphere|spheres|circle|circles|disc|disk|round)\b/i;
+// Scenes of the synthetic data sets describe objects by words ("red small cone"); without a
+// `shape`, the last word of the label that names a shape decides, else a rectangle.
+const WORD_SHAPES: readonly [RegExp, DrawnShape][] = [
+  [/\b(ball|sphere|circle|disc|disk|round)s?\b/i, 'ellipse'],
+  [/\bcones?\b/i, 'cone'],
+  [/\bcylinders?\b/i, 'cylinder'],
+  [/\brings?\b/i, 'ring'],
+  [/\bstars?\b/i, 'star'],
+  [/\bhearts?\b/i, 'heart'],
+  [/\bbox(es)?\b/i, 'box'],
+];
 
-function isRound(object: SceneObject): boolean {
-  return object.shape === null ? ROUND.test(object.label) : object.shape === 'ellipse';
+function shapeOf(object: SceneObject): DrawnShape {
+  return object.shape ?? WORD_SHAPES.find(([pattern]) => pattern.test(object.label))?.[1] ?? 'rect';
 }
 
 const number = (value: number) => String(Math.round(value * 100) / 100);
+const points = (list: readonly [number, number][]) => list.map(([x, y]) => `${number(x)},${number(y)}`).join(' ');
 
 function boxRect(box: Box, attributes: string, title: string): string {
   const [x1, y1, x2, y2] = box;
   return `<rect x="${number(Math.min(x1, x2))}" y="${number(Math.min(y1, y2))}" width="${number(Math.abs(x2 - x1))}" height="${number(Math.abs(y2 - y1))}" ${attributes}><title>${escapeXml(title)}</title></rect>`;
 }
 
-function drawObject(object: SceneObject, fontSize: number, labels: boolean): string {
+/** The SVG elements of a shape filling the box (x, y, w, h), in `fill`. */
+function shapeElements(shape: DrawnShape, x: number, y: number, w: number, h: number, fill: string): string {
+  const cx = x + w / 2;
+  const cy = y + h / 2;
+  const paint = `fill="${fill}"`;
+  const shade = 'fill="#000" fill-opacity=".18"';
+  switch (shape) {
+    case 'rect':
+      return `<rect x="${number(x)}" y="${number(y)}" width="${number(w)}" height="${number(h)}" ${paint}/>`;
+    case 'ellipse':
+      return `<ellipse cx="${number(cx)}" cy="${number(cy)}" rx="${number(w / 2)}" ry="${number(h / 2)}" ${paint}/>`;
+    case 'cone': {
+      const rim = h * 0.1;
+      return (
+        `<path d="M${number(cx)} ${number(y)}L${number(x + w)} ${number(y + h - rim)}A${number(w / 2)} ${number(rim)} 0 0 1 ${number(x)} ${number(y + h - rim)}Z" ${paint}/>` +
+        `<ellipse cx="${number(cx)}" cy="${number(y + h - rim)}" rx="${number(w / 2)}" ry="${number(rim)}" ${shade}/>`
+      );
+    }
+    case 'cylinder': {
+      const rim = Math.min(h * 0.12, w * 0.3);
+      return (
+        `<path d="M${number(x)} ${number(y + rim)}V${number(y + h - rim)}A${number(w / 2)} ${number(rim)} 0 0 0 ${number(x + w)} ${number(y + h - rim)}V${number(y + rim)}Z" ${paint}/>` +
+        `<ellipse cx="${number(cx)}" cy="${number(y + rim)}" rx="${number(w / 2)}" ry="${number(rim)}" ${paint}/>` +
+        `<ellipse cx="${number(cx)}" cy="${number(y + rim)}" rx="${number(w / 2)}" ry="${number(rim)}" ${shade}/>`
+      );
+    }
+    case 'ring': {
+      const band = 0.22 * Math.min(w, h);
+      return `<ellipse cx="${number(cx)}" cy="${number(cy)}" rx="${number((w - band) / 2)}" ry="${number((h - band) / 2)}" fill="none" stroke="${fill}" stroke-width="${number(band)}" class="ring"/>`;
+    }
+    case 'star': {
+      // Outer radii that make the five points touch the box's edges (the lower points sit at 0.81 of the radius).
+      const [rx, ry] = [w / 2 / Math.sin((2 * Math.PI) / 5), h / (1 + Math.cos(Math.PI / 5))];
+      const corners = Array.from({ length: 10 }, (_, i): [number, number] => {
+        const radius = i % 2 === 0 ? 1 : 0.42;
+        const angle = -Math.PI / 2 + (i * Math.PI) / 5;
+        return [cx + radius * rx * Math.cos(angle), y + ry + radius * ry * Math.sin(angle)];
+      });
+      return `<polygon points="${points(corners)}" ${paint}/>`;
+    }
+    case 'heart':
+      return `<path d="M${number(cx)} ${number(y + h)}C${number(x - w * 0.05)} ${number(y + h * 0.55)} ${number(x)} ${number(y - h * 0.1)} ${number(cx)} ${number(y + h * 0.28)}C${number(x + w)} ${number(y - h * 0.1)} ${number(x + w * 1.05)} ${number(y + h * 0.55)} ${number(cx)} ${number(y + h)}Z" ${paint}/>`;
+    case 'box': {
+      const depth = 0.22 * Math.min(w, h);
+      return (
+        `<rect x="${number(x)}" y="${number(y + depth)}" width="${number(w - depth)}" height="${number(h - depth)}" ${paint}/>` +
+        `<polygon points="${points([
+          [x, y + depth],
+          [x + depth, y],
+          [x + w, y],
+          [x + w - depth, y + depth],
+        ])}" ${paint}/>` +
+        `<polygon points="${points([
+          [x + w - depth, y + depth],
+          [x + w, y],
+          [x + w, y + h - depth],
+          [x + w - depth, y + h],
+        ])}" ${paint}/>` +
+        `<polygon points="${points([
+          [x + w - depth, y + depth],
+          [x + w, y],
+          [x + w, y + h - depth],
+          [x + w - depth, y + h],
+        ])}" ${shade}/>`
+      );
+    }
+  }
+}
+
+/** About how wide a label's text runs (sans-serif, ~0.55 em per character). */
+const textWidth = (text: string, fontSize: number) => 0.55 * fontSize * text.length;
+
+function drawObject(object: SceneObject, scene: Scene, fontSize: number, labels: boolean): string {
   const [x1, y1, x2, y2] = object.box;
+  const [left, top] = [Math.min(x1, x2), Math.min(y1, y2)];
+  const [right, bottom] = [Math.max(x1, x2), Math.max(y1, y2)];
   const color = escapeXml(safeColor(object.color, '#9aa0a6'));
-  const title = `<title>${escapeXml(object.label)}</title>`;
-  const shape = isRound(object)
-    ? `<ellipse cx="${number((x1 + x2) / 2)}" cy="${number((y1 + y2) / 2)}" rx="${number(Math.abs(x2 - x1) / 2)}" ry="${number(Math.abs(y2 - y1) / 2)}" fill="${color}" class="object">${title}</ellipse>`
-    : `<rect x="${number(Math.min(x1, x2))}" y="${number(Math.min(y1, y2))}" width="${number(Math.abs(x2 - x1))}" height="${number(Math.abs(y2 - y1))}" fill="${color}" class="object">${title}</rect>`;
+  const kind = shapeOf(object);
+  const shape =
+    `<g class="object" data-shape="${kind}"><title>${escapeXml(object.label)}</title>` +
+    shapeElements(kind, left, top, right - left, bottom - top, color) +
+    '</g>';
   if (!labels || object.label === '') return shape;
-  const text = `<text class="object-label" x="${number(Math.min(x1, x2))}" y="${number(Math.max(y1, y2) + fontSize)}" font-size="${number(fontSize)}">${escapeXml(object.label)}</text>`;
+  // Below the object, or above it at the bottom edge; shifted left at the right edge: inside the picture.
+  const width = textWidth(object.label, fontSize);
+  const x = Math.max(0, Math.min(left, scene.width - width));
+  const y = bottom + fontSize <= scene.height ? bottom + fontSize : Math.max(fontSize, top - fontSize * 0.3);
+  const text = `<text class="object-label" x="${number(x)}" y="${number(y)}" font-size="${number(fontSize)}">${escapeXml(object.label)}</text>`;
   return shape + text;
 }
 
@@ -59,7 +155,7 @@ export function drawScene(scene: Scene | undefined, imageId: string, options: Sc
   const fontSize = size / 28;
   const stroke = size / 120;
   const parts = [`<rect class="scene-background" x="0" y="0" width="${number(width)}" height="${number(height)}"/>`];
-  for (const object of scene.objects) parts.push(drawObject(object, fontSize, options.labels));
+  for (const object of scene.objects) parts.push(drawObject(object, scene, fontSize, options.labels));
   for (const overlay of options.overlays ?? []) {
     const color = overlay.kind === 'predicted' ? PREDICTED : TRUTH;
     const dash = overlay.kind === 'predicted' ? ` stroke-dasharray="${number(stroke * 3)} ${number(stroke * 2)}"` : '';

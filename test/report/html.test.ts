@@ -17,6 +17,8 @@ interface RunSpec {
   evaluation?: unknown;
   examples?: unknown;
   scenes?: unknown;
+  /** The task's name in the metric tags (default: its name). */
+  logAs?: (name: string) => string;
 }
 
 /** A small finished run: losses going down, evaluations every 10 iterations, one stop-and-go pause. */
@@ -26,12 +28,13 @@ function makeRun(spec: RunSpec): string {
   for (let step = 0; step < 60; step += 1) {
     log.scalar('train/lr', step, 2e-5 * Math.min(1, (step + 1) / 10));
     for (const [index, task] of spec.tasks.entries()) {
-      log.scalar(`train/${task.name}_loss`, step, 2 / (step + 1) + index);
-      log.scalar(`train/${task.name}_score`, step, step / 60);
+      const name = spec.logAs?.(task.name) ?? task.name;
+      log.scalar(`train/${name}_loss`, step, 2 / (step + 1) + index);
+      log.scalar(`train/${name}_score`, step, step / 60);
       if (step % 10 === 9) {
-        log.scalar(`val/${task.name}_loss`, step, 2.5 / (step + 1));
-        log.scalar(`val/${task.name}_score`, step, Math.min(0.5, step / 60));
-        log.scalar(`val/${task.name}_early_stop`, step, step === 39 || step === 49 ? 1 : 0);
+        log.scalar(`val/${name}_loss`, step, 2.5 / (step + 1));
+        log.scalar(`val/${name}_score`, step, Math.min(0.5, step / 60));
+        log.scalar(`val/${name}_early_stop`, step, step === 39 || step === 49 ? 1 : 0);
       }
     }
   }
@@ -116,7 +119,18 @@ const EXAMPLES = {
 };
 
 const EVALUATION = [
-  { task: 'VQA', key: 'TASK1', type: 'VL-classifier', metric: 'accuracy', score: 0.71, chance: 0.25, count: 120 },
+  {
+    task: 'VQA',
+    key: 'TASK1',
+    type: 'VL-classifier',
+    metric: 'accuracy',
+    score: 0.71,
+    chance: 0.25,
+    textOnly: 0.4,
+    imageOnly: 0.3,
+    verdict: 'NOT 10.0 points above text only (+31.0)',
+    count: 120,
+  },
   {
     task: 'RetrievalCOCO',
     key: 'TASK7',
@@ -183,7 +197,7 @@ test('the full report: every task with its charts, eval table, stop-and-go, lr, 
     );
     assert.match(
       vqaRow,
-      /<td>accuracy<\/td><td class="num good">0\.71<\/td><td class="num">0\.25<\/td><td class="num">120<\/td>/,
+      /<td>accuracy<\/td><td class="num good">0\.71<\/td><td class="num">0\.25<\/td><td class="num">0\.4<\/td><td class="num">0\.3<\/td><td class="bad">NOT 10\.0 points above text only \(\+31\.0\)<\/td><td class="num">120<\/td>/,
     );
     assert.match(html, /R@5 0\.7, R@10 0\.85/, 'an eval-only task gets a row with its extra metrics');
     assert.match(html, /status-finished/);
@@ -219,6 +233,53 @@ test('the full report: every task with its charts, eval table, stop-and-go, lr, 
       'run.json',
       'scenes.json',
     ]);
+  });
+});
+
+test("the reference's log names (refcocoplus) give one row per task, with its scores", () => {
+  withRun({ tasks: TASKS.slice(0, 2), logAs: (name) => name.replaceAll('+', 'plus') }, (dir) => {
+    const html = renderReport(readRunDirectory(dir));
+    assert.equal(count(html, /<tr><td><a href="#task-/g), 2, 'VQA and refcoco+, once each');
+    assert.doesNotMatch(html, />refcocoplus</);
+    const row = /<tr><td><a href="#task-1">refcoco\+<\/a>.*?<\/tr>/.exec(html)?.[0] ?? '';
+    assert.match(row, /<td class="num">0\.5 \(it\. 59\)<\/td>/, 'its val score is found under refcocoplus');
+    assert.match(html, /data-task="refcoco\+" data-chart="loss"/);
+  });
+});
+
+test('each object is drawn as the shape its words name, and labels stay inside the picture', () => {
+  const shapes = ['ball', 'block', 'box', 'cone', 'cylinder', 'ring', 'star', 'heart'];
+  const scenes = {
+    '5': {
+      width: 400,
+      height: 100,
+      objects: shapes.map((shape, i) => ({
+        box: [i * 50, 40, i * 50 + 45, 99],
+        label: `red large ${shape}`,
+        color: '#d62728',
+      })),
+    },
+  };
+  const examples = {
+    scenes: 'scenes.json',
+    vqa: [{ task: 'VQA', image_id: '5', question: 'what?', answers: [], truth: [] }],
+  };
+  withRun({ tasks: TASKS.slice(0, 1), examples, scenes }, (dir) => {
+    const html = renderReport(readRunDirectory(dir));
+    const drawn = [...html.matchAll(/<g class="object" data-shape="([a-z]+)">/g)].map((match) => match[1]);
+    assert.deepEqual(drawn, ['ellipse', 'rect', 'box', 'cone', 'cylinder', 'ring', 'star', 'heart']);
+    assert.match(html, /data-shape="star"><title>red large star<\/title><polygon points="/);
+    assert.match(html, /data-shape="ring"><title>red large ring<\/title><ellipse [^>]*fill="none" stroke="#d62728"/);
+    assert.match(html, /data-shape="cone"><title>red large cone<\/title><path d="M172\.5 40L/);
+    // Labels: the objects touch the bottom edge, so each label sits above its object; the last one is moved left.
+    const labels = [
+      ...html.matchAll(/<text class="object-label" x="([\d.]+)" y="([\d.]+)" font-size="([\d.]+)">([^<]*)</g),
+    ];
+    assert.equal(labels.length, shapes.length);
+    for (const [, x, y, size, text] of labels) {
+      assert.ok(Number(y) <= 100 && Number(y) >= Number(size), `${text}: y ${y}`);
+      assert.ok(Number(x) + 0.55 * Number(size) * text!.length <= 400.1, `${text}: x ${x}`);
+    }
   });
 });
 
