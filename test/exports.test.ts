@@ -32,7 +32,7 @@ const EXPECTED: Record<string, string[]> = {
     'VilbertError',
     'ConfigError',
   ],
-  './torch': ['Tensor', 'tensor', 'zeros', 'Module', 'nn', 'F', 'scope', 'inferenceMode', 'manualSeed'],
+  './torch': ['Tensor', 'tensor', 'zeros', 'Module', 'nn', 'F', 'scope', 'inferenceMode', 'manualSeed', 'autocast'],
   './text': ['BertTokenizer', 'VocabFormatError'],
   './model': [
     'VILBertForVLTasks',
@@ -45,6 +45,8 @@ const EXPECTED: Record<string, string[]> = {
     'bundledConfigNames',
     'loadPretrainedWeights',
     'ConfigError',
+    'PRECISIONS',
+    'cpuPrecisionSupport',
   ],
   './io': [
     'readWeights',
@@ -98,6 +100,7 @@ const EXPECTED: Record<string, string[]> = {
   ],
   './eval': ['evaluateTask', 'evaluateRetrieval', 'METRIC_OF_TYPE', 'retrievalMetrics'],
   './pipelines': ['createPipeline', 'loadModelFolder', 'saveModelFolder', 'PIPELINE_TASKS'],
+  './download': ['downloadPublished', 'catalogue', 'fetchPretrained', 'resolveDetectorFiles'],
   './distributed': ['initDistributed', 'DataParallel', 'ProcessGroup'],
   './errors': ['VilbertError', 'ConfigError', 'CheckpointFormatError', 'DatasetError', 'TrainingDivergedError'],
 };

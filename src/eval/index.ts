@@ -34,3 +34,11 @@ export {
   /** R@1/5/10, median and mean rank. */
   type RetrievalMetrics,
 } from './metrics.js';
+export {
+  /** Per-task scores in several precisions with each one's agreement with fp32 (eval-tasks --compare_precisions). */
+  comparePrecisions,
+  /** The share of samples two prediction lists agree on. */
+  agreement,
+  /** One task's row of comparePrecisions. */
+  type PrecisionRow,
+} from './precision-agreement.js';

@@ -55,6 +55,20 @@ export {
   /** Its three losses. */
   type PreTrainingLosses,
 } from './vilbert.js';
+// Precision: fp32 (the reference's), bf16 autocast, int8 dynamic quantization (model.setPrecision).
+export {
+  /** 'fp32' | 'bf16' | 'int8'. */
+  type Precision,
+  /** The three precisions, fp32 first. */
+  PRECISIONS,
+  isPrecision,
+  /** What this CPU offers bf16 and int8 (AVX512-BF16/AMX, VNNI, oneDNN). */
+  cpuPrecisionSupport,
+  /** A line on what a precision runs as here when that is not what was asked, else null. */
+  precisionNotice,
+  /** Quantizes every Linear layer of any module (what setPrecision('int8') does). */
+  quantizeLinearLayers,
+} from './precision.js';
 export {
   /** The model inputs: token ids, region features and boxes, masks, task ids; shapes in each field's doc. */
   type BertInputs,
