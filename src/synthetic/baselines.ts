@@ -6,6 +6,8 @@ export interface Labelled {
   /** What the baseline may look at (a question text, an image id); '' for none. */
   key: string;
   label: string;
+  /** A coarser key (the question type) answering for keys the fit has not seen. */
+  fallback?: string;
 }
 
 /** Label -> count. */
@@ -29,61 +31,67 @@ export function majorityLabel(labels: readonly string[]): string | undefined {
 }
 
 /**
- * Accuracy on `test` of answering, per key, the label most frequent for that key in `fit`
- * (the overall most frequent label for a key `fit` has not seen). With fit = test it is the
- * in-sample upper bound of any predictor that sees only the key.
+ * Accuracy on `test` of answering, per key, the label most frequent for that key in `fit`;
+ * for a key `fit` has not seen, the label most frequent for the item's `fallback` key (when
+ * given and seen), else the overall most frequent label. With fit = test it is the in-sample
+ * upper bound of any predictor that sees only the key.
  */
 export function majorityAccuracy(fit: readonly Labelled[], test: readonly Labelled[]): number {
   if (test.length === 0) return 0;
-  const byKey = new Map<string, string[]>();
-  for (const { key, label } of fit) {
-    const list = byKey.get(key);
-    if (list) list.push(label);
-    else byKey.set(key, [label]);
-  }
-  const fallback = majorityLabel(fit.map(({ label }) => label));
-  const answer = new Map([...byKey].map(([key, labels]) => [key, majorityLabel(labels)]));
-  const correct = test.filter(({ key, label }) => (answer.get(key) ?? fallback) === label).length;
-  return correct / test.length;
+  const answers = (key: (item: Labelled) => string | undefined) => {
+    const byKey = new Map<string, string[]>();
+    for (const item of fit) {
+      const name = key(item);
+      if (name === undefined) continue;
+      const list = byKey.get(name);
+      if (list) list.push(item.label);
+      else byKey.set(name, [item.label]);
+    }
+    return new Map([...byKey].map(([name, labels]) => [name, majorityLabel(labels)]));
+  };
+  const byKey = answers((item) => item.key);
+  const byFallback = answers((item) => item.fallback);
+  const overall = majorityLabel(fit.map(({ label }) => label));
+  const predict = (item: Labelled) =>
+    byKey.get(item.key) ?? (item.fallback === undefined ? undefined : byFallback.get(item.fallback)) ?? overall;
+  return test.filter((item) => predict(item) === item.label).length / test.length;
+}
+
+/** What a blind baseline may see of an item, and its label. */
+export interface BaselineItem {
+  text: string;
+  image: string;
+  label: string;
+  /** The question type (template) the text belongs to, where the task has types. */
+  type?: string;
 }
 
 /**
  * The blind accuracies of a classification task on val: chance = always the most frequent val
  * answer (1 / #answers when they are balanced); textOnly = per text the answer most frequent
- * for it in train; imageOnly = per image its most frequent val answer (in-sample: val images
- * are not in train, so this is an upper bound for a model that sees only the image).
+ * for it in train (for a text train lacks, its type's); questionType = per question type
+ * the answer most frequent for it in train (tasks with types); imageOnly = per image its most
+ * frequent val answer (in-sample: val images are not in train, so this is an upper bound for
+ * a model that sees only the image).
  */
 export function blindBaselines(
-  train: readonly { text: string; image: string; label: string }[],
-  val: readonly { text: string; image: string; label: string }[],
-): {
-  chance: number;
-  textOnly: number;
-  imageOnly: number;
-} {
-  const view = (
-    items: readonly { text: string; image: string; label: string }[],
-    key: (item: { text: string; image: string }) => string,
-  ): Labelled[] => items.map((item) => ({ key: key(item), label: item.label }));
+  train: readonly BaselineItem[],
+  val: readonly BaselineItem[],
+): { chance: number; textOnly: number; imageOnly: number; questionType?: number } {
+  const view = (items: readonly BaselineItem[], key: (item: BaselineItem) => string): Labelled[] =>
+    items.map((item) => ({
+      key: key(item),
+      label: item.label,
+      ...(item.type === undefined ? {} : { fallback: item.type }),
+    }));
+  const accuracy = (key: (item: BaselineItem) => string, fitOn: readonly BaselineItem[]) =>
+    round(majorityAccuracy(view(fitOn, key), view(val, key)));
+  const typed = val.length > 0 && val.every((item) => item.type !== undefined);
   return {
-    chance: round(
-      majorityAccuracy(
-        view(val, () => ''),
-        view(val, () => ''),
-      ),
-    ),
-    textOnly: round(
-      majorityAccuracy(
-        view(train, (item) => item.text),
-        view(val, (item) => item.text),
-      ),
-    ),
-    imageOnly: round(
-      majorityAccuracy(
-        view(val, (item) => item.image),
-        view(val, (item) => item.image),
-      ),
-    ),
+    chance: accuracy(() => '', val),
+    textOnly: accuracy((item) => item.text, train),
+    imageOnly: accuracy((item) => item.image, val),
+    ...(typed ? { questionType: accuracy((item) => item.type!, train) } : {}),
   };
 }
 

@@ -36,7 +36,7 @@ function writeSplit(context: WorldContext, scenes: readonly Scene[], lmdb: strin
     return [
       String(index).padStart(8, '0'),
       encodeMsgpackNumpy([
-        float32Raw(regionFeatures(random, context.model, regions), [REGION_LEN, FEATURE_WIDTH]),
+        float32Raw(regionFeatures(random, context.model, regions, scene), [REGION_LEN, FEATURE_WIDTH]),
         float32Raw(classDistributions(random, regions), [REGION_LEN, CLASS_WIDTH]),
         float32Raw(regionBoxes(regions), [REGION_LEN, 4]),
         String(REGION_LEN),

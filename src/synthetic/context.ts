@@ -58,6 +58,8 @@ export interface TaskSummary {
   /** Best score seeing only the text (fitted on train) / only the image (in-sample on val). */
   textOnly?: number;
   imageOnly?: number;
+  /** Best score seeing only the question's type (the majority answer per type, fitted on train; QA tasks). */
+  questionType?: number;
   /** Answer classes (classification tasks). */
   answers?: number;
   /** Candidates per item: 4 (Visual7w), the mean objects per image (GuessWhat), the val images ranked (retrieval). */

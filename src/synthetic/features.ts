@@ -3,8 +3,11 @@
 // pixel x1 y1 x2 y2, features float32 [N, 2048]; key b"keys" -> the pickled list of image
 // keys).
 //
-// A region's feature is relu(s * (E_shape + E_colour + E_size) + (1 - s) * E_background +
-// noise * gaussian), with fixed seeded embeddings E (one 2048-d vector per attribute value)
+// A region's feature is relu(s * (sum of E_a over its object's attributes a and pairs of
+// attributes) + (1 - s) * E_background + noise * gaussian), with fixed seeded embeddings E
+// (one 2048-d vector per attribute value: shape, colour, size, position = the third of the
+// image the object's centre is in; and one per pair of values, "red ball", "large ball on
+// the left", as a detector's features respond to the whole object, not to each word apart)
 // and s the region's overlap with its object (1 for a GT box, ~0.9 for a tight detection,
 // ~0.6 for a loose one, 0 for background). Non-negative like fc6 features, never all zero.
 // The detector proposes a tight box per object, then loose ones, then background boxes, in
@@ -13,17 +16,21 @@ import { writeLmdb } from '../io/lmdb.js';
 import { pickleData } from '../io/pickle-numpy-writer.js';
 import type { RawTensor } from '../io/raw-tensor.js';
 import { Random } from './random.js';
-import type { Box, Scene, SceneObject } from './scenes.js';
-import { BACKGROUNDS, CATEGORIES, COLORS, SIZES } from './vocabulary.js';
+import { positionOf, type Box, type Scene, type SceneObject } from './scenes.js';
+import { BACKGROUNDS, CATEGORIES, COLORS, POSITIONS, SIZES } from './vocabulary.js';
 
 export const FEATURE_WIDTH = 2048;
 /** The detector's class distribution width (1600 Visual Genome classes + background), for Conceptual Captions. */
 export const CLASS_WIDTH = 1601;
 
+/** An object's attributes as indices: shape, colour, size, position. */
+const ATTRIBUTE_COUNTS = [CATEGORIES.length, COLORS.length, SIZES.length, POSITIONS.length] as const;
+
 export interface FeatureModel {
-  category: Float32Array[];
-  color: Float32Array[];
-  size: Float32Array[];
+  /** Per attribute (shape, colour, size, position), one embedding per value. */
+  single: Float32Array[][];
+  /** Per pair of attributes i < j (in that order), one embedding per pair of values (value_i * count_j + value_j). */
+  pairs: Float32Array[][];
   background: Float32Array[];
   /** Standard deviation of the per-region gaussian noise. */
   noise: number;
@@ -34,13 +41,11 @@ export function featureModel(seed: number, noise: number): FeatureModel {
   const random = new Random(seed, 'features/embeddings');
   const table = (count: number) =>
     Array.from({ length: count }, () => Float32Array.from({ length: FEATURE_WIDTH }, () => random.gaussian()));
-  return {
-    category: table(CATEGORIES.length),
-    color: table(COLORS.length),
-    size: table(SIZES.length),
-    background: table(BACKGROUNDS.length),
-    noise,
-  };
+  const single = ATTRIBUTE_COUNTS.map((count) => table(count));
+  const pairs = ATTRIBUTE_COUNTS.flatMap((first, i) =>
+    ATTRIBUTE_COUNTS.slice(i + 1).map((second) => table(first * second)),
+  );
+  return { single, pairs, background: table(BACKGROUNDS.length), noise };
 }
 
 /** One region: its box and what it shows. */
@@ -135,18 +140,37 @@ export function groundTruthRegions(random: Random, objects: readonly SceneObject
 }
 
 /** [regions, 2048] float32 features. */
-export function regionFeatures(random: Random, model: FeatureModel, regions: readonly Region[]): Float32Array {
+export function regionFeatures(
+  random: Random,
+  model: FeatureModel,
+  regions: readonly Region[],
+  scene: Scene,
+): Float32Array {
   const out = new Float32Array(regions.length * FEATURE_WIDTH);
   regions.forEach((region, r) => {
     const row = out.subarray(r * FEATURE_WIDTH, (r + 1) * FEATURE_WIDTH);
     const background = model.background[region.background]!;
     const object = region.object;
-    const shape = object ? model.category[object.category]! : background;
-    const color = object ? model.color[object.color]! : background;
-    const size = object ? model.size[SIZES.indexOf(object.size)]! : background;
-    const s = region.strength;
+    const parts: Float32Array[] = [];
+    if (object) {
+      const values = [
+        object.category,
+        object.color,
+        SIZES.indexOf(object.size),
+        POSITIONS.indexOf(positionOf(object, scene)),
+      ];
+      values.forEach((value, a) => parts.push(model.single[a]![value]!));
+      let pair = 0;
+      for (let a = 0; a < values.length; a++)
+        for (let b = a + 1; b < values.length; b++)
+          parts.push(model.pairs[pair++]![values[a]! * ATTRIBUTE_COUNTS[b]! + values[b]!]!);
+    }
+    // Unit variance per dimension for the object's part, as for the background's.
+    const scale = region.strength / Math.sqrt(Math.max(1, parts.length) / 3);
     for (let i = 0; i < FEATURE_WIDTH; i++) {
-      const value = s * (shape[i]! + color[i]! + size[i]!) + (1 - s) * background[i]! + model.noise * random.gaussian();
+      let objectPart = 0;
+      for (const part of parts) objectPart += part[i]!;
+      const value = scale * objectPart + (1 - region.strength) * background[i]! + model.noise * random.gaussian();
       row[i] = value > 0 ? value : 0;
     }
     if (row.every((value) => value === 0)) row[0] = 1e-3;
@@ -202,7 +226,7 @@ export function storedImage(
 ): StoredImage {
   const random = new Random(seed, `features/${store}/${scene.key}`);
   const chosen = regions(random);
-  return { scene, regions: chosen, features: regionFeatures(random, model, chosen) };
+  return { scene, regions: chosen, features: regionFeatures(random, model, chosen, scene) };
 }
 
 /**

@@ -73,6 +73,17 @@ export function describe(
   return phrase(target, random.bernoulli(0.25) ? random.choice(sets) : random.choice(smallest), scene);
 }
 
+/** Every phrase naming `target` uniquely among `among` with a smallest set of the allowed attributes. */
+export function descriptions(
+  target: SceneObject,
+  among: readonly SceneObject[],
+  scene: Scene,
+  allowed: readonly Attribute[],
+): string[] {
+  const sets = identifyingSets(target, among, scene, allowed);
+  return sets.filter((attributes) => attributes.length === sets[0]!.length).map((set) => phrase(target, set, scene));
+}
+
 /** "a" or "an" before a phrase. */
 export function article(words: string): string {
   return /^[aeiou]/.test(words) ? `an ${words}` : `a ${words}`;

@@ -3,10 +3,11 @@
 // Labels are drawn first and a sentence is then found that has that label for the images, so
 // labels are balanced and the same sentence is true of some images and false of others.
 import { join } from 'node:path';
-import { blindBaselines } from './baselines.js';
+import { complementarySets, type Asked } from './balance.js';
+import { blindBaselines, type BaselineItem } from './baselines.js';
 import { sequenceLength, type TaskSummary, type WorldContext } from './context.js';
 import { touch, writeJsonLines, writeNpyInt64 } from './files.js';
-import { article, phrase } from './language.js';
+import { article } from './language.js';
 import { Random } from './random.js';
 import { captions } from './retrieval.js';
 import { type Scene, type ScenePool, type SceneObject } from './scenes.js';
@@ -17,78 +18,68 @@ import { CATEGORIES, COLORS, NUMBER_WORDS } from './vocabulary.js';
 interface Statement {
   sentence: string;
   holds: boolean;
+  /** The template, for the question-type baseline. */
+  type: string;
 }
 
-type PairTemplate = (random: Random, left: Scene, right: Scene) => Statement;
+/** Every statement a template makes about a pair (img0 is "the left image", img1 "the right image"). */
+type PairTemplate = (left: Scene, right: Scene) => Statement[];
 
 const countWhere = (scene: Scene, test: (object: SceneObject) => boolean) => scene.objects.filter(test).length;
+const SIDES = ['left', 'right'] as const;
 
-/** Statements about "the left image" and "the right image" (img0 and img1). */
-const PAIR_TEMPLATES: PairTemplate[] = [
-  (random, left, right) => {
-    const color = random.int(0, COLORS.length - 1);
-    const [first, second, firstScene, secondScene] = random.bernoulli(0.5)
-      ? ['left', 'right', left, right]
-      : ['right', 'left', right, left];
-    const test = (object: SceneObject) => object.color === color;
-    return {
-      sentence: `the ${first} image has more ${COLORS[color]!.name} objects than the ${second} image`,
-      holds: countWhere(firstScene, test) > countWhere(secondScene, test),
-    };
-  },
-  (random, left, right) => {
-    const category = random.int(0, CATEGORIES.length - 1);
-    const [first, second, firstScene, secondScene] = random.bernoulli(0.5)
-      ? ['left', 'right', left, right]
-      : ['right', 'left', right, left];
-    const test = (object: SceneObject) => object.category === category;
-    return {
-      sentence: `there are more ${CATEGORIES[category]!.plural} in the ${first} image than in the ${second} image`,
-      holds: countWhere(firstScene, test) > countWhere(secondScene, test),
-    };
-  },
-  (random, left, right) => {
-    const object = random.choice(random.choice([left, right]).objects);
-    const test = (other: SceneObject) => other.color === object.color && other.category === object.category;
-    return {
-      sentence: `both images contain ${article(phrase(object, ['color', 'category'], left))}`,
-      holds: countWhere(left, test) > 0 && countWhere(right, test) > 0,
-    };
-  },
-  (random, left, right) => {
-    const [side, scene] = random.bernoulli(0.5) ? ['left', left] : ['right', right];
-    const color = random.choice(random.choice([left, right]).objects).color;
-    const count = random.int(1, 3);
-    return {
-      sentence: `the ${side} image contains exactly ${NUMBER_WORDS[count]!} ${COLORS[color]!.name} ${count === 1 ? 'object' : 'objects'}`,
-      holds: countWhere(scene, (object) => object.color === color) === count,
-    };
-  },
-  (random, left, right) => {
-    const [first, second, firstScene, secondScene] = random.bernoulli(0.5)
-      ? ['left', 'right', left, right]
-      : ['right', 'left', right, left];
-    return {
-      sentence: `the ${first} image has more objects than the ${second} image`,
-      holds: firstScene.objects.length > secondScene.objects.length,
-    };
-  },
-];
-
-/** A statement whose truth for the pair is `wanted` (the last one tried if none is found). */
-function statementWithLabel(
-  random: Random,
+/** Per ordering of the two images ("the left ... the right", "the right ... the left"). */
+const bothOrders = (
   left: Scene,
   right: Scene,
-  wanted: boolean,
-  avoid: ReadonlySet<string>,
-): Statement {
-  let statement = random.choice(PAIR_TEMPLATES)(random, left, right);
-  for (let attempt = 0; attempt < 50 && (statement.holds !== wanted || avoid.has(statement.sentence)); attempt++) {
-    statement = random.choice(PAIR_TEMPLATES)(random, left, right);
-  }
-  return statement;
-}
+  make: (first: string, second: string, a: Scene, b: Scene) => Statement,
+) => [make('left', 'right', left, right), make('right', 'left', right, left)];
+
+const PAIR_TEMPLATES: PairTemplate[] = [
+  (left, right) =>
+    COLORS.flatMap((color, c) =>
+      bothOrders(left, right, (first, second, a, b) => ({
+        sentence: `the ${first} image has more ${color.name} objects than the ${second} image`,
+        holds: countWhere(a, (object) => object.color === c) > countWhere(b, (object) => object.color === c),
+        type: 'more-color',
+      })),
+    ),
+  (left, right) =>
+    CATEGORIES.flatMap((category, k) =>
+      bothOrders(left, right, (first, second, a, b) => ({
+        sentence: `there are more ${category.plural} in the ${first} image than in the ${second} image`,
+        holds: countWhere(a, (object) => object.category === k) > countWhere(b, (object) => object.category === k),
+        type: 'more-shape',
+      })),
+    ),
+  (left, right) =>
+    COLORS.flatMap((color, c) =>
+      CATEGORIES.map((category, k) => {
+        const test = (object: SceneObject) => object.color === c && object.category === k;
+        return {
+          sentence: `both images contain ${article(`${color.name} ${category.name}`)}`,
+          holds: countWhere(left, test) > 0 && countWhere(right, test) > 0,
+          type: 'both',
+        };
+      }),
+    ),
+  (left, right) =>
+    SIDES.flatMap((side) =>
+      COLORS.flatMap((color, c) =>
+        [1, 2, 3].map((count) => ({
+          sentence: `the ${side} image contains exactly ${NUMBER_WORDS[count]!} ${color.name} ${count === 1 ? 'object' : 'objects'}`,
+          holds: countWhere(side === 'left' ? left : right, (object) => object.color === c) === count,
+          type: 'exactly',
+        })),
+      ),
+    ),
+  (left, right) =>
+    bothOrders(left, right, (first, second, a, b) => ({
+      sentence: `the ${first} image has more objects than the ${second} image`,
+      holds: a.objects.length > b.objects.length,
+      type: 'more-objects',
+    })),
+];
 
 /**
  * TASK12 NLVR2 on its pool (consecutive scenes are a pair; LMDB keys
@@ -98,37 +89,47 @@ function statementWithLabel(
 export function writeNlvr2(context: WorldContext, pool: ScenePool, featuresPath: string): TaskSummary {
   const dataroot = 'datasets/nlvr2';
   const random = new Random(context.options.seed, 'tasks/NLVR2');
-  const rows: Record<'train' | 'dev', { text: string; image: string; label: string; line: Record<string, unknown> }[]> =
-    { train: [], dev: [] };
+  type Row = BaselineItem & { line: Record<string, unknown> };
+  const rows: Record<'train' | 'dev', Row[]> = { train: [], dev: [] };
   for (const [split, scenes] of [
     ['train', pool.train],
     ['dev', pool.val],
   ] as const) {
+    const candidates: (Asked & { left: Scene; right: Scene })[] = [];
     for (let i = 0; i + 1 < scenes.length; i += 2) {
       const [left, right] = [scenes[i]!, scenes[i + 1]!];
-      const pairName = left.key.replace(/-img0$/, '');
-      const said = new Set<string>();
-      // Alternating labels: every pair has as many true statements as false ones (one more of either when odd).
-      const firstTrue = random.bernoulli(0.5);
-      for (let n = 0; n < context.options.statementsPerPair; n++) {
-        const statement = statementWithLabel(random, left, right, (n % 2 === 0) === firstTrue, said);
-        said.add(statement.sentence);
-        const label = statement.holds ? 'True' : 'False';
-        rows[split].push({
-          text: statement.sentence,
-          image: pairName,
-          label,
-          line: {
-            identifier: `${pairName}-${n}`,
-            sentence: statement.sentence,
-            label,
-            left_url: `${left.key}.png`,
-            right_url: `${right.key}.png`,
-            synset: 'shape',
-            query: 'shapes',
-          },
-        });
-      }
+      const image = left.key.replace(/-img0$/, '');
+      for (const template of PAIR_TEMPLATES)
+        for (const { sentence, holds, type } of template(left, right))
+          candidates.push({ text: sentence, answer: holds ? 'True' : 'False', type, image, left, right });
+    }
+    const statements = complementarySets(
+      random,
+      candidates,
+      context.options.statementsPerPair * Math.floor(scenes.length / 2),
+    );
+    const counter = new Map<string, number>();
+    // In the files, each pair's statements together, pairs in order.
+    const order = new Map(candidates.map((candidate, index) => [candidate.image, index]));
+    statements.sort((a, b) => order.get(a.image)! - order.get(b.image)!);
+    for (const { text, answer, type, image, left, right } of statements) {
+      const n = counter.get(image) ?? 0;
+      counter.set(image, n + 1);
+      rows[split].push({
+        text,
+        image,
+        label: answer,
+        type,
+        line: {
+          identifier: `${image}-${n}`,
+          sentence: text,
+          label: answer,
+          left_url: `${left.key}.png`,
+          right_url: `${right.key}.png`,
+          synset: 'shape',
+          query: 'shapes',
+        },
+      });
     }
   }
   const root = join(context.root, dataroot);
@@ -172,67 +173,66 @@ export function nlvr2Key(split: 'train' | 'dev', index: number): string {
 // ---------------------------------------------------------------- SNLI-VE
 
 type EntailmentLabel = 'entailment' | 'neutral' | 'contradiction';
-const ENTAILMENT_LABELS: readonly EntailmentLabel[] = ['entailment', 'neutral', 'contradiction'];
 
 /**
- * A hypothesis "there is a <shape> and a <colour> object" with the wanted label: entailment
- * when the image shows both, contradiction when it shows the shape but nothing of that
- * colour, neutral when it shows no such shape (the premise says nothing about it). The same
- * words take every label in some image, so they alone say little. Null when the scene
- * allows no such pair.
+ * Every hypothesis "there is a <shape> and a <colour> object" with its label in the scene:
+ * entailment when the image shows both, contradiction when it shows the shape but nothing of
+ * that colour, neutral when it shows no such shape (the premise says nothing about it).
  */
-function hypothesis(random: Random, scene: Scene, label: EntailmentLabel): string | null {
+function hypotheses(scene: Scene): { text: string; label: EntailmentLabel }[] {
   const hasShape = (category: number) => scene.objects.some((object) => object.category === category);
   const hasColor = (color: number) => scene.objects.some((object) => object.color === color);
-  const fits = (category: number, color: number) =>
-    label === 'neutral' ? !hasShape(category) : hasShape(category) && hasColor(color) === (label === 'entailment');
-  const pairs = CATEGORIES.flatMap((_, category) => COLORS.map((_, color) => [category, color] as const)).filter(
-    ([category, color]) => fits(category, color),
+  return CATEGORIES.flatMap((category, k) =>
+    COLORS.map((color, c) => ({
+      text: `there is ${article(category.name)} and ${article(color.name)} object`,
+      label: !hasShape(k) ? 'neutral' : hasColor(c) ? 'entailment' : 'contradiction',
+    })),
   );
-  if (pairs.length === 0) return null;
-  const [category, color] = random.choice(pairs);
-  return `there is ${article(CATEGORIES[category]!.name)} and ${article(COLORS[color]!.name)} object`;
 }
 
 /**
  * TASK13 VisualEntailment on the Flickr30k pool: snli_ve_{train,dev}.jsonl (Flikr30kID,
  * sentence1 = a caption of the image as premise text, sentence2 = hypothesis, gold_label),
- * cache/flickr_test_ids.npy (train lines on those images are dropped by cleaning).
+ * cache/flickr_test_ids.npy (train lines on those images are dropped by cleaning). Each
+ * hypothesis is asked of an image per label it takes (complementary sets).
  */
 export function writeVisualEntailment(context: WorldContext, pool: ScenePool, featuresPath: string): TaskSummary {
   const dataroot = 'datasets/visual_entailment';
   const random = new Random(context.options.seed, 'tasks/VisualEntailment');
-  const linesOf = (scenes: readonly Scene[]) =>
-    scenes.flatMap((scene) => {
-      const premise = captions(random, scene, 1)[0]!;
-      const out: { text: string; image: string; label: string; line: Record<string, unknown> }[] = [];
-      const said = new Set<string>();
-      // The labels in turn from a random start: balanced within every image.
-      const start = random.int(0, ENTAILMENT_LABELS.length - 1);
-      for (
-        let attempt = 0;
-        out.length < context.options.questionsPerImage && attempt < 4 * context.options.questionsPerImage;
-        attempt++
-      ) {
-        const label = ENTAILMENT_LABELS[(start + out.length) % ENTAILMENT_LABELS.length]!;
-        const text = hypothesis(random, scene, label);
-        if (text === null || said.has(text)) continue;
-        said.add(text);
-        out.push({
-          text,
-          image: scene.key,
-          label,
-          line: {
-            Flikr30kID: `${scene.imageId}.jpg`,
-            sentence1: premise,
-            sentence2: text,
-            gold_label: label,
-            pairID: `${scene.imageId}.jpg#0r${out.length}${label[0]!}`,
-          },
-        });
-      }
-      return out;
+  const linesOf = (scenes: readonly Scene[]) => {
+    const premises = new Map(scenes.map((scene) => [scene.key, captions(random, scene, 1)[0]!]));
+    const candidates = scenes.flatMap((scene) =>
+      hypotheses(scene).map(({ text, label }) => ({
+        text,
+        answer: label,
+        type: 'hypothesis',
+        image: scene.key,
+        scene,
+      })),
+    );
+    // Every hypothesis with all three labels, as SNLI-VE's labels are balanced (two in a world too small for three).
+    const budget = context.options.questionsPerImage * scenes.length;
+    const allThree = complementarySets(random, candidates, budget, 3);
+    const chosen = allThree.length > 0 ? allThree : complementarySets(random, candidates, budget, 2);
+    const counter = new Map<string, number>();
+    return chosen.map(({ text, answer, type, image, scene }) => {
+      const n = counter.get(image) ?? 0;
+      counter.set(image, n + 1);
+      return {
+        text,
+        image,
+        label: answer,
+        type,
+        line: {
+          Flikr30kID: `${scene.imageId}.jpg`,
+          sentence1: premises.get(image)!,
+          sentence2: text,
+          gold_label: answer,
+          pairID: `${scene.imageId}.jpg#0r${n}${answer[0]!}`,
+        },
+      };
     });
+  };
   const train = linesOf(pool.train);
   const heldOut = linesOf(pool.heldOut);
   const val = linesOf(pool.val);

@@ -7,7 +7,8 @@ import { pyFloat } from '../io/pickle-numpy-writer.js';
 import { blindBaselines } from './baselines.js';
 import { sequenceLength, type TaskSummary, type WorldContext } from './context.js';
 import { writeJson, writeNpyInt64, writePickle } from './files.js';
-import { describe, type Attribute } from './language.js';
+import { complementarySets } from './balance.js';
+import { descriptions, type Attribute } from './language.js';
 import { Random } from './random.js';
 import { boxCenter, positionOf, type Scene, type ScenePool, type SceneObject } from './scenes.js';
 import { CATEGORIES, COLORS } from './vocabulary.js';
@@ -15,164 +16,166 @@ import { CATEGORIES, COLORS } from './vocabulary.js';
 interface Question {
   question: string;
   answer: string;
+  /** The template, for the question-type baseline. */
+  type: string;
 }
 
-type Template = (random: Random, scene: Scene) => Question | null;
+/** Every question a template can ask of a scene (at most one per text). */
+type Template = (scene: Scene) => Question[];
 
 const colorName = (object: SceneObject) => COLORS[object.color]!.name;
 const categoryName = (object: SceneObject) => CATEGORIES[object.category]!.name;
 
-/** A question about one object, named without the attribute asked for. */
+/** Questions about each object, named in every smallest way the `allowed` attributes single it out. */
 function aboutObject(
+  type: string,
   allowed: Attribute[],
   ask: (desc: string) => string,
   answer: (object: SceneObject, scene: Scene) => string,
 ): Template {
-  return (random, scene) => {
-    const target = random.choice(scene.objects);
-    const desc = describe(random, target, scene.objects, scene, allowed);
-    return desc === null ? null : { question: ask(desc), answer: answer(target, scene) };
-  };
+  return (scene) =>
+    scene.objects.flatMap((target) =>
+      descriptions(target, scene.objects, scene, allowed).map((desc) => ({
+        question: ask(desc),
+        answer: answer(target, scene),
+        type,
+      })),
+    );
 }
 
-/** Two distinct objects, the first left of the second by a clear margin, or null. */
-function horizontalPair(random: Random, scene: Scene): [SceneObject, SceneObject] | null {
-  const [a, b] = random.sample(scene.objects, 2);
-  if (a === undefined || b === undefined) return null;
-  const dx = boxCenter(a.box)[0] - boxCenter(b.box)[0];
-  if (Math.abs(dx) < 0.05 * scene.width) return null;
-  return dx < 0 ? [a, b] : [b, a];
-}
-
-/** Two objects named with the `allowed` attributes only, the pair chosen so that `same` holds half the time when it can. */
-function comparedPair(
-  random: Random,
-  scene: Scene,
+/** Ordered pairs of distinct objects, each named in its smallest ways, that `keep` accepts. */
+function aboutPairs(
+  type: string,
   allowed: Attribute[],
-  same: (a: SceneObject, b: SceneObject) => boolean,
-): { a: SceneObject; b: SceneObject; descA: string; descB: string } | null {
-  const pairs = scene.objects.flatMap((a, i) => scene.objects.slice(i + 1).map((b) => [a, b] as const));
-  const wantSame = random.bernoulli(0.5);
-  const matching = pairs.filter(([a, b]) => same(a, b) === wantSame);
-  const [a, b] = random.shuffled(random.choice(matching.length > 0 ? matching : pairs)) as [SceneObject, SceneObject];
-  const descA = describe(random, a, scene.objects, scene, allowed);
-  const descB = describe(random, b, scene.objects, scene, allowed);
-  return descA === null || descB === null ? null : { a, b, descA, descB };
+  ask: (a: SceneObject, b: SceneObject, descA: string, descB: string, scene: Scene) => Question | null,
+): Template {
+  return (scene) =>
+    scene.objects.flatMap((a) =>
+      scene.objects.flatMap((b) => {
+        if (a === b) return [];
+        const namesB = descriptions(b, scene.objects, scene, allowed);
+        return descriptions(a, scene.objects, scene, allowed).flatMap((descA) =>
+          namesB.flatMap((descB) => ask(a, b, descA, descB, scene) ?? []),
+        );
+      }),
+    );
 }
+
+const centerX = (object: SceneObject) => boxCenter(object.box)[0];
+const countWhere = (scene: Scene, test: (object: SceneObject) => boolean) => scene.objects.filter(test).length;
 
 const VQA_TEMPLATES: Template[] = [
-  aboutObject(['size', 'category', 'position'], (desc) => `what color is the ${desc}?`, colorName),
-  aboutObject(['size', 'color', 'position'], (desc) => `what shape is the ${desc}?`, categoryName),
+  aboutObject('color', ['size', 'category', 'position'], (desc) => `what color is the ${desc}?`, colorName),
+  aboutObject('shape', ['size', 'color', 'position'], (desc) => `what shape is the ${desc}?`, categoryName),
   aboutObject(
+    'size',
     ['color', 'category', 'position'],
     (desc) => `is the ${desc} small or large?`,
     (object) => object.size,
   ),
-  (random, scene) => {
-    const present = random.bernoulli(0.6);
-    const color = present ? random.choice(scene.objects).color : random.int(0, COLORS.length - 1);
-    const count = scene.objects.filter((object) => object.color === color).length;
-    return { question: `how many ${COLORS[color]!.name} objects are there?`, answer: String(count) };
-  },
-  (random, scene) => {
-    if (random.bernoulli(0.5)) {
-      const object = random.choice(scene.objects);
-      return { question: `is there a ${colorName(object)} ${categoryName(object)}?`, answer: 'yes' };
-    }
-    const color = random.int(0, COLORS.length - 1);
-    const category = random.int(0, CATEGORIES.length - 1);
-    const present = scene.objects.some((object) => object.color === color && object.category === category);
-    return {
-      question: `is there a ${COLORS[color]!.name} ${CATEGORIES[category]!.name}?`,
-      answer: present ? 'yes' : 'no',
-    };
-  },
+  (scene) =>
+    COLORS.map((color, c) => ({
+      question: `how many ${color.name} objects are there?`,
+      answer: String(countWhere(scene, (object) => object.color === c)),
+      type: 'count',
+    })),
+  (scene) =>
+    COLORS.flatMap((color, c) =>
+      CATEGORIES.map((category, k) => ({
+        question: `is there a ${color.name} ${category.name}?`,
+        answer: scene.objects.some((object) => object.color === c && object.category === k) ? 'yes' : 'no',
+        type: 'exist',
+      })),
+    ),
 ];
 
 const GENOME_TEMPLATES: Template[] = [
-  aboutObject(['size', 'category', 'position'], (desc) => `what color is the ${desc}?`, colorName),
-  aboutObject(['size', 'color', 'position'], (desc) => `what is the ${desc}?`, categoryName),
+  aboutObject('color', ['size', 'category', 'position'], (desc) => `what color is the ${desc}?`, colorName),
+  aboutObject('shape', ['size', 'color', 'position'], (desc) => `what is the ${desc}?`, categoryName),
   aboutObject(
+    'position',
     ['size', 'color', 'category'],
     (desc) => `where is the ${desc}?`,
     (object, scene) => positionOf(object, scene),
   ),
-  (random, scene) => {
-    const category = random.bernoulli(0.7)
-      ? random.choice(scene.objects).category
-      : random.int(0, CATEGORIES.length - 1);
-    const count = scene.objects.filter((object) => object.category === category).length;
-    return { question: `how many ${CATEGORIES[category]!.plural} are there?`, answer: String(count) };
-  },
+  (scene) =>
+    CATEGORIES.map((category, k) => ({
+      question: `how many ${category.plural} are there?`,
+      answer: String(countWhere(scene, (object) => object.category === k)),
+      type: 'count',
+    })),
 ];
 
 const GQA_TEMPLATES: Template[] = [
-  (random, scene) => {
-    const pair = horizontalPair(random, scene);
-    if (pair === null) return null;
-    const swap = random.bernoulli(0.5);
-    const [subject, reference] = swap ? [pair[1], pair[0]] : pair;
-    const descA = describe(random, subject, scene.objects, scene, ['size', 'color', 'category']);
-    const descB = describe(random, reference, scene.objects, scene, ['size', 'color', 'category']);
-    if (descA === null || descB === null) return null;
-    return {
-      question: `is the ${descA} to the left or to the right of the ${descB}?`,
-      answer: swap ? 'right' : 'left',
-    };
-  },
-  (random, scene) => {
-    const pair = comparedPair(random, scene, ['size', 'category', 'position'], (a, b) => a.color === b.color);
-    return (
-      pair && {
-        question: `are the ${pair.descA} and the ${pair.descB} the same color?`,
-        answer: pair.a.color === pair.b.color ? 'yes' : 'no',
-      }
-    );
-  },
-  (random, scene) => {
-    const pair = comparedPair(random, scene, ['size', 'color', 'position'], (a, b) => a.category === b.category);
-    return (
-      pair && {
-        question: `are the ${pair.descA} and the ${pair.descB} the same shape?`,
-        answer: pair.a.category === pair.b.category ? 'yes' : 'no',
-      }
-    );
-  },
-  (random, scene) => {
-    const pair = comparedPair(random, scene, ['color', 'category', 'position'], (a, b) => a.size !== b.size);
-    if (pair === null || pair.a.size === pair.b.size) return null;
-    return {
-      question: `is the ${pair.descA} bigger than the ${pair.descB}?`,
-      answer: pair.a.size === 'large' ? 'yes' : 'no',
-    };
-  },
-  aboutObject(['size', 'category', 'position'], (desc) => `what color is the ${desc}?`, colorName),
+  aboutPairs('relation', ['size', 'color', 'category'], (a, b, descA, descB, scene) =>
+    Math.abs(centerX(a) - centerX(b)) < 0.05 * scene.width
+      ? null
+      : {
+          question: `is the ${descA} to the left or to the right of the ${descB}?`,
+          answer: centerX(a) < centerX(b) ? 'left' : 'right',
+          type: 'relation',
+        },
+  ),
+  aboutPairs('same-color', ['size', 'category', 'position'], (a, b, descA, descB) => ({
+    question: `are the ${descA} and the ${descB} the same color?`,
+    answer: a.color === b.color ? 'yes' : 'no',
+    type: 'same-color',
+  })),
+  (scene) =>
+    scene.objects.flatMap((target) =>
+      descriptions(target, scene.objects, scene, ['size', 'category', 'position']).flatMap((desc) =>
+        COLORS.map((color, c) => ({
+          question: `is the ${desc} ${color.name}?`,
+          answer: target.color === c ? 'yes' : 'no',
+          type: 'verify-color',
+        })),
+      ),
+    ),
+  (scene) =>
+    scene.objects.flatMap((target) =>
+      descriptions(target, scene.objects, scene, ['size', 'category', 'position']).flatMap((desc) =>
+        COLORS.flatMap((other, c) =>
+          c === target.color
+            ? []
+            : [
+                {
+                  question:
+                    c < target.color
+                      ? `is the ${desc} ${other.name} or ${colorName(target)}?`
+                      : `is the ${desc} ${colorName(target)} or ${other.name}?`,
+                  answer: colorName(target),
+                  type: 'choose-color',
+                },
+              ],
+        ),
+      ),
+    ),
+  aboutObject('color', ['size', 'category', 'position'], (desc) => `what color is the ${desc}?`, colorName),
 ];
-
-/** Up to `count` different questions about a scene, templates taken in turn from a random start. */
-function askAbout(random: Random, scene: Scene, templates: readonly Template[], count: number): Question[] {
-  const questions: Question[] = [];
-  const start = random.int(0, templates.length - 1);
-  for (let attempt = 0; questions.length < count && attempt < 8 * count; attempt++) {
-    const asked = templates[(start + attempt) % templates.length]!(random, scene);
-    if (asked && !questions.some((q) => q.question === asked.question)) questions.push(asked);
-  }
-  return questions;
-}
 
 interface AskedQuestion extends Question {
   scene: Scene;
 }
 
+/** Every question the templates ask of the scenes. */
+function allQuestions(scenes: readonly Scene[], templates: readonly Template[]): AskedQuestion[] {
+  return scenes.flatMap((scene) => templates.flatMap((template) => template(scene).map((q) => ({ ...q, scene }))));
+}
+
+/** The split's questions in complementary sets (see balance.ts): about `count` per image. */
 function askPool(
   random: Random,
   scenes: readonly Scene[],
   templates: readonly Template[],
   count: number,
 ): AskedQuestion[] {
-  return scenes.flatMap((scene) =>
-    askAbout(random, scene, templates, count).map((question) => ({ ...question, scene })),
-  );
+  const candidates = allQuestions(scenes, templates).map((q) => ({ ...q, text: q.question, image: q.scene.key }));
+  return complementarySets(random, candidates, count * scenes.length).map(({ question, answer, type, scene }) => ({
+    question,
+    answer,
+    type,
+    scene,
+  }));
 }
 
 /** ans2label / label2ans over every answer, sorted (stable for a seed). */
@@ -187,7 +190,7 @@ function writeVocabulary(dataroot: string, vocabulary: { ans2label: Map<string, 
 }
 
 const forBaseline = (questions: readonly AskedQuestion[]) =>
-  questions.map((q) => ({ text: q.question, image: q.scene.key, label: q.answer }));
+  questions.map((q) => ({ text: q.question, image: q.scene.key, label: q.answer, type: q.type }));
 
 function summary(
   context: WorldContext,
@@ -294,7 +297,7 @@ export function writeGenomeQa(context: WorldContext, pool: ScenePool, featuresPa
     throw new RangeError(`GenomeQA: ${val.length} val questions; its val split holds ${GENOME_VAL_SIZE}`);
   if (pool.heldOut.length === 0) throw new RangeError('GenomeQA needs held-out images to fill its 5000-item val split');
   // The held-out images' questions, over and over (only a run without cleaning ever sees them).
-  const heldOutQuestions = askPool(random, pool.heldOut, GENOME_TEMPLATES, 4 * count);
+  const heldOutQuestions = allQuestions(pool.heldOut, GENOME_TEMPLATES);
   const fillers = Array.from(
     { length: GENOME_VAL_SIZE - val.length },
     (_, i) => heldOutQuestions[i % heldOutQuestions.length]!,

@@ -6,17 +6,19 @@ export interface Category {
   plural: string;
   /** Box width / height of the shape as drawn. */
   aspect: number;
+  /** How the report draws it (src/report/run-files.ts DRAWN_SHAPES). */
+  drawn: string;
 }
 
 export const CATEGORIES: readonly Category[] = [
-  { name: 'ball', plural: 'balls', aspect: 1 },
-  { name: 'block', plural: 'blocks', aspect: 1.3 },
-  { name: 'box', plural: 'boxes', aspect: 1.5 },
-  { name: 'cone', plural: 'cones', aspect: 0.8 },
-  { name: 'cylinder', plural: 'cylinders', aspect: 0.6 },
-  { name: 'ring', plural: 'rings', aspect: 1.2 },
-  { name: 'star', plural: 'stars', aspect: 1 },
-  { name: 'heart', plural: 'hearts', aspect: 1.1 },
+  { name: 'ball', plural: 'balls', aspect: 1, drawn: 'ellipse' },
+  { name: 'block', plural: 'blocks', aspect: 1.3, drawn: 'rect' },
+  { name: 'box', plural: 'boxes', aspect: 1.5, drawn: 'box' },
+  { name: 'cone', plural: 'cones', aspect: 0.8, drawn: 'cone' },
+  { name: 'cylinder', plural: 'cylinders', aspect: 0.6, drawn: 'cylinder' },
+  { name: 'ring', plural: 'rings', aspect: 1.2, drawn: 'ring' },
+  { name: 'star', plural: 'stars', aspect: 1, drawn: 'star' },
+  { name: 'heart', plural: 'hearts', aspect: 1.1, drawn: 'heart' },
 ];
 
 /** Colour names and the colour the HTML report draws them in. */
