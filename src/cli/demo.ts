@@ -1,22 +1,24 @@
 // `vilbert demo`: the embedded default, the README's first command.
 import type { Command } from 'commander';
+import type { Comparison } from '../demo/compare.js';
 import { DEMO_DEFAULTS, runDemo, type DemoTaskResult } from '../demo/demo.js';
 import { applyThreads, float, integer } from './flags.js';
 import { TrainingView, interruptedExitCode, withInterrupt } from './training-view.js';
 import { showTrainEvent } from './train-tasks.js';
 
-/** The per-task table: metric, score and chance level, and whether the score is clearly above it. */
+/** The per-task table: metric, score beside chance and the blind baselines, and whether the score clears the demo's bounds, in words. */
 export function resultTable(results: DemoTaskResult[]): string {
-  const header = ['task', 'name', 'metric', 'score', 'chance', 'text only', ''];
+  const header = ['task', 'name', 'metric', 'score', 'chance', 'text only', 'image only', ''];
+  const percent = (value: number | undefined) => (value === undefined ? '-' : (100 * value).toFixed(1));
   const rows = results.map((result) => [
     result.key,
     result.task,
     result.metric,
-    (100 * result.score).toFixed(1),
-    (100 * result.chance).toFixed(1),
-    result.textOnly === undefined ? '-' : (100 * result.textOnly).toFixed(1),
-    (result.score > result.chance + 0.05 ? 'above chance' : 'NOT above chance') +
-      (result.textOnly !== undefined && result.score <= result.textOnly ? ', not above text only' : ''),
+    percent(result.score),
+    percent(result.chance),
+    percent(result.textOnly),
+    percent(result.imageOnly),
+    result.verdict,
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
   return [header, ...rows]
@@ -27,6 +29,46 @@ export function resultTable(results: DemoTaskResult[]): string {
         .trimEnd(),
     )
     .join('\n');
+}
+
+/** Per task: multi-task score, single-task score and the difference; then the parameters of 1 model against 12. */
+export function comparisonTable(comparison: Comparison): string {
+  const percent = (value: number) => (100 * value).toFixed(1);
+  const header = ['task', 'name', 'metric', 'multi-task', 'single-task', 'difference', 'steps'];
+  const rows = comparison.tasks.map((entry) => [
+    entry.key,
+    entry.task,
+    entry.metric,
+    percent(entry.multiTask),
+    percent(entry.singleTask),
+    `${entry.difference >= 0 ? '+' : ''}${percent(entry.difference)}`,
+    String(entry.steps),
+  ]);
+  const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length);
+  const multi = mean(comparison.tasks.map((entry) => entry.multiTask));
+  const single = mean(comparison.tasks.map((entry) => entry.singleTask));
+  rows.push([
+    '',
+    'average',
+    '',
+    percent(multi),
+    percent(single),
+    `${multi >= single ? '+' : ''}${percent(multi - single)}`,
+    '',
+  ]);
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+  const table = [header, ...rows].map((row) =>
+    row
+      .map((cell, column) => cell.padEnd(widths[column]!))
+      .join('  ')
+      .trimEnd(),
+  );
+  const { multiTask, singleTask } = comparison.parameters;
+  table.push(
+    '',
+    `parameters: 1 multi-task model ${multiTask.toLocaleString('en-US')}; ${comparison.tasks.length} single-task models ${singleTask.toLocaleString('en-US')}`,
+  );
+  return table.join('\n');
 }
 
 export function registerDemo(program: Command): void {
@@ -41,9 +83,26 @@ export function registerDemo(program: Command): void {
     .option('--lr <x>', 'learning rate of every task and head (training from scratch)', float, DEMO_DEFAULTS.lr)
     .option('--threads <n>', "libtorch intra-op threads (default: libtorch's choice)", integer)
     .option('--quiet', 'no progress bars', false)
+    .option(
+      '--compare',
+      'also train one single-task model per task (same steps and config) and compare; about twice as long',
+      false,
+    )
     .action(
-      async (options: { dir: string; seed: number; epochs: number; lr: number; threads?: number; quiet: boolean }) => {
+      async (options: {
+        dir: string;
+        seed: number;
+        epochs: number;
+        lr: number;
+        threads?: number;
+        quiet: boolean;
+        compare: boolean;
+      }) => {
         applyThreads(options);
+        if (options.compare)
+          console.log(
+            'demo --compare: the 12-task run, then 12 single-task runs with the same steps per task; expect about twice the plain demo (about 10 minutes on 2 cores, see docs/DEMO.md)',
+          );
         const view = options.quiet ? null : new TrainingView();
         const started = performance.now();
         const result = await withInterrupt((shouldStop) =>
@@ -52,6 +111,7 @@ export function registerDemo(program: Command): void {
             seed: options.seed,
             epochs: options.epochs,
             lr: options.lr,
+            compare: options.compare,
             hooks: {
               onEvent: (event) => (view ? showTrainEvent(view, event) : undefined),
               shouldStop,
@@ -67,9 +127,10 @@ export function registerDemo(program: Command): void {
           return;
         }
         console.log(resultTable(result.results));
-        const { world, training, evaluation, report } = result.seconds;
+        if (result.comparison) console.log(`\n${comparisonTable(result.comparison)}`);
+        const { world, training, evaluation, report, compare } = result.seconds;
         console.log(
-          `\nworld ${world.toFixed(0)} s, training ${training.toFixed(0)} s, evaluation ${evaluation.toFixed(0)} s, report ${report.toFixed(0)} s; total ${((performance.now() - started) / 1000).toFixed(0)} s`,
+          `\nworld ${world.toFixed(0)} s, training ${training.toFixed(0)} s, evaluation ${evaluation.toFixed(0)} s, ${compare === undefined ? '' : `single-task comparison ${compare.toFixed(0)} s, `}report ${report.toFixed(0)} s; total ${((performance.now() - started) / 1000).toFixed(0)} s`,
         );
         console.log(`report: ${result.reportPath}`);
         console.log(`model folder (for vilbert predict and the pipelines): ${result.modelDir}`);

@@ -17,6 +17,8 @@ import { generateWorld, type WorldInfo } from '../synthetic/index.js';
 import { loadTaskRegistry, type TaskConfig } from '../data/task-registry.js';
 import { datasetClassOf, taskNumber } from '../train/task-data.js';
 import { TRAIN_TASKS_DEFAULTS, trainTasks, type TrainTasksArgs, type TrainTasksHooks } from '../train/train-tasks.js';
+import { verdict } from './bounds.js';
+import { compareSingleTask, type Comparison } from './compare.js';
 import { writeDemoExamples } from './examples.js';
 
 /** The 12 tasks of the 12-in-1 command, in its order. */
@@ -32,6 +34,8 @@ export interface DemoOptions {
   lr: number;
   /** World size knobs (see make-world); defaults otherwise. */
   world?: Parameters<typeof generateWorld>[1];
+  /** Also train one single-task model per task with the same steps and config (12-in-1's Table 3). */
+  compare?: boolean;
   hooks?: TrainTasksHooks & { onStage?: (stage: string) => void };
 }
 
@@ -49,6 +53,10 @@ export interface DemoTaskResult {
   chance: number;
   /** The best val score from the text alone (world.json's textOnly; classification tasks). */
   textOnly?: number;
+  /** The best val score from the image alone (world.json's imageOnly, an in-sample upper bound; classification tasks). */
+  imageOnly?: number;
+  /** Whether the score clears the demo's bounds (src/demo/bounds.ts), in words. */
+  verdict: string;
   count: number;
   extra: Record<string, number>;
 }
@@ -59,7 +67,9 @@ export interface DemoResult {
   modelDir: string;
   reportPath: string | null;
   results: DemoTaskResult[];
-  seconds: { world: number; training: number; evaluation: number; report: number };
+  /** With `compare`: multi-task against single-task scores per task (also in compare.json). */
+  comparison?: Comparison;
+  seconds: { world: number; training: number; evaluation: number; report: number; compare?: number };
 }
 
 /**
@@ -71,13 +81,23 @@ export interface DemoResult {
 export const DEMO_LOSS_WEIGHTS: Readonly<Record<string, number>> = { TASK7: 2, TASK8: 2, TASK13: 5 };
 
 /** The world's registry with the demo's training settings (its paths stay relative to the world). */
-export function demoRegistry(worldRegistry: string, out: string, options: Pick<DemoOptions, 'epochs' | 'lr'>): string {
+export function demoRegistry(
+  worldRegistry: string,
+  out: string,
+  options: Pick<DemoOptions, 'epochs' | 'lr'>,
+  /** Per task key a num_epoch other than `epochs`, and the file's name. */
+  override: { epochs: Record<string, number>; name: string } = { epochs: {}, name: 'demo_tasks.yml' },
+): string {
   const entries: Record<string, unknown> = {};
   for (const [key, task] of loadTaskRegistry(worldRegistry)) {
     const { key: _key, ...fields } = task;
-    entries[key] = { ...fields, lr: options.lr * (DEMO_LOSS_WEIGHTS[key] ?? 1), num_epoch: options.epochs };
+    entries[key] = {
+      ...fields,
+      lr: options.lr * (DEMO_LOSS_WEIGHTS[key] ?? 1),
+      num_epoch: override.epochs[key] ?? options.epochs,
+    };
   }
-  const path = join(out, 'demo_tasks.yml');
+  const path = join(out, override.name);
   writeFileSync(path, stringify(entries));
   return path;
 }
@@ -143,6 +163,7 @@ async function evaluateAll(
           metric: 'R@1',
           score: r1 / 100,
           chance,
+          verdict: verdict({ type: task.type, metric: 'R@1', score: r1 / 100, chance }).words,
           count: ranking.numCaptions,
           extra: { 'R@5': r5 / 100, 'R@10': r10 / 100, medr, meanr, images: ranking.numImages },
         });
@@ -167,15 +188,18 @@ async function evaluateAll(
       });
       const evaluation = await evaluateTask(model, loader, { ...task, number }, { collectResults: false });
       const [metric] = Object.keys(evaluation.metrics);
-      const textOnly = world.tasks[task.key]?.textOnly;
+      const { textOnly, imageOnly } = world.tasks[task.key] ?? {};
+      const levels = {
+        chance,
+        ...(textOnly === undefined ? {} : { textOnly }),
+        ...(imageOnly === undefined ? {} : { imageOnly }),
+      };
+      const scored = { type: task.type, metric: metric ?? 'score', score: evaluation.score, ...levels };
       results.push({
         key: task.key,
         task: task.name,
-        type: task.type,
-        metric: metric ?? 'score',
-        score: evaluation.score,
-        chance,
-        ...(textOnly === undefined ? {} : { textOnly }),
+        ...scored,
+        verdict: verdict(scored).words,
         count: evaluation.count,
         extra: {},
       });
@@ -253,6 +277,40 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     writeFileSync(join(runDir, 'eval.json'), `${JSON.stringify(results, null, 2)}\n`);
     const evaluationSeconds = clock() - started;
 
+    let comparison: Comparison | undefined;
+    if (options.compare) {
+      stage('compare');
+      const trainArgs = (task: TaskConfig, path: string) =>
+        demoTrainArgs({
+          tasks: String(taskNumber(task)),
+          registry: path,
+          worldRoot: world.root,
+          lr: options.lr,
+          outputDir: join(dir, 'runs', 'single-task'),
+          saveName: 'demo',
+          seed: options.seed,
+        });
+      comparison = await compareSingleTask({
+        tasks,
+        world: world.info,
+        iterations: trained.iterations,
+        multiTask: results,
+        parameters: model.numParameters(),
+        registry: (epochs) => demoRegistry(world.registryPath, dir, options, { epochs, name: 'single_task_tasks.yml' }),
+        train: (task, path) => trainTasks(trainArgs(task, path), options.hooks),
+        evaluate: async (single, task) => (await evaluateAll(single, [task], world.root, world.info))[0]!,
+        ...(options.hooks ? { hooks: options.hooks } : {}),
+      });
+      writeFileSync(join(runDir, 'compare.json'), `${JSON.stringify(comparison, null, 2)}\n`);
+      // The report shows them among each task's other eval metrics.
+      for (const entry of comparison.tasks) {
+        const result = results.find((candidate) => candidate.key === entry.key)!;
+        result.extra['single-task'] = entry.singleTask;
+        result.extra['multi minus single'] = entry.difference;
+      }
+      writeFileSync(join(runDir, 'eval.json'), `${JSON.stringify(results, null, 2)}\n`);
+    }
+
     started = clock();
     stage('report');
     const modelDir = join(dir, 'model');
@@ -272,11 +330,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       modelDir,
       reportPath,
       results,
+      ...(comparison ? { comparison } : {}),
       seconds: {
         world: worldSeconds,
         training: trainingSeconds,
         evaluation: evaluationSeconds,
         report: clock() - started,
+        ...(comparison ? { compare: comparison.seconds } : {}),
       },
     };
   } finally {
