@@ -140,6 +140,15 @@ Napi::Value requiresGrad(const Napi::CallbackInfo& info) {
   });
 }
 
+// version(tensor): its in-place version counter (Tensor._version), bumped by every in-place
+// write; 0 for an inference tensor, which has none.
+Napi::Value version(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    const at::Tensor& tensor = unwrap(info[0], "tensor");
+    return Napi::Number::New(env, tensor.is_inference() ? 0.0 : static_cast<double>(tensor._version()));
+  });
+}
+
 Napi::Value setRequiresGrad(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     unwrap(info[0], "tensor").requires_grad_(info[1].ToBoolean().Value());
@@ -334,6 +343,7 @@ void initTensor(Napi::Env env, Napi::Object exports) {
   exports.Set("device", Napi::Function::New(env, device));
   exports.Set("item", Napi::Function::New(env, item));
   exports.Set("requiresGrad", Napi::Function::New(env, requiresGrad));
+  exports.Set("version", Napi::Function::New(env, version));
   exports.Set("setRequiresGrad", Napi::Function::New(env, setRequiresGrad));
   exports.Set("hasGradFn", Napi::Function::New(env, hasGradFn));
   exports.Set("isInference", Napi::Function::New(env, isInference));

@@ -52,6 +52,9 @@ export function quantizeLinearLayers(model: torch.Module, options: torch.nn.Dyna
 /** The checks and work of a precision change; returns the new precision. */
 export function changePrecision(model: torch.Module, from: Precision, to: Precision): Precision {
   if (from === to) return to;
+  if (from === 'bf16')
+    for (const [, module] of model.namedModules())
+      if (module instanceof torch.nn.Linear) module.releaseLowPrecisionCopies();
   if (from === 'int8')
     throw new Error(
       `this model's Linear weights were quantized to int8 and released; load it again to run it in ${to}`,

@@ -56,6 +56,8 @@ export interface NativeAddon {
   device(handle: Handle): string;
   item(handle: Handle): number | boolean;
   requiresGrad(handle: Handle): boolean;
+  /** The tensor's in-place version counter (Tensor._version); 0 for an inference tensor. */
+  version(handle: Handle): number;
   setRequiresGrad(handle: Handle, value: boolean): void;
   hasGradFn(handle: Handle): boolean;
   isInference(handle: Handle): boolean;

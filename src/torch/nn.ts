@@ -1,7 +1,8 @@
 // The basic layers, with PyTorch's parameter names and default initialisation.
 import { Module, ModuleList, Parameter } from './module.js';
 import { empty, ones, zeros } from './creation.js';
-import { noGrad } from './autograd.js';
+import { isGradEnabled, noGrad } from './autograd.js';
+import { isAutocastEnabled } from './precision.js';
 import * as F from './functional.js';
 import { scope } from './scope.js';
 import { callNative, op, type Tensor } from './tensor.js';
@@ -49,6 +50,8 @@ export class Linear extends Module {
   #packed: ScriptObjectHandle | null = null;
   #reduceRange = true;
   #released = false;
+  /** bfloat16 copies of weight and bias for inference under autocast, and the versions they were made from. */
+  #bf16: { weight: Tensor; bias: Tensor | null; versions: [number, number] } | null = null;
 
   constructor(
     readonly inFeatures: number,
@@ -73,7 +76,35 @@ export class Linear extends Module {
 
   forward(input: Tensor): Tensor {
     if (this.#packed !== null) return op('quantized::linear_dynamic', input, this.#packed, this.#reduceRange);
+    // Inference under bf16 autocast: the weights' bfloat16 copies, kept between calls (autocast
+    // would cast them afresh in every forward); training lets autocast cast them, with autograd.
+    if (!isGradEnabled() && this.weight.dtype === 'float32' && isAutocastEnabled()) {
+      const copies = this.#bf16Copies();
+      return F.linear(input, copies.weight, copies.bias);
+    }
     return F.linear(input, this.weight, this.bias); // [..., out]
+  }
+
+  /** The bfloat16 weight and bias, made again whenever either was written in place since. */
+  #bf16Copies(): { weight: Tensor; bias: Tensor | null } {
+    const versions: [number, number] = [
+      native.version(this.weight.handle),
+      this.bias === null ? 0 : native.version(this.bias.handle),
+    ];
+    const held = this.#bf16;
+    if (held !== null && held.versions[0] === versions[0] && held.versions[1] === versions[1]) return held;
+    this.releaseLowPrecisionCopies();
+    const weight = noGrad(() => this.weight.to('bfloat16')).keep();
+    const bias = this.bias === null ? null : noGrad(() => this.bias!.to('bfloat16')).keep();
+    this.#bf16 = { weight, bias, versions };
+    return this.#bf16;
+  }
+
+  /** Frees the bfloat16 copies kept for inference (they are made again when next needed). */
+  releaseLowPrecisionCopies(): void {
+    this.#bf16?.weight.dispose();
+    this.#bf16?.bias?.dispose();
+    this.#bf16 = null;
   }
 
   /** Whether quantizeDynamic_() has run: forward then takes int8 weights and float32 activations. */
@@ -123,6 +154,7 @@ export class Linear extends Module {
   protected override releaseOwn(): void {
     if (this.#packed !== null) native.releaseObject(this.#packed);
     this.#packed = null;
+    this.releaseLowPrecisionCopies();
   }
 }
 

@@ -129,3 +129,25 @@ test('each precision says what it runs as on this CPU, or nothing when native', 
   assert.equal(precisionNotice('bf16') === null, support.mkldnn && support.bf16Native);
   assert.equal(precisionNotice('int8') === null, support.int8Engine !== null && support.int8Native);
 });
+
+test('bf16 inference keeps bfloat16 weight copies and remakes them after an in-place write', () => {
+  torch.manualSeed(2);
+  const layer = new torch.nn.Linear(16, 4).eval();
+  const x = torch.randn([3, 16]);
+  const infer = () => torch.scope(() => torch.noGrad(() => torch.autocast(() => layer.call(x).float().toNumbers())));
+  const first = infer();
+  assert.deepEqual(infer(), first, 'the kept copies give the same result');
+  torch.noGrad(() => layer.weight.fill_(0));
+  const bias = torch.scope(() => layer.bias!.to('bfloat16').float().toNumbers());
+  assert.deepEqual(infer(), [...bias, ...bias, ...bias], 'the zeroed weight is seen');
+  // With gradients on, autocast casts the float32 weights itself, so the gradient reaches them.
+  torch.scope(() =>
+    torch
+      .autocast(() => layer.call(x))
+      .sum()
+      .backward(),
+  );
+  assert.ok(layer.weight.grad !== null && layer.weight.grad.abs().sum().item() > 0);
+  layer.dispose();
+  x.dispose();
+});
