@@ -101,7 +101,7 @@ export function registerDemo(program: Command): void {
         applyThreads(options);
         if (options.compare)
           console.log(
-            'demo --compare: the 12-task run, then 12 single-task runs with the same steps per task; expect about twice the plain demo (about 10 minutes on 2 cores, see docs/DEMO.md)',
+            'demo --compare: the 12-task run, then 12 single-task runs with the same steps per task: about twice the plain demo, 10 to 16 minutes on 2 cores (docs/DEMO.md)',
           );
         const view = options.quiet ? null : new TrainingView();
         const started = performance.now();
