@@ -63,11 +63,11 @@ export function registerMakeWorld(program: Command): void {
     );
     console.log(`registry: ${world.registryPath} (paths relative to ${world.root})`);
     console.log(
-      `\n${'task'.padEnd(8)}${'name'.padEnd(20)}${'train'.padStart(7)}${'val'.padStart(7)}   chance  text-only  image-only`,
+      `\n${'task'.padEnd(8)}${'name'.padEnd(20)}${'train'.padStart(7)}${'val'.padStart(7)}   chance  text-only  question-type  image-only`,
     );
     for (const [key, task] of Object.entries(world.info.tasks)) {
       console.log(
-        `${key.padEnd(8)}${task.name.padEnd(20)}${String(task.train).padStart(7)}${String(task.val).padStart(7)}   ${fixed(task.chance).padStart(6)}  ${fixed(task.textOnly).padStart(9)}  ${fixed(task.imageOnly).padStart(10)}`,
+        `${key.padEnd(8)}${task.name.padEnd(20)}${String(task.train).padStart(7)}${String(task.val).padStart(7)}   ${fixed(task.chance).padStart(6)}  ${fixed(task.textOnly).padStart(9)}  ${fixed(task.questionType).padStart(13)}  ${fixed(task.imageOnly).padStart(10)}`,
       );
     }
     const cc = world.info.conceptCaptions;
