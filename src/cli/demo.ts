@@ -83,6 +83,7 @@ export function registerDemo(program: Command): void {
     .option('--lr <x>', 'learning rate of every task and head (training from scratch)', float, DEMO_DEFAULTS.lr)
     .option('--threads <n>', "libtorch intra-op threads (default: libtorch's choice)", integer)
     .option('--quiet', 'no progress bars', false)
+    .option('--bf16', 'train with bfloat16 autocast (train-tasks --bf16)', false)
     .option(
       '--compare',
       'also train one single-task model per task (same steps and config) and compare; about twice as long',
@@ -97,6 +98,7 @@ export function registerDemo(program: Command): void {
         threads?: number;
         quiet: boolean;
         compare: boolean;
+        bf16: boolean;
       }) => {
         applyThreads(options);
         if (options.compare)
@@ -112,6 +114,7 @@ export function registerDemo(program: Command): void {
             epochs: options.epochs,
             lr: options.lr,
             compare: options.compare,
+            bf16: options.bf16,
             hooks: {
               onEvent: (event) => (view ? showTrainEvent(view, event) : undefined),
               shouldStop,

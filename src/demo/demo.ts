@@ -36,6 +36,8 @@ export interface DemoOptions {
   world?: Parameters<typeof generateWorld>[1];
   /** Also train one single-task model per task with the same steps and config (12-in-1's Table 3). */
   compare?: boolean;
+  /** Train with bfloat16 autocast (train-tasks --bf16). */
+  bf16?: boolean;
   hooks?: TrainTasksHooks & { onStage?: (stage: string) => void };
 }
 
@@ -111,6 +113,7 @@ export function demoTrainArgs(run: {
   outputDir: string;
   saveName: string;
   seed: number;
+  bf16?: boolean;
 }): TrainTasksArgs {
   return {
     ...TRAIN_TASKS_DEFAULTS,
@@ -130,6 +133,7 @@ export function demoTrainArgs(run: {
     output_dir: run.outputDir,
     save_name: run.saveName,
     seed: run.seed,
+    bf16: run.bf16 ?? false,
   };
 }
 
@@ -255,6 +259,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       outputDir: join(dir, 'runs'),
       saveName: 'demo',
       seed: options.seed,
+      bf16: options.bf16 ?? false,
     }),
     options.hooks,
   );
