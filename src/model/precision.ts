@@ -50,7 +50,12 @@ export function quantizeLinearLayers(model: torch.Module, options: torch.nn.Dyna
 }
 
 /** The checks and work of a precision change; returns the new precision. */
-export function changePrecision(model: torch.Module, from: Precision, to: Precision): Precision {
+export function changePrecision(
+  model: torch.Module,
+  from: Precision,
+  to: Precision,
+  options: torch.nn.DynamicQuantizationOptions = {},
+): Precision {
   if (from === to) return to;
   if (from === 'bf16')
     for (const [, module] of model.namedModules())
@@ -61,7 +66,7 @@ export function changePrecision(model: torch.Module, from: Precision, to: Precis
     );
   if (to === 'int8') {
     if (model.training) throw new Error('int8 is for inference: call eval() before setPrecision("int8")');
-    quantizeLinearLayers(model);
+    quantizeLinearLayers(model, options);
   }
   return to;
 }

@@ -99,11 +99,12 @@ export class VILBertForVLTasks extends torch.Module {
 
   /**
    * Runs the model in another precision from now on (see ./precision.ts). bf16 can be switched
-   * back; int8 quantizes every Linear layer and releases its float32 weights, for good.
-   * Outputs stay float32 in every precision.
+   * back; int8 quantizes every Linear layer and releases its float32 weights, for good
+   * (`{ reduceRange: true }` gives PyTorch's quantize_dynamic exactly; the default uses 8-bit
+   * activations). Outputs stay float32 in every precision.
    */
-  setPrecision(precision: Precision): this {
-    this.#precision = changePrecision(this, this.#precision, precision);
+  setPrecision(precision: Precision, options: torch.nn.DynamicQuantizationOptions = {}): this {
+    this.#precision = changePrecision(this, this.#precision, precision, options);
     return this;
   }
 
@@ -176,8 +177,8 @@ export class BertForMultiModalPreTraining extends torch.Module {
   }
 
   /** As VILBertForVLTasks.setPrecision; the losses are computed in float32 from float32 scores. */
-  setPrecision(precision: Precision): this {
-    this.#precision = changePrecision(this, this.#precision, precision);
+  setPrecision(precision: Precision, options: torch.nn.DynamicQuantizationOptions = {}): this {
+    this.#precision = changePrecision(this, this.#precision, precision, options);
     return this;
   }
 
