@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as torch from '../src/torch/index.js';
-import { bundledConfig } from '../src/model/config.js';
+import { fullSizeConfig, randomInputs } from './full-size.js';
 import { VILBertForVLTasks } from '../src/model/vilbert.js';
 import { type Precision, cpuPrecisionSupport, precisionNotice } from '../src/model/precision.js';
 import { ReferenceProcess, alternate, median, report, timeMs } from './harness.js';
@@ -36,24 +36,11 @@ torch.setNumThreads(threads);
 
 function buildModel(precision: Precision): VILBertForVLTasks {
   torch.manualSeed(0);
-  const { config } = bundledConfig('bert_base_6layer_6conect', {
-    task_specific_tokens: true,
-    visual_target: 0,
-    v_target_size: 1601,
-  });
-  return new VILBertForVLTasks(config).eval().setPrecision(precision);
+  return new VILBertForVLTasks(fullSizeConfig()).eval().setPrecision(precision);
 }
 
 torch.manualSeed(1);
-const inputs = {
-  inputIds: torch.randint(4, 30000, [B, T]).keep(),
-  imageFeatures: torch.randn([B, R, 2048]).keep(),
-  imageLocations: torch.rand([B, R, 5]).keep(),
-  tokenTypeIds: torch.zeros([B, T], { dtype: 'int64' }).keep(),
-  attentionMask: torch.ones([B, T], { dtype: 'int64' }).keep(),
-  imageAttentionMask: torch.ones([B, R], { dtype: 'int64' }).keep(),
-  taskIds: torch.full([B, 1], 1, { dtype: 'int64' }).keep(),
-};
+const inputs = randomInputs(B, T, R);
 const forward = (model: VILBertForVLTasks) => () =>
   timeMs(() => torch.scope(() => torch.inferenceMode(() => void model.call(inputs))));
 

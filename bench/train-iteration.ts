@@ -19,7 +19,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as torch from '../src/torch/index.js';
-import { bundledConfig } from '../src/model/config.js';
+import { fullSizeConfig } from './full-size.js';
 import { VILBertForVLTasks } from '../src/model/vilbert.js';
 import { loadTaskRegistry, bundledTasksPath, type TaskConfig } from '../src/data/task-registry.js';
 import { forwardTask, type TaskBatch } from '../src/task-step/step.js';
@@ -138,11 +138,7 @@ function syntheticBatch(shape: TaskShape): TaskBatch {
   return batch;
 }
 
-const { config } = bundledConfig('bert_base_6layer_6conect', {
-  task_specific_tokens: true,
-  visual_target: 0,
-  v_target_size: 1601,
-});
+const config = fullSizeConfig();
 const model = new VILBertForVLTasks(config).train();
 const groups = referenceParamGroups(model, baseLr);
 const optimizer = new AdamW(groups, { eps: 1e-6, correctBias: false });

@@ -17,7 +17,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as torch from '../src/torch/index.js';
-import { bundledConfig } from '../src/model/config.js';
+import { fullSizeConfig } from './full-size.js';
 import { VILBertForVLTasks } from '../src/model/vilbert.js';
 import { forwardTask, prepareBatch, taskLoss, type TaskBatch } from '../src/task-step/step.js';
 import { AdamW, referenceParamGroups } from '../src/train/adamw.js';
@@ -47,11 +47,7 @@ const startLoad = loadavg()
 torch.setNumThreads(threads);
 torch.manualSeed(0);
 
-const { config } = bundledConfig('bert_base_6layer_6conect', {
-  task_specific_tokens: true,
-  visual_target: 0,
-  v_target_size: 1601,
-});
+const config = fullSizeConfig();
 // --bf16: ours under bfloat16 autocast (train-tasks --bf16); the reference stays in float32.
 const model = new VILBertForVLTasks(config).train().setPrecision(values.bf16 ? 'bf16' : 'fp32');
 const groups = referenceParamGroups(model, LR);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as torch from '../src/torch/index.js';
-import { bundledConfig } from '../src/model/config.js';
+import { fullSizeConfig, randomInputs } from './full-size.js';
 import { VILBertForVLTasks } from '../src/model/vilbert.js';
 import { readWeights, writeWeights } from '../src/io/weights.js';
 import { ReferenceProcess, alternate, median, report, timeMs } from './harness.js';
@@ -32,21 +32,8 @@ const schedule = { warmup: Number(values.warmup), repeats: Number(values.repeats
 torch.setNumThreads(threads);
 torch.manualSeed(0);
 
-const { config } = bundledConfig('bert_base_6layer_6conect', {
-  task_specific_tokens: true,
-  visual_target: 0,
-  v_target_size: 1601,
-});
-const model = new VILBertForVLTasks(config).eval();
-const inputs = {
-  inputIds: torch.randint(4, 30000, [B, T]).keep(),
-  imageFeatures: torch.randn([B, R, 2048]).keep(),
-  imageLocations: torch.rand([B, R, 5]).keep(),
-  tokenTypeIds: torch.zeros([B, T], { dtype: 'int64' }).keep(),
-  attentionMask: torch.ones([B, T], { dtype: 'int64' }).keep(),
-  imageAttentionMask: torch.ones([B, R], { dtype: 'int64' }).keep(),
-  taskIds: torch.full([B, 1], 1, { dtype: 'int64' }).keep(),
-};
+const model = new VILBertForVLTasks(fullSizeConfig()).eval();
+const inputs = randomInputs(B, T, R);
 const forwardAll = () => timeMs(() => torch.scope(() => torch.inferenceMode(() => void model.call(inputs))));
 const forwardVqa = () =>
   timeMs(() => torch.scope(() => torch.inferenceMode(() => void model.call(inputs, { heads: ['vil_prediction'] }))));
