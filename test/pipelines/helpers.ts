@@ -1,4 +1,7 @@
 // A tiny random multi-task model saved as a model folder, and the kit's settings per pipeline.
+import { mock } from 'node:test';
+import { Command } from 'commander';
+import { registerPredict } from '../../src/cli/predict.js';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,4 +122,17 @@ export function configFile(dir: string): string {
     JSON.stringify({ ...json, vocab_size: 30522, max_position_embeddings: 64, initializer_range: 0.5 }),
   );
   return path;
+}
+
+/** Runs `vilbert <args>` on a program with the predict commands only; returns what it printed. */
+export async function vilbert(...args: string[]): Promise<string> {
+  const program = new Command('vilbert').exitOverride();
+  registerPredict(program);
+  const log = mock.method(console, 'log', () => undefined);
+  try {
+    await program.parseAsync(['node', 'vilbert', ...args]);
+    return log.mock.calls.map((call) => call.arguments.join(' ')).join('\n');
+  } finally {
+    log.mock.restore();
+  }
 }

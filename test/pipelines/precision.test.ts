@@ -1,18 +1,16 @@
 // Precision through the library's and the CLI's doors: a model folder storing bfloat16
 // weights, pipelines and `predict` in bf16 and int8, `model-folder --precision`, and
 // `eval-tasks --compare_precisions` writing each task's agreement with fp32.
-import { describe, it, after, mock } from 'node:test';
+import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { cpSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command } from 'commander';
-import { registerPredict } from '../../src/cli/predict.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { writeWeights } from '../../src/io/weights.js';
 import { createPipeline, loadModelFolder, saveModelFolder } from '../../src/pipelines/index.js';
 import type { PrecisionRow } from '../../src/eval/precision-agreement.js';
-import { LABELS, KIT, kitPath, kitTasks, tempDir, tinyFolder } from './helpers.js';
+import { LABELS, KIT, kitPath, kitTasks, tempDir, tinyFolder, vilbert } from './helpers.js';
 import { fixture, packageRoot } from '../io/fixtures.js';
 
 const saved = tinyFolder(11);
@@ -23,18 +21,6 @@ after(() => {
 });
 const COCO = kitPath('datasets', 'coco', 'features_100', 'COCO_trainval_resnext152_faster_rcnn_genome.lmdb');
 const image = { store: COCO, imageId: '30' };
-
-async function vilbert(...args: string[]): Promise<string> {
-  const program = new Command('vilbert').exitOverride();
-  registerPredict(program);
-  const log = mock.method(console, 'log', () => undefined);
-  try {
-    await program.parseAsync(['node', 'vilbert', ...args]);
-    return log.mock.calls.map((call) => call.arguments.join(' ')).join('\n');
-  } finally {
-    log.mock.restore();
-  }
-}
 
 describe('precision in model folders and pipelines', () => {
   it('a folder of bfloat16 weights is half the size and loads in bf16 unless told otherwise', async () => {

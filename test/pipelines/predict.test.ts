@@ -1,12 +1,11 @@
-import { describe, it, after, mock } from 'node:test';
+import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Command } from 'commander';
-import { STORE_RANKING_TOPK, registerPredict } from '../../src/cli/predict.js';
+import { STORE_RANKING_TOPK } from '../../src/cli/predict.js';
 import { writeFeatureLmdb, type StoredImage } from '../../src/synthetic/features.js';
 import { writeWeights } from '../../src/io/weights.js';
 import { createPipeline, loadModelFolder } from '../../src/pipelines/index.js';
-import { configFile, kitPath, labelsRoot, tempDir, tinyFolder } from './helpers.js';
+import { configFile, kitPath, labelsRoot, tempDir, tinyFolder, vilbert } from './helpers.js';
 
 const saved = tinyFolder(5);
 const scratch = tempDir();
@@ -15,19 +14,6 @@ after(() => {
   scratch.dispose();
 });
 const COCO = kitPath('datasets', 'coco', 'features_100', 'COCO_trainval_resnext152_faster_rcnn_genome.lmdb');
-
-/** Runs `vilbert <args>` on a program with the predict commands only; returns what it printed. */
-async function vilbert(...args: string[]): Promise<string> {
-  const program = new Command('vilbert').exitOverride();
-  registerPredict(program);
-  const log = mock.method(console, 'log', () => undefined);
-  try {
-    await program.parseAsync(['node', 'vilbert', ...args]);
-    return log.mock.calls.map((call) => call.arguments.join(' ')).join('\n');
-  } finally {
-    log.mock.restore();
-  }
-}
 
 const predict = (task: string, text: string, ...rest: string[]) =>
   vilbert('predict', '--task', task, '--model', saved.dir, '--text', text, ...rest);
