@@ -53,7 +53,7 @@ export function setQuantizedEngine(name: string): void {
  */
 export function preferredQuantizedEngine(): string | null {
   const engines = quantizedEngines();
-  return ['onednn', 'fbgemm', 'x86'].find((engine) => engines.includes(engine)) ?? null;
+  return ['onednn', 'fbgemm'].find((engine) => engines.includes(engine)) ?? null;
 }
 
 /** Unmaps the allocator's idle blocks (e.g. float32 weights freed by quantization); returns the bytes. */
